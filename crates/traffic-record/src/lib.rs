@@ -1,0 +1,190 @@
+//! The traffic record: the one contract between the proxy (writer) and the shipper (reader).
+//!
+//! One record is one JSON object on one line of the traffic log. The schema is documented in
+//! `docs/log-format.md` and `docs/log-format.schema.json`; bump [`SCHEMA_VERSION`] on any change
+//! a reader could notice.
+//!
+//! Bodies are kept as [`RawValue`] so that a JSON body Claude Code sent is written and shipped
+//! byte for byte as it arrived (no key reordering, no float reformatting), and so that readers
+//! which only need the summary fields never build a tree of a multi-megabyte body.
+
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use std::collections::BTreeMap;
+
+/// Version of the record layout, written as `"v"` in every record.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Value of the `"kind"` field that marks a line as a traffic record.
+pub const KIND: &str = "claude_api_exchange";
+
+/// One request/response exchange through the proxy.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct TrafficRecord {
+    /// Always [`SCHEMA_VERSION`] for records this crate writes.
+    pub v: u32,
+    /// Always [`KIND`].
+    pub kind: String,
+    /// 32 lowercase hex digits; unique per exchange (usable as an OpenTelemetry trace id).
+    pub id: String,
+    /// RFC 3339 UTC timestamp with nanoseconds: when the proxy received the request head.
+    pub started_at: String,
+    /// RFC 3339 UTC timestamp: when the exchange ended (last byte, abort or error).
+    pub ended_at: String,
+    /// `ended_at - started_at` in milliseconds.
+    pub duration_ms: f64,
+    /// Milliseconds from `started_at` to the first response body byte (or the response head
+    /// when the body is empty); absent when no response arrived.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttfb_ms: Option<f64>,
+    pub outcome: Outcome,
+    /// Human-readable cause when the outcome is not `complete`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Claude Code session id: the `x-claude-code-session-id` header, else parsed from the
+    /// request body's `metadata.user_id`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<String>,
+    /// `model` from the response (or the request, when no response said it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// Whether the request asked for a stream (`"stream": true`).
+    #[serde(default)]
+    pub stream: bool,
+    /// Final `stop_reason` of the message, if the response carried one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_reason: Option<String>,
+    /// Token usage of the message, if the response carried it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<Usage>,
+    pub request: Request,
+    /// Absent when no response head arrived from the upstream.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response: Option<Response>,
+}
+
+/// How the exchange ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// The full response reached the client.
+    Complete,
+    /// The client went away before the response was complete; the upstream request was
+    /// cancelled.
+    ClientAborted,
+    /// No connection (or no response head) could be had from the upstream.
+    UpstreamUnreachable,
+    /// The upstream stayed silent longer than the idle timeout.
+    UpstreamTimeout,
+    /// The upstream cut the response body before its end.
+    UpstreamAborted,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Complete => "complete",
+            Outcome::ClientAborted => "client_aborted",
+            Outcome::UpstreamUnreachable => "upstream_unreachable",
+            Outcome::UpstreamTimeout => "upstream_timeout",
+            Outcome::UpstreamAborted => "upstream_aborted",
+        }
+    }
+}
+
+/// Token counts as the Anthropic API reports them (the final, cumulative values).
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Usage {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_tokens: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_tokens: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_creation_input_tokens: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_read_input_tokens: Option<u64>,
+}
+
+/// Header name (lowercase) to value. Repeated headers are joined with `", "`. Secret values
+/// (x-api-key, authorization, proxy-authorization, cookie, set-cookie) are replaced by
+/// [`REDACTED`].
+pub type Headers = BTreeMap<String, String>;
+
+/// What replaces a secret header value.
+pub const REDACTED: &str = "[REDACTED]";
+
+/// Header names whose values never reach the log.
+pub const SECRET_HEADERS: &[&str] = &[
+    "x-api-key",
+    "authorization",
+    "proxy-authorization",
+    "cookie",
+    "set-cookie",
+];
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Request {
+    pub method: String,
+    pub path: String,
+    /// The raw query string without `?`, absent when there was none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query: Option<String>,
+    pub headers: Headers,
+    pub body: Body,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Headers,
+    pub body: Body,
+    /// Present when the response was `text/event-stream`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sse: Option<Sse>,
+}
+
+/// A captured body. Exactly one of `json`, `text`, `base64` is present unless the body was
+/// empty.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct Body {
+    /// Bytes seen on the wire (before decoding), counting past the capture cap.
+    pub size: u64,
+    /// The `content-encoding` that was decoded for the log (`gzip`, `br`, `deflate`, `zstd`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decoded_from: Option<String>,
+    /// True when the capture cap was reached: the captured content is a prefix.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub truncated: bool,
+    /// The body, when it is valid JSON, verbatim.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub json: Option<Box<RawValue>>,
+    /// The body, when it is UTF-8 but not JSON. Omitted for event streams, whose content is
+    /// `response.sse.events`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    /// The body, base64 (standard alphabet), when it is not UTF-8.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base64: Option<String>,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// The server-sent events of a streamed response and the message rebuilt from them.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Sse {
+    pub events: Vec<SseEvent>,
+    /// The Anthropic `message` reassembled from the events: content blocks (text, thinking
+    /// with signature, tool_use with parsed `input`), `stop_reason`, `stop_sequence`, `usage`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<Box<RawValue>>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct SseEvent {
+    /// The SSE `event:` field (`message` when absent).
+    pub event: String,
+    /// The `data:` field, verbatim as JSON when it parses, else as a string.
+    pub data: Box<RawValue>,
+}
