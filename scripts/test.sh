@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Runs the whole test suite. First installs what the tests need, idempotently, cached under
+# $CAL_CACHE: podman (+runc), nginx, shellcheck, debootstrap from apt; the real Claude Code CLI
+# from npm; a Python venv with the official anthropic SDK, opentelemetry-proto, rotel and
+# jsonschema. Tests find these through the variables exported below and fail, naming this
+# script, when one is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+CACHE=${CAL_CACHE:-/var/cache/claude-api-logger-ci}
+CLAUDE_CODE_VERSION=2.1.332
+SUDO=""
+[ "$(id -u)" = 0 ] || SUDO=sudo
+$SUDO mkdir -p "$CACHE"
+$SUDO chown "$(id -u):$(id -g)" "$CACHE"
+
+step() { printf '\n== %s\n' "$*"; }
+
+apt_pkgs=(podman runc nginx-light shellcheck debootstrap uidmap iproute2)
+missing=()
+for p in "${apt_pkgs[@]}"; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  step "apt-get install ${missing[*]}"
+  $SUDO apt-get update -qq
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+fi
+
+if [ ! -x "$CACHE/npm/bin/claude" ]; then
+  step "npm install @anthropic-ai/claude-code@$CLAUDE_CODE_VERSION"
+  npm install --no-fund --no-audit --prefix "$CACHE/npm" -g "@anthropic-ai/claude-code@$CLAUDE_CODE_VERSION"
+fi
+
+if [ ! -f "$CACHE/venv/.complete" ]; then
+  step "python venv: anthropic opentelemetry-proto rotel jsonschema"
+  rm -rf "$CACHE/venv"
+  python3 -m venv "$CACHE/venv"
+  "$CACHE/venv/bin/pip" install -q anthropic opentelemetry-proto rotel jsonschema
+  touch "$CACHE/venv/.complete"
+fi
+
+# Podman on these machines needs runc and raised ulimits (see docs/development.md).
+cat > "$CACHE/containers.conf" <<'CONF'
+[containers]
+default_ulimits = ["nofile=20000:20000", "nproc=20000:20000"]
+[engine]
+runtime = "runc"
+CONF
+
+export CONTAINERS_CONF="$CACHE/containers.conf"
+export CAL_CACHE="$CACHE"
+export CLAUDE_BIN="$CACHE/npm/bin/claude"
+export TEST_PYTHON="$CACHE/venv/bin/python"
+export PATH="$CACHE/venv/bin:$PATH"
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+step "cargo clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+step "cargo nextest run"
+cargo nextest run --workspace --locked --no-fail-fast "$@"
