@@ -188,3 +188,21 @@ pub struct SseEvent {
     /// The `data:` field, verbatim as JSON when it parses, else as a string.
     pub data: Box<RawValue>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_bodies_round_trip_byte_for_byte() {
+        let line = r#"{"v":1,"kind":"claude_api_exchange","id":"0123456789abcdef0123456789abcdef","started_at":"2026-11-27T11:00:00.000000001Z","ended_at":"2026-11-27T11:00:01Z","duration_ms":1000.0,"outcome":"complete","stream":false,"request":{"method":"POST","path":"/v1/messages","headers":{"x-api-key":"[REDACTED]"},"body":{"size":30,"json":{"z":1,"a":1.50,"model":"m"}}}}"#;
+        let record: TrafficRecord = serde_json::from_str(line).unwrap();
+        assert_eq!(record.outcome, Outcome::Complete);
+        assert_eq!(
+            record.request.body.json.as_ref().unwrap().get(),
+            r#"{"z":1,"a":1.50,"model":"m"}"#,
+            "key order and number spelling are kept"
+        );
+        assert_eq!(serde_json::to_string(&record).unwrap(), line);
+    }
+}
