@@ -1,1 +1,605 @@
-//! Placeholder; replaced by its owner.
+//! A FAKE Anthropic Messages API, for tests only: it is not the real service and knows no model.
+//!
+//! It follows the documented wire format closely enough for the official SDKs and the Claude
+//! Code CLI to talk to it: `POST /v1/messages` answers with a JSON message or, with
+//! `"stream": true`, a server-sent event stream framed as `event: NAME\ndata: {json}\n\n` in the
+//! real order (`message_start`, `content_block_start`, `ping`, `content_block_delta`...,
+//! `content_block_stop`, `message_delta`, `message_stop`); errors use the documented shape
+//! `{"type":"error","error":{"type","message"},"request_id"}`; every response carries a
+//! `request-id` and `anthropic-ratelimit-*` headers.
+//!
+//! What it answers is chosen by directives in the text of the LAST user message:
+//!
+//! | directive | reply |
+//! |---|---|
+//! | a `tool_result` block | `Tool result received: <first 200 chars of its content>` |
+//! | `[[tool:Bash:<command>]]` | a `tool_use` block, input streamed as `input_json_delta` |
+//! | `[[thinking]]` | a thinking block (thinking + signature deltas) before the text |
+//! | `[[error:<status>]]` | that status with the Anthropic error shape |
+//! | `[[sse-error]]` | an `event: error` frame after the first delta |
+//! | `[[cut]]` | the connection is dropped after a few events |
+//! | `[[slow:<ms>]]` | that long between SSE events |
+//! | `[[gzip]]` | a gzip-compressed non-streaming response (when the client accepts gzip) |
+//! | `[[big:<bytes>]]` | a text reply of about that many bytes |
+//! | anything else | `Hello from fake-anthropic. You said: <first 80 chars>` |
+//!
+//! Usage numbers are deterministic: `input_tokens` = request body bytes / 4, `output_tokens` =
+//! reply bytes / 4 (at least 1).
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use axum::response::Response;
+use serde_json::{Value, json};
+use std::io::Write;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+
+/// Binds `addr`, serves the fake API in a background task, and returns the bound address.
+pub async fn spawn(addr: SocketAddr) -> std::io::Result<SocketAddr> {
+    let listener = TcpListener::bind(addr).await?;
+    let bound = listener.local_addr()?;
+    tokio::spawn(async move {
+        let _ = serve(listener).await;
+    });
+    Ok(bound)
+}
+
+/// Serves the fake API on an already bound listener until the task is dropped.
+pub async fn serve(listener: TcpListener) -> std::io::Result<()> {
+    axum::serve(listener, router()).await
+}
+
+/// The fake API as an axum router (every path goes through one handler).
+pub fn router() -> Router {
+    // Claude Code's requests grow with the conversation; tests send 10 MB and more.
+    Router::new()
+        .fallback(handle)
+        .layer(axum::extract::DefaultBodyLimit::disable())
+}
+
+static COUNTER: AtomicU64 = AtomicU64::new(1);
+
+/// A fresh id with the given prefix, e.g. `req_fake000000000000000000000007`.
+fn new_id(prefix: &str) -> String {
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!("{prefix}_fake{nanos:08x}{n:016x}")
+}
+
+async fn handle(method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+    let request_id = new_id("req");
+    let path = uri.path();
+    let mut response = match (method.as_str(), path) {
+        ("GET", "/health") => plain_json(StatusCode::OK, json!({"status": "ok"})),
+        ("POST", "/v1/messages") => messages(&headers, &body, &request_id).await,
+        ("POST", "/v1/messages/count_tokens") => match serde_json::from_slice::<Value>(&body) {
+            Ok(_) => plain_json(
+                StatusCode::OK,
+                json!({"input_tokens": input_tokens(body.len())}),
+            ),
+            Err(e) => error_response(
+                400,
+                &format!("request body is not valid JSON: {e}"),
+                &request_id,
+            ),
+        },
+        _ => error_response(
+            404,
+            &format!("Not found: {method} {path} (fake-anthropic)"),
+            &request_id,
+        ),
+    };
+    let h = response.headers_mut();
+    h.insert("request-id", header_value(&request_id));
+    for (name, value) in [
+        ("anthropic-ratelimit-requests-limit", "4000"),
+        ("anthropic-ratelimit-requests-remaining", "3999"),
+        ("anthropic-ratelimit-requests-reset", "2026-01-01T00:00:00Z"),
+        ("anthropic-ratelimit-tokens-limit", "400000"),
+        ("anthropic-ratelimit-tokens-remaining", "399000"),
+        ("anthropic-ratelimit-tokens-reset", "2026-01-01T00:00:00Z"),
+        ("anthropic-organization-id", "fake-org"),
+    ] {
+        h.insert(name, HeaderValue::from_static(value));
+    }
+    response
+}
+
+fn header_value(s: &str) -> HeaderValue {
+    HeaderValue::from_str(s).unwrap_or_else(|_| HeaderValue::from_static("invalid"))
+}
+
+fn input_tokens(body_len: usize) -> u64 {
+    (body_len / 4) as u64
+}
+
+fn output_tokens(reply_len: usize) -> u64 {
+    ((reply_len / 4) as u64).max(1)
+}
+
+fn plain_json(status: StatusCode, value: Value) -> Response {
+    Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(value.to_string()))
+        .expect("static response parts are valid")
+}
+
+/// The documented error shape for `status`; 429 and 529 also say when to retry.
+fn error_response(status: u16, message: &str, request_id: &str) -> Response {
+    let kind = match status {
+        400 => "invalid_request_error",
+        401 => "authentication_error",
+        402 => "billing_error",
+        403 => "permission_error",
+        404 => "not_found_error",
+        413 => "request_too_large",
+        429 => "rate_limit_error",
+        504 => "timeout_error",
+        529 => "overloaded_error",
+        _ => "api_error",
+    };
+    let status_code = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut response = plain_json(
+        status_code,
+        json!({
+            "type": "error",
+            "error": {"type": kind, "message": message},
+            "request_id": request_id,
+        }),
+    );
+    let h = response.headers_mut();
+    if status == 429 || status == 529 {
+        h.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    }
+    if status == 429 || status >= 500 {
+        h.insert("x-should-retry", HeaderValue::from_static("true"));
+    }
+    response
+}
+
+/// What the last user message asks for.
+#[derive(Debug, Default)]
+struct Directives {
+    /// Text of the last user message (text blocks joined).
+    text: String,
+    /// Content of a `tool_result` block in the last user message, if any.
+    tool_result: Option<String>,
+    tool: Option<(String, String)>,
+    thinking: bool,
+    error: Option<u16>,
+    sse_error: bool,
+    cut: bool,
+    slow_ms: u64,
+    gzip: bool,
+    big: Option<usize>,
+}
+
+/// The text inside `[[name:...]]`, if the directive is present.
+fn directive_arg<'a>(text: &'a str, name: &str) -> Option<&'a str> {
+    let open = format!("[[{name}:");
+    let start = text.find(&open)? + open.len();
+    let len = text[start..].find("]]")?;
+    Some(&text[start..start + len])
+}
+
+/// Joins the text of a content value: a string, or a list of blocks with `text`.
+fn content_text(content: &Value) -> String {
+    match content {
+        Value::String(s) => s.clone(),
+        Value::Array(blocks) => blocks
+            .iter()
+            .filter_map(|b| b.get("text").and_then(Value::as_str))
+            .collect::<Vec<_>>()
+            .join("\n"),
+        _ => String::new(),
+    }
+}
+
+fn parse_directives(request: &Value) -> Directives {
+    let mut d = Directives::default();
+    let last_user = request
+        .get("messages")
+        .and_then(Value::as_array)
+        .and_then(|m| {
+            m.iter()
+                .rev()
+                .find(|m| m.get("role").and_then(Value::as_str) == Some("user"))
+        });
+    let Some(content) = last_user.and_then(|m| m.get("content")) else {
+        return d;
+    };
+    if let Value::Array(blocks) = content {
+        d.tool_result = blocks
+            .iter()
+            .find(|b| b.get("type").and_then(Value::as_str) == Some("tool_result"))
+            .map(|b| b.get("content").map(content_text).unwrap_or_default());
+    }
+    let text = content_text(content);
+    if let Some(arg) = directive_arg(&text, "tool") {
+        let (name, command) = arg.split_once(':').unwrap_or(("Bash", arg));
+        d.tool = Some((name.to_string(), command.to_string()));
+    }
+    d.thinking = text.contains("[[thinking]]");
+    d.error = directive_arg(&text, "error").and_then(|s| s.trim().parse().ok());
+    d.sse_error = text.contains("[[sse-error]]");
+    d.cut = text.contains("[[cut]]");
+    d.slow_ms = directive_arg(&text, "slow")
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0);
+    d.gzip = text.contains("[[gzip]]");
+    d.big = directive_arg(&text, "big").and_then(|s| s.trim().parse().ok());
+    d.text = text;
+    d
+}
+
+/// The first `n` characters of `s`.
+fn prefix_chars(s: &str, n: usize) -> &str {
+    match s.char_indices().nth(n) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
+}
+
+/// One content block of the reply.
+enum Block {
+    Thinking {
+        thinking: String,
+        signature: String,
+    },
+    Text(String),
+    ToolUse {
+        id: String,
+        name: String,
+        input: Value,
+    },
+}
+
+impl Block {
+    fn to_json(&self) -> Value {
+        match self {
+            Block::Thinking {
+                thinking,
+                signature,
+            } => json!({"type": "thinking", "thinking": thinking, "signature": signature}),
+            Block::Text(text) => json!({"type": "text", "text": text}),
+            Block::ToolUse { id, name, input } => {
+                json!({"type": "tool_use", "id": id, "name": name, "input": input})
+            }
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Block::Thinking { thinking, .. } => thinking.len(),
+            Block::Text(text) => text.len(),
+            Block::ToolUse { input, .. } => input.to_string().len(),
+        }
+    }
+}
+
+fn reply_blocks(d: &Directives) -> (Vec<Block>, &'static str) {
+    let mut blocks = Vec::new();
+    if d.thinking {
+        blocks.push(Block::Thinking {
+            thinking: "Let me think about this step by step. The user wants a fake answer."
+                .to_string(),
+            signature: "ZmFrZS1zaWduYXR1cmUtZnJvbS1mYWtlLWFudGhyb3BpYw==".to_string(),
+        });
+    }
+    if let Some(result) = &d.tool_result {
+        blocks.push(Block::Text(format!(
+            "Tool result received: {}",
+            prefix_chars(result, 200)
+        )));
+        return (blocks, "end_turn");
+    }
+    if let Some((name, command)) = &d.tool {
+        blocks.push(Block::Text("I will run that command.".to_string()));
+        blocks.push(Block::ToolUse {
+            id: new_id("toolu"),
+            name: name.clone(),
+            input: json!({"command": command, "description": "run it"}),
+        });
+        return (blocks, "tool_use");
+    }
+    if let Some(size) = d.big {
+        let unit = "All work and no play makes a big reply. ";
+        let mut text = unit.repeat(size / unit.len() + 1);
+        text.truncate(size.max(1));
+        blocks.push(Block::Text(text));
+        return (blocks, "end_turn");
+    }
+    blocks.push(Block::Text(format!(
+        "Hello from fake-anthropic. You said: {}",
+        prefix_chars(&d.text, 80)
+    )));
+    (blocks, "end_turn")
+}
+
+async fn messages(headers: &HeaderMap, body: &[u8], request_id: &str) -> Response {
+    let request: Value = match serde_json::from_slice(body) {
+        Ok(v) => v,
+        Err(e) => {
+            return error_response(
+                400,
+                &format!("request body is not valid JSON: {e}"),
+                request_id,
+            );
+        }
+    };
+    let model = request
+        .get("model")
+        .and_then(Value::as_str)
+        .unwrap_or("claude-fake")
+        .to_string();
+    let stream = request.get("stream").and_then(Value::as_bool) == Some(true);
+    let d = parse_directives(&request);
+    if let Some(status) = d.error {
+        return error_response(status, &format!("fake error {status} as asked"), request_id);
+    }
+    let (blocks, stop_reason) = reply_blocks(&d);
+    let input = input_tokens(body.len());
+    let output = output_tokens(blocks.iter().map(Block::len).sum());
+    let message_id = new_id("msg");
+    if stream {
+        return stream_response(StreamPlan {
+            message_id,
+            model,
+            blocks,
+            stop_reason,
+            input,
+            output,
+            slow: Duration::from_millis(d.slow_ms),
+            sse_error: d.sse_error,
+            cut: d.cut,
+        });
+    }
+    let message = json!({
+        "id": message_id,
+        "type": "message",
+        "role": "assistant",
+        "model": model,
+        "content": blocks.iter().map(Block::to_json).collect::<Vec<_>>(),
+        "stop_reason": stop_reason,
+        "stop_sequence": null,
+        "usage": usage(input, output),
+    });
+    let accepts_gzip = headers
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.split(',').any(|e| e.trim().starts_with("gzip")));
+    if d.gzip && accepts_gzip {
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        let compressed = encoder
+            .write_all(message.to_string().as_bytes())
+            .and_then(|()| encoder.finish());
+        if let Ok(compressed) = compressed {
+            return Response::builder()
+                .status(StatusCode::OK)
+                .header(header::CONTENT_TYPE, "application/json")
+                .header(header::CONTENT_ENCODING, "gzip")
+                .body(Body::from(compressed))
+                .expect("static response parts are valid");
+        }
+    }
+    plain_json(StatusCode::OK, message)
+}
+
+fn usage(input: u64, output: u64) -> Value {
+    json!({
+        "input_tokens": input,
+        "cache_creation_input_tokens": 0,
+        "cache_read_input_tokens": 0,
+        "output_tokens": output,
+    })
+}
+
+struct StreamPlan {
+    message_id: String,
+    model: String,
+    blocks: Vec<Block>,
+    stop_reason: &'static str,
+    input: u64,
+    output: u64,
+    slow: Duration,
+    sse_error: bool,
+    cut: bool,
+}
+
+/// One SSE frame, framed as the API frames it.
+fn frame(event: &str, data: &Value) -> Bytes {
+    Bytes::from(format!("event: {event}\ndata: {data}\n\n"))
+}
+
+/// Splits `s` into pieces of about `n` bytes on character boundaries.
+fn chunks(s: &str, n: usize) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut rest = s;
+    while !rest.is_empty() {
+        let mut end = n.min(rest.len());
+        while !rest.is_char_boundary(end) {
+            end += 1;
+        }
+        out.push(&rest[..end]);
+        rest = &rest[end..];
+    }
+    out
+}
+
+/// The event frames of a streamed reply, in the documented order.
+fn stream_frames(plan: &StreamPlan) -> Vec<(String, Value)> {
+    let mut frames = vec![(
+        "message_start".to_string(),
+        json!({"type": "message_start", "message": {
+            "id": plan.message_id, "type": "message", "role": "assistant", "model": plan.model,
+            "content": [], "stop_reason": null, "stop_sequence": null,
+            "usage": usage(plan.input, 1),
+        }}),
+    )];
+    for (index, block) in plan.blocks.iter().enumerate() {
+        let start = match block {
+            Block::Thinking { .. } => json!({"type": "thinking", "thinking": "", "signature": ""}),
+            Block::Text(_) => json!({"type": "text", "text": ""}),
+            Block::ToolUse { id, name, .. } => {
+                json!({"type": "tool_use", "id": id, "name": name, "input": {}})
+            }
+        };
+        frames.push((
+            "content_block_start".to_string(),
+            json!({"type": "content_block_start", "index": index, "content_block": start}),
+        ));
+        if index == 0 {
+            frames.push(("ping".to_string(), json!({"type": "ping"})));
+        }
+        let deltas: Vec<Value> = match block {
+            Block::Thinking {
+                thinking,
+                signature,
+            } => chunks(thinking, 16)
+                .into_iter()
+                .map(|t| json!({"type": "thinking_delta", "thinking": t}))
+                .chain(std::iter::once(
+                    json!({"type": "signature_delta", "signature": signature}),
+                ))
+                .collect(),
+            Block::Text(text) => chunks(text, if text.len() > 4096 { 16384 } else { 12 })
+                .into_iter()
+                .map(|t| json!({"type": "text_delta", "text": t}))
+                .collect(),
+            Block::ToolUse { input, .. } => std::iter::once(String::new())
+                .chain(
+                    chunks(&input.to_string(), 10)
+                        .into_iter()
+                        .map(str::to_string),
+                )
+                .map(|p| json!({"type": "input_json_delta", "partial_json": p}))
+                .collect(),
+        };
+        for delta in deltas {
+            frames.push((
+                "content_block_delta".to_string(),
+                json!({"type": "content_block_delta", "index": index, "delta": delta}),
+            ));
+        }
+        frames.push((
+            "content_block_stop".to_string(),
+            json!({"type": "content_block_stop", "index": index}),
+        ));
+    }
+    frames.push((
+        "message_delta".to_string(),
+        json!({"type": "message_delta",
+            "delta": {"stop_reason": plan.stop_reason, "stop_sequence": null},
+            "usage": {"output_tokens": plan.output}}),
+    ));
+    frames.push(("message_stop".to_string(), json!({"type": "message_stop"})));
+    frames
+}
+
+fn stream_response(plan: StreamPlan) -> Response {
+    let frames = stream_frames(&plan);
+    let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(4);
+    tokio::spawn(async move {
+        let mut deltas_sent = 0;
+        for (i, (event, data)) in frames.iter().enumerate() {
+            if i > 0 && !plan.slow.is_zero() {
+                tokio::time::sleep(plan.slow).await;
+            }
+            if plan.cut && i == 4 {
+                // Dropping the connection mid-stream: the body ends with an error.
+                let _ = tx
+                    .send(Err(std::io::Error::other("fake-anthropic cut the stream")))
+                    .await;
+                return;
+            }
+            if tx.send(Ok(frame(event, data))).await.is_err() {
+                return; // client gone
+            }
+            if event == "content_block_delta" {
+                deltas_sent += 1;
+                if plan.sse_error && deltas_sent == 1 {
+                    let error = json!({"type": "error", "error":
+                        {"type": "overloaded_error", "message": "Overloaded"}});
+                    let _ = tx.send(Ok(frame("error", &error))).await;
+                    return;
+                }
+            }
+        }
+    });
+    let body = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    });
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, "text/event-stream; charset=utf-8")
+        .header(header::CACHE_CONTROL, "no-cache")
+        .body(Body::from_stream(body))
+        .expect("static response parts are valid")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn directives_come_from_the_last_user_message() {
+        let request = json!({"messages": [
+            {"role": "user", "content": "[[thinking]]"},
+            {"role": "assistant", "content": "ok"},
+            {"role": "user", "content": [{"type": "text", "text": "run [[tool:Bash:ls -la]] now [[slow:5]]"}]},
+        ]});
+        let d = parse_directives(&request);
+        assert!(!d.thinking);
+        assert_eq!(d.tool, Some(("Bash".to_string(), "ls -la".to_string())));
+        assert_eq!(d.slow_ms, 5);
+    }
+
+    #[test]
+    fn tool_result_content_may_be_a_list_of_blocks() {
+        let request = json!({"messages": [{"role": "user", "content": [
+            {"type": "tool_result", "tool_use_id": "t", "content": [{"type": "text", "text": "file.txt"}]}
+        ]}]});
+        assert_eq!(
+            parse_directives(&request).tool_result.as_deref(),
+            Some("file.txt")
+        );
+    }
+
+    #[test]
+    fn streamed_tool_input_reassembles_to_the_input() {
+        let d = parse_directives(
+            &json!({"messages": [{"role": "user", "content": "[[tool:Bash:echo hi]]"}]}),
+        );
+        let (blocks, stop) = reply_blocks(&d);
+        assert_eq!(stop, "tool_use");
+        let plan = StreamPlan {
+            message_id: "m".into(),
+            model: "x".into(),
+            blocks,
+            stop_reason: stop,
+            input: 1,
+            output: 1,
+            slow: Duration::ZERO,
+            sse_error: false,
+            cut: false,
+        };
+        let partial: String = stream_frames(&plan)
+            .iter()
+            .filter_map(|(_, d)| d["delta"]["partial_json"].as_str().map(str::to_string))
+            .collect();
+        let input: Value = serde_json::from_str(&partial).unwrap();
+        assert_eq!(
+            input,
+            json!({"command": "echo hi", "description": "run it"})
+        );
+    }
+}
