@@ -1,2 +1,808 @@
-//! Placeholder; replaced by its owner.
-fn main() {}
+//! What the logging proxy costs: direct connection vs nginx vs claude-api-proxy, side by side.
+//!
+//! All three targets sit in front of the same instant upstream (a minimal hyper server in this
+//! file, so the upstream's own cost is negligible and identical for all of them); the phases
+//! interleave the targets round by round so that drift on a noisy 2-core machine hits all three
+//! alike. claude-api-proxy runs as its real binary, capturing every exchange to a temp log file.
+//!
+//! ```text
+//! cargo bench -p claude-api-proxy --bench overhead            # full run, ~2 minutes
+//! cargo bench -p claude-api-proxy --bench overhead -- --smoke  # tiny counts, seconds
+//! ```
+//!
+//! Measured: p50/p99 latency of a 50 KB non-streaming POST, time to the first SSE event,
+//! requests/s at 16 concurrent keep-alive connections, and peak RSS (VmHWM) idle and under 100
+//! concurrent streams with 1 MB request bodies. Prints a markdown table with the ratios.
+//! `--smoke` also fails (exit 1) when any request fails or the proxy logged no records.
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::{Frame, Incoming};
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use std::convert::Infallible;
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, TcpListener as StdListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use tokio::net::{TcpListener, TcpStream};
+
+/// Which target a measurement goes through.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Via {
+    Direct,
+    Nginx,
+    Ours,
+}
+
+const ALL: [Via; 3] = [Via::Direct, Via::Nginx, Via::Ours];
+
+impl Via {
+    fn name(self) -> &'static str {
+        match self {
+            Via::Direct => "direct",
+            Via::Nginx => "nginx",
+            Via::Ours => "claude-api-proxy",
+        }
+    }
+}
+
+/// How much work each phase does.
+struct Plan {
+    warmup: usize,
+    rounds: usize,
+    latency_requests: usize,
+    ttfe_requests: usize,
+    throughput_conns: usize,
+    throughput_secs: f64,
+    streams: usize,
+    stream_body_bytes: usize,
+    slow_events: usize,
+    slow_gap_ms: u64,
+}
+
+const FULL: Plan = Plan {
+    warmup: 200,
+    rounds: 5,
+    latency_requests: 400,
+    ttfe_requests: 400,
+    throughput_conns: 16,
+    throughput_secs: 3.0,
+    streams: 100,
+    stream_body_bytes: 1 << 20,
+    slow_events: 20,
+    slow_gap_ms: 50,
+};
+
+const SMOKE: Plan = Plan {
+    warmup: 5,
+    rounds: 1,
+    latency_requests: 20,
+    ttfe_requests: 20,
+    throughput_conns: 16,
+    throughput_secs: 0.3,
+    streams: 10,
+    stream_body_bytes: 1 << 20,
+    slow_events: 4,
+    slow_gap_ms: 20,
+};
+
+const LATENCY_BODY_BYTES: usize = 50 * 1024;
+
+fn main() {
+    // `cargo bench` passes `--bench`; `cargo test --benches` passes nothing; ignore the rest.
+    let smoke = std::env::args().any(|a| a == "--smoke");
+    let plan = if smoke { SMOKE } else { FULL };
+    let ok = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+        .block_on(run(&plan, smoke));
+    if !ok {
+        std::process::exit(1);
+    }
+}
+
+async fn run(plan: &Plan, smoke: bool) -> bool {
+    let work = tempfile::Builder::new()
+        .prefix("overhead-bench")
+        .tempdir()
+        .expect("temp dir");
+    let upstream = spawn_upstream(plan.slow_events, plan.slow_gap_ms);
+    eprintln!("upstream on {upstream}");
+
+    // Fresh proxies for the memory phase, so that VmHWM is exactly idle, then 100 streams.
+    let mut memory = Vec::new();
+    for via in [Via::Nginx, Via::Ours] {
+        let proxy = Proxy::start(
+            via,
+            upstream,
+            &work.path().join(format!("rss-{}", via.name())),
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let idle = proxy.hwm_kib();
+        let failures = concurrent_streams(proxy.addr, plan.streams, plan.stream_body_bytes).await;
+        let loaded = proxy.hwm_kib();
+        eprintln!(
+            "{}: VmHWM idle {idle} KiB, under streams {loaded} KiB",
+            via.name()
+        );
+        memory.push((via, idle, loaded, failures));
+        drop(proxy);
+    }
+
+    let nginx = Proxy::start(Via::Nginx, upstream, &work.path().join("nginx"));
+    let ours = Proxy::start(Via::Ours, upstream, &work.path().join("ours"));
+    let addr = |via: Via| match via {
+        Via::Direct => upstream,
+        Via::Nginx => nginx.addr,
+        Via::Ours => ours.addr,
+    };
+
+    let body = messages_body(LATENCY_BODY_BYTES, false);
+    let stream_body = messages_body(1024, true);
+    let mut latency: [Vec<Duration>; 3] = Default::default();
+    let mut ttfe: [Vec<Duration>; 3] = Default::default();
+    let mut throughput: [(u64, f64); 3] = Default::default();
+    let mut failures = 0u64;
+
+    for via in ALL {
+        let mut conn = Conn::open(addr(via)).await;
+        for _ in 0..plan.warmup {
+            conn.post(&body, "json").await;
+        }
+    }
+    for round in 0..plan.rounds {
+        for (i, via) in ALL.into_iter().enumerate() {
+            let mut conn = Conn::open(addr(via)).await;
+            for _ in 0..plan.latency_requests {
+                let t = Instant::now();
+                conn.post(&body, "json").await;
+                latency[i].push(t.elapsed());
+            }
+            for _ in 0..plan.ttfe_requests {
+                ttfe[i].push(conn.first_event(&stream_body).await);
+            }
+            let (n, secs, failed) = saturate(
+                addr(via),
+                plan.throughput_conns,
+                Duration::from_secs_f64(plan.throughput_secs),
+                &body,
+            )
+            .await;
+            throughput[i].0 += n;
+            throughput[i].1 += secs;
+            failures += failed;
+        }
+        eprintln!("round {}/{} done", round + 1, plan.rounds);
+    }
+
+    let records = ours.records();
+    let log_bytes = std::fs::metadata(&ours.log_file)
+        .map(|m| m.len())
+        .unwrap_or(0);
+    let table = Table {
+        latency: latency.map(|mut v| {
+            v.sort();
+            v
+        }),
+        ttfe: ttfe.map(|mut v| {
+            v.sort();
+            v
+        }),
+        rps: throughput.map(|(n, secs)| n as f64 / secs),
+        memory,
+    };
+    println!("{}", machine());
+    println!(
+        "{} mode: {} rounds x {} requests (50 KB POST) and {} first-event requests per target; \
+         {} connections x {:.1} s per round for throughput; {} concurrent streams x {} bytes\n",
+        if smoke { "smoke" } else { "full" },
+        plan.rounds,
+        plan.latency_requests,
+        plan.ttfe_requests,
+        plan.throughput_conns,
+        plan.throughput_secs,
+        plan.streams,
+        plan.stream_body_bytes
+    );
+    println!("{}", table.markdown());
+    println!(
+        "claude-api-proxy captured {records} records ({:.1} MB of log) during the latency and \
+         throughput phases.",
+        log_bytes as f64 / 1e6
+    );
+
+    let stream_failures: u64 = table.memory.iter().map(|m| m.3).sum();
+    let expected_min =
+        (plan.warmup + plan.rounds * (plan.latency_requests + plan.ttfe_requests)) as u64;
+    let ok = failures == 0 && stream_failures == 0 && records >= expected_min;
+    if !ok {
+        eprintln!(
+            "FAILED: {failures} throughput failures, {stream_failures} stream failures, \
+             {records} records (expected at least {expected_min})"
+        );
+    }
+    ok
+}
+
+// ---------------------------------------------------------------------------------------------
+// The instant upstream: a minimal Anthropic-shaped server on its own runtime thread.
+
+const MESSAGE_JSON: &str = r#"{"id":"msg_bench","type":"message","role":"assistant","model":"claude-bench","content":[{"type":"text","text":"Hello from the bench upstream."}],"stop_reason":"end_turn","stop_sequence":null,"usage":{"input_tokens":12800,"output_tokens":8}}"#;
+
+fn sse_event(name: &str, data: &str) -> Bytes {
+    Bytes::from(format!("event: {name}\ndata: {data}\n\n"))
+}
+
+fn sse_events(deltas: usize) -> Vec<Bytes> {
+    let mut v = vec![
+        sse_event(
+            "message_start",
+            r#"{"type":"message_start","message":{"id":"msg_bench","type":"message","role":"assistant","model":"claude-bench","content":[],"stop_reason":null,"stop_sequence":null,"usage":{"input_tokens":256,"output_tokens":1}}}"#,
+        ),
+        sse_event(
+            "content_block_start",
+            r#"{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}"#,
+        ),
+        sse_event("ping", r#"{"type": "ping"}"#),
+    ];
+    for i in 0..deltas {
+        v.push(sse_event(
+            "content_block_delta",
+            &format!(
+                r#"{{"type":"content_block_delta","index":0,"delta":{{"type":"text_delta","text":"word {i} "}}}}"#
+            ),
+        ));
+    }
+    v.push(sse_event(
+        "content_block_stop",
+        r#"{"type":"content_block_stop","index":0}"#,
+    ));
+    v.push(sse_event(
+        "message_delta",
+        r#"{"type":"message_delta","delta":{"stop_reason":"end_turn","stop_sequence":null},"usage":{"output_tokens":20}}"#,
+    ));
+    v.push(sse_event("message_stop", r#"{"type":"message_stop"}"#));
+    v
+}
+
+type UpBody = http_body_util::combinators::BoxBody<Bytes, Infallible>;
+
+/// Answers after reading the whole request body. `x-bench: json` (default) → a message;
+/// `sse` → the first event at once, the rest 2 ms later (so first-event time is measurable);
+/// `sse-slow` → events `gap_ms` apart (keeps many streams open at once).
+async fn upstream_handle(
+    req: Request<Incoming>,
+    slow_events: usize,
+    gap_ms: u64,
+) -> Result<Response<UpBody>, Infallible> {
+    let mode = req
+        .headers()
+        .get("x-bench")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("json")
+        .to_owned();
+    let _ = req.into_body().collect().await;
+    let builder = Response::builder()
+        .header("request-id", "req_bench")
+        .header("anthropic-ratelimit-requests-remaining", "999");
+    let resp = match mode.as_str() {
+        "sse" | "sse-slow" => {
+            let (events, gap) = if mode == "sse" {
+                (sse_events(3), Duration::from_millis(2))
+            } else {
+                (sse_events(slow_events), Duration::from_millis(gap_ms))
+            };
+            let stream = futures_util::stream::unfold(
+                (events.into_iter(), true),
+                move |(mut it, first)| async move {
+                    let ev = it.next()?;
+                    if !first {
+                        tokio::time::sleep(gap).await;
+                    }
+                    Some((Ok::<_, Infallible>(Frame::data(ev)), (it, false)))
+                },
+            );
+            builder
+                .header("content-type", "text/event-stream; charset=utf-8")
+                .header("cache-control", "no-cache")
+                .body(StreamBody::new(stream).boxed())
+        }
+        _ => builder
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from_static(MESSAGE_JSON.as_bytes())).boxed()),
+    };
+    Ok(resp.expect("valid response"))
+}
+
+fn spawn_upstream(slow_events: usize, gap_ms: u64) -> SocketAddr {
+    let std_listener = StdListener::bind("127.0.0.1:0").expect("bind upstream");
+    std_listener.set_nonblocking(true).expect("nonblocking");
+    let addr = std_listener.local_addr().expect("upstream addr");
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("upstream runtime");
+        rt.block_on(async move {
+            let listener = TcpListener::from_std(std_listener).expect("tokio listener");
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let _ = stream.set_nodelay(true);
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(move |req| {
+                        upstream_handle(req, slow_events, gap_ms)
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+    });
+    addr
+}
+
+// ---------------------------------------------------------------------------------------------
+// The proxies under test, as child processes.
+
+struct Proxy {
+    via: Via,
+    addr: SocketAddr,
+    child: Child,
+    log_file: PathBuf,
+}
+
+impl Proxy {
+    fn start(via: Via, upstream: SocketAddr, dir: &Path) -> Proxy {
+        std::fs::create_dir_all(dir).expect("proxy dir");
+        let log_file = dir.join("traffic.log");
+        let (child, addr) = match via {
+            Via::Direct => unreachable!("direct has no proxy"),
+            Via::Nginx => start_nginx(upstream, dir),
+            Via::Ours => start_ours(upstream, &log_file),
+        };
+        Proxy {
+            via,
+            addr,
+            child,
+            log_file,
+        }
+    }
+
+    /// Peak resident set (VmHWM) in KiB; for nginx the sum over the master and its workers.
+    fn hwm_kib(&self) -> u64 {
+        let master = self.child.id();
+        let mut pids = vec![master];
+        if self.via == Via::Nginx {
+            pids.extend(children_of(master));
+        }
+        pids.iter().map(|&p| status_kib(p, "VmHWM:")).sum()
+    }
+
+    /// Traffic records written by claude-api-proxy so far.
+    fn records(&self) -> u64 {
+        std::fs::read(&self.log_file)
+            .map(|b| b.iter().filter(|&&c| c == b'\n').count() as u64)
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        // SIGTERM first so nginx takes its workers down and ours drains its log.
+        let _ = Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_ours(upstream: SocketAddr, log_file: &Path) -> (Child, SocketAddr) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_claude-api-proxy"))
+        .args(["--listen", "127.0.0.1:0", "--upstream"])
+        .arg(format!("http://{upstream}"))
+        .arg("--log-file")
+        .arg(log_file)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start claude-api-proxy");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    // Keep draining its one-line-per-exchange output so the pipe never blocks it.
+    std::thread::spawn(move || {
+        let mut tx = Some(tx);
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if let Some(rest) = line.strip_prefix("listening on ")
+                && let Some(tx) = tx.take()
+            {
+                let _ = tx.send(rest.trim().to_owned());
+            }
+        }
+    });
+    let addr = rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("claude-api-proxy printed no `listening on` line within 10 s");
+    (child, addr.parse().expect("listening address"))
+}
+
+fn start_nginx(upstream: SocketAddr, dir: &Path) -> (Child, SocketAddr) {
+    // nginx takes no port 0: reserve a free one and hand it over.
+    let port = StdListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+    let d = dir.display();
+    let conf = format!(
+        r#"# Reference reverse proxy: streaming both ways, keep-alive to the upstream.
+worker_processes 2;
+pid {d}/nginx.pid;
+error_log {d}/error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    client_body_temp_path {d}/client_body;
+    proxy_temp_path {d}/proxy_temp;
+    fastcgi_temp_path {d}/fastcgi_temp;
+    uwsgi_temp_path {d}/uwsgi_temp;
+    scgi_temp_path {d}/scgi_temp;
+    client_max_body_size 64m;
+    keepalive_requests 1000000;
+    upstream anthropic {{
+        server {upstream};
+        keepalive 128;
+        keepalive_requests 1000000;
+    }}
+    server {{
+        listen {addr};
+        location / {{
+            proxy_pass http://anthropic;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_buffering off;
+            proxy_request_buffering off;
+            proxy_read_timeout 600s;
+        }}
+    }}
+}}
+"#
+    );
+    let conf_path = dir.join("nginx.conf");
+    std::fs::write(&conf_path, conf).expect("write nginx.conf");
+    // Workers drop to `nobody` when run as root; they must reach the temp paths.
+    let _ = Command::new("chmod").arg("0755").arg(dir).status();
+    let _ = Command::new("chmod")
+        .arg("0755")
+        .arg(dir.parent().expect("parent"))
+        .status();
+    let child = Command::new(nginx_bin())
+        .arg("-p")
+        .arg(dir)
+        .arg("-c")
+        .arg(&conf_path)
+        .arg("-e")
+        .arg(dir.join("error.log"))
+        .args(["-g", "daemon off;"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start nginx (apt nginx-light; scripts/test.sh installs it)");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(addr).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "nginx did not listen on {addr} within 10 s; see {d}/error.log"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    (child, addr)
+}
+
+fn nginx_bin() -> PathBuf {
+    for p in [
+        "/usr/sbin/nginx",
+        "/usr/local/sbin/nginx",
+        "/usr/local/nginx/sbin/nginx",
+    ] {
+        if Path::new(p).exists() {
+            return PathBuf::from(p);
+        }
+    }
+    PathBuf::from("nginx")
+}
+
+fn status_kib(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(field))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|n| n.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn children_of(parent: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return out;
+    };
+    for entry in dir.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // The command name is in parentheses and may hold spaces; ppid follows the state.
+        let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+        if after.split_whitespace().nth(1).and_then(|p| p.parse().ok()) == Some(parent) {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------------------------
+// Load generation: raw hyper HTTP/1.1 connections, keep-alive, one request at a time each.
+
+fn messages_body(bytes: usize, stream: bool) -> Bytes {
+    let head = format!(
+        r#"{{"model":"claude-bench","max_tokens":1024,"stream":{stream},"system":"You are a benchmark.","messages":[{{"role":"user","content":""#
+    );
+    let tail = r#""}]}"#;
+    let fill = bytes.saturating_sub(head.len() + tail.len());
+    let mut s = String::with_capacity(bytes);
+    s.push_str(&head);
+    s.extend(std::iter::repeat_n('x', fill));
+    s.push_str(tail);
+    Bytes::from(s)
+}
+
+struct Conn {
+    addr: SocketAddr,
+    sender: hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+}
+
+impl Conn {
+    async fn open(addr: SocketAddr) -> Conn {
+        let stream = TcpStream::connect(addr).await.expect("connect");
+        stream.set_nodelay(true).expect("nodelay");
+        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .expect("http1 handshake");
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        Conn { addr, sender }
+    }
+
+    fn request(&self, body: &Bytes, mode: &str) -> Request<Full<Bytes>> {
+        Request::post("/v1/messages?beta=true")
+            .header("host", self.addr.to_string())
+            .header("content-type", "application/json")
+            .header("anthropic-version", "2023-06-01")
+            .header("x-api-key", "sk-ant-bench-not-a-key")
+            .header("x-bench", mode)
+            .body(Full::new(body.clone()))
+            .expect("request")
+    }
+
+    async fn send(&mut self, body: &Bytes, mode: &str) -> Result<Response<Incoming>, String> {
+        let req = self.request(body, mode);
+        self.sender.ready().await.map_err(|e| e.to_string())?;
+        let resp = self
+            .sender
+            .send_request(req)
+            .await
+            .map_err(|e| e.to_string())?;
+        if resp.status() != StatusCode::OK {
+            return Err(format!("status {}", resp.status()));
+        }
+        Ok(resp)
+    }
+
+    /// One complete non-streaming exchange; panics on failure (latency must not hide errors).
+    async fn post(&mut self, body: &Bytes, mode: &str) {
+        let resp = self.send(body, mode).await.expect("request");
+        let got = resp.into_body().collect().await.expect("body").to_bytes();
+        assert_eq!(got.len(), MESSAGE_JSON.len(), "unexpected response body");
+    }
+
+    /// Time from sending a streaming request to holding its first complete SSE event.
+    async fn first_event(&mut self, body: &Bytes) -> Duration {
+        let t = Instant::now();
+        let mut resp = self.send(body, "sse").await.expect("stream request");
+        let mut buf = Vec::new();
+        let mut first = None;
+        while let Some(frame) = resp.body_mut().frame().await {
+            if let Ok(data) = frame.expect("stream frame").into_data() {
+                buf.extend_from_slice(&data);
+                if first.is_none() && buf.windows(2).any(|w| w == b"\n\n") {
+                    first = Some(t.elapsed());
+                }
+            }
+        }
+        assert!(
+            buf.ends_with(b"data: {\"type\":\"message_stop\"}\n\n"),
+            "stream did not end with message_stop"
+        );
+        first.expect("no SSE event")
+    }
+}
+
+/// `conns` connections sending back to back for `dur`; returns (completed, seconds, failures).
+async fn saturate(addr: SocketAddr, conns: usize, dur: Duration, body: &Bytes) -> (u64, f64, u64) {
+    let start = Instant::now();
+    let deadline = start + dur;
+    let mut tasks = Vec::new();
+    for _ in 0..conns {
+        let body = body.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut conn = Conn::open(addr).await;
+            let (mut done, mut failed) = (0u64, 0u64);
+            while Instant::now() < deadline {
+                match conn.send(&body, "json").await {
+                    Ok(resp) => match resp.into_body().collect().await {
+                        Ok(_) => done += 1,
+                        Err(_) => failed += 1,
+                    },
+                    Err(_) => {
+                        failed += 1;
+                        conn = Conn::open(addr).await;
+                    }
+                }
+            }
+            (done, failed)
+        }));
+    }
+    let (mut done, mut failed) = (0, 0);
+    for t in tasks {
+        let (d, f) = t.await.expect("load task");
+        done += d;
+        failed += f;
+    }
+    (done, start.elapsed().as_secs_f64(), failed)
+}
+
+/// `n` concurrent slow streams, each with a `body_bytes` request body; returns failures.
+async fn concurrent_streams(addr: SocketAddr, n: usize, body_bytes: usize) -> u64 {
+    let body = messages_body(body_bytes, true);
+    let mut tasks = Vec::new();
+    for _ in 0..n {
+        let body = body.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut conn = Conn::open(addr).await;
+            let Ok(resp) = conn.send(&body, "sse-slow").await else {
+                return 1;
+            };
+            match resp.into_body().collect().await.map(|b| b.to_bytes()) {
+                Ok(b) if b.ends_with(b"{\"type\":\"message_stop\"}\n\n") => 0,
+                _ => 1,
+            }
+        }));
+    }
+    let mut failed = 0;
+    for t in tasks {
+        failed += t.await.unwrap_or(1);
+    }
+    failed
+}
+
+// ---------------------------------------------------------------------------------------------
+// Report.
+
+struct Table {
+    latency: [Vec<Duration>; 3],
+    ttfe: [Vec<Duration>; 3],
+    rps: [f64; 3],
+    memory: Vec<(Via, u64, u64, u64)>,
+}
+
+fn pct(sorted: &[Duration], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i].as_secs_f64() * 1000.0
+}
+
+impl Table {
+    fn markdown(&self) -> String {
+        let mut out = String::new();
+        let mut row = |cells: Vec<String>| {
+            out.push_str(&format!("| {} |\n", cells.join(" | ")));
+        };
+        row(vec![
+            "metric".into(),
+            "direct".into(),
+            "nginx".into(),
+            "claude-api-proxy".into(),
+            "ours / nginx".into(),
+        ]);
+        row(vec!["---".into(); 5]);
+        for (name, samples) in [
+            ("50 KB POST", &self.latency),
+            ("first SSE event", &self.ttfe),
+        ] {
+            for (label, p) in [("p50", 0.5), ("p99", 0.99)] {
+                let v = samples.each_ref().map(|s| pct(s, p));
+                let (added_n, added_o) = (v[1] - v[0], v[2] - v[0]);
+                row(vec![
+                    format!("{name} {label} latency (ms)"),
+                    format!("{:.3}", v[0]),
+                    format!("{:.3} (+{:.3})", v[1], added_n),
+                    format!("{:.3} (+{:.3})", v[2], added_o),
+                    format!("{:.2}x added", added_o / added_n),
+                ]);
+            }
+        }
+        row(vec![
+            "requests/s, 16 connections, 50 KB POST".into(),
+            format!("{:.0}", self.rps[0]),
+            format!("{:.0}", self.rps[1]),
+            format!("{:.0}", self.rps[2]),
+            format!("{:.2}x throughput", self.rps[2] / self.rps[1]),
+        ]);
+        let mem = |via: Via| self.memory.iter().find(|m| m.0 == via).copied();
+        if let (Some(n), Some(o)) = (mem(Via::Nginx), mem(Via::Ours)) {
+            let mb = |kib: u64| format!("{:.1}", kib as f64 / 1024.0);
+            row(vec![
+                "peak RSS idle (MiB)".into(),
+                "-".into(),
+                mb(n.1),
+                mb(o.1),
+                format!("{:.2}x", o.1 as f64 / n.1 as f64),
+            ]);
+            row(vec![
+                "peak RSS, concurrent streams with 1 MB bodies (MiB)".into(),
+                "-".into(),
+                mb(n.2),
+                mb(o.2),
+                format!("{:.2}x", o.2 as f64 / n.2 as f64),
+            ]);
+        }
+        out
+    }
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, v)| v.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let nginx = Command::new(nginx_bin())
+        .arg("-v")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stderr).trim().to_owned())
+        .unwrap_or_default();
+    format!("machine: {cores} cores, {cpu}; {nginx}")
+}
