@@ -1,1 +1,31 @@
-//! Placeholder; replaced by its owner.
+//! A Seq stand-in for tests: NOT Seq. It receives OTLP/HTTP logs the way Seq does and enforces
+//! the rules of Seq that a shipper must cope with, so tests can run on loopback without Seq.
+//!
+//! Seq rules emulated (Seq defaults; see `docs/reliability.md`):
+//! - only `POST /ingest/otlp/v1/logs` ingests (any other path: 404, other method: 405);
+//! - only `Content-Type: application/x-protobuf` (anything else: 415; Seq refuses OTLP JSON
+//!   over HTTP);
+//! - `X-Seq-ApiKey` must match when a key is configured (401 otherwise);
+//! - at most 10 MB per request (413);
+//! - the body must decode as an `ExportLogsServiceRequest` (400 otherwise);
+//! - at most 256 KiB per event; one event over it rejects the WHOLE batch with 400 and nothing
+//!   of the batch is stored. How Seq measures an event is not documented; we measure the event
+//!   as Seq stores it, a JSON document: the JSON-escaped body plus every attribute's
+//!   JSON-escaped key and value (see [`limits::event_size`]). That is stricter than the raw
+//!   protobuf size, so a shipper that passes here passes Seq.
+//!
+//! On top of that it counts what it saw ([`Counters`]), keeps or writes the accepted events
+//! ([`StoredEvent`]), and injects faults on demand ([`Control`]): refusing connections for a
+//! while (connections are reset at the TCP level, not answered), a queue of statuses to answer
+//! next (503, 429 with `Retry-After`, ...), and rejecting for good every batch holding an event
+//! that contains a marker.
+
+pub mod control;
+pub mod event;
+pub mod limits;
+mod listener;
+mod server;
+
+pub use control::{Control, Failure};
+pub use event::StoredEvent;
+pub use server::{Counters, Handle, Options, spawn};

@@ -1,0 +1,428 @@
+//! The HTTP side: the ingest route with Seq's checks, the counters and control routes, and
+//! the [`Handle`] in-process tests hold.
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::State as Extract;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use opentelemetry_proto::tonic::collector::logs::v1::{
+    ExportLogsServiceRequest, ExportLogsServiceResponse,
+};
+use prost::Message;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, VecDeque};
+use std::io::{self, Write};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use crate::control::{Control, Failure};
+use crate::event::{StoredEvent, attributes};
+use crate::limits::{DEFAULT_EVENT_LIMIT, DEFAULT_REQUEST_LIMIT, event_size};
+use crate::listener::RefusingListener;
+
+/// The one path Seq ingests OTLP logs on.
+pub const INGEST_PATH: &str = "/ingest/otlp/v1/logs";
+
+/// How the stand-in is set up.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Required `X-Seq-ApiKey` value; `None` accepts any request.
+    pub api_key: Option<String>,
+    /// Per-event limit in bytes (see [`crate::limits::event_size`]).
+    pub event_limit: usize,
+    /// Per-request limit in bytes.
+    pub request_limit: usize,
+    /// Keep accepted events in memory for [`Handle::events`] and `GET /events`.
+    pub keep_events: bool,
+    /// Append accepted events to `DIR/events.jsonl`.
+    pub store_dir: Option<PathBuf>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            api_key: None,
+            event_limit: DEFAULT_EVENT_LIMIT,
+            request_limit: DEFAULT_REQUEST_LIMIT,
+            keep_events: true,
+            store_dir: None,
+        }
+    }
+}
+
+/// What the stand-in has seen, as served by `GET /counters`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Counters {
+    /// Requests to the ingest path (whatever their fate).
+    pub requests: u64,
+    /// Requests answered 200.
+    pub accepted_requests: u64,
+    /// Events stored.
+    pub accepted_events: u64,
+    /// Ingest requests not accepted, by status (`"400"`, `"429"`, ...).
+    pub rejected_batches: BTreeMap<String, u64>,
+    /// Connections (or reads on open connections) reset while refusing.
+    pub refused_connections: u64,
+    /// Bytes of ingest request bodies received.
+    pub bytes_received: u64,
+}
+
+pub(crate) struct State {
+    options: Options,
+    refuse_until: Mutex<Option<Instant>>,
+    fail_next: Mutex<VecDeque<Failure>>,
+    reject_marker: Mutex<Option<String>>,
+    counters: Mutex<Counters>,
+    refused: AtomicU64,
+    events: Mutex<Vec<StoredEvent>>,
+    store: Mutex<Option<std::fs::File>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl State {
+    pub(crate) fn refusing(&self) -> bool {
+        let mut until = lock(&self.refuse_until);
+        match *until {
+            Some(t) if Instant::now() < t => true,
+            Some(_) => {
+                *until = None;
+                false
+            }
+            None => false,
+        }
+    }
+
+    pub(crate) fn count_refused(&self) {
+        self.refused.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn apply(&self, control: Control) {
+        if control.reset {
+            *lock(&self.refuse_until) = None;
+            lock(&self.fail_next).clear();
+            *lock(&self.reject_marker) = None;
+        }
+        if let Some(secs) = control.refuse_connections_for_secs {
+            *lock(&self.refuse_until) =
+                Some(Instant::now() + Duration::from_secs_f64(secs.max(0.0)));
+        }
+        lock(&self.fail_next).extend(control.fail_next);
+        if let Some(marker) = control.reject_event_containing {
+            *lock(&self.reject_marker) = Some(marker);
+        }
+    }
+
+    fn counters(&self) -> Counters {
+        let mut c = lock(&self.counters).clone();
+        c.refused_connections = self.refused.load(Ordering::Relaxed);
+        c
+    }
+
+    fn reject(&self, status: StatusCode, message: String) -> Response {
+        *lock(&self.counters)
+            .rejected_batches
+            .entry(status.as_u16().to_string())
+            .or_default() += 1;
+        error_response(status, &message)
+    }
+
+    fn ingest(&self, headers: &HeaderMap, body: &[u8]) -> Response {
+        // An injected failure stands for a server that is overloaded or in trouble: it
+        // answers before looking at the request.
+        if let Some(failure) = lock(&self.fail_next).pop_front() {
+            let status =
+                StatusCode::from_u16(failure.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            let mut response = self.reject(status, format!("injected failure {status}"));
+            if let Some(secs) = failure.retry_after() {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            }
+            return response;
+        }
+        if let Some(key) = &self.options.api_key {
+            let given = headers.get("x-seq-apikey").and_then(|v| v.to_str().ok());
+            if given != Some(key.as_str()) {
+                return self.reject(
+                    StatusCode::UNAUTHORIZED,
+                    "a valid X-Seq-ApiKey header is required".into(),
+                );
+            }
+        }
+        let content_type = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok());
+        let essence = content_type.map(|c| c.split(';').next().unwrap_or("").trim());
+        if essence != Some("application/x-protobuf") {
+            return self.reject(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                format!(
+                    "OTLP over HTTP is accepted as application/x-protobuf only, got {content_type:?}"
+                ),
+            );
+        }
+        if body.len() > self.options.request_limit {
+            return self.reject(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!(
+                    "request of {} bytes is over the {} byte limit",
+                    body.len(),
+                    self.options.request_limit
+                ),
+            );
+        }
+        let request = match ExportLogsServiceRequest::decode(body) {
+            Ok(r) => r,
+            Err(e) => {
+                return self.reject(
+                    StatusCode::BAD_REQUEST,
+                    format!("not an ExportLogsServiceRequest: {e}"),
+                );
+            }
+        };
+        let marker = lock(&self.reject_marker).clone();
+        let mut accepted = Vec::new();
+        let mut count = 0u64;
+        for resource_logs in &request.resource_logs {
+            let resource = resource_logs
+                .resource
+                .as_ref()
+                .map(|r| attributes(&r.attributes))
+                .unwrap_or_default();
+            for scope_logs in &resource_logs.scope_logs {
+                for record in &scope_logs.log_records {
+                    count += 1;
+                    let size = event_size(record);
+                    if size > self.options.event_limit {
+                        return self.reject(
+                            StatusCode::BAD_REQUEST,
+                            format!(
+                                "event {count} of the batch is {size} bytes, over the {} byte \
+                                 event limit; the whole batch is rejected",
+                                self.options.event_limit
+                            ),
+                        );
+                    }
+                    let needs_event = self.options.keep_events
+                        || self.options.store_dir.is_some()
+                        || marker.is_some();
+                    if !needs_event {
+                        continue;
+                    }
+                    let event = StoredEvent::new(record, &resource);
+                    if let Some(m) = &marker {
+                        let text = serde_json::to_string(&(&event.body, &event.attributes))
+                            .unwrap_or_default();
+                        if text.contains(m.as_str()) {
+                            return self.reject(
+                                StatusCode::BAD_REQUEST,
+                                format!("event {count} contains the rejected marker {m:?}"),
+                            );
+                        }
+                    }
+                    accepted.push(event);
+                }
+            }
+        }
+        if let Err(e) = self.store(&accepted) {
+            return self.reject(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("cannot store events: {e}"),
+            );
+        }
+        {
+            let mut c = lock(&self.counters);
+            c.accepted_requests += 1;
+            c.accepted_events += count;
+        }
+        if self.options.keep_events {
+            lock(&self.events).extend(accepted);
+        }
+        let mut response = ExportLogsServiceResponse::default()
+            .encode_to_vec()
+            .into_response();
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/x-protobuf"),
+        );
+        response
+    }
+
+    fn store(&self, events: &[StoredEvent]) -> io::Result<()> {
+        let mut file = lock(&self.store);
+        let Some(file) = file.as_mut() else {
+            return Ok(());
+        };
+        let mut buf = Vec::new();
+        for e in events {
+            serde_json::to_writer(&mut buf, e)?;
+            buf.push(b'\n');
+        }
+        file.write_all(&buf)
+    }
+}
+
+fn error_response(status: StatusCode, message: &str) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        serde_json::json!({ "Error": message }).to_string(),
+    )
+        .into_response()
+}
+
+async fn ingest(Extract(state): Extract<Arc<State>>, headers: HeaderMap, body: Body) -> Response {
+    lock(&state.counters).requests += 1;
+    // Read one byte past the limit so an oversized request is told apart without buffering
+    // all of it.
+    let body = match axum::body::to_bytes(body, state.options.request_limit + 1).await {
+        Ok(b) => b,
+        Err(_) => {
+            return state.reject(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!(
+                    "request is over the {} byte limit",
+                    state.options.request_limit
+                ),
+            );
+        }
+    };
+    lock(&state.counters).bytes_received += body.len() as u64;
+    state.ingest(&headers, &body)
+}
+
+async fn counters(Extract(state): Extract<Arc<State>>) -> Response {
+    let body = serde_json::to_string(&state.counters()).unwrap_or_default();
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+async fn events(Extract(state): Extract<Arc<State>>) -> Response {
+    let mut out = Vec::new();
+    for e in lock(&state.events).iter() {
+        let _ = serde_json::to_writer(&mut out, e);
+        out.push(b'\n');
+    }
+    ([(header::CONTENT_TYPE, "application/x-ndjson")], out).into_response()
+}
+
+async fn control(Extract(state): Extract<Arc<State>>, body: axum::body::Bytes) -> Response {
+    match serde_json::from_slice::<Control>(&body) {
+        Ok(c) => {
+            state.apply(c);
+            StatusCode::NO_CONTENT.into_response()
+        }
+        Err(e) => error_response(StatusCode::BAD_REQUEST, &format!("bad control: {e}")),
+    }
+}
+
+async fn not_found() -> Response {
+    error_response(StatusCode::NOT_FOUND, "not found")
+}
+
+fn router(state: Arc<State>) -> Router {
+    Router::new()
+        .route(INGEST_PATH, post(ingest))
+        .route("/counters", get(counters))
+        .route("/events", get(events))
+        .route("/control", post(control))
+        .fallback(not_found)
+        .with_state(state)
+}
+
+/// A running stand-in. Dropping it stops the server.
+pub struct Handle {
+    addr: SocketAddr,
+    state: Arc<State>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Handle {
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The full OTLP logs URL, as a shipper's endpoint setting wants it.
+    pub fn logs_url(&self) -> String {
+        format!("http://{}{INGEST_PATH}", self.addr)
+    }
+
+    pub fn counters(&self) -> Counters {
+        self.state.counters()
+    }
+
+    pub fn control(&self, control: Control) {
+        self.state.apply(control);
+    }
+
+    /// A copy of every stored event, in arrival order.
+    pub fn events(&self) -> Vec<StoredEvent> {
+        lock(&self.state.events).clone()
+    }
+
+    /// Look at the stored events without copying them.
+    pub fn with_events<R>(&self, f: impl FnOnce(&[StoredEvent]) -> R) -> R {
+        f(&lock(&self.state.events))
+    }
+
+    /// Number of stored events.
+    pub fn event_count(&self) -> usize {
+        lock(&self.state.events).len()
+    }
+
+    /// Waits until the server task ends (it only ends on a fatal error).
+    pub async fn wait(self) {
+        let _ = (&mut { self }.task).await;
+    }
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Binds `addr`, serves in a background tokio task, returns the handle (with the bound
+/// address: bind port 0 in tests).
+pub async fn spawn(addr: SocketAddr, options: Options) -> io::Result<Handle> {
+    let store = match &options.store_dir {
+        Some(dir) => {
+            std::fs::create_dir_all(dir)?;
+            Some(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(dir.join("events.jsonl"))?,
+            )
+        }
+        None => None,
+    };
+    let state = Arc::new(State {
+        options,
+        refuse_until: Mutex::new(None),
+        fail_next: Mutex::new(VecDeque::new()),
+        reject_marker: Mutex::new(None),
+        counters: Mutex::new(Counters::default()),
+        refused: AtomicU64::new(0),
+        events: Mutex::new(Vec::new()),
+        store: Mutex::new(store),
+    });
+    let inner = tokio::net::TcpListener::bind(addr).await?;
+    let addr = inner.local_addr()?;
+    let listener = RefusingListener {
+        inner,
+        state: state.clone(),
+    };
+    let app = router(state.clone());
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    Ok(Handle { addr, state, task })
+}

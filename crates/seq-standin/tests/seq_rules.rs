@@ -1,0 +1,294 @@
+//! The stand-in enforces Seq's documented ingestion rules and injects the faults tests ask for.
+
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value};
+use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
+use prost::Message;
+use seq_standin::{Control, Failure, Handle, Options, spawn};
+use std::time::Duration;
+
+const PROTOBUF: &str = "application/x-protobuf";
+
+fn string(s: &str) -> Option<AnyValue> {
+    Some(AnyValue {
+        value: Some(Value::StringValue(s.to_string())),
+    })
+}
+
+fn record(body: &str, trace: u8) -> LogRecord {
+    LogRecord {
+        time_unix_nano: 1_700_000_000_000_000_000,
+        trace_id: vec![trace; 16],
+        body: string(body),
+        attributes: vec![KeyValue {
+            key: "url.path".into(),
+            value: string("/v1/messages"),
+            ..Default::default()
+        }],
+        ..Default::default()
+    }
+}
+
+fn batch(records: Vec<LogRecord>) -> Vec<u8> {
+    ExportLogsServiceRequest {
+        resource_logs: vec![ResourceLogs {
+            scope_logs: vec![ScopeLogs {
+                log_records: records,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+    .encode_to_vec()
+}
+
+async fn standin(options: Options) -> Handle {
+    spawn("127.0.0.1:0".parse().unwrap(), options)
+        .await
+        .unwrap()
+}
+
+async fn post(h: &Handle, content_type: &str, body: Vec<u8>) -> reqwest::Response {
+    reqwest::Client::new()
+        .post(h.logs_url())
+        .header("content-type", content_type)
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn accepts_protobuf_and_stores_each_record() {
+    let h = standin(Options::default()).await;
+    let r = post(
+        &h,
+        PROTOBUF,
+        batch(vec![record("one", 1), record("two", 2)]),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], PROTOBUF);
+    let events = h.events();
+    assert_eq!(events.len(), 2);
+    assert_eq!(events[0].body_str(), Some("one"));
+    assert_eq!(events[1].trace_id, "02".repeat(16));
+    assert_eq!(events[0].attr_str("url.path"), Some("/v1/messages"));
+    let c = h.counters();
+    assert_eq!(
+        (c.requests, c.accepted_requests, c.accepted_events),
+        (1, 1, 2)
+    );
+}
+
+#[tokio::test]
+async fn refuses_json_and_other_content_types_with_415() {
+    let h = standin(Options::default()).await;
+    let r = post(&h, "application/json", b"{}".to_vec()).await;
+    assert_eq!(r.status(), 415);
+    assert_eq!(h.counters().rejected_batches["415"], 1);
+}
+
+#[tokio::test]
+async fn other_paths_are_404() {
+    let h = standin(Options::default()).await;
+    let url = format!("http://{}/ingest/otlp/v1/traces", h.addr());
+    let r = reqwest::Client::new()
+        .post(url)
+        .header("content-type", PROTOBUF)
+        .body(batch(vec![record("x", 1)]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    assert_eq!(h.event_count(), 0);
+}
+
+#[tokio::test]
+async fn api_key_is_required_when_configured() {
+    let h = standin(Options {
+        api_key: Some("secret".into()),
+        ..Options::default()
+    })
+    .await;
+    let client = reqwest::Client::new();
+    let send = |key: Option<&str>| {
+        let mut rb = client
+            .post(h.logs_url())
+            .header("content-type", PROTOBUF)
+            .body(batch(vec![record("x", 1)]));
+        if let Some(k) = key {
+            rb = rb.header("X-Seq-ApiKey", k);
+        }
+        rb.send()
+    };
+    assert_eq!(send(None).await.unwrap().status(), 401);
+    assert_eq!(send(Some("wrong")).await.unwrap().status(), 401);
+    assert_eq!(send(Some("secret")).await.unwrap().status(), 200);
+    assert_eq!(h.event_count(), 1);
+}
+
+#[tokio::test]
+async fn one_event_over_256_kib_rejects_the_whole_batch() {
+    let h = standin(Options::default()).await;
+    let big = "a".repeat(256 * 1024);
+    let r = post(
+        &h,
+        PROTOBUF,
+        batch(vec![record("small", 1), record(&big, 2)]),
+    )
+    .await;
+    assert_eq!(r.status(), 400);
+    assert_eq!(h.event_count(), 0, "nothing of a rejected batch is stored");
+    // Just under the limit, counting JSON escapes and the attribute, passes.
+    let attr = seq_standin::limits::json_str_len("url.path")
+        + seq_standin::limits::json_str_len("/v1/messages");
+    let fits = "a".repeat(256 * 1024 - attr - 2);
+    let r = post(&h, PROTOBUF, batch(vec![record(&fits, 3)])).await;
+    assert_eq!(r.status(), 200);
+    // Escapes count: quotes take two bytes each in the stored JSON.
+    let quoted = "\"".repeat(129 * 1024);
+    let r = post(&h, PROTOBUF, batch(vec![record(&quoted, 4)])).await;
+    assert_eq!(r.status(), 400);
+}
+
+#[tokio::test]
+async fn requests_over_10_mb_are_413() {
+    let h = standin(Options::default()).await;
+    let records = (0..45).map(|i| record(&"b".repeat(230_000), i)).collect();
+    let r = post(&h, PROTOBUF, batch(records)).await;
+    assert_eq!(r.status(), 413);
+    assert_eq!(h.event_count(), 0);
+}
+
+#[tokio::test]
+async fn undecodable_bodies_are_400() {
+    let h = standin(Options::default()).await;
+    let r = post(&h, PROTOBUF, vec![0xff; 64]).await;
+    assert_eq!(r.status(), 400);
+}
+
+#[tokio::test]
+async fn injected_statuses_are_answered_in_order_with_retry_after() {
+    let h = standin(Options::default()).await;
+    h.control(Control {
+        fail_next: vec![
+            Failure::Status(503),
+            Failure::WithRetryAfter {
+                status: 429,
+                retry_after: Some(2),
+            },
+        ],
+        ..Control::default()
+    });
+    let r = post(&h, PROTOBUF, batch(vec![record("x", 1)])).await;
+    assert_eq!(r.status(), 503);
+    let r = post(&h, PROTOBUF, batch(vec![record("x", 1)])).await;
+    assert_eq!(r.status(), 429);
+    assert_eq!(r.headers()["retry-after"], "2");
+    let r = post(&h, PROTOBUF, batch(vec![record("x", 1)])).await;
+    assert_eq!(r.status(), 200);
+    let c = h.counters();
+    assert_eq!(c.rejected_batches["503"], 1);
+    assert_eq!(c.rejected_batches["429"], 1);
+    assert_eq!(c.accepted_events, 1);
+}
+
+#[tokio::test]
+async fn refusing_resets_connections_then_recovers() {
+    let h = standin(Options::default()).await;
+    let client = reqwest::Client::new();
+    let send = || {
+        client
+            .post(h.logs_url())
+            .header("content-type", PROTOBUF)
+            .body(batch(vec![record("x", 1)]))
+            .send()
+    };
+    // A kept-alive connection exists before the refusal starts: it must be reset too.
+    assert_eq!(send().await.unwrap().status(), 200);
+    h.control(Control {
+        refuse_connections_for_secs: Some(1.0),
+        ..Control::default()
+    });
+    let err = send().await.expect_err("no HTTP answer while refusing");
+    assert!(!err.is_status(), "{err:?}");
+    let err = send().await.expect_err("new connections are reset too");
+    assert!(!err.is_status(), "{err:?}");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(send().await.unwrap().status(), 200);
+    let c = h.counters();
+    assert!(c.refused_connections >= 2, "{c:?}");
+    assert_eq!(c.accepted_events, 2);
+}
+
+#[tokio::test]
+async fn a_marker_rejects_its_batch_for_good() {
+    let h = standin(Options::default()).await;
+    h.control(serde_json::from_str(r#"{"reject_event_containing":"POISON"}"#).unwrap());
+    for _ in 0..2 {
+        let r = post(
+            &h,
+            PROTOBUF,
+            batch(vec![record("ok", 1), record("xPOISONx", 2)]),
+        )
+        .await;
+        assert_eq!(r.status(), 400);
+    }
+    let r = post(&h, PROTOBUF, batch(vec![record("ok", 1)])).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(h.event_count(), 1);
+}
+
+#[tokio::test]
+async fn the_binary_serves_and_writes_events_jsonl() {
+    let dir = std::env::temp_dir().join(format!("seq-standin-bin-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_seq-standin"))
+        .args(["--listen", "127.0.0.1:0", "--api-key", "k", "--store"])
+        .arg(&dir)
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    use tokio::io::AsyncBufReadExt;
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let line = tokio::time::timeout(Duration::from_secs(10), lines.next_line())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let addr = line.strip_prefix("listening on ").expect(&line).to_string();
+    let client = reqwest::Client::new();
+    let r = client
+        .post(format!("http://{addr}/ingest/otlp/v1/logs"))
+        .header("content-type", PROTOBUF)
+        .header("x-seq-apikey", "k")
+        .body(batch(vec![record("stored", 7)]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = client
+        .post(format!("http://{addr}/control"))
+        .body(r#"{"fail_next":[503]}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let counters = client
+        .get(format!("http://{addr}/counters"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let counters: serde_json::Value = serde_json::from_str(&counters).unwrap();
+    assert_eq!(counters["accepted_events"], 1);
+    let stored = std::fs::read_to_string(dir.join("events.jsonl")).unwrap();
+    let event: seq_standin::StoredEvent = serde_json::from_str(stored.trim()).unwrap();
+    assert_eq!(event.body_str(), Some("stored"));
+    child.kill().await.unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}
