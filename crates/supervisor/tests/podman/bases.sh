@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# Makes the local base images the podman tests build on, because no image registry is reachable
+# here: a Debian bookworm rootfs (debootstrap), a Rust builder with the host's toolchain, a
+# distroless-cc look-alike (glibc + libgcc + CA certificates + user nonroot 65532) and a Claude
+# Code image with the host's node and the Claude Code that scripts/test.sh installed. Each image
+# is made once and reused across runs (CI runs on this same machine); a lock serialises
+# concurrent test processes. Prints nothing on success but the image names.
+set -euo pipefail
+CACHE=${CAL_CACHE:?CAL_CACHE not set: run scripts/test.sh}
+DEBIAN=localhost/cal-test-debian:bookworm
+RUST=localhost/cal-test-rust:bookworm
+DISTROLESS=localhost/cal-test-distroless-cc:nonroot
+CLAUDE=localhost/cal-test-claude:latest
+MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
+
+mkdir -p "$CACHE/podman"
+exec 9>"$CACHE/podman/bases.lock"
+flock 9
+
+work=$(mktemp -d "$CACHE/podman/work.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+rootfs="$CACHE/podman/rootfs-bookworm"
+
+if ! podman image exists "$DEBIAN"; then
+  if [ ! -f "$rootfs/.complete" ]; then
+    rm -rf "$rootfs"
+    debootstrap --variant=minbase --include=ca-certificates,gcc,libc6-dev,libstdc++6 \
+      bookworm "$rootfs" "$MIRROR" >"$work/debootstrap.log" 2>&1 \
+      || { tail -20 "$work/debootstrap.log" >&2; exit 1; }
+    rm -rf "$rootfs"/var/cache/apt/archives/*.deb
+    touch "$rootfs/.complete"
+  fi
+  tar -C "$rootfs" --exclude=./.complete -c . | podman import - "$DEBIAN" >/dev/null
+fi
+
+if ! podman image exists "$RUST"; then
+  toolchain=$(rustc --print sysroot)
+  mkdir -p "$work/rust"
+  # Hard links keep the copy into the build context cheap; docs are not needed to compile.
+  cp -al "$toolchain" "$work/rust/toolchain" 2>/dev/null || cp -a "$toolchain" "$work/rust/toolchain"
+  rm -rf "$work/rust/toolchain/share/doc"
+  cat >"$work/rust/Containerfile" <<CF
+FROM $DEBIAN
+COPY toolchain /usr/local/rust
+ENV PATH=/usr/local/rust/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+    CARGO_HOME=/usr/local/cargo
+RUN mkdir -p /usr/local/cargo && cargo --version && rustc --version
+CF
+  podman build -q -t "$RUST" "$work/rust" >/dev/null
+fi
+
+if ! podman image exists "$DISTROLESS"; then
+  d="$work/distroless"
+  mkdir -p "$d/root/etc/ssl/certs" "$d/root/lib/x86_64-linux-gnu" "$d/root/lib64" \
+    "$d/root/tmp" "$d/root/home/nonroot"
+  cp -L "$rootfs/etc/ssl/certs/ca-certificates.crt" "$d/root/etc/ssl/certs/"
+  for lib in libc.so.6 libm.so.6 libgcc_s.so.1 libdl.so.2 libpthread.so.0 librt.so.1 \
+    libstdc++.so.6; do
+    cp -L "$rootfs/usr/lib/x86_64-linux-gnu/$lib" "$d/root/lib/x86_64-linux-gnu/"
+  done
+  cp -L "$rootfs/usr/lib64/ld-linux-x86-64.so.2" "$d/root/lib64/"
+  printf 'root:x:0:0:root:/root:/sbin/nologin\nnonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n' >"$d/root/etc/passwd"
+  printf 'root:x:0:\nnonroot:x:65532:\n' >"$d/root/etc/group"
+  chmod 1777 "$d/root/tmp"
+  chown 65532:65532 "$d/root/home/nonroot"
+  cat >"$d/Containerfile" <<'CF'
+FROM scratch
+COPY root/ /
+USER 65532:65532
+WORKDIR /home/nonroot
+CF
+  podman build -q -t "$DISTROLESS" "$d" >/dev/null
+fi
+
+if ! podman image exists "$CLAUDE"; then
+  c="$work/claude"
+  mkdir -p "$c"
+  cp -L "$(command -v node)" "$c/node"
+  cp -a "$CACHE/npm" "$c/npm"
+  cat >"$c/Containerfile" <<CF
+FROM $DEBIAN
+COPY node /usr/local/bin/node
+COPY npm /usr/local/lib/claude-npm
+RUN ln -s /usr/local/lib/claude-npm/lib/node_modules/@anthropic-ai/claude-code/bin/claude.exe /usr/local/bin/claude \
+ && useradd -m -u 1000 claude && mkdir -p /workspace && chown claude /workspace
+USER claude
+WORKDIR /workspace
+ENTRYPOINT ["claude"]
+CF
+  podman build -q -t "$CLAUDE" "$c" >/dev/null
+fi
+
+echo "$DEBIAN $RUST $DISTROLESS $CLAUDE"

@@ -1,0 +1,316 @@
+//! The supervisor binary against stub children (shell scripts that record their life in a
+//! file): ordered shutdown, signal forwarding, restart with backoff, zombie reaping, exit 64.
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+const BIN: &str = env!("CARGO_BIN_EXE_claude-api-logger");
+
+struct Run {
+    dir: PathBuf,
+    child: Child,
+}
+
+fn stub(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/stubs")
+        .join(name)
+}
+
+fn temp_dir(test: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "cal-supervisor-{test}-{}-{}",
+        std::process::id(),
+        Instant::now().elapsed().as_nanos()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn command(dir: &Path, env: &[(&str, &str)]) -> Command {
+    let conf = dir.join("fluent-bit.conf");
+    std::fs::write(&conf, "[SERVICE]\n    flush 1\n").unwrap();
+    let mut cmd = Command::new(BIN);
+    cmd.env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("EVENTS", dir.join("events"))
+        .env("LOG_LEVEL", "debug")
+        .args(["--proxy-bin"])
+        .arg(stub("proxy.sh"))
+        .arg("--shipper-bin")
+        .arg(stub("shipper.sh"))
+        .arg("--fluent-bit-conf")
+        .arg(&conf)
+        .args([
+            "--restart-backoff-min-ms",
+            "200",
+            "--restart-backoff-max-ms",
+            "800",
+        ])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.join("stderr")).unwrap());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd
+}
+
+fn start(test: &str, env: &[(&str, &str)]) -> Run {
+    let dir = temp_dir(test);
+    let child = command(&dir, env).spawn().expect("supervisor starts");
+    Run { dir, child }
+}
+
+impl Run {
+    fn events(&self) -> Vec<String> {
+        std::fs::read_to_string(self.dir.join("events"))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    fn stderr(&self) -> String {
+        std::fs::read_to_string(self.dir.join("stderr")).unwrap_or_default()
+    }
+
+    fn wait_for_event(&self, prefix: &str, count: usize) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self
+            .events()
+            .iter()
+            .filter(|e| e.starts_with(prefix))
+            .count()
+            < count
+        {
+            assert!(
+                Instant::now() < deadline,
+                "no {count}x {prefix:?} in {:?}\nstderr:\n{}",
+                self.events(),
+                self.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn signal(&self, sig: Signal) {
+        kill(Pid::from_raw(self.child.id() as i32), sig).unwrap();
+    }
+
+    fn wait_exit(&mut self, within: Duration) -> i32 {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code().expect("exited, not killed");
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!(
+                    "supervisor still running after {within:?}\nstderr:\n{}",
+                    self.stderr()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn kinds(&self) -> Vec<String> {
+        self.events()
+            .iter()
+            .map(|e| e.split(' ').next().unwrap().to_owned())
+            .collect()
+    }
+}
+
+impl Drop for Run {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        // Stubs left behind by a failed assertion stop themselves when their parent is gone
+        // only if signalled; kill them by the pids they recorded.
+        for event in self.events() {
+            if let Some(pid) = event.split(' ').nth(1).and_then(|p| p.parse::<i32>().ok()) {
+                let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[test]
+fn missing_seq_host_exits_64_before_starting_anything() {
+    let dir = temp_dir("config");
+    let out = command(&dir, &[]).stderr(Stdio::piped()).output().unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("SEQ_HOST is not set"), "{stderr}");
+    assert!(!dir.join("events").exists(), "a child was started");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn sigterm_stops_proxy_first_then_shipper_delivers_the_tail_then_exit_0() {
+    let mut run = start(
+        "order",
+        &[("SEQ_HOST", "seq.example"), ("STUB_DRAIN_SECS", "1")],
+    );
+    run.wait_for_event("proxy-start", 1);
+    run.wait_for_event("shipper-start", 1);
+    run.signal(Signal::SIGTERM);
+    assert_eq!(
+        run.wait_exit(Duration::from_secs(20)),
+        0,
+        "{}",
+        run.stderr()
+    );
+    assert_eq!(
+        run.kinds()[2..],
+        [
+            "proxy-TERM",
+            "proxy-exit",
+            "shipper-TERM",
+            "shipper-drain-start",
+            "shipper-drain-exit"
+        ],
+        "{:?}",
+        run.events()
+    );
+    let drain = run
+        .events()
+        .into_iter()
+        .find(|e| e.starts_with("shipper-drain-start"))
+        .unwrap();
+    assert!(
+        drain.ends_with("SEQ_HOST=seq.example SEQ_PORT=5341"),
+        "{drain}"
+    );
+}
+
+#[test]
+fn proxy_gets_upstream_and_log_file_arguments() {
+    let run = start(
+        "args",
+        &[
+            ("SEQ_HOST", "seq"),
+            ("UPSTREAM_URL", "http://fake:8080"),
+            ("LOG_FILE", "/tmp/x.log"),
+        ],
+    );
+    run.wait_for_event("proxy-start", 1);
+    run.wait_for_event("shipper-start", 1);
+    let events = run.events();
+    let proxy = events
+        .iter()
+        .find(|e| e.starts_with("proxy-start"))
+        .unwrap();
+    assert!(
+        proxy.ends_with("--upstream http://fake:8080 --log-file /tmp/x.log"),
+        "{proxy}"
+    );
+    let shipper = events
+        .iter()
+        .find(|e| e.starts_with("shipper-start"))
+        .unwrap();
+    assert!(shipper.contains(" -c "), "{shipper}");
+}
+
+#[test]
+fn sigint_is_forwarded_to_the_proxy() {
+    let mut run = start("sigint", &[("SEQ_HOST", "seq")]);
+    run.wait_for_event("proxy-start", 1);
+    run.wait_for_event("shipper-start", 1);
+    run.signal(Signal::SIGINT);
+    assert_eq!(run.wait_exit(Duration::from_secs(20)), 0);
+    assert!(
+        run.kinds().contains(&"proxy-INT".to_owned()),
+        "{:?}",
+        run.events()
+    );
+}
+
+#[test]
+fn crashing_proxy_is_restarted_with_backoff_and_the_reason_is_logged() {
+    let mut run = start("crash", &[("SEQ_HOST", "seq"), ("STUB_PROXY", "crash")]);
+    std::thread::sleep(Duration::from_millis(2500));
+    // Backoff 200, 400, 800, 800 ms: starts at ~0, 0.2, 0.6, 1.4, 2.2 s.
+    let starts = run.kinds().iter().filter(|k| *k == "proxy-start").count();
+    assert!(
+        (4..=6).contains(&starts),
+        "{starts} starts: {:?}",
+        run.events()
+    );
+    assert!(
+        run.stderr()
+            .contains("child exited with code 3; restarting after backoff"),
+        "{}",
+        run.stderr()
+    );
+    run.signal(Signal::SIGTERM);
+    assert_eq!(run.wait_exit(Duration::from_secs(20)), 0);
+}
+
+#[test]
+fn killed_proxy_is_restarted_and_the_signal_is_named() {
+    let mut run = start("kill9", &[("SEQ_HOST", "seq")]);
+    run.wait_for_event("proxy-start", 1);
+    let first = run
+        .events()
+        .into_iter()
+        .find(|e| e.starts_with("proxy-start"))
+        .unwrap();
+    let pid: i32 = first.split(' ').nth(1).unwrap().parse().unwrap();
+    kill(Pid::from_raw(pid), Signal::SIGKILL).unwrap();
+    run.wait_for_event("proxy-start", 2);
+    assert!(
+        run.stderr().contains("child was killed by signal SIGKILL"),
+        "{}",
+        run.stderr()
+    );
+    run.signal(Signal::SIGTERM);
+    assert_eq!(run.wait_exit(Duration::from_secs(20)), 0);
+}
+
+#[test]
+fn child_configuration_error_stops_everything_with_64() {
+    let mut run = start("child64", &[("SEQ_HOST", "seq"), ("STUB_PROXY", "config")]);
+    assert_eq!(
+        run.wait_exit(Duration::from_secs(20)),
+        64,
+        "{}",
+        run.stderr()
+    );
+    assert_eq!(
+        run.kinds().iter().filter(|k| *k == "proxy-start").count(),
+        1
+    );
+}
+
+#[test]
+fn orphaned_grandchildren_are_reaped() {
+    let mut run = start("zombies", &[("SEQ_HOST", "seq"), ("STUB_PROXY", "orphan")]);
+    run.wait_for_event("proxy-start", 1);
+    std::thread::sleep(Duration::from_millis(1500));
+    let me = run.child.id().to_string();
+    let zombies: Vec<String> = std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| std::fs::read_to_string(e.ok()?.path().join("stat")).ok())
+        .filter(|stat| {
+            // pid (comm) state ppid ...
+            let after = stat.rsplit_once(") ").map(|(_, rest)| rest).unwrap_or("");
+            let mut fields = after.split(' ');
+            fields.next() == Some("Z") && fields.next() == Some(me.as_str())
+        })
+        .collect();
+    assert!(zombies.is_empty(), "zombies: {zombies:?}");
+    assert!(
+        run.stderr().contains("reaped an orphaned process"),
+        "{}",
+        run.stderr()
+    );
+    run.signal(Signal::SIGTERM);
+    assert_eq!(run.wait_exit(Duration::from_secs(20)), 0);
+}
