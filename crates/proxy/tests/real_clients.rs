@@ -1,0 +1,590 @@
+//! Real clients through the real proxy binary: the official Python `anthropic` SDK and the Claude
+//! Code CLI, against fake-anthropic on loopback, checking both what the client saw and what the
+//! proxy logged.
+//!
+//! The peers come from `scripts/test.sh` (`TEST_PYTHON`: a venv with `anthropic` and
+//! `jsonschema`; `CLAUDE_BIN`: npm `@anthropic-ai/claude-code`); a missing one fails the test.
+//! Every client runs with a cleared environment, a fresh random API key, and a timeout.
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::process::{Child, Command};
+
+const SDK_TIMEOUT: Duration = Duration::from_secs(60);
+const CLAUDE_TIMEOUT: Duration = Duration::from_secs(120);
+const RECORD_TIMEOUT: Duration = Duration::from_secs(15);
+const PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+fn required_env(name: &str, what: &str) -> PathBuf {
+    let value = std::env::var_os(name)
+        .unwrap_or_else(|| panic!("{name} not set: run scripts/test.sh, which installs {what}"));
+    let path = PathBuf::from(value);
+    assert!(
+        path.exists(),
+        "{name}={} does not exist: run scripts/test.sh, which installs {what}",
+        path.display()
+    );
+    path
+}
+
+fn test_python() -> PathBuf {
+    required_env(
+        "TEST_PYTHON",
+        "a Python venv with the anthropic SDK and jsonschema",
+    )
+}
+
+fn claude_bin() -> PathBuf {
+    required_env("CLAUDE_BIN", "Claude Code")
+}
+
+fn clients_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients")
+}
+
+fn schema_path() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/log-format.schema.json")
+}
+
+/// fake-anthropic in-process, the proxy binary in front of it, a temp dir and a random key.
+struct Rig {
+    dir: tempfile::TempDir,
+    log: PathBuf,
+    base_url: String,
+    key: String,
+    proxy_output: Arc<Mutex<String>>,
+    _proxy: Child,
+}
+
+impl Rig {
+    async fn start() -> Rig {
+        let upstream = fake_anthropic::spawn("127.0.0.1:0".parse().unwrap())
+            .await
+            .expect("start fake-anthropic");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let log = dir.path().join("traffic.log");
+        let mut proxy = Command::new(env!("CARGO_BIN_EXE_claude-api-proxy"))
+            .args(["--listen", "127.0.0.1:0", "--upstream"])
+            .arg(format!("http://{upstream}"))
+            .arg("--log-file")
+            .arg(&log)
+            .env_clear()
+            .env("PATH", PATH)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start claude-api-proxy");
+        let proxy_output = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        collect_lines(proxy.stdout.take().unwrap(), proxy_output.clone(), Some(tx));
+        collect_lines(proxy.stderr.take().unwrap(), proxy_output.clone(), None);
+        let addr = tokio::time::timeout(Duration::from_secs(15), rx)
+            .await
+            .expect("claude-api-proxy printed no `listening on` line within 15 s")
+            .expect("claude-api-proxy exited before listening");
+        let key = format!("sk-ant-test-{:032x}", rand::random::<u128>());
+        Rig {
+            dir,
+            log,
+            base_url: format!("http://{addr}"),
+            key,
+            proxy_output,
+            _proxy: proxy,
+        }
+    }
+
+    /// Runs the SDK driver script in `mode`; returns what it printed as JSON.
+    async fn sdk(&self, mode: &str) -> Value {
+        let mut cmd = Command::new(test_python());
+        cmd.arg("-W")
+            .arg("error::DeprecationWarning")
+            .arg(clients_dir().join("sdk.py"))
+            .arg(mode)
+            .env_clear()
+            .env("PATH", PATH)
+            .env("HOME", self.dir.path())
+            .env("ANTHROPIC_BASE_URL", &self.base_url)
+            .env("ANTHROPIC_API_KEY", &self.key);
+        let stdout = run(cmd, SDK_TIMEOUT, "python sdk.py").await;
+        serde_json::from_str(stdout.trim())
+            .unwrap_or_else(|e| panic!("sdk.py {mode} printed no JSON ({e}): {stdout}"))
+    }
+
+    /// Runs `claude -p PROMPT --output-format json` with an isolated HOME and TMPDIR.
+    async fn claude(&self, prompt: &str) -> Value {
+        let home = self.dir.path().join("home");
+        let tmp = self.dir.path().join("tmp");
+        let work = self.dir.path().join("work");
+        for d in [&home, &tmp, &work] {
+            std::fs::create_dir_all(d).unwrap();
+        }
+        let mut cmd = Command::new(claude_bin());
+        cmd.args(["-p", prompt, "--output-format", "json"])
+            .arg("--dangerously-skip-permissions")
+            .current_dir(&work)
+            .env_clear()
+            .env("PATH", PATH)
+            .env("HOME", &home)
+            .env("TMPDIR", &tmp)
+            .env("ANTHROPIC_API_KEY", &self.key)
+            .env("ANTHROPIC_BASE_URL", &self.base_url)
+            .env("DISABLE_TELEMETRY", "1")
+            .env("DISABLE_ERROR_REPORTING", "1")
+            .env("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
+            .env("DISABLE_AUTOUPDATER", "1")
+            // --dangerously-skip-permissions refuses to run as root outside a sandbox.
+            .env("IS_SANDBOX", "1");
+        let stdout = run(cmd, CLAUDE_TIMEOUT, "claude -p").await;
+        let out: Value = serde_json::from_str(stdout.trim())
+            .unwrap_or_else(|e| panic!("claude printed no JSON result ({e}): {stdout}"));
+        assert_eq!(out["is_error"], false, "claude reported an error: {out}");
+        out
+    }
+
+    /// Waits until `done` holds for the records logged so far, then returns them all.
+    async fn records_until(&self, what: &str, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+        let deadline = Instant::now() + RECORD_TIMEOUT;
+        loop {
+            let records = read_records(&self.log);
+            if done(&records) {
+                return records;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no {what} in the log within {RECORD_TIMEOUT:?}; records: {records:#?}\n\
+                 proxy output:\n{}",
+                self.proxy_output.lock().unwrap()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The checks every test ends with: the key is nowhere, every record fits the schema.
+    async fn check_log(&self) {
+        let log = std::fs::read_to_string(&self.log).expect("read traffic log");
+        assert!(
+            !log.contains(&self.key),
+            "the API key reached the traffic log"
+        );
+        let output = self.proxy_output.lock().unwrap().clone();
+        assert!(
+            !output.contains(&self.key),
+            "the API key reached the proxy's output:\n{output}"
+        );
+        validate_against_schema(&self.log).await;
+    }
+}
+
+fn collect_lines(
+    pipe: impl AsyncRead + Unpin + Send + 'static,
+    into: Arc<Mutex<String>>,
+    mut listening: Option<tokio::sync::oneshot::Sender<String>>,
+) {
+    tokio::spawn(async move {
+        let mut lines = BufReader::new(pipe).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            if let Some(addr) = line.strip_prefix("listening on ")
+                && let Some(tx) = listening.take()
+            {
+                let _ = tx.send(addr.trim().to_owned());
+            }
+            let mut all = into.lock().unwrap();
+            all.push_str(&line);
+            all.push('\n');
+        }
+    });
+}
+
+/// Runs `cmd` to completion within `timeout` (killed otherwise); panics unless it succeeds.
+async fn run(mut cmd: Command, timeout: Duration, what: &str) -> String {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let child = cmd.spawn().unwrap_or_else(|e| panic!("start {what}: {e}"));
+    let out = tokio::time::timeout(timeout, child.wait_with_output())
+        .await
+        .unwrap_or_else(|_| panic!("{what} did not finish within {timeout:?}"))
+        .unwrap_or_else(|e| panic!("wait for {what}: {e}"));
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{what} failed with {}\nstdout:\n{stdout}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+fn read_records(log: &Path) -> Vec<Value> {
+    let Ok(text) = std::fs::read_to_string(log) else {
+        return Vec::new();
+    };
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("log line is not JSON: {e}")))
+        .collect()
+}
+
+/// Every line of `log` validates against docs/log-format.schema.json (with Python jsonschema).
+async fn validate_against_schema(log: &Path) {
+    let schema = schema_path();
+    assert!(
+        schema.exists(),
+        "{} is missing: the record schema is part of the contract",
+        schema.display()
+    );
+    let mut cmd = Command::new(test_python());
+    cmd.arg(clients_dir().join("validate_records.py"))
+        .arg(&schema)
+        .arg(log)
+        .env_clear()
+        .env("PATH", PATH);
+    run(cmd, SDK_TIMEOUT, "schema validation of the traffic log").await;
+}
+
+fn messages_records(records: &[Value]) -> Vec<&Value> {
+    records
+        .iter()
+        .filter(|r| r["request"]["path"] == "/v1/messages")
+        .collect()
+}
+
+/// The common shape of a logged `POST /v1/messages` that completed with 200.
+fn assert_complete_messages_exchange(r: &Value) {
+    assert_eq!(r["kind"], "claude_api_exchange", "{r:#}");
+    assert_eq!(r["request"]["method"], "POST");
+    assert_eq!(r["request"]["path"], "/v1/messages");
+    assert_eq!(r["outcome"], "complete", "{r:#}");
+    assert_eq!(r["response"]["status"], 200, "{r:#}");
+    assert_eq!(r["request"]["headers"]["x-api-key"], "[REDACTED]");
+    assert!(
+        r["response"]["headers"]["request-id"].is_string(),
+        "request-id header not logged: {r:#}"
+    );
+    let id = r["id"].as_str().expect("id");
+    assert_eq!(id.len(), 32, "id is 32 hex digits: {id}");
+}
+
+/// The text of the `system` prompt, whether a string or a list of text blocks.
+fn system_text(body: &Value) -> String {
+    match &body["system"] {
+        Value::String(s) => s.clone(),
+        Value::Array(blocks) => blocks
+            .iter()
+            .filter_map(|b| b["text"].as_str())
+            .collect::<Vec<_>>()
+            .join("\n"),
+        _ => String::new(),
+    }
+}
+
+fn message_text(message: &Value) -> String {
+    message["content"]
+        .as_array()
+        .map(|blocks| {
+            blocks
+                .iter()
+                .filter(|b| b["type"] == "text")
+                .filter_map(|b| b["text"].as_str())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn tool_uses(message: &Value) -> Vec<&Value> {
+    message["content"]
+        .as_array()
+        .map(|blocks| blocks.iter().filter(|b| b["type"] == "tool_use").collect())
+        .unwrap_or_default()
+}
+
+/// The `tool_result` blocks of the last user message of a request body.
+fn last_tool_results(body: &Value) -> Vec<&Value> {
+    body["messages"]
+        .as_array()
+        .and_then(|m| m.iter().rev().find(|m| m["role"] == "user"))
+        .and_then(|m| m["content"].as_array())
+        .map(|blocks| {
+            blocks
+                .iter()
+                .filter(|b| b["type"] == "tool_result")
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A tool_result's content as text, whether a string or a list of text blocks.
+fn tool_result_text(block: &Value) -> String {
+    match &block["content"] {
+        Value::String(s) => s.clone(),
+        Value::Array(parts) => parts.iter().filter_map(|p| p["text"].as_str()).collect(),
+        _ => String::new(),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The official Python SDK.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_sdk_create_is_logged_with_system_prompt_response_and_redacted_key() {
+    let rig = Rig::start().await;
+    let out = rig.sdk("create").await;
+    assert_eq!(
+        out["text"],
+        "Hello from fake-anthropic. You said: sdk create: hello proxy"
+    );
+
+    let records = rig.records_until("create record", |r| !r.is_empty()).await;
+    assert_eq!(records.len(), 1, "one exchange, one record: {records:#?}");
+    let r = &records[0];
+    assert_complete_messages_exchange(r);
+    assert_eq!(r["stream"], false);
+    let body = &r["request"]["body"]["json"];
+    assert!(
+        system_text(body).contains("sys-7f3a"),
+        "system prompt: {r:#}"
+    );
+    assert_eq!(body["messages"][0]["content"], "sdk create: hello proxy");
+    let message = &r["response"]["body"]["json"];
+    assert_eq!(message["id"], out["id"]);
+    assert_eq!(message_text(message), out["text"].as_str().unwrap());
+    assert_eq!(r["model"], "claude-sonnet-4-6");
+    assert_eq!(r["stop_reason"], "end_turn");
+    assert_eq!(r["usage"]["input_tokens"], out["usage"]["input_tokens"]);
+    assert_eq!(r["usage"]["output_tokens"], out["usage"]["output_tokens"]);
+    rig.check_log().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_sdk_create_stream_is_logged_with_events_and_reassembled_message() {
+    let rig = Rig::start().await;
+    let out = rig.sdk("stream").await;
+    let text = out["text"].as_str().unwrap();
+    assert_eq!(
+        text,
+        "Hello from fake-anthropic. You said: sdk stream: hello proxy"
+    );
+
+    let records = rig.records_until("stream record", |r| !r.is_empty()).await;
+    assert_eq!(records.len(), 1, "{records:#?}");
+    let r = &records[0];
+    assert_complete_messages_exchange(r);
+    assert_eq!(r["stream"], true);
+    assert!(system_text(&r["request"]["body"]["json"]).contains("sys-7f3a"));
+    let sse = &r["response"]["sse"];
+    // The SDK hides pings; every other event it saw is in the log, in order.
+    let logged: Vec<&str> = sse["events"]
+        .as_array()
+        .expect("sse.events")
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .filter(|e| *e != "ping")
+        .collect();
+    let seen: Vec<&str> = out["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e.as_str().unwrap())
+        .collect();
+    assert_eq!(logged, seen);
+    assert_eq!(message_text(&sse["message"]), text);
+    assert_eq!(sse["message"]["stop_reason"], "end_turn");
+    assert_eq!(r["stop_reason"], "end_turn");
+    assert!(r["usage"]["output_tokens"].as_u64().unwrap() > 0, "{r:#}");
+    rig.check_log().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_sdk_stream_helper_tool_use_round_trip_is_logged() {
+    let rig = Rig::start().await;
+    let out = rig.sdk("stream_tool").await;
+    assert_eq!(out["first_stop_reason"], "tool_use");
+    assert_eq!(out["tool_use"]["name"], "Bash");
+    assert_eq!(out["tool_use"]["input"]["command"], "echo sdk-tool-42");
+    assert_eq!(out["text"], "Tool result received: sdk-tool-42\n");
+
+    let records = rig.records_until("both turns", |r| r.len() >= 2).await;
+    assert_eq!(records.len(), 2, "{records:#?}");
+    let (first, second) = (&records[0], &records[1]);
+    for r in [first, second] {
+        assert_complete_messages_exchange(r);
+        assert_eq!(r["stream"], true);
+        let body = &r["request"]["body"]["json"];
+        assert!(system_text(body).contains("sys-7f3a"));
+        assert_eq!(body["tools"][0]["name"], "Bash", "tools logged: {r:#}");
+        assert_eq!(
+            body["tools"][0]["input_schema"]["required"][0], "command",
+            "tool schema logged in full: {r:#}"
+        );
+    }
+
+    let message = &first["response"]["sse"]["message"];
+    let uses = tool_uses(message);
+    assert_eq!(uses.len(), 1, "{message:#}");
+    assert_eq!(uses[0]["id"], out["tool_use"]["id"]);
+    // The input arrived as input_json_delta fragments; the log holds it parsed.
+    assert_eq!(uses[0]["input"], out["tool_use"]["input"]);
+    assert_eq!(first["stop_reason"], "tool_use");
+    assert!(
+        first["response"]["sse"]["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["data"]["delta"]["type"] == "input_json_delta"),
+        "input_json_delta events logged"
+    );
+
+    let results = last_tool_results(&second["request"]["body"]["json"]);
+    assert_eq!(results.len(), 1, "{second:#}");
+    assert_eq!(results[0]["tool_use_id"], out["tool_use"]["id"]);
+    assert_eq!(tool_result_text(results[0]), "sdk-tool-42\n");
+    assert_eq!(
+        message_text(&second["response"]["sse"]["message"]),
+        out["text"].as_str().unwrap()
+    );
+    rig.check_log().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The real Claude Code CLI.
+
+/// Checks shared by both Claude Code tests; returns its `/v1/messages` records.
+fn assert_claude_code_records<'a>(records: &'a [Value], out: &Value) -> Vec<&'a Value> {
+    let session = out["session_id"]
+        .as_str()
+        .expect("claude printed session_id");
+    let messages = messages_records(records);
+    assert!(!messages.is_empty(), "{records:#?}");
+    for r in &messages {
+        assert_eq!(
+            r["request"]["headers"]["x-claude-code-session-id"], session,
+            "Claude Code sends its session id header: {r:#}"
+        );
+        assert_eq!(r["session_id"], session, "record session_id: {r:#}");
+    }
+    messages
+}
+
+/// The main-loop request: the one with Claude Code's tools and its full system prompt.
+fn assert_main_loop_request(r: &Value) {
+    let body = &r["request"]["body"]["json"];
+    let system = system_text(body);
+    assert!(
+        system.contains("Claude Code") && system.len() > 5_000,
+        "the whole system prompt is logged ({} chars): {:.300}",
+        system.len(),
+        system
+    );
+    let tools: Vec<&str> = body["tools"]
+        .as_array()
+        .expect("tools logged")
+        .iter()
+        .filter_map(|t| t["name"].as_str())
+        .collect();
+    assert!(tools.contains(&"Bash"), "tools: {tools:?}");
+    assert_eq!(r["stream"], true, "Claude Code streams");
+    assert!(
+        r["request"]["body"]["size"].as_u64().unwrap() > 20_000,
+        "Claude Code's first turn is tens of KB: {}",
+        r["request"]["body"]["size"]
+    );
+}
+
+fn request_mentions(r: &Value, needle: &str) -> bool {
+    r["request"]["body"]["json"]["messages"]
+        .to_string()
+        .contains(needle)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claude_code_text_turn_is_logged_with_system_prompt_tools_and_session_id() {
+    let rig = Rig::start().await;
+    let prompt = "Say hello to the logger [cc-text-5d1e]";
+    let out = rig.claude(prompt).await;
+    let result = out["result"].as_str().expect("result");
+    assert!(
+        result.starts_with("Hello from fake-anthropic. You said:"),
+        "claude result: {result}"
+    );
+
+    let records = rig
+        .records_until("the prompt's exchange", |rs| {
+            rs.iter().any(|r| {
+                request_mentions(r, "cc-text-5d1e") && r["response"]["sse"]["message"].is_object()
+            })
+        })
+        .await;
+    let messages = assert_claude_code_records(&records, &out);
+    let turn = messages
+        .iter()
+        .find(|r| {
+            request_mentions(r, "cc-text-5d1e") && r["request"]["body"]["json"]["tools"].is_array()
+        })
+        .unwrap_or_else(|| panic!("no main-loop request with the prompt: {records:#?}"));
+    assert_complete_messages_exchange(turn);
+    assert_main_loop_request(turn);
+    assert_eq!(
+        message_text(&turn["response"]["sse"]["message"]).trim(),
+        result.trim()
+    );
+    assert_eq!(turn["stop_reason"], "end_turn");
+    rig.check_log().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claude_code_tool_use_turn_runs_the_command_and_logs_the_tool_result() {
+    let rig = Rig::start().await;
+    let out = rig.claude("Run it [[tool:Bash:echo marker-123]]").await;
+    let result = out["result"].as_str().expect("result");
+    assert!(
+        result.contains("Tool result received: marker-123"),
+        "claude result: {result}"
+    );
+
+    let records = rig
+        .records_until("the tool_result exchange", |rs| {
+            rs.iter().any(|r| {
+                !last_tool_results(&r["request"]["body"]["json"]).is_empty()
+                    && r["response"]["sse"]["message"].is_object()
+            })
+        })
+        .await;
+    let messages = assert_claude_code_records(&records, &out);
+
+    let ask = messages
+        .iter()
+        .find(|r| !tool_uses(&r["response"]["sse"]["message"]).is_empty())
+        .unwrap_or_else(|| panic!("no record with the tool_use: {records:#?}"));
+    assert_complete_messages_exchange(ask);
+    assert_main_loop_request(ask);
+    let uses = tool_uses(&ask["response"]["sse"]["message"]);
+    assert_eq!(uses[0]["name"], "Bash");
+    assert_eq!(uses[0]["input"]["command"], "echo marker-123");
+    assert_eq!(ask["stop_reason"], "tool_use");
+
+    let answer = messages
+        .iter()
+        .find(|r| !last_tool_results(&r["request"]["body"]["json"]).is_empty())
+        .unwrap_or_else(|| panic!("no request carrying the tool_result: {records:#?}"));
+    assert_complete_messages_exchange(answer);
+    let results = last_tool_results(&answer["request"]["body"]["json"]);
+    assert_eq!(results[0]["tool_use_id"], uses[0]["id"]);
+    // The command's output, not its text: Claude Code really ran it.
+    assert_eq!(tool_result_text(results[0]).trim(), "marker-123");
+    assert!(
+        message_text(&answer["response"]["sse"]["message"])
+            .starts_with("Tool result received: marker-123"),
+        "{answer:#}"
+    );
+    let started = |r: &Value| r["started_at"].as_str().unwrap().to_owned();
+    assert!(
+        started(answer) > started(ask),
+        "the tool_result comes second"
+    );
+    rig.check_log().await;
+}
