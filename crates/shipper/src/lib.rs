@@ -1,1 +1,180 @@
-//! Placeholder; replaced by its owner.
+//! otlp-shipper: follows the claude-api-logger traffic log and delivers every line to Seq (or
+//! any OTLP/HTTP logs endpoint) as OTLP LogRecords, at least once, with a durable checkpoint.
+//!
+//! Pipeline: a reader thread ([`reader`]: [`tail`] → [`encode`] → [`batch`]) hands batches
+//! through a one-slot channel to the [`sender`] ([`retry`], [`deadletter`]), which moves the
+//! [`checkpoint`] after each acknowledged batch. [`metrics`] counts what happens.
+//!
+//! Dependencies beyond the workspace basics: `notify` (file change events),
+//! `opentelemetry-proto` and `prost` (the OTLP wire format), `reqwest` (HTTP/TLS client),
+//! `axum` (metrics endpoint), `humantime` (RFC 3339 timestamps), `rand` (retry jitter),
+//! `bytes` (cheap request resends).
+
+pub mod batch;
+pub mod checkpoint;
+pub mod config;
+pub mod deadletter;
+pub mod encode;
+pub mod metrics;
+pub mod reader;
+pub mod retry;
+pub mod sender;
+pub mod tail;
+
+use crate::checkpoint::Loaded;
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::sender::{Delivery, Sender};
+use crate::tail::Start;
+use anyhow::Context;
+use opentelemetry_proto::tonic::common::v1::{
+    AnyValue, InstrumentationScope, KeyValue, any_value::Value,
+};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use tokio_util::sync::CancellationToken;
+
+/// `service.name` of every event.
+pub const SERVICE_NAME: &str = "claude-api-logger";
+
+fn kv(key: &str, value: &str) -> KeyValue {
+    KeyValue {
+        key: key.into(),
+        value: Some(AnyValue {
+            value: Some(Value::StringValue(value.into())),
+        }),
+        ..Default::default()
+    }
+}
+
+/// The resource and instrumentation scope sent with every request.
+pub fn envelope() -> batch::Envelope {
+    let resource = Resource {
+        attributes: vec![
+            kv("service.name", SERVICE_NAME),
+            kv("service.version", env!("CARGO_PKG_VERSION")),
+        ],
+        ..Default::default()
+    };
+    let scope = InstrumentationScope {
+        name: "otlp-shipper".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        ..Default::default()
+    };
+    batch::Envelope::new(&resource, &scope)
+}
+
+/// Resolves on SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler installs");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+/// Ships until `shutdown` is cancelled (or, with `exit_when_drained`, the file is delivered).
+pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let metrics = Arc::new(Metrics::default());
+    if let Some(addr) = config.metrics_listen {
+        let bound = metrics::serve(addr, metrics.clone(), shutdown.clone())
+            .await
+            .with_context(|| format!("cannot listen on {addr} (--metrics-listen)"))?;
+        tracing::info!(addr = %bound, "metrics at http://{bound}/metrics");
+    }
+    {
+        let (m, s, every) = (metrics.clone(), shutdown.clone(), config.metrics_interval);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.tick().await;
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => m.log(),
+                    _ = s.cancelled() => break,
+                }
+            }
+        });
+    }
+
+    let start = match checkpoint::load(&config.checkpoint)? {
+        Loaded::Found(pos) => Start::At(pos),
+        found => {
+            if let Loaded::Unreadable(why) = found {
+                tracing::warn!(checkpoint = %config.checkpoint.display(), why, "checkpoint is not readable (an old Fluent Bit DB?); it will be replaced");
+            }
+            if config.read_from_head {
+                Start::Head
+            } else {
+                Start::End
+            }
+        }
+    };
+
+    let sender = Sender::new(
+        config.endpoint.clone(),
+        config.headers.clone(),
+        config.tls_verify,
+        envelope(),
+        config.dead_letter.clone(),
+        metrics.clone(),
+        shutdown.clone(),
+    )?;
+
+    let (tx, mut rx) = tokio::sync::mpsc::channel(1);
+    let reader_stop = shutdown.child_token();
+    let settings = reader::ReaderSettings {
+        file: config.file.clone(),
+        start,
+        rotate_wait: config.rotate_wait,
+        refresh_interval: config.refresh_interval,
+        flush_interval: config.flush_interval,
+        batch_max_bytes: config.batch_max_bytes,
+        event_max_bytes: config.event_max_bytes,
+        exit_when_drained: config.exit_when_drained,
+    };
+    let reader = {
+        let (m, stop) = (metrics.clone(), reader_stop.clone());
+        std::thread::Builder::new()
+            .name("reader".into())
+            .spawn(move || reader::run(settings, tx, m, stop))
+            .context("cannot start the reader thread")?
+    };
+    tracing::info!(file = %config.file.display(), endpoint = %config.endpoint, "shipping");
+
+    let result: anyhow::Result<()> = async {
+        loop {
+            let batch = tokio::select! {
+                b = rx.recv() => match b { Some(b) => b, None => break },
+                _ = shutdown.cancelled() => break,
+            };
+            match sender.deliver(&batch).await? {
+                Delivery::Done => {
+                    if let Some(pos) = batch.checkpoint {
+                        checkpoint::save(&config.checkpoint, pos, &config.file)?;
+                        metrics.delivered_offset.store(pos.offset, Relaxed);
+                    }
+                    metrics.shipped_lines.fetch_add(batch.lines, Relaxed);
+                    metrics.shipped_bytes.fetch_add(batch.line_bytes, Relaxed);
+                }
+                Delivery::Interrupted => break,
+            }
+        }
+        Ok(())
+    }
+    .await;
+
+    // Stop the reader (it may be blocked handing over a batch: closing the channel frees it).
+    reader_stop.cancel();
+    drop(rx);
+    let read = tokio::task::spawn_blocking(move || reader.join())
+        .await
+        .context("reader thread")?;
+    metrics.log();
+    result?;
+    match read {
+        Ok(r) => r.with_context(|| format!("cannot read {}", config.file.display())),
+        Err(_) => anyhow::bail!("the reader thread panicked"),
+    }
+}

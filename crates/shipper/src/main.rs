@@ -1,2 +1,58 @@
-//! Placeholder; replaced by its owner.
-fn main() {}
+//! otlp-shipper binary: parse the command line, build the validated config (exit 64 when it
+//! is wrong), start tracing, run until drained or signalled.
+
+use clap::Parser;
+use otlp_shipper::config::{Cli, Config};
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => {
+            let _ = e.print(); // --help, --version
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(64);
+        }
+    };
+    let config = match Config::from_cli(cli, &|k| std::env::var(k).ok()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("otlp-shipper: {e}");
+            return ExitCode::from(64);
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("RUST_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.log_level)),
+        )
+        .init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("otlp-shipper: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        let s = shutdown.clone();
+        tokio::spawn(async move {
+            otlp_shipper::shutdown_signal().await;
+            tracing::info!("shutdown signal: finishing the batch in flight");
+            s.cancel();
+        });
+        otlp_shipper::run(config, shutdown).await
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("otlp-shipper: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

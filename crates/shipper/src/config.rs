@@ -1,0 +1,802 @@
+//! Configuration: the command line (flags with env fallbacks), the old container's
+//! `fluent-bit.conf` (classic format, `${VAR}` expansion), and the validated [`Config`] built
+//! from both. Precedence: flag > environment variable > fluent-bit.conf > built-in default.
+
+use clap::Parser;
+use reqwest::Url;
+use reqwest::header::{HeaderName, HeaderValue};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Seq's default per-request limit is 10 MB; stay clearly below it.
+pub const DEFAULT_BATCH_MAX_BYTES: usize = 8_000_000;
+/// Seq's default per-event limit is 256 KiB (262,144 bytes) including attributes; an event's
+/// budget is counted in JSON-escaped bytes, which leaves ~60 KiB of headroom.
+pub const DEFAULT_EVENT_MAX_BYTES: usize = 200_000;
+/// Below this an event could not hold its own attributes.
+pub const MIN_EVENT_MAX_BYTES: usize = 8_192;
+pub const DEFAULT_FILE: &str = "/var/log/claude-logger.log";
+
+/// The raw command line. Turned into a [`Config`] by [`Config::from_cli`].
+#[derive(Debug, Parser)]
+#[command(
+    name = "otlp-shipper",
+    version,
+    about = "Tails the claude-api-logger traffic log and delivers every line to Seq (or any \
+             OTLP/HTTP logs endpoint), at least once."
+)]
+pub struct Cli {
+    /// A Fluent Bit classic-format config (the old container's fluent-bit.conf); its tail
+    /// input and opentelemetry output settings are honoured, flags override them.
+    #[arg(
+        short = 'c',
+        long = "config",
+        env = "FLUENT_BIT_CONFIG",
+        value_name = "FILE"
+    )]
+    pub config: Option<PathBuf>,
+    /// The traffic log to follow [default: /var/log/claude-logger.log].
+    #[arg(long, env = "LOG_FILE", value_name = "PATH")]
+    pub file: Option<PathBuf>,
+    /// Full OTLP/HTTP logs URL, e.g. http://seq:5341/ingest/otlp/v1/logs.
+    #[arg(long, env = "OTLP_ENDPOINT", value_name = "URL")]
+    pub endpoint: Option<String>,
+    /// Seq API key, sent as the X-Seq-ApiKey header.
+    #[arg(long, env = "SEQ_API_KEY", hide_env_values = true, value_name = "KEY")]
+    pub api_key: Option<String>,
+    /// Extra request header `Name: value` (repeatable).
+    #[arg(long = "header", value_name = "NAME: VALUE")]
+    pub headers: Vec<String>,
+    /// Where the delivered position is saved [default: <file>.checkpoint.json, or the
+    /// tail input's DB path].
+    #[arg(long, env = "CHECKPOINT_FILE", value_name = "PATH")]
+    pub checkpoint: Option<PathBuf>,
+    /// Where events the endpoint refuses for good are written [default:
+    /// <file>.dead-letter.jsonl].
+    #[arg(long, env = "DEAD_LETTER_FILE", value_name = "PATH")]
+    pub dead_letter: Option<PathBuf>,
+    /// Seconds a partly filled batch may wait before it is sent [default: 1].
+    #[arg(long, env = "FLUSH_INTERVAL", value_name = "SECS")]
+    pub flush_interval: Option<f64>,
+    /// Seconds between checks of the file when no change notification arrives [default: 1].
+    #[arg(long, env = "REFRESH_INTERVAL", value_name = "SECS")]
+    pub refresh_interval: Option<f64>,
+    /// Seconds a renamed file is still read after the new one appeared [default: 1].
+    #[arg(long, env = "ROTATE_WAIT", value_name = "SECS")]
+    pub rotate_wait: Option<f64>,
+    /// Without a checkpoint: start at the beginning of the file (true) or at its end.
+    #[arg(long, env = "READ_FROM_HEAD", value_name = "BOOL")]
+    pub read_from_head: Option<bool>,
+    /// Upper bound of one request body in bytes [default: 8000000].
+    #[arg(long, env = "BATCH_MAX_BYTES", value_name = "N")]
+    pub batch_max_bytes: Option<usize>,
+    /// Upper bound of one event (body + attributes, JSON-escaped) in bytes; larger bodies
+    /// are split into ordered parts [default: 200000].
+    #[arg(long, env = "EVENT_MAX_BYTES", value_name = "N")]
+    pub event_max_bytes: Option<usize>,
+    /// Serve counters at http://ADDR/metrics (Prometheus text; JSON with ?format=json).
+    #[arg(long, env = "METRICS_LISTEN", value_name = "ADDR")]
+    pub metrics_listen: Option<SocketAddr>,
+    /// Seconds between two counter lines in the shipper's own log [default: 60].
+    #[arg(long, env = "METRICS_INTERVAL", value_name = "SECS")]
+    pub metrics_interval: Option<f64>,
+    /// Ship until the file is fully delivered, then exit 0.
+    #[arg(long)]
+    pub exit_when_drained: bool,
+    /// Diagnostics level: error, warn, info, debug, trace [default: info].
+    #[arg(long, env = "SHIPPER_LOG_LEVEL", value_name = "LEVEL")]
+    pub log_level: Option<String>,
+}
+
+/// A setting the user must change. Every message names the setting.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}: {message}")]
+    Syntax {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
+    #[error(
+        "{path}: [{section}] key `{key}` is not supported by otlp-shipper (it would change \
+         behaviour); remove it"
+    )]
+    UnknownKey {
+        path: PathBuf,
+        section: String,
+        key: String,
+    },
+    #[error("{path}: [{section}] {message}")]
+    Unsupported {
+        path: PathBuf,
+        section: String,
+        message: String,
+    },
+    #[error("invalid value {value:?} for {setting}: {reason}")]
+    Invalid {
+        setting: String,
+        value: String,
+        reason: String,
+    },
+    #[error(
+        "no OTLP endpoint: set --endpoint / OTLP_ENDPOINT (e.g. \
+         http://seq:5341/ingest/otlp/v1/logs) or an [OUTPUT] host in the -c config file"
+    )]
+    NoEndpoint,
+}
+
+fn invalid(setting: &str, value: &str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        setting: setting.to_string(),
+        value: value.to_string(),
+        reason: reason.into(),
+    }
+}
+
+/// The validated configuration the shipper runs with.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub file: PathBuf,
+    pub endpoint: Url,
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+    pub tls_verify: bool,
+    pub checkpoint: PathBuf,
+    pub dead_letter: PathBuf,
+    pub flush_interval: Duration,
+    pub refresh_interval: Duration,
+    pub rotate_wait: Duration,
+    pub read_from_head: bool,
+    pub batch_max_bytes: usize,
+    pub event_max_bytes: usize,
+    pub metrics_listen: Option<SocketAddr>,
+    pub metrics_interval: Duration,
+    pub exit_when_drained: bool,
+    pub log_level: String,
+}
+
+/// What a fluent-bit.conf contributes (all optional; flags override).
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct FluentBitSettings {
+    pub flush: Option<f64>,
+    pub log_level: Option<String>,
+    pub metrics_listen: Option<SocketAddr>,
+    pub path: Option<PathBuf>,
+    pub db: Option<PathBuf>,
+    pub refresh_interval: Option<f64>,
+    pub rotate_wait: Option<f64>,
+    pub read_from_head: Option<bool>,
+    pub endpoint: Option<String>,
+    pub tls_verify: Option<bool>,
+    pub headers: Vec<(String, String)>,
+}
+
+impl Config {
+    /// Builds the configuration from the command line, reading `-c` if given. `env` looks up
+    /// `${VAR}` references of the config file (the process environment in `main`).
+    pub fn from_cli(cli: Cli, env: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let fb = match &cli.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.clone(),
+                    source,
+                })?;
+                parse_fluent_bit(&text, path, env)?
+            }
+            None => FluentBitSettings::default(),
+        };
+
+        let file = cli
+            .file
+            .or(fb.path)
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_FILE));
+        let endpoint_text = cli
+            .endpoint
+            .or(fb.endpoint)
+            .ok_or(ConfigError::NoEndpoint)?;
+        let endpoint = Url::parse(&endpoint_text)
+            .map_err(|e| invalid("--endpoint / OTLP_ENDPOINT", &endpoint_text, e.to_string()))?;
+        if !matches!(endpoint.scheme(), "http" | "https") {
+            return Err(invalid(
+                "--endpoint / OTLP_ENDPOINT",
+                &endpoint_text,
+                "the scheme must be http or https",
+            ));
+        }
+
+        let mut raw_headers: Vec<(String, String)> = fb.headers;
+        for h in &cli.headers {
+            let (name, value) = h
+                .split_once(':')
+                .ok_or_else(|| invalid("--header", h, "expected `Name: value`"))?;
+            raw_headers.push((name.trim().to_string(), value.trim().to_string()));
+        }
+        if let Some(key) = cli.api_key {
+            raw_headers.retain(|(n, _)| !n.eq_ignore_ascii_case("x-seq-apikey"));
+            raw_headers.push(("X-Seq-ApiKey".to_string(), key));
+        }
+        let mut headers = Vec::new();
+        for (name, value) in raw_headers {
+            // An API key that expands to nothing (SEQ_API_KEY unset) means "no key".
+            if value.is_empty() {
+                continue;
+            }
+            let hn = HeaderName::from_bytes(name.as_bytes())
+                .map_err(|e| invalid("header name", &name, e.to_string()))?;
+            let mut hv = HeaderValue::from_str(&value)
+                .map_err(|e| invalid(&format!("header {name}"), "(hidden)", e.to_string()))?;
+            hv.set_sensitive(true);
+            headers.push((hn, hv));
+        }
+
+        let secs = |setting: &str, v: Option<f64>, default: f64| -> Result<Duration, ConfigError> {
+            let v = v.unwrap_or(default);
+            if !(v.is_finite() && v > 0.0 && v < 86_400.0) {
+                return Err(invalid(setting, &v.to_string(), "expected seconds > 0"));
+            }
+            Ok(Duration::from_secs_f64(v))
+        };
+        let flush_interval = secs(
+            "--flush-interval / [SERVICE] flush",
+            cli.flush_interval.or(fb.flush),
+            1.0,
+        )?;
+        let refresh_interval = secs(
+            "--refresh-interval / [INPUT] refresh_interval",
+            cli.refresh_interval.or(fb.refresh_interval),
+            1.0,
+        )?;
+        let rotate_wait = secs(
+            "--rotate-wait / [INPUT] rotate_wait",
+            cli.rotate_wait.or(fb.rotate_wait),
+            1.0,
+        )?;
+        let metrics_interval = secs("--metrics-interval", cli.metrics_interval, 60.0)?;
+
+        let event_max_bytes = cli.event_max_bytes.unwrap_or(DEFAULT_EVENT_MAX_BYTES);
+        if event_max_bytes < MIN_EVENT_MAX_BYTES {
+            return Err(invalid(
+                "--event-max-bytes",
+                &event_max_bytes.to_string(),
+                format!("must be at least {MIN_EVENT_MAX_BYTES}"),
+            ));
+        }
+        let batch_max_bytes = cli.batch_max_bytes.unwrap_or(DEFAULT_BATCH_MAX_BYTES);
+        if batch_max_bytes < event_max_bytes + 1024 {
+            return Err(invalid(
+                "--batch-max-bytes",
+                &batch_max_bytes.to_string(),
+                format!(
+                    "must exceed --event-max-bytes ({event_max_bytes}) by at least 1024 so one \
+                     event always fits"
+                ),
+            ));
+        }
+
+        let log_level = cli
+            .log_level
+            .or(fb.log_level)
+            .unwrap_or_else(|| "info".to_string());
+        if !matches!(
+            log_level.as_str(),
+            "off" | "error" | "warn" | "info" | "debug" | "trace"
+        ) {
+            return Err(invalid(
+                "--log-level / [SERVICE] log_level",
+                &log_level,
+                "expected off, error, warn, info, debug or trace",
+            ));
+        }
+
+        let checkpoint = cli
+            .checkpoint
+            .or(fb.db)
+            .unwrap_or_else(|| with_suffix(&file, ".checkpoint.json"));
+        let dead_letter = cli
+            .dead_letter
+            .unwrap_or_else(|| with_suffix(&file, ".dead-letter.jsonl"));
+
+        Ok(Config {
+            file,
+            endpoint,
+            headers,
+            tls_verify: fb.tls_verify.unwrap_or(true),
+            checkpoint,
+            dead_letter,
+            flush_interval,
+            refresh_interval,
+            rotate_wait,
+            read_from_head: cli.read_from_head.or(fb.read_from_head).unwrap_or(true),
+            batch_max_bytes,
+            event_max_bytes,
+            metrics_listen: cli.metrics_listen.or(fb.metrics_listen),
+            metrics_interval,
+            exit_when_drained: cli.exit_when_drained,
+            log_level,
+        })
+    }
+}
+
+fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(suffix);
+    PathBuf::from(s)
+}
+
+/// Replaces `${VAR}` with the variable's value; an unset variable expands to the empty string,
+/// as in Fluent Bit.
+pub fn expand_vars(text: &str, env: &dyn Fn(&str) -> Option<String>) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        match after.find('}') {
+            Some(end) => {
+                out.push_str(&env(&after[..end]).unwrap_or_default());
+                rest = &after[end + 1..];
+            }
+            None => {
+                out.push_str(&rest[start..]);
+                rest = "";
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Keys accepted and ignored because they only tuned Fluent Bit itself (its memory buffers,
+/// its SQLite DB, its scheduler) or are met by the shipper's fixed behaviour.
+const IGNORED_SERVICE: &[&str] = &[
+    "daemon",
+    "grace",
+    "http_server",
+    "parsers_file",
+    "plugins_file",
+    "hot_reload",
+    "coro_stack_size",
+    "scheduler.cap",
+    "scheduler.base",
+    "log_file",
+];
+const IGNORED_INPUT: &[&str] = &[
+    "tag",
+    "mem_buf_limit",
+    "buffer_chunk_size",
+    "buffer_max_size",
+    "skip_long_lines",
+    "skip_empty_lines",
+    "db.sync",
+    "db.locking",
+    "db.journal_mode",
+    "db.compare_filename",
+    "inotify_watcher",
+    "storage.type",
+    "storage.pause_on_chunks_overlimit",
+    "threaded",
+    "alias",
+    "exit_on_eof",
+];
+const IGNORED_OUTPUT: &[&str] = &[
+    "match",
+    "retry_limit",
+    "workers",
+    "alias",
+    "log_response_payload",
+    "storage.total_limit_size",
+    "net.keepalive",
+    "net.keepalive_idle_timeout",
+    "net.connect_timeout",
+    "metrics_uri",
+    "traces_uri",
+    "http2",
+];
+
+/// (section name, line, [(key, value, line)]).
+type Section = (String, usize, Vec<(String, String, usize)>);
+
+/// Parses the classic Fluent Bit format: `[SECTION]` headers, `key value` lines, `#`
+/// comments, `@SET name=value` variables; `${VAR}` expanded from `@SET` then `env`.
+pub fn parse_fluent_bit(
+    text: &str,
+    path: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<FluentBitSettings, ConfigError> {
+    let mut sets: BTreeMap<String, String> = BTreeMap::new();
+    let mut out = FluentBitSettings::default();
+    let mut section: Option<String> = None;
+    // Sections collected first, then interpreted one by one.
+    let mut sections: Vec<Section> = Vec::new();
+    let syntax = |line: usize, message: String| ConfigError::Syntax {
+        path: path.to_path_buf(),
+        line,
+        message,
+    };
+
+    for (i, raw) in text.lines().enumerate() {
+        let lineno = i + 1;
+        let line = raw.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix('@') {
+            let (directive, arg) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
+            match directive.to_ascii_uppercase().as_str() {
+                "SET" => {
+                    let (k, v) = arg
+                        .trim()
+                        .split_once('=')
+                        .ok_or_else(|| syntax(lineno, "expected `@SET name=value`".to_string()))?;
+                    sets.insert(k.trim().to_string(), v.trim().to_string());
+                }
+                other => {
+                    return Err(syntax(
+                        lineno,
+                        format!("directive @{other} is not supported by otlp-shipper"),
+                    ));
+                }
+            }
+            continue;
+        }
+        if line.starts_with('[') {
+            let name = line
+                .strip_prefix('[')
+                .and_then(|l| l.strip_suffix(']'))
+                .ok_or_else(|| syntax(lineno, format!("malformed section header {line:?}")))?;
+            let name = name.trim().to_ascii_uppercase();
+            section = Some(name.clone());
+            sections.push((name, lineno, Vec::new()));
+            continue;
+        }
+        let Some(current) = sections.last_mut() else {
+            return Err(syntax(lineno, "key outside of any [SECTION]".to_string()));
+        };
+        debug_assert!(section.is_some());
+        let (key, value) = line
+            .split_once(char::is_whitespace)
+            .map(|(k, v)| (k, v.trim()))
+            .unwrap_or((line, ""));
+        let value = expand_vars(value, &|name| sets.get(name).cloned().or_else(|| env(name)));
+        current
+            .2
+            .push((key.to_ascii_lowercase(), value.trim().to_string(), lineno));
+    }
+
+    let mut inputs = 0;
+    let mut outputs = 0;
+    for (name, _line, kvs) in &sections {
+        let get_name = || {
+            kvs.iter()
+                .find(|(k, _, _)| k == "name")
+                .map(|(_, v, _)| v.to_ascii_lowercase())
+        };
+        let unknown = |key: &str| ConfigError::UnknownKey {
+            path: path.to_path_buf(),
+            section: name.clone(),
+            key: key.to_string(),
+        };
+        let unsupported = |message: String| ConfigError::Unsupported {
+            path: path.to_path_buf(),
+            section: name.clone(),
+            message,
+        };
+        match name.as_str() {
+            "SERVICE" => {
+                let mut listen: Option<String> = None;
+                let mut port: Option<String> = None;
+                let mut http_server = false;
+                for (k, v, _) in kvs {
+                    match k.as_str() {
+                        "flush" => out.flush = Some(parse_secs("[SERVICE] flush", v)?),
+                        "log_level" => out.log_level = Some(v.to_ascii_lowercase()),
+                        "http_listen" => listen = Some(v.clone()),
+                        "http_port" => port = Some(v.clone()),
+                        "http_server" => {
+                            http_server = parse_bool("[SERVICE] http_server", v)?;
+                        }
+                        "daemon" if parse_bool("[SERVICE] daemon", v)? => {
+                            return Err(unsupported(
+                                "daemon on is not supported: run otlp-shipper in the foreground"
+                                    .to_string(),
+                            ));
+                        }
+                        k if IGNORED_SERVICE.contains(&k) || k.starts_with("storage.") => {}
+                        k => return Err(unknown(k)),
+                    }
+                }
+                if http_server {
+                    let addr = format!(
+                        "{}:{}",
+                        listen.as_deref().unwrap_or("0.0.0.0"),
+                        port.as_deref().unwrap_or("2020")
+                    );
+                    out.metrics_listen = Some(addr.parse().map_err(|_| {
+                        invalid("[SERVICE] http_listen/http_port", &addr, "not an address")
+                    })?);
+                }
+            }
+            "INPUT" => {
+                inputs += 1;
+                if get_name().as_deref() != Some("tail") {
+                    return Err(unsupported(format!(
+                        "only `name tail` inputs are supported, found {:?}",
+                        get_name().unwrap_or_default()
+                    )));
+                }
+                for (k, v, _) in kvs {
+                    match k.as_str() {
+                        "name" => {}
+                        "path" => {
+                            if v.contains(['*', '?', ',']) {
+                                return Err(unsupported(format!(
+                                    "path {v:?}: one file only (no wildcard or list)"
+                                )));
+                            }
+                            out.path = Some(PathBuf::from(v));
+                        }
+                        "db" => out.db = Some(PathBuf::from(v)),
+                        "refresh_interval" => {
+                            out.refresh_interval = Some(parse_secs("[INPUT] refresh_interval", v)?)
+                        }
+                        "rotate_wait" => {
+                            out.rotate_wait = Some(parse_secs("[INPUT] rotate_wait", v)?)
+                        }
+                        "read_from_head" => {
+                            out.read_from_head = Some(parse_bool("[INPUT] read_from_head", v)?)
+                        }
+                        k if IGNORED_INPUT.contains(&k) => {}
+                        k => return Err(unknown(k)),
+                    }
+                }
+            }
+            "OUTPUT" => {
+                outputs += 1;
+                if get_name().as_deref() != Some("opentelemetry") {
+                    return Err(unsupported(format!(
+                        "only `name opentelemetry` outputs are supported, found {:?}",
+                        get_name().unwrap_or_default()
+                    )));
+                }
+                let mut host = None;
+                let mut port = None;
+                let mut uri = "/v1/logs".to_string();
+                let mut tls = false;
+                for (k, v, _) in kvs {
+                    match k.as_str() {
+                        "name" => {}
+                        "host" => host = Some(v.clone()).filter(|h| !h.is_empty()),
+                        "port" => port = Some(v.clone()).filter(|p| !p.is_empty()),
+                        "logs_uri" => uri = v.clone(),
+                        "tls" => tls = parse_bool("[OUTPUT] tls", v)?,
+                        "tls.verify" => {
+                            out.tls_verify = Some(parse_bool("[OUTPUT] tls.verify", v)?)
+                        }
+                        "header" => {
+                            let (hn, hv) = v
+                                .split_once(char::is_whitespace)
+                                .map(|(n, v)| (n, v.trim()))
+                                .unwrap_or((v.as_str(), ""));
+                            out.headers.push((hn.to_string(), hv.to_string()));
+                        }
+                        k if IGNORED_OUTPUT.contains(&k) => {}
+                        k => return Err(unknown(k)),
+                    }
+                }
+                if let Some(host) = host {
+                    let port: u16 = match port {
+                        Some(p) => p
+                            .parse()
+                            .map_err(|_| invalid("[OUTPUT] port", &p, "expected a TCP port"))?,
+                        None if tls => 443,
+                        None => 80,
+                    };
+                    let scheme = if tls { "https" } else { "http" };
+                    let uri = if uri.starts_with('/') {
+                        uri
+                    } else {
+                        format!("/{uri}")
+                    };
+                    out.endpoint = Some(format!("{scheme}://{host}:{port}{uri}"));
+                }
+            }
+            "FILTER" | "PARSER" | "MULTILINE_PARSER" | "PLUGINS" | "UPSTREAM" => {
+                return Err(unsupported(format!(
+                    "[{name}] sections are not supported by otlp-shipper"
+                )));
+            }
+            other => {
+                return Err(unsupported(format!("unknown section [{other}]")));
+            }
+        }
+    }
+    if inputs > 1 || outputs > 1 {
+        return Err(ConfigError::Unsupported {
+            path: path.to_path_buf(),
+            section: if inputs > 1 { "INPUT" } else { "OUTPUT" }.to_string(),
+            message: "only one [INPUT] and one [OUTPUT] are supported".to_string(),
+        });
+    }
+    Ok(out)
+}
+
+fn parse_secs(setting: &str, v: &str) -> Result<f64, ConfigError> {
+    v.parse::<f64>()
+        .ok()
+        .filter(|s| s.is_finite() && *s > 0.0)
+        .ok_or_else(|| invalid(setting, v, "expected a number of seconds > 0"))
+}
+
+fn parse_bool(setting: &str, v: &str) -> Result<bool, ConfigError> {
+    match v.to_ascii_lowercase().as_str() {
+        "on" | "true" | "yes" | "1" => Ok(true),
+        "off" | "false" | "no" | "0" => Ok(false),
+        _ => Err(invalid(setting, v, "expected on/off")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + use<> {
+        let map: BTreeMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k| map.get(k).cloned()
+    }
+
+    fn repo_conf() -> (PathBuf, String) {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fluent-bit/fluent-bit.conf");
+        let text = std::fs::read_to_string(&path).expect("fluent-bit/fluent-bit.conf exists");
+        (path, text)
+    }
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn repository_fluent_bit_conf_parses() {
+        let (path, text) = repo_conf();
+        let env = env_of(&[
+            ("SEQ_HOST", "seq"),
+            ("SEQ_PORT", "5341"),
+            ("SEQ_API_KEY", "k3y"),
+        ]);
+        let fb = parse_fluent_bit(&text, &path, &env).unwrap();
+        assert_eq!(fb.flush, Some(1.0));
+        assert_eq!(fb.log_level.as_deref(), Some("info"));
+        assert_eq!(fb.path, Some(PathBuf::from("/var/log/claude-logger.log")));
+        assert_eq!(fb.db, Some(PathBuf::from("/var/log/flb_claude.db")));
+        assert_eq!(fb.refresh_interval, Some(1.0));
+        assert_eq!(fb.read_from_head, Some(true));
+        assert_eq!(
+            fb.endpoint.as_deref(),
+            Some("http://seq:5341/ingest/otlp/v1/logs")
+        );
+        assert_eq!(
+            fb.headers,
+            vec![("X-Seq-ApiKey".to_string(), "k3y".to_string())]
+        );
+    }
+
+    #[test]
+    fn repository_conf_builds_a_config_and_flags_override_it() {
+        let (path, _) = repo_conf();
+        let env = env_of(&[("SEQ_HOST", "seq"), ("SEQ_PORT", "5341")]);
+        let cli = Cli::try_parse_from([
+            "otlp-shipper",
+            "-c",
+            path.to_str().unwrap(),
+            "--file",
+            "/tmp/x.log",
+        ])
+        .unwrap();
+        let cfg = Config::from_cli(cli, &env).unwrap();
+        assert_eq!(cfg.file, PathBuf::from("/tmp/x.log"));
+        assert_eq!(cfg.endpoint.as_str(), "http://seq:5341/ingest/otlp/v1/logs");
+        assert_eq!(cfg.checkpoint, PathBuf::from("/var/log/flb_claude.db"));
+        // SEQ_API_KEY unset expands to nothing: no header is sent.
+        assert!(cfg.headers.is_empty());
+        assert_eq!(cfg.flush_interval, Duration::from_secs(1));
+    }
+
+    #[test]
+    fn vars_expand_from_set_then_env_and_unset_is_empty() {
+        let env = env_of(&[("A", "1"), ("B", "two")]);
+        assert_eq!(expand_vars("x${A}y${B}z${C}", &env), "x1ytwoz");
+        assert_eq!(expand_vars("no vars", &env), "no vars");
+        assert_eq!(expand_vars("open ${A", &env), "open ${A");
+        let text = "@SET B=fromset\n[OUTPUT]\n name opentelemetry\n host ${B}\n port 1\n";
+        let fb = parse_fluent_bit(text, Path::new("t.conf"), &env).unwrap();
+        assert_eq!(fb.endpoint.as_deref(), Some("http://fromset:1/v1/logs"));
+    }
+
+    #[test]
+    fn an_unknown_key_is_an_error_naming_it() {
+        let text = "[INPUT]\n name tail\n path /x\n parser json\n";
+        let err = parse_fluent_bit(text, Path::new("t.conf"), &env_of(&[])).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("`parser`") && msg.contains("[INPUT]"), "{msg}");
+    }
+
+    #[test]
+    fn memory_tuning_keys_are_accepted_and_ignored() {
+        let text = "[INPUT]\n Name tail\n Path /x\n Mem_Buf_Limit 5MB\n Buffer_Chunk_Size 32k\n \
+                    Buffer_Max_Size 32k\n Skip_Long_Lines On\n";
+        let fb = parse_fluent_bit(text, Path::new("t.conf"), &env_of(&[])).unwrap();
+        assert_eq!(fb.path, Some(PathBuf::from("/x")));
+    }
+
+    #[test]
+    fn filters_and_other_outputs_are_refused() {
+        for text in [
+            "[FILTER]\n name grep\n",
+            "[OUTPUT]\n name http\n",
+            "[INPUT]\n name tail\n path /a/*.log\n",
+            "@INCLUDE other.conf\n",
+        ] {
+            assert!(
+                parse_fluent_bit(text, Path::new("t.conf"), &env_of(&[])).is_err(),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn tls_on_gives_https_and_default_port() {
+        let text = "[OUTPUT]\n name opentelemetry\n host seq.example\n tls on\n logs_uri /ingest/otlp/v1/logs\n";
+        let fb = parse_fluent_bit(text, Path::new("t.conf"), &env_of(&[])).unwrap();
+        assert_eq!(
+            fb.endpoint.as_deref(),
+            Some("https://seq.example:443/ingest/otlp/v1/logs")
+        );
+    }
+
+    #[test]
+    fn bad_values_name_the_setting() {
+        let cli = Cli::try_parse_from([
+            "otlp-shipper",
+            "--endpoint",
+            "http://x/v1/logs",
+            "--event-max-bytes",
+            "10",
+        ])
+        .unwrap();
+        let err = Config::from_cli(cli, &env_of(&[])).unwrap_err().to_string();
+        assert!(err.contains("--event-max-bytes"), "{err}");
+        let cli = Cli::try_parse_from(["otlp-shipper"]).unwrap();
+        let err = Config::from_cli(cli, &env_of(&[])).unwrap_err().to_string();
+        assert!(err.contains("OTLP_ENDPOINT"), "{err}");
+    }
+
+    #[test]
+    fn api_key_flag_becomes_the_seq_header() {
+        let cli = Cli::try_parse_from([
+            "otlp-shipper",
+            "--endpoint",
+            "http://x/v1/logs",
+            "--api-key",
+            "secret",
+        ])
+        .unwrap();
+        let cfg = Config::from_cli(cli, &env_of(&[])).unwrap();
+        assert_eq!(cfg.headers.len(), 1);
+        assert_eq!(cfg.headers[0].0.as_str(), "x-seq-apikey");
+        assert_eq!(cfg.headers[0].1.to_str().unwrap(), "secret");
+        assert_eq!(
+            cfg.checkpoint,
+            PathBuf::from("/var/log/claude-logger.log.checkpoint.json")
+        );
+    }
+}

@@ -1,0 +1,110 @@
+//! The reader thread: follows the file, encodes each complete line and hands full (or old
+//! enough) batches to the sender. At most one batch is being filled and one waits in the
+//! channel, so memory stays flat however large the backlog: the file is the buffer.
+
+use crate::batch::Batch;
+use crate::encode::Encoder;
+use crate::metrics::Metrics;
+use crate::tail::{Start, Tailer};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// Room kept in a request for the resource/scope envelope around the records.
+const ENVELOPE_ROOM: usize = 1_024;
+
+pub struct ReaderSettings {
+    pub file: PathBuf,
+    pub start: Start,
+    pub rotate_wait: Duration,
+    pub refresh_interval: Duration,
+    pub flush_interval: Duration,
+    pub batch_max_bytes: usize,
+    pub event_max_bytes: usize,
+    pub exit_when_drained: bool,
+}
+
+fn now_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+}
+
+/// Runs until `stop` is cancelled, the sender is gone, or (with `exit_when_drained`) every
+/// complete line has been handed over.
+pub fn run(
+    s: ReaderSettings,
+    tx: mpsc::Sender<Batch>,
+    metrics: Arc<Metrics>,
+    stop: CancellationToken,
+) -> std::io::Result<()> {
+    let mut tailer = Tailer::new(&s.file, s.start, s.rotate_wait)?;
+    let encoder = Encoder::new(s.event_max_bytes);
+    let max = s.batch_max_bytes - ENVELOPE_ROOM;
+    let mut batch = Batch::default();
+    let mut line = Vec::new();
+    let mut events = Vec::new();
+    if let Some(pos) = tailer.position() {
+        metrics.delivered_offset.store(pos.offset, Relaxed);
+        metrics.read_offset.store(pos.offset, Relaxed);
+    }
+    metrics.file_size.store(tailer.file_len(), Relaxed);
+
+    // Hands the batch over; false when the sender has stopped.
+    let send = |batch: &mut Batch| tx.blocking_send(std::mem::take(batch)).is_ok();
+
+    loop {
+        if stop.is_cancelled() {
+            return Ok(());
+        }
+        match tailer.next_line(&mut line)? {
+            Some(l) => {
+                metrics.read_lines.fetch_add(1, Relaxed);
+                metrics.read_offset.store(l.end.offset, Relaxed);
+                events.clear();
+                encoder.encode_line(&line, now_ns(), &mut events);
+                for ev in &events {
+                    if !batch.is_empty()
+                        && batch.bytes() + Batch::encoded_len(ev) > max
+                        && !send(&mut batch)
+                    {
+                        return Ok(());
+                    }
+                    batch.push(ev);
+                }
+                batch.lines += 1;
+                batch.line_bytes += line.len() as u64 + 1;
+                batch.checkpoint = Some(l.end);
+                let old = batch
+                    .started
+                    .is_some_and(|t| t.elapsed() >= s.flush_interval);
+                if (batch.bytes() >= max || old) && !send(&mut batch) {
+                    return Ok(());
+                }
+            }
+            None => {
+                metrics.file_size.store(tailer.file_len(), Relaxed);
+                let age = batch.started.map(|t| t.elapsed());
+                match age {
+                    Some(age) if s.exit_when_drained || age >= s.flush_interval => {
+                        if !send(&mut batch) {
+                            return Ok(());
+                        }
+                        continue;
+                    }
+                    None if s.exit_when_drained => return Ok(()),
+                    _ => {}
+                }
+                let wait = match age {
+                    Some(age) => s.refresh_interval.min(s.flush_interval - age),
+                    None => s.refresh_interval,
+                };
+                tailer.wait(wait.max(Duration::from_millis(1)));
+            }
+        }
+    }
+}

@@ -1,0 +1,253 @@
+//! Delivering a batch to the OTLP/HTTP endpoint: POST, then follow the retry policy — wait
+//! and resend, split a refused batch to isolate the offending event, or move an event the
+//! endpoint refuses for good to the dead-letter file. Returns only when every event of the
+//! batch is either acknowledged or dead-lettered (or shutdown interrupted a retry wait).
+
+use crate::batch::{Batch, Envelope};
+use crate::deadletter::{self, DeadLetter, DeadLetterError};
+use crate::metrics::Metrics;
+use crate::retry::{Attempt, Decision, RetryReason, decide, parse_retry_after};
+use opentelemetry_proto::tonic::common::v1::{AnyValue, any_value::Value};
+use reqwest::Url;
+use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
+use std::ops::Range;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// A request that takes longer than this is treated as a connection error and retried.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+/// How much of a refusal's response body is kept as the reason.
+const REASON_MAX: usize = 2_000;
+
+pub struct Sender {
+    client: reqwest::Client,
+    endpoint: Url,
+    headers: HeaderMap,
+    envelope: Envelope,
+    dead_letter: PathBuf,
+    metrics: Arc<Metrics>,
+    shutdown: CancellationToken,
+}
+
+/// How a delivery ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Delivery {
+    /// Every event is acknowledged or dead-lettered: the checkpoint may move.
+    Done,
+    /// Shutdown arrived while waiting to retry: the checkpoint must not move.
+    Interrupted,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SenderError {
+    #[error("cannot build the HTTP client: {0}")]
+    Client(#[from] reqwest::Error),
+    #[error(transparent)]
+    DeadLetter(#[from] DeadLetterError),
+}
+
+impl Sender {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        endpoint: Url,
+        headers: Vec<(HeaderName, HeaderValue)>,
+        tls_verify: bool,
+        envelope: Envelope,
+        dead_letter: PathBuf,
+        metrics: Arc<Metrics>,
+        shutdown: CancellationToken,
+    ) -> Result<Self, SenderError> {
+        let client = reqwest::Client::builder()
+            .timeout(REQUEST_TIMEOUT)
+            .connect_timeout(Duration::from_secs(10))
+            .tls_danger_accept_invalid_certs(!tls_verify)
+            .build()?;
+        let mut map = HeaderMap::new();
+        for (n, v) in headers {
+            map.append(n, v);
+        }
+        map.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("application/x-protobuf"),
+        );
+        Ok(Sender {
+            client,
+            endpoint,
+            headers: map,
+            envelope,
+            dead_letter,
+            metrics,
+            shutdown,
+        })
+    }
+
+    async fn post(&self, body: bytes::Bytes) -> (Attempt, String) {
+        self.metrics.requests.fetch_add(1, Relaxed);
+        let sent = self
+            .client
+            .post(self.endpoint.clone())
+            .headers(self.headers.clone())
+            .body(body)
+            .send()
+            .await;
+        match sent {
+            Err(e) => (Attempt::Transport, format!("{e:#}")),
+            Ok(resp) => {
+                let code = resp.status().as_u16();
+                let retry_after = resp
+                    .headers()
+                    .get(RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(parse_retry_after);
+                let mut reason = resp.text().await.unwrap_or_default();
+                if reason.len() > REASON_MAX {
+                    let mut cut = REASON_MAX;
+                    while !reason.is_char_boundary(cut) {
+                        cut -= 1;
+                    }
+                    reason.truncate(cut);
+                }
+                (Attempt::Status { code, retry_after }, reason)
+            }
+        }
+    }
+
+    pub async fn deliver(&self, batch: &Batch) -> Result<Delivery, SenderError> {
+        if batch.is_empty() {
+            return Ok(Delivery::Done);
+        }
+        let mut pending: Vec<Range<usize>> = Vec::new();
+        pending.push(0..batch.len());
+        while let Some(range) = pending.pop() {
+            let body = bytes::Bytes::from(self.envelope.request(batch, range.clone()));
+            let mut attempt: u32 = 0;
+            loop {
+                let (outcome, reason) = self.post(body.clone()).await;
+                let status = match &outcome {
+                    Attempt::Status { code, .. } => *code,
+                    Attempt::Transport => 0,
+                };
+                match decide(&outcome, attempt, rand::random::<f64>()) {
+                    Decision::Delivered => {
+                        self.metrics
+                            .shipped_events
+                            .fetch_add(range.len() as u64, Relaxed);
+                        break;
+                    }
+                    Decision::Retry { after, reason: why } => {
+                        self.metrics.retried.fetch_add(1, Relaxed);
+                        let reason = reason.trim();
+                        match why {
+                            RetryReason::Misconfigured => tracing::error!(
+                                status, endpoint = %self.endpoint, reason, retry_in_ms = after.as_millis() as u64,
+                                "endpoint refuses the shipper (check --endpoint and --api-key); retrying"
+                            ),
+                            RetryReason::Transient if attempt >= 3 => tracing::warn!(
+                                status,
+                                attempt,
+                                reason,
+                                retry_in_ms = after.as_millis() as u64,
+                                "endpoint still unavailable; retrying"
+                            ),
+                            RetryReason::Transient => tracing::debug!(
+                                status,
+                                attempt,
+                                reason,
+                                retry_in_ms = after.as_millis() as u64,
+                                "endpoint unavailable; retrying"
+                            ),
+                        }
+                        tokio::select! {
+                            _ = tokio::time::sleep(after) => {}
+                            _ = self.shutdown.cancelled() => return Ok(Delivery::Interrupted),
+                        }
+                        attempt = attempt.saturating_add(1);
+                    }
+                    Decision::Split if range.len() > 1 => {
+                        let mid = range.start + range.len() / 2;
+                        tracing::debug!(
+                            status,
+                            events = range.len(),
+                            "batch refused; splitting it to isolate the offending event"
+                        );
+                        // Left half first: pop order keeps the file order.
+                        pending.push(mid..range.end);
+                        pending.push(range.start..mid);
+                        break;
+                    }
+                    Decision::Split | Decision::DeadLetter => {
+                        self.dead_letter(batch, range.clone(), status, reason.trim())?;
+                        break;
+                    }
+                }
+            }
+        }
+        Ok(Delivery::Done)
+    }
+
+    fn dead_letter(
+        &self,
+        batch: &Batch,
+        range: Range<usize>,
+        status: u16,
+        reason: &str,
+    ) -> Result<(), DeadLetterError> {
+        let time = humantime::format_rfc3339_nanos(std::time::SystemTime::now()).to_string();
+        let entries: Vec<DeadLetter<'_>> = range
+            .clone()
+            .map(|i| {
+                let rec = batch.record(i);
+                let attributes = rec
+                    .attributes
+                    .iter()
+                    .map(|kv| (kv.key.clone(), to_json(kv.value.as_ref())))
+                    .collect();
+                DeadLetter {
+                    time: time.clone(),
+                    status,
+                    reason,
+                    exchange_id: (!rec.trace_id.is_empty())
+                        .then(|| rec.trace_id.iter().map(|b| format!("{b:02x}")).collect()),
+                    body: match to_json(rec.body.as_ref()) {
+                        serde_json::Value::String(s) => s,
+                        other => other.to_string(),
+                    },
+                    attributes,
+                }
+            })
+            .collect();
+        deadletter::append(&self.dead_letter, &entries)?;
+        self.metrics
+            .dead_lettered
+            .fetch_add(range.len() as u64, Relaxed);
+        tracing::error!(
+            status, reason, events = range.len(), file = %self.dead_letter.display(),
+            "endpoint refused events for good; written to the dead-letter file"
+        );
+        Ok(())
+    }
+}
+
+fn to_json(v: Option<&AnyValue>) -> serde_json::Value {
+    use serde_json::Value as J;
+    match v.and_then(|v| v.value.as_ref()) {
+        None => J::Null,
+        Some(Value::StringValue(s)) => J::String(s.clone()),
+        Some(Value::BoolValue(b)) => J::Bool(*b),
+        Some(Value::IntValue(i)) => J::from(*i),
+        Some(Value::DoubleValue(d)) => J::from(*d),
+        Some(Value::ArrayValue(a)) => J::Array(a.values.iter().map(|v| to_json(Some(v))).collect()),
+        Some(Value::KvlistValue(l)) => J::Object(
+            l.values
+                .iter()
+                .map(|kv| (kv.key.clone(), to_json(kv.value.as_ref())))
+                .collect(),
+        ),
+        Some(Value::BytesValue(b)) => J::String(format!("{} bytes", b.len())),
+        #[allow(unreachable_patterns)]
+        Some(_) => J::Null,
+    }
+}

@@ -1,0 +1,423 @@
+//! Following the traffic log: complete lines of any size from a known position, across
+//! rename rotation (finish the old file, then follow the new one at the same path) and
+//! copy-truncation (size below the read position: start again at 0). A file is identified by
+//! device + inode, never by its path. Blocking I/O: it runs on the shipper's reader thread.
+
+use crate::checkpoint::Position;
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Seek, SeekFrom};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// Read buffer; lines longer than this are assembled in a growable buffer.
+const READ_BUF: usize = 1 << 20;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileId {
+    pub dev: u64,
+    pub ino: u64,
+}
+
+impl FileId {
+    fn of(meta: &std::fs::Metadata) -> Self {
+        FileId {
+            dev: meta.dev(),
+            ino: meta.ino(),
+        }
+    }
+}
+
+struct Open {
+    reader: BufReader<File>,
+    id: FileId,
+    /// Offset just after the last complete line handed out.
+    offset: u64,
+    /// When the path was first seen to name another file (rotation), if it was.
+    rotated_at: Option<Instant>,
+}
+
+/// Where reading starts.
+#[derive(Debug, Clone, Copy)]
+pub enum Start {
+    /// A checkpoint: resume in that file (found at the path or, if rotated away while the
+    /// shipper was down, elsewhere in the same directory) after that offset.
+    At(Position),
+    Head,
+    End,
+}
+
+pub struct Tailer {
+    path: PathBuf,
+    open: Option<Open>,
+    /// Bytes of a line not yet terminated by `\n`.
+    partial: Vec<u8>,
+    rotate_wait: Duration,
+    wake: Option<(notify::RecommendedWatcher, mpsc::Receiver<()>)>,
+}
+
+/// A complete line; the newline is stripped.
+pub struct Line {
+    /// Position just after this line (what the checkpoint becomes once it is delivered).
+    pub end: Position,
+}
+
+impl Tailer {
+    pub fn new(path: &Path, start: Start, rotate_wait: Duration) -> io::Result<Self> {
+        let mut t = Tailer {
+            path: path.to_path_buf(),
+            open: None,
+            partial: Vec::new(),
+            rotate_wait,
+            wake: None,
+        };
+        t.wake = watch(path);
+        match start {
+            Start::Head => t.open_path(false)?,
+            Start::End => t.open_path(true)?,
+            Start::At(pos) => t.resume(pos)?,
+        }
+        Ok(t)
+    }
+
+    fn resume(&mut self, pos: Position) -> io::Result<()> {
+        let want = FileId {
+            dev: pos.dev,
+            ino: pos.ino,
+        };
+        if let Ok(meta) = std::fs::metadata(&self.path)
+            && FileId::of(&meta) == want
+        {
+            let file = File::open(&self.path)?;
+            return self.start_in(file, want, pos.offset);
+        }
+        // The checkpointed file is no longer at the path: rotated while we were down. Finish
+        // it if it is still in the directory, then the path is read from its head.
+        if let Some(old) = self.find_in_dir(want) {
+            tracing::info!(file = %old.display(), offset = pos.offset, "resuming in the rotated file");
+            let file = File::open(&old)?;
+            self.start_in(file, want, pos.offset)?;
+            if let Some(o) = self.open.as_mut() {
+                o.rotated_at = Some(Instant::now() - self.rotate_wait);
+            }
+            return Ok(());
+        }
+        tracing::warn!(path = %self.path.display(), "checkpointed file is gone; reading the current file from its head");
+        self.open_path(false)
+    }
+
+    fn find_in_dir(&self, want: FileId) -> Option<PathBuf> {
+        let dir = self.path.parent().filter(|d| !d.as_os_str().is_empty())?;
+        std::fs::read_dir(dir).ok()?.flatten().find_map(|e| {
+            let meta = e.metadata().ok()?;
+            (meta.is_file() && FileId::of(&meta) == want).then(|| e.path())
+        })
+    }
+
+    fn start_in(&mut self, file: File, id: FileId, offset: u64) -> io::Result<()> {
+        let len = file.metadata()?.len();
+        let offset = if len < offset {
+            tracing::warn!(path = %self.path.display(), len, offset, "file is shorter than the checkpoint (truncated): reading from 0");
+            0
+        } else {
+            offset
+        };
+        let mut reader = BufReader::with_capacity(READ_BUF, file);
+        reader.seek(SeekFrom::Start(offset))?;
+        self.partial.clear();
+        self.open = Some(Open {
+            reader,
+            id,
+            offset,
+            rotated_at: None,
+        });
+        Ok(())
+    }
+
+    /// Opens the file at the path, if it exists (else stays closed until it appears).
+    fn open_path(&mut self, at_end: bool) -> io::Result<()> {
+        match File::open(&self.path) {
+            Ok(file) => {
+                let meta = file.metadata()?;
+                let offset = if at_end { meta.len() } else { 0 };
+                self.start_in(file, FileId::of(&meta), offset)
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                self.open = None;
+                self.partial.clear();
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Reads the next complete line into `line` (cleared first). `Ok(None)`: nothing complete
+    /// is available now; call [`Tailer::wait`] and try again.
+    pub fn next_line(&mut self, line: &mut Vec<u8>) -> io::Result<Option<Line>> {
+        loop {
+            let Some(open) = self.open.as_mut() else {
+                self.open_path(false)?;
+                if self.open.is_none() {
+                    return Ok(None);
+                }
+                continue;
+            };
+            let n = open.reader.read_until(b'\n', &mut self.partial)?;
+            if n > 0 && self.partial.last() == Some(&b'\n') {
+                open.offset += self.partial.len() as u64;
+                self.partial.pop();
+                line.clear();
+                std::mem::swap(line, &mut self.partial);
+                let end = Position {
+                    dev: open.id.dev,
+                    ino: open.id.ino,
+                    offset: open.offset,
+                };
+                return Ok(Some(Line { end }));
+            }
+            if n > 0 {
+                continue; // more of a long line may be there
+            }
+            // End of the data for now: truncated, rotated, or just caught up?
+            let read_pos = open.offset + self.partial.len() as u64;
+            let len = open.reader.get_ref().metadata()?.len();
+            if len < read_pos {
+                tracing::warn!(path = %self.path.display(), len, read_pos, "file truncated (copytruncate): reading again from 0");
+                open.reader.seek(SeekFrom::Start(0))?;
+                open.offset = 0;
+                self.partial.clear();
+                continue;
+            }
+            let path_id = std::fs::metadata(&self.path).ok().map(|m| FileId::of(&m));
+            match path_id {
+                Some(id) if id != open.id => {
+                    let since = *open.rotated_at.get_or_insert_with(Instant::now);
+                    if since.elapsed() < self.rotate_wait {
+                        return Ok(None);
+                    }
+                    if !self.partial.is_empty() {
+                        // The writer moved on: the unterminated end of the old file is final.
+                        open.offset += self.partial.len() as u64;
+                        let end = Position {
+                            dev: open.id.dev,
+                            ino: open.id.ino,
+                            offset: open.offset,
+                        };
+                        line.clear();
+                        std::mem::swap(line, &mut self.partial);
+                        return Ok(Some(Line { end }));
+                    }
+                    tracing::info!(path = %self.path.display(), "file rotated: following the new file");
+                    self.open_path(false)?;
+                    continue;
+                }
+                _ => return Ok(None),
+            }
+        }
+    }
+
+    /// Blocks until the file may have changed: a notification, or `timeout` (polling).
+    pub fn wait(&self, timeout: Duration) {
+        match &self.wake {
+            Some((_, rx)) => {
+                let _ = rx.recv_timeout(timeout);
+                while rx.try_recv().is_ok() {}
+            }
+            None => std::thread::sleep(timeout),
+        }
+    }
+
+    /// Position just after the last complete line handed out.
+    pub fn position(&self) -> Option<Position> {
+        self.open.as_ref().map(|o| Position {
+            dev: o.id.dev,
+            ino: o.id.ino,
+            offset: o.offset,
+        })
+    }
+
+    /// Size of the file being read (for the lag metric).
+    pub fn file_len(&self) -> u64 {
+        self.open
+            .as_ref()
+            .and_then(|o| o.reader.get_ref().metadata().ok())
+            .map(|m| m.len())
+            .unwrap_or(0)
+    }
+}
+
+/// Watches the file's directory (renames and creations happen there); `None` means polling.
+fn watch(path: &Path) -> Option<(notify::RecommendedWatcher, mpsc::Receiver<()>)> {
+    use notify::Watcher;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let (tx, rx) = mpsc::sync_channel(1);
+    let mut watcher = notify::recommended_watcher(move |_res: notify::Result<notify::Event>| {
+        // One pending wake-up is enough; a full channel means the reader will look anyway.
+        let _ = tx.try_send(());
+    })
+    .map_err(|e| tracing::warn!(error = %e, "no file notifications; polling at refresh_interval"))
+    .ok()?;
+    watcher
+        .watch(&dir, notify::RecursiveMode::NonRecursive)
+        .map_err(|e| tracing::warn!(error = %e, dir = %dir.display(), "cannot watch directory; polling at refresh_interval"))
+        .ok()?;
+    Some((watcher, rx))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn append(path: &Path, bytes: &[u8]) {
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .unwrap();
+        f.write_all(bytes).unwrap();
+    }
+
+    fn drain(t: &mut Tailer) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut buf = Vec::new();
+        while let Some(_l) = t.next_line(&mut buf).unwrap() {
+            out.push(String::from_utf8_lossy(&buf).into_owned());
+        }
+        out
+    }
+
+    #[test]
+    fn complete_lines_then_a_partial_line_waits_for_its_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("t.log");
+        append(&p, b"one\ntwo\nthr");
+        let mut t = Tailer::new(&p, Start::Head, Duration::ZERO).unwrap();
+        assert_eq!(drain(&mut t), ["one", "two"]);
+        assert_eq!(t.position().unwrap().offset, 8);
+        append(&p, b"ee\n");
+        assert_eq!(drain(&mut t), ["three"]);
+        assert_eq!(t.position().unwrap().offset, 14);
+    }
+
+    #[test]
+    fn a_line_of_50_mb_is_read_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("t.log");
+        let big = vec![b'x'; 50 << 20];
+        append(&p, b"a\n");
+        append(&p, &big);
+        append(&p, b"\nb\n");
+        let mut t = Tailer::new(&p, Start::Head, Duration::ZERO).unwrap();
+        let mut buf = Vec::new();
+        t.next_line(&mut buf).unwrap().unwrap();
+        assert_eq!(buf, b"a");
+        t.next_line(&mut buf).unwrap().unwrap();
+        assert_eq!(buf.len(), 50 << 20);
+        t.next_line(&mut buf).unwrap().unwrap();
+        assert_eq!(buf, b"b");
+    }
+
+    #[test]
+    fn resume_from_a_checkpoint_offset() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("t.log");
+        append(&p, b"one\ntwo\n");
+        let meta = std::fs::metadata(&p).unwrap();
+        let pos = Position {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            offset: 4,
+        };
+        let mut t = Tailer::new(&p, Start::At(pos), Duration::ZERO).unwrap();
+        assert_eq!(drain(&mut t), ["two"]);
+    }
+
+    #[test]
+    fn start_at_end_skips_existing_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("t.log");
+        append(&p, b"old\n");
+        let mut t = Tailer::new(&p, Start::End, Duration::ZERO).unwrap();
+        assert!(drain(&mut t).is_empty());
+        append(&p, b"new\n");
+        assert_eq!(drain(&mut t), ["new"]);
+    }
+
+    #[test]
+    fn rename_rotation_finishes_the_old_file_then_follows_the_new_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("t.log");
+        append(&p, b"a\n");
+        let mut t = Tailer::new(&p, Start::Head, Duration::ZERO).unwrap();
+        assert_eq!(drain(&mut t), ["a"]);
+        append(&p, b"b\nunterminated");
+        std::fs::rename(&p, dir.path().join("t.log.1")).unwrap();
+        append(&p, b"c\n");
+        assert_eq!(drain(&mut t), ["b", "unterminated", "c"]);
+    }
+
+    #[test]
+    fn rotation_waits_rotate_wait_for_late_writes_to_the_old_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("t.log");
+        let old = dir.path().join("t.log.1");
+        append(&p, b"a\n");
+        let mut t = Tailer::new(&p, Start::Head, Duration::from_millis(300)).unwrap();
+        assert_eq!(drain(&mut t), ["a"]);
+        std::fs::rename(&p, &old).unwrap();
+        append(&p, b"new\n");
+        assert!(drain(&mut t).is_empty());
+        append(&old, b"late\n");
+        std::thread::sleep(Duration::from_millis(350));
+        assert_eq!(drain(&mut t), ["late", "new"]);
+    }
+
+    #[test]
+    fn copytruncate_restarts_at_zero() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("t.log");
+        append(&p, b"first-line\nsecond-line\n");
+        let mut t = Tailer::new(&p, Start::Head, Duration::ZERO).unwrap();
+        assert_eq!(drain(&mut t), ["first-line", "second-line"]);
+        std::fs::copy(&p, dir.path().join("t.log.1")).unwrap();
+        std::fs::OpenOptions::new()
+            .write(true)
+            .truncate(true)
+            .open(&p)
+            .unwrap();
+        append(&p, b"x\n");
+        assert_eq!(drain(&mut t), ["x"]);
+    }
+
+    #[test]
+    fn resume_finds_a_file_rotated_while_down() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("t.log");
+        append(&p, b"one\ntwo\n");
+        let meta = std::fs::metadata(&p).unwrap();
+        let pos = Position {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            offset: 4,
+        };
+        std::fs::rename(&p, dir.path().join("t.log.1")).unwrap();
+        append(&p, b"three\n");
+        let mut t = Tailer::new(&p, Start::At(pos), Duration::ZERO).unwrap();
+        assert_eq!(drain(&mut t), ["two", "three"]);
+    }
+
+    #[test]
+    fn a_missing_file_is_waited_for() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("later.log");
+        let mut t = Tailer::new(&p, Start::Head, Duration::ZERO).unwrap();
+        assert!(drain(&mut t).is_empty());
+        append(&p, b"hello\n");
+        assert_eq!(drain(&mut t), ["hello"]);
+    }
+}
