@@ -1,1 +1,141 @@
-//! Placeholder; replaced by its owner.
+//! claude-api-proxy: a transparent logging proxy for Claude Code's Anthropic API traffic.
+//!
+//! Every request is forwarded to the configured upstream unchanged and its response streamed
+//! back live; a capped copy of both bodies is taken on the side ([`tap`]) and, once the
+//! exchange ends, a dedicated thread ([`writer`]) decodes it and appends one JSON line to the
+//! traffic log (format: `docs/log-format.md`).
+
+pub mod capture;
+pub mod config;
+pub mod decode;
+pub mod exchange;
+pub mod forward;
+pub mod record;
+pub mod shutdown;
+pub mod sse;
+pub mod summary;
+pub mod tap;
+pub mod writer;
+
+use crate::config::Config;
+use crate::exchange::ShutdownFlag;
+use crate::forward::{Forwarder, forward};
+use axum::serve::ListenerExt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use tokio_util::sync::CancellationToken;
+
+/// Why the proxy could not run; the message names the setting to change.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("cannot open --log-file (env LOG_FILE) {path}: {source}")]
+    LogFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot listen on --listen (env PROXY_LISTEN) {addr}: {source}")]
+    Listen {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot build the upstream HTTP client: {0}")]
+    Client(#[from] reqwest::Error),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl RunError {
+    /// 64 (EX_USAGE) for a setting the user must change, 1 otherwise.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            RunError::LogFile { .. } | RunError::Listen { .. } => 64,
+            RunError::Client(_) | RunError::Io(_) => 1,
+        }
+    }
+}
+
+/// Runs the proxy until SIGTERM/SIGINT, then drains in-flight exchanges (up to the drain
+/// timeout), writes their records and returns.
+pub fn run(config: Config) -> Result<(), RunError> {
+    let file = writer::open_log(&config.log_file).map_err(|source| RunError::LogFile {
+        path: config.log_file.clone(),
+        source,
+    })?;
+    let writer = writer::Writer::start(config.log_file.clone(), file, config.capture_cap)?;
+    let shutdown_flag = Arc::new(ShutdownFlag::default());
+    let forwarder = Forwarder::new(
+        &config.upstream,
+        config.idle_timeout,
+        config.capture_cap,
+        writer.handle(),
+        shutdown_flag.clone(),
+    )?;
+    // Two workers are plenty for a proxy that only shuffles bytes; it keeps idle RSS small.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let result = runtime.block_on(serve(&config, forwarder, shutdown_flag));
+    // Dropping the runtime drops connections still open after the drain deadline; their
+    // exchange guards hand the partial exchanges to the writer before it is closed.
+    drop(runtime);
+    let stats = writer.stats.clone();
+    writer.close();
+    let failed = stats.failed.load(Ordering::Relaxed);
+    tracing::info!(
+        written = stats.written.load(Ordering::Relaxed),
+        failed,
+        "traffic log closed"
+    );
+    result
+}
+
+async fn serve(
+    config: &Config,
+    forwarder: Forwarder,
+    shutdown_flag: Arc<ShutdownFlag>,
+) -> Result<(), RunError> {
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| RunError::Listen {
+            addr: config.listen,
+            source,
+        })?;
+    let local = listener.local_addr()?;
+    println!("listening on {local}");
+    tracing::info!(listen = %local, upstream = %config.upstream, log_file = %config.log_file.display(), "proxy started");
+
+    let token = CancellationToken::new();
+    tokio::spawn(shutdown::on_signal(token.clone()));
+    // No timeout or compression layer here: either would break live SSE streams.
+    let app = axum::Router::new().fallback(forward).with_state(forwarder);
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    let server = axum::serve(listener, app).with_graceful_shutdown(token.clone().cancelled_owned());
+    let mut server = tokio::spawn(async move { server.await });
+    tokio::select! {
+        result = &mut server => return finished(result),
+        () = token.cancelled() => {}
+    }
+    match tokio::time::timeout(config.drain_timeout, &mut server).await {
+        Ok(result) => finished(result),
+        Err(_) => {
+            shutdown_flag.set();
+            tracing::warn!(
+                drain_timeout_secs = config.drain_timeout.as_secs(),
+                "drain deadline reached; cutting the exchanges still in flight"
+            );
+            server.abort();
+            Ok(())
+        }
+    }
+}
+
+fn finished(result: Result<std::io::Result<()>, tokio::task::JoinError>) -> Result<(), RunError> {
+    match result {
+        Ok(r) => Ok(r?),
+        Err(e) => Err(RunError::Io(std::io::Error::other(e))),
+    }
+}

@@ -1,0 +1,199 @@
+//! The command line (flags with env fallbacks) and the validated configuration built from it.
+
+use clap::Parser;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Transparent logging proxy for Claude Code's Anthropic API traffic.
+///
+/// Forwards every request to the upstream unchanged, streams responses back live, and appends
+/// one JSON line per exchange to the log file (see docs/log-format.md).
+#[derive(Parser, Debug, Clone)]
+#[command(version, about, long_about = None)]
+pub struct Cli {
+    /// Address to listen on (port 0 picks a free port; printed as `listening on IP:PORT`).
+    #[arg(
+        long,
+        env = "PROXY_LISTEN",
+        default_value = "0.0.0.0:8000",
+        value_name = "ADDR"
+    )]
+    pub listen: String,
+
+    /// Base URL every request is forwarded to (http or https; a base path is kept).
+    #[arg(
+        long,
+        env = "UPSTREAM_URL",
+        default_value = "https://api.anthropic.com",
+        value_name = "URL"
+    )]
+    pub upstream: String,
+
+    /// Traffic log: one JSON line per exchange, appended; created with mode 0600.
+    #[arg(
+        long,
+        env = "LOG_FILE",
+        default_value = "/var/log/claude-logger.log",
+        value_name = "PATH"
+    )]
+    pub log_file: PathBuf,
+
+    /// Most bytes of each body kept for the log (e.g. 64MiB, 1048576); larger bodies are
+    /// forwarded whole and logged as a truncated prefix.
+    #[arg(
+        long,
+        env = "CAPTURE_CAP",
+        default_value = "64MiB",
+        value_name = "BYTES"
+    )]
+    pub capture_cap: String,
+
+    /// Seconds the upstream may stay silent (no byte) before the exchange is ended.
+    #[arg(long, env = "IDLE_TIMEOUT", default_value = "600", value_name = "SECS")]
+    pub idle_timeout: String,
+
+    /// Seconds to let in-flight exchanges finish after SIGTERM/SIGINT before exiting.
+    #[arg(long, env = "DRAIN_TIMEOUT", default_value = "30", value_name = "SECS")]
+    pub drain_timeout: String,
+}
+
+/// A setting the proxy cannot run with; the message names the flag and its env variable.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("invalid --listen (env PROXY_LISTEN) {value:?}: expected IP:PORT, e.g. 0.0.0.0:8000")]
+    Listen { value: String },
+    #[error("invalid --upstream (env UPSTREAM_URL) {value:?}: {reason}")]
+    Upstream { value: String, reason: String },
+    #[error(
+        "invalid --capture-cap (env CAPTURE_CAP) {value:?}: expected a byte count above 0, e.g. 64MiB or 1048576"
+    )]
+    CaptureCap { value: String },
+    #[error("invalid --{flag} (env {env}) {value:?}: expected whole seconds above 0")]
+    Seconds {
+        flag: &'static str,
+        env: &'static str,
+        value: String,
+    },
+}
+
+/// Validated settings.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    /// Scheme, authority and base path without a trailing `/`, e.g. `https://api.anthropic.com`.
+    pub upstream: reqwest::Url,
+    pub log_file: PathBuf,
+    pub capture_cap: usize,
+    pub idle_timeout: Duration,
+    pub drain_timeout: Duration,
+}
+
+impl TryFrom<Cli> for Config {
+    type Error = ConfigError;
+
+    fn try_from(cli: Cli) -> Result<Self, ConfigError> {
+        let listen = cli
+            .listen
+            .parse()
+            .map_err(|_| ConfigError::Listen { value: cli.listen })?;
+        let upstream = parse_upstream(&cli.upstream)?;
+        let capture_cap =
+            parse_size(&cli.capture_cap)
+                .filter(|&n| n > 0)
+                .ok_or(ConfigError::CaptureCap {
+                    value: cli.capture_cap,
+                })?;
+        let idle_timeout = parse_secs(&cli.idle_timeout, "idle-timeout", "IDLE_TIMEOUT")?;
+        let drain_timeout = parse_secs(&cli.drain_timeout, "drain-timeout", "DRAIN_TIMEOUT")?;
+        Ok(Config {
+            listen,
+            upstream,
+            log_file: cli.log_file,
+            capture_cap,
+            idle_timeout,
+            drain_timeout,
+        })
+    }
+}
+
+fn parse_upstream(value: &str) -> Result<reqwest::Url, ConfigError> {
+    let err = |reason: &str| ConfigError::Upstream {
+        value: value.to_string(),
+        reason: reason.to_string(),
+    };
+    let url = reqwest::Url::parse(value).map_err(|e| err(&format!("not a URL ({e})")))?;
+    if url.scheme() != "http" && url.scheme() != "https" {
+        return Err(err("the scheme must be http or https"));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(err("a host is required"));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(err("a base URL takes no query or fragment"));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(err("credentials in the URL are not supported"));
+    }
+    Ok(url)
+}
+
+fn parse_secs(value: &str, flag: &'static str, env: &'static str) -> Result<Duration, ConfigError> {
+    value
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .filter(|&s| s > 0)
+        .map(Duration::from_secs)
+        .ok_or(ConfigError::Seconds {
+            flag,
+            env,
+            value: value.to_string(),
+        })
+}
+
+/// Parses `1048576`, `512KiB`, `64MiB`, `1GiB` (also `K`, `M`, `G`, `KB`, `MB`, `GB` as
+/// powers of 1024).
+pub fn parse_size(value: &str) -> Option<usize> {
+    let value = value.trim();
+    let split = value
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(value.len());
+    let (digits, unit) = value.split_at(split);
+    let n: usize = digits.parse().ok()?;
+    let multiplier: usize = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        _ => return None,
+    };
+    n.checked_mul(multiplier)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn sizes_take_binary_units() {
+        assert_eq!(parse_size("64MiB"), Some(64 << 20));
+        assert_eq!(parse_size("1048576"), Some(1 << 20));
+        assert_eq!(parse_size("2k"), Some(2048));
+        assert_eq!(parse_size("lots"), None);
+    }
+
+    #[test]
+    fn upstream_must_be_http_with_a_host() {
+        assert!(parse_upstream("https://api.anthropic.com").is_ok());
+        assert!(parse_upstream("http://127.0.0.1:9/base").is_ok());
+        assert!(parse_upstream("ftp://x").is_err());
+        assert!(parse_upstream("api.anthropic.com").is_err());
+    }
+}

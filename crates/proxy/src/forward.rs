@@ -1,0 +1,202 @@
+//! The one route: forward any request to the configured upstream and stream the answer back,
+//! with the exchange captured on the side.
+
+use crate::capture::Capture;
+use crate::exchange::{ExchangeGuard, ShutdownFlag};
+use crate::tap::{TapBody, chain, tee_request};
+use crate::writer::WriterHandle;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::response::Response;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Method, StatusCode};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+use traffic_record::Outcome;
+
+/// What every request needs: the upstream, the writer, the caps.
+#[derive(Clone)]
+pub struct Forwarder {
+    pub client: reqwest::Client,
+    /// Upstream base URL, its path without a trailing `/` (so `/v1/messages` appends).
+    pub base: String,
+    pub capture_cap: usize,
+    pub writer: WriterHandle,
+    pub shutdown: Arc<ShutdownFlag>,
+}
+
+impl Forwarder {
+    pub fn new(
+        upstream: &reqwest::Url,
+        idle_timeout: Duration,
+        capture_cap: usize,
+        writer: WriterHandle,
+        shutdown: Arc<ShutdownFlag>,
+    ) -> reqwest::Result<Self> {
+        let client = reqwest::Client::builder()
+            // The configured upstream only: no proxy from the environment, no redirects
+            // followed (a 3xx goes back to the client as it came).
+            .no_proxy()
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(Duration::from_secs(10))
+            // Per read, so a long stream is never cut while bytes keep coming.
+            .read_timeout(idle_timeout)
+            .pool_idle_timeout(Duration::from_secs(90))
+            .tcp_nodelay(true)
+            .build()?;
+        let base = upstream.as_str().trim_end_matches('/').to_string();
+        Ok(Forwarder {
+            client,
+            base,
+            capture_cap,
+            writer,
+            shutdown,
+        })
+    }
+}
+
+/// Hop-by-hop headers (RFC 9110 §7.6.1) plus the ones this hop sets itself.
+const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+/// The end-to-end headers of `headers`: hop-by-hop ones and those named by `Connection`
+/// removed.
+fn end_to_end(headers: &HeaderMap) -> HeaderMap {
+    let mut named: Vec<HeaderName> = Vec::new();
+    for value in headers.get_all(header::CONNECTION) {
+        if let Ok(value) = value.to_str() {
+            named.extend(
+                value
+                    .split(',')
+                    .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok()),
+            );
+        }
+    }
+    let mut out = HeaderMap::with_capacity(headers.len());
+    for (name, value) in headers {
+        if HOP_BY_HOP.contains(&name.as_str()) || named.contains(name) {
+            continue;
+        }
+        out.append(name.clone(), value.clone());
+    }
+    out
+}
+
+/// The Anthropic error shape, for errors the proxy itself answers with.
+fn error_response(status: StatusCode, kind: &str, message: &str) -> Response {
+    let body = serde_json::json!({
+        "type": "error",
+        "error": {"type": kind, "message": message},
+    });
+    let mut response = Response::new(Body::from(body.to_string()));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+pub async fn forward(State(fwd): State<Forwarder>, request: Request) -> Response {
+    let started_at = SystemTime::now();
+    let started = Instant::now();
+    let (parts, body) = request.into_parts();
+    // Only the path and query are used: the Host header and an absolute-form target name
+    // hosts this proxy never talks to.
+    let path = parts.uri.path().to_string();
+    let query = parts.uri.query().map(str::to_string);
+    let request_capture = Arc::new(Mutex::new(Capture::new(fwd.capture_cap)));
+    let mut guard = ExchangeGuard::new(
+        started_at,
+        started,
+        parts.method.clone(),
+        path.clone(),
+        query.clone(),
+        parts.headers.clone(),
+        request_capture.clone(),
+        fwd.capture_cap,
+        fwd.writer.clone(),
+        fwd.shutdown.clone(),
+    );
+    if parts.method == Method::CONNECT || !path.starts_with('/') {
+        let message = "this proxy forwards API requests to its configured upstream only";
+        guard.finish(Outcome::UpstreamUnreachable, Some(message.to_string()));
+        return error_response(StatusCode::BAD_REQUEST, "invalid_request_error", message);
+    }
+
+    let mut url = String::with_capacity(fwd.base.len() + path.len() + 64);
+    url.push_str(&fwd.base);
+    url.push_str(&path);
+    if let Some(q) = &query {
+        url.push('?');
+        url.push_str(q);
+    }
+    let mut headers = end_to_end(&parts.headers);
+    headers.remove(header::HOST);
+    // hyper already answered any `Expect: 100-continue` on this hop.
+    headers.remove(header::EXPECT);
+    let upstream_request = fwd
+        .client
+        .request(parts.method.clone(), url)
+        .headers(headers)
+        .body(reqwest::Body::wrap_stream(tee_request(
+            body,
+            request_capture,
+        )));
+
+    let upstream_response = match upstream_request.send().await {
+        Ok(r) => r,
+        Err(e) => {
+            let cause = chain(&e);
+            let (outcome, status, kind) = if e.is_timeout() {
+                (
+                    Outcome::UpstreamTimeout,
+                    StatusCode::GATEWAY_TIMEOUT,
+                    "timeout_error",
+                )
+            } else {
+                (
+                    Outcome::UpstreamUnreachable,
+                    StatusCode::BAD_GATEWAY,
+                    "api_error",
+                )
+            };
+            tracing::warn!(error = %cause, "upstream request failed");
+            let message = format!("claude-api-proxy: upstream request failed: {cause}");
+            guard.finish(outcome, Some(message.clone()));
+            return error_response(status, kind, &message);
+        }
+    };
+
+    let response: http::Response<reqwest::Body> = upstream_response.into();
+    let (mut head, upstream_body) = response.into_parts();
+    guard.response_head(head.status, head.headers.clone());
+    head.headers = end_to_end(&head.headers);
+    Response::from_parts(head, Body::new(TapBody::new(upstream_body, guard)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hop_by_hop_headers_and_those_named_by_connection_are_dropped() {
+        let mut h = HeaderMap::new();
+        h.insert("connection", HeaderValue::from_static("keep-alive, x-hop"));
+        h.insert("x-hop", HeaderValue::from_static("1"));
+        h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        h.insert("transfer-encoding", HeaderValue::from_static("chunked"));
+        h.insert("x-api-key", HeaderValue::from_static("k"));
+        h.insert("content-length", HeaderValue::from_static("3"));
+        let out = end_to_end(&h);
+        let names: Vec<_> = out.keys().map(|k| k.as_str()).collect();
+        assert_eq!(names, ["x-api-key", "content-length"]);
+    }
+}

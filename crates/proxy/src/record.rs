@@ -1,0 +1,273 @@
+//! Turns a captured exchange into a traffic record: headers redacted, bodies decoded and
+//! classified (JSON verbatim, text, or base64), SSE events parsed and the message rebuilt,
+//! summary fields (model, session, usage, stop reason) lifted out.
+
+use crate::capture::Capture;
+use crate::decode::decode;
+use crate::exchange::Exchange;
+use crate::sse;
+use base64::Engine;
+use http::HeaderMap;
+use serde_json::Value;
+use serde_json::value::RawValue;
+use std::time::SystemTime;
+use traffic_record::{
+    Body, Headers, KIND, REDACTED, Request, Response, SCHEMA_VERSION, SECRET_HEADERS, Sse,
+    SseEvent, TrafficRecord, Usage,
+};
+
+/// The record of `exchange`; `cap` bounds decoded output as it bounds captures.
+pub fn build(exchange: Exchange, cap: usize) -> TrafficRecord {
+    let request_json_value = |body: &Body| -> Option<Value> {
+        body.json
+            .as_ref()
+            .and_then(|raw| serde_json::from_str(raw.get()).ok())
+    };
+    let (request_body, _) = body_of(exchange.request_body, &exchange.request_headers, cap, false);
+    let request_value = request_json_value(&request_body);
+
+    let mut model = None;
+    let mut stop_reason = None;
+    let mut usage = None;
+    let mut error = exchange.error;
+
+    let response = exchange.response.map(|head| {
+        let is_sse = header(&head.headers, "content-type")
+            .is_some_and(|ct| ct.to_ascii_lowercase().starts_with("text/event-stream"));
+        let (body, decoded) = body_of(exchange.response_body, &head.headers, cap, is_sse);
+        let mut sse_part = None;
+        let message: Option<Value> = if is_sse {
+            let events = sse::parse(&decoded);
+            let rebuilt = sse::reassemble(&events);
+            if error.is_none() {
+                error = rebuilt
+                    .error
+                    .map(|e| format!("error event in the stream: {e}"));
+            }
+            let message_raw = rebuilt.message.as_ref().and_then(to_raw);
+            sse_part = Some(Sse {
+                events: events
+                    .into_iter()
+                    .map(|e| SseEvent {
+                        event: e.event,
+                        data: json_or_string(&e.data),
+                    })
+                    .collect(),
+                message: message_raw,
+            });
+            rebuilt.message
+        } else {
+            body.json
+                .as_ref()
+                .and_then(|raw| serde_json::from_str(raw.get()).ok())
+        };
+        if let Some(m) = &message {
+            model = m.get("model").and_then(Value::as_str).map(str::to_string);
+            stop_reason = m
+                .get("stop_reason")
+                .and_then(Value::as_str)
+                .map(str::to_string);
+            usage = m.get("usage").and_then(usage_of);
+        }
+        Response {
+            status: head.status.as_u16(),
+            headers: redact(&head.headers),
+            body,
+            sse: sse_part,
+        }
+    });
+
+    if model.is_none() {
+        model = request_value
+            .as_ref()
+            .and_then(|v| v.get("model"))
+            .and_then(Value::as_str)
+            .map(str::to_string);
+    }
+    let stream = request_value
+        .as_ref()
+        .and_then(|v| v.get("stream"))
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let session_id = header(&exchange.request_headers, "x-claude-code-session-id")
+        .map(str::to_string)
+        .or_else(|| request_value.as_ref().and_then(session_from_metadata));
+
+    TrafficRecord {
+        v: SCHEMA_VERSION,
+        kind: KIND.to_string(),
+        id: exchange.id,
+        started_at: timestamp(exchange.started_at),
+        ended_at: timestamp(exchange.ended_at),
+        duration_ms: millis(exchange.duration),
+        ttfb_ms: exchange.ttfb.map(millis),
+        outcome: exchange.outcome,
+        error,
+        session_id,
+        model,
+        stream,
+        stop_reason,
+        usage,
+        request: Request {
+            method: exchange.method.to_string(),
+            path: exchange.path,
+            query: exchange.query,
+            headers: redact(&exchange.request_headers),
+            body: request_body,
+        },
+        response,
+    }
+}
+
+fn millis(d: std::time::Duration) -> f64 {
+    (d.as_secs_f64() * 1_000_000.0).round() / 1000.0
+}
+
+fn timestamp(t: SystemTime) -> String {
+    humantime::format_rfc3339_nanos(t).to_string()
+}
+
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// Header map for the log: names lowercase, repeats joined with ", ", secrets redacted.
+pub fn redact(headers: &HeaderMap) -> Headers {
+    let mut out = Headers::new();
+    for (name, value) in headers {
+        let name = name.as_str();
+        let value = if SECRET_HEADERS.contains(&name) {
+            REDACTED.to_string()
+        } else {
+            String::from_utf8_lossy(value.as_bytes()).into_owned()
+        };
+        out.entry(name.to_string())
+            .and_modify(|v| {
+                if v != REDACTED {
+                    v.push_str(", ");
+                    v.push_str(&value);
+                }
+            })
+            .or_insert(value);
+    }
+    out
+}
+
+/// Claude Code puts the session in `metadata.user_id`: either `..._session_<uuid>` or a JSON
+/// object with `session_id`.
+fn session_from_metadata(request: &Value) -> Option<String> {
+    let user_id = request.get("metadata")?.get("user_id")?.as_str()?;
+    if let Ok(Value::Object(o)) = serde_json::from_str::<Value>(user_id) {
+        return o
+            .get("session_id")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+    }
+    let (_, session) = user_id.rsplit_once("session_")?;
+    (!session.is_empty()).then(|| session.to_string())
+}
+
+fn usage_of(u: &Value) -> Option<Usage> {
+    let field = |name: &str| u.get(name).and_then(Value::as_u64);
+    let usage = Usage {
+        input_tokens: field("input_tokens"),
+        output_tokens: field("output_tokens"),
+        cache_creation_input_tokens: field("cache_creation_input_tokens"),
+        cache_read_input_tokens: field("cache_read_input_tokens"),
+    };
+    (usage != Usage::default()).then_some(usage)
+}
+
+/// `value` as a one-line raw JSON value.
+fn to_raw(value: &Value) -> Option<Box<RawValue>> {
+    serde_json::value::to_raw_value(value).ok()
+}
+
+/// `text` verbatim when it is JSON (compacted if it spans lines), else a JSON string.
+fn json_or_string(text: &str) -> Box<RawValue> {
+    if let Some(raw) = json_raw(text.as_bytes()) {
+        return raw;
+    }
+    serde_json::value::to_raw_value(text).expect("a string always serializes")
+}
+
+/// The bytes as a raw JSON value if they are JSON. Kept byte for byte unless the text holds a
+/// line break (whitespace between tokens), which a one-line record cannot carry.
+fn json_raw(bytes: &[u8]) -> Option<Box<RawValue>> {
+    let raw: Box<RawValue> = serde_json::from_slice(bytes).ok()?;
+    if raw.get().contains(['\n', '\r']) {
+        let value: Value = serde_json::from_str(raw.get()).ok()?;
+        return to_raw(&value);
+    }
+    Some(raw)
+}
+
+/// The body for the log, and the decoded bytes (for SSE parsing).
+fn body_of(capture: Capture, headers: &HeaderMap, cap: usize, is_sse: bool) -> (Body, Vec<u8>) {
+    let size = capture.size;
+    let mut truncated = capture.truncated;
+    let raw = capture.into_bytes();
+    let mut decoded_from = None;
+    let bytes = match header(headers, "content-encoding").and_then(|e| decode(&raw, e, cap)) {
+        Some((out, coding, cut)) => {
+            decoded_from = Some(coding);
+            truncated |= cut;
+            out
+        }
+        None => raw,
+    };
+    let mut body = Body {
+        size,
+        decoded_from,
+        truncated,
+        ..Body::default()
+    };
+    if bytes.is_empty() || is_sse {
+        return (body, bytes);
+    }
+    if let Some(raw) = json_raw(&bytes) {
+        body.json = Some(raw);
+    } else if let Ok(text) = std::str::from_utf8(&bytes) {
+        body.text = Some(text.to_string());
+    } else {
+        body.base64 = Some(base64::engine::general_purpose::STANDARD.encode(&bytes));
+    }
+    (body, bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    #[test]
+    fn secrets_are_redacted() {
+        let mut h = HeaderMap::new();
+        h.insert("x-api-key", HeaderValue::from_static("sk-ant-secret"));
+        h.insert("authorization", HeaderValue::from_static("Bearer secret"));
+        h.append("set-cookie", HeaderValue::from_static("a=1"));
+        h.append("set-cookie", HeaderValue::from_static("b=2"));
+        h.insert("anthropic-version", HeaderValue::from_static("2023-06-01"));
+        let r = redact(&h);
+        assert_eq!(r["x-api-key"], REDACTED);
+        assert_eq!(r["authorization"], REDACTED);
+        assert_eq!(r["set-cookie"], REDACTED);
+        assert_eq!(r["anthropic-version"], "2023-06-01");
+    }
+
+    #[test]
+    fn session_comes_from_either_user_id_form() {
+        let v =
+            serde_json::json!({"metadata": {"user_id": "user_abc_account_x_session_1234-5678"}});
+        assert_eq!(session_from_metadata(&v).as_deref(), Some("1234-5678"));
+        let v = serde_json::json!({"metadata": {"user_id": "{\"device_id\":\"d\",\"session_id\":\"s-1\"}"}});
+        assert_eq!(session_from_metadata(&v).as_deref(), Some("s-1"));
+    }
+
+    #[test]
+    fn multi_line_json_is_compacted_other_json_kept_verbatim() {
+        assert_eq!(json_raw(b"{\"a\": 1.50}").unwrap().get(), "{\"a\": 1.50}");
+        assert_eq!(json_raw(b"{\n \"a\": 1\n}").unwrap().get(), "{\"a\":1}");
+        assert!(json_raw(b"not json").is_none());
+    }
+}
