@@ -28,4 +28,4 @@ mod server;
 
 pub use control::{Control, Failure};
 pub use event::StoredEvent;
-pub use server::{Counters, Handle, Options, spawn};
+pub use server::{Answered, Counters, Handle, INGEST_PATH, Options, spawn};

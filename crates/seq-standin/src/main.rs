@@ -39,6 +39,7 @@ async fn main() -> ExitCode {
         request_limit: cli.request_limit,
         keep_events: cli.keep_events,
         store_dir: cli.store,
+        keep_raw: false,
     };
     let handle = match seq_standin::spawn(cli.listen, options).await {
         Ok(h) => h,

@@ -41,6 +41,9 @@ pub struct Options {
     pub keep_events: bool,
     /// Append accepted events to `DIR/events.jsonl`.
     pub store_dir: Option<PathBuf>,
+    /// Keep the raw body of every accepted request for [`Handle::raw_requests`] (so a test
+    /// can have an independent decoder read exactly what the shipper sent).
+    pub keep_raw: bool,
 }
 
 impl Default for Options {
@@ -51,6 +54,7 @@ impl Default for Options {
             request_limit: DEFAULT_REQUEST_LIMIT,
             keep_events: true,
             store_dir: None,
+            keep_raw: false,
         }
     }
 }
@@ -70,6 +74,18 @@ pub struct Counters {
     pub refused_connections: u64,
     /// Bytes of ingest request bodies received.
     pub bytes_received: u64,
+    /// Most events one accepted request held (the shipper's largest batch).
+    pub max_events_per_request: u64,
+}
+
+/// One ingest request as the stand-in answered it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Answered {
+    /// When the answer was decided, from the stand-in's start.
+    pub at: Duration,
+    pub status: u16,
+    /// Events in the request when it was accepted (0 otherwise).
+    pub events: u64,
 }
 
 pub(crate) struct State {
@@ -81,6 +97,9 @@ pub(crate) struct State {
     refused: AtomicU64,
     events: Mutex<Vec<StoredEvent>>,
     store: Mutex<Option<std::fs::File>>,
+    started: Instant,
+    answered: Mutex<Vec<Answered>>,
+    raw: Mutex<Vec<bytes::Bytes>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -126,7 +145,16 @@ impl State {
         c
     }
 
+    fn answered(&self, status: StatusCode, events: u64) {
+        lock(&self.answered).push(Answered {
+            at: self.started.elapsed(),
+            status: status.as_u16(),
+            events,
+        });
+    }
+
     fn reject(&self, status: StatusCode, message: String) -> Response {
+        self.answered(status, 0);
         *lock(&self.counters)
             .rejected_batches
             .entry(status.as_u16().to_string())
@@ -134,7 +162,7 @@ impl State {
         error_response(status, &message)
     }
 
-    fn ingest(&self, headers: &HeaderMap, body: &[u8]) -> Response {
+    fn ingest(&self, headers: &HeaderMap, body: bytes::Bytes) -> Response {
         // An injected failure stands for a server that is overloaded or in trouble: it
         // answers before looking at the request.
         if let Some(failure) = lock(&self.fail_next).pop_front() {
@@ -179,7 +207,7 @@ impl State {
                 ),
             );
         }
-        let request = match ExportLogsServiceRequest::decode(body) {
+        let request = match ExportLogsServiceRequest::decode(body.as_ref()) {
             Ok(r) => r,
             Err(e) => {
                 return self.reject(
@@ -242,6 +270,11 @@ impl State {
             let mut c = lock(&self.counters);
             c.accepted_requests += 1;
             c.accepted_events += count;
+            c.max_events_per_request = c.max_events_per_request.max(count);
+        }
+        self.answered(StatusCode::OK, count);
+        if self.options.keep_raw {
+            lock(&self.raw).push(body);
         }
         if self.options.keep_events {
             lock(&self.events).extend(accepted);
@@ -296,7 +329,7 @@ async fn ingest(Extract(state): Extract<Arc<State>>, headers: HeaderMap, body: B
         }
     };
     lock(&state.counters).bytes_received += body.len() as u64;
-    state.ingest(&headers, &body)
+    state.ingest(&headers, body)
 }
 
 async fn counters(Extract(state): Extract<Arc<State>>) -> Response {
@@ -372,6 +405,16 @@ impl Handle {
         f(&lock(&self.state.events))
     }
 
+    /// Every ingest request answered so far, in order, with its status and time.
+    pub fn answered(&self) -> Vec<Answered> {
+        lock(&self.state.answered).clone()
+    }
+
+    /// Raw bodies of the accepted requests (with [`Options::keep_raw`]).
+    pub fn raw_requests(&self) -> Vec<bytes::Bytes> {
+        lock(&self.state.raw).clone()
+    }
+
     /// Number of stored events.
     pub fn event_count(&self) -> usize {
         lock(&self.state.events).len()
@@ -413,6 +456,9 @@ pub async fn spawn(addr: SocketAddr, options: Options) -> io::Result<Handle> {
         refused: AtomicU64::new(0),
         events: Mutex::new(Vec::new()),
         store: Mutex::new(store),
+        started: Instant::now(),
+        answered: Mutex::new(Vec::new()),
+        raw: Mutex::new(Vec::new()),
     });
     let inner = tokio::net::TcpListener::bind(addr).await?;
     let addr = inner.local_addr()?;
