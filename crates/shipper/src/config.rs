@@ -24,6 +24,8 @@ pub const DEFAULT_FILE: &str = "/var/log/claude-logger.log";
 #[command(
     name = "otlp-shipper",
     version,
+    // A repeated flag overrides the earlier one (wrappers append their own settings).
+    args_override_self = true,
     about = "Tails the claude-api-logger traffic log and delivers every line to Seq (or any \
              OTLP/HTTP logs endpoint), at least once."
 )]
@@ -720,6 +722,17 @@ mod tests {
         let text = "@SET B=fromset\n[OUTPUT]\n name opentelemetry\n host ${B}\n port 1\n";
         let fb = parse_fluent_bit(text, Path::new("t.conf"), &env).unwrap();
         assert_eq!(fb.endpoint.as_deref(), Some("http://fromset:1/v1/logs"));
+    }
+
+    #[test]
+    fn a_repeated_flag_overrides_the_earlier_one() {
+        let cli =
+            Cli::try_parse_from(["otlp-shipper", "--checkpoint", "/a", "--checkpoint", "/b"])
+                .unwrap();
+        assert_eq!(cli.checkpoint, Some(PathBuf::from("/b")));
+        let cli = Cli::try_parse_from(["otlp-shipper", "--header", "A: 1", "--header", "B: 2"])
+            .unwrap();
+        assert_eq!(cli.headers, ["A: 1", "B: 2"]);
     }
 
     #[test]
