@@ -178,10 +178,10 @@ fn collect<R: AsyncRead + Unpin + Send + 'static>(
     tokio::spawn(async move {
         let mut lines = BufReader::new(reader).lines();
         while let Ok(Some(line)) = lines.next_line().await {
-            if let Some(addr) = line.strip_prefix("listening on ") {
-                if let Some(tx) = listening.take() {
-                    let _ = tx.send(addr.trim().parse().expect("listening on IP:PORT"));
-                }
+            if let Some(addr) = line.strip_prefix("listening on ")
+                && let Some(tx) = listening.take()
+            {
+                let _ = tx.send(addr.trim().parse().expect("listening on IP:PORT"));
             }
             let mut s = sink.lock().unwrap();
             s.push_str(&line);
