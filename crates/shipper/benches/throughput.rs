@@ -1,2 +1,265 @@
-//! Placeholder; replaced by its owner.
-fn main() {}
+//! What the shipper sustains: the real `otlp-shipper` binary drains a backlog of traffic
+//! records to the Seq stand-in on loopback (decoding every request and checking Seq's limits,
+//! storing nothing), timed from start to its `--exit-when-drained` exit, with the shipper's
+//! RSS sampled from /proc all along.
+//!
+//! ```text
+//! cargo bench -p otlp-shipper --bench throughput               # 1 GB backlogs, ~1-3 minutes
+//! cargo test  -p otlp-shipper --bench throughput -- --smoke    # 20 MB, debug build, seconds
+//! ```
+//!
+//! Cases: 1 KB lines and 100 KB lines (1 GB backlog each), and the 200,000 x 1 KB run that
+//! Fluent Bit v4.2.8 needed 3.6-5 s and 225-450 MB RSS for (flush 1 s, read from head;
+//! Fluent Bit cannot be installed here, so that comparison is to those measured figures).
+//! Prints a markdown table. `--smoke` shrinks the backlogs and fails (exit 1) unless every
+//! record arrived. The receiver shares the 2 cores with the shipper, so figures are a floor.
+
+#[path = "../tests/e2e_support/mod.rs"]
+mod e2e_support;
+
+use e2e_support::{Rng, Scratch, exchange_id, record_line};
+use seq_standin::Options;
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+const MB: u64 = 1_000_000;
+
+struct Case {
+    name: &'static str,
+    line_bytes: usize,
+    /// Backlog size in bytes, or a record count when `records` is set.
+    bytes: u64,
+    records: Option<u64>,
+}
+
+struct Measured {
+    name: &'static str,
+    records: u64,
+    bytes: u64,
+    secs: f64,
+    peak_rss_kb: u64,
+    rss_samples_kb: Vec<u64>,
+    delivered: u64,
+}
+
+fn main() {
+    let smoke = std::env::args().any(|a| a == "--smoke");
+    let cases = if smoke {
+        vec![
+            Case {
+                name: "1 KB lines",
+                line_bytes: 1_024,
+                bytes: 20 * MB,
+                records: None,
+            },
+            Case {
+                name: "100 KB lines",
+                line_bytes: 100_000,
+                bytes: 20 * MB,
+                records: None,
+            },
+            Case {
+                name: "20,000 x 1 KB (Fluent Bit case, scaled)",
+                line_bytes: 1_024,
+                bytes: 0,
+                records: Some(20_000),
+            },
+        ]
+    } else {
+        vec![
+            Case {
+                name: "1 KB lines, 1 GB backlog",
+                line_bytes: 1_024,
+                bytes: 1_000 * MB,
+                records: None,
+            },
+            Case {
+                name: "100 KB lines, 1 GB backlog",
+                line_bytes: 100_000,
+                bytes: 1_000 * MB,
+                records: None,
+            },
+            Case {
+                name: "200,000 x 1 KB (Fluent Bit: 3.6-5 s, 225-450 MB)",
+                line_bytes: 1_024,
+                bytes: 0,
+                records: Some(200_000),
+            },
+        ]
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut results = Vec::new();
+    for case in &cases {
+        let m = runtime.block_on(run(case));
+        eprintln!(
+            "{}: {} records, {:.1} MB in {:.2} s, peak RSS {:.1} MB",
+            m.name,
+            m.records,
+            m.bytes as f64 / 1e6,
+            m.secs,
+            m.peak_rss_kb as f64 / 1024.0
+        );
+        results.push(m);
+    }
+    print_table(&results);
+    let short: Vec<_> = results.iter().filter(|m| m.delivered < m.records).collect();
+    if !short.is_empty() {
+        for m in short {
+            eprintln!(
+                "FAILED {}: {} of {} records delivered",
+                m.name, m.delivered, m.records
+            );
+        }
+        std::process::exit(1);
+    }
+}
+
+async fn run(case: &Case) -> Measured {
+    let scratch = Scratch::new("bench");
+    let log = scratch.path("traffic.log");
+    let (records, bytes) = write_backlog(&log, case);
+    let seq = seq_standin::spawn(
+        "127.0.0.1:0".parse().unwrap(),
+        Options {
+            keep_events: false,
+            ..Options::default()
+        },
+    )
+    .await
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_otlp-shipper"))
+        .arg("--file")
+        .arg(&log)
+        .arg("--endpoint")
+        .arg(seq.logs_url())
+        .arg("--checkpoint")
+        .arg(scratch.path("checkpoint.json"))
+        .arg("--dead-letter")
+        .arg(scratch.path("dead-letter.jsonl"))
+        .args([
+            "--flush-interval",
+            "1",
+            "--read-from-head",
+            "true",
+            "--exit-when-drained",
+        ])
+        .args(["--log-level", "warn"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("otlp-shipper starts");
+    let start = Instant::now();
+    let pid = child.id();
+    let done = Arc::new(AtomicBool::new(false));
+    let sampler = {
+        let done = done.clone();
+        std::thread::spawn(move || {
+            let mut samples = Vec::new();
+            let mut peak = 0;
+            while !done.load(Ordering::Relaxed) {
+                if let Some((rss, hwm)) = rss_kb(pid) {
+                    samples.push(rss);
+                    peak = peak.max(hwm);
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            (peak, samples)
+        })
+    };
+    let status = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    let secs = start.elapsed().as_secs_f64();
+    done.store(true, Ordering::Relaxed);
+    let (peak_rss_kb, rss_samples_kb) = sampler.join().unwrap();
+    assert!(status.success(), "otlp-shipper exited with {status}");
+    let delivered = seq.counters().accepted_events;
+    Measured {
+        name: case.name,
+        records,
+        bytes,
+        secs,
+        peak_rss_kb,
+        rss_samples_kb,
+        delivered,
+    }
+}
+
+/// Writes the backlog; returns (records, bytes).
+fn write_backlog(path: &Path, case: &Case) -> (u64, u64) {
+    let mut rng = Rng::new(42);
+    // Size the text so that whole lines come out at `line_bytes`.
+    let overhead = record_line(&exchange_id(0, 0), 0, &mut rng).len();
+    let text = case.line_bytes.saturating_sub(overhead + 8).max(1);
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(path).unwrap());
+    let (mut records, mut bytes) = (0u64, 0u64);
+    loop {
+        let done = match case.records {
+            Some(n) => records >= n,
+            None => bytes >= case.bytes,
+        };
+        if done {
+            break;
+        }
+        let line = record_line(&exchange_id(0xbe7c, records), text, &mut rng);
+        out.write_all(line.as_bytes()).unwrap();
+        out.write_all(b"\n").unwrap();
+        records += 1;
+        bytes += line.len() as u64 + 1;
+    }
+    out.flush().unwrap();
+    (records, bytes)
+}
+
+/// (VmRSS, VmHWM) in KiB.
+fn rss_kb(pid: u32) -> Option<(u64, u64)> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+    };
+    Some((field("VmRSS:")?, field("VmHWM:")?))
+}
+
+fn print_table(results: &[Measured]) {
+    println!(
+        "| case | records | MB | seconds | MB/s | records/s | peak RSS (VmHWM) | RSS at 25/50/75/100% of the run |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|---|");
+    for m in results {
+        let q = |f: f64| {
+            let s = &m.rss_samples_kb;
+            if s.is_empty() {
+                0.0
+            } else {
+                s[((s.len() - 1) as f64 * f) as usize] as f64 / 1024.0
+            }
+        };
+        println!(
+            "| {} | {} | {:.0} | {:.2} | {:.0} | {:.0} | {:.1} MB | {:.1} / {:.1} / {:.1} / {:.1} MB |",
+            m.name,
+            m.records,
+            m.bytes as f64 / 1e6,
+            m.secs,
+            m.bytes as f64 / 1e6 / m.secs,
+            m.records as f64 / m.secs,
+            m.peak_rss_kb as f64 / 1024.0,
+            q(0.25),
+            q(0.5),
+            q(0.75),
+            q(1.0),
+        );
+    }
+}
