@@ -3,11 +3,12 @@
 
 use crate::capture::Capture;
 use crate::exchange::{ExchangeGuard, ShutdownFlag};
-use crate::tap::{TapBody, chain, tee_request};
+use crate::tap::{TapBody, TeeRequest, capture_chunk, chain};
 use crate::writer::WriterHandle;
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::response::Response;
+use futures_util::StreamExt;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, StatusCode};
 use std::sync::{Arc, Mutex};
@@ -142,13 +143,15 @@ pub async fn forward(State(fwd): State<Forwarder>, request: Request) -> Response
     headers.remove(header::HOST);
     // hyper already answered any `Expect: 100-continue` on this hop.
     headers.remove(header::EXPECT);
+    let leftover = Arc::new(Mutex::new(None));
     let upstream_request = fwd
         .client
         .request(parts.method.clone(), url)
         .headers(headers)
-        .body(reqwest::Body::wrap_stream(tee_request(
+        .body(reqwest::Body::wrap_stream(TeeRequest::new(
             body,
-            request_capture,
+            request_capture.clone(),
+            leftover.clone(),
         )));
 
     let upstream_response = match upstream_request.send().await {
@@ -169,6 +172,16 @@ pub async fn forward(State(fwd): State<Forwarder>, request: Request) -> Response
                 )
             };
             tracing::warn!(error = %cause, "upstream request failed");
+            // Read what the upstream never got, so the record still holds the request.
+            let rest = leftover.lock().ok().and_then(|mut slot| slot.take());
+            if let Some(mut rest) = rest {
+                let drain = async {
+                    while let Some(Ok(bytes)) = rest.next().await {
+                        capture_chunk(&request_capture, &bytes);
+                    }
+                };
+                let _ = tokio::time::timeout(Duration::from_secs(5), drain).await;
+            }
             let message = format!("claude-api-proxy: upstream request failed: {cause}");
             guard.finish(outcome, Some(message.clone()));
             return error_response(status, kind, &message);

@@ -5,6 +5,7 @@
 
 use crate::capture::Capture;
 use crate::exchange::ExchangeGuard;
+use axum::body::BodyDataStream;
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 use http_body::{Body, Frame, SizeHint};
@@ -14,19 +15,63 @@ use std::task::{Context, Poll};
 use traffic_record::Outcome;
 
 /// The client's request body as a stream for the upstream, copied into `capture` on the way.
-pub fn tee_request(
-    body: axum::body::Body,
+///
+/// If the upstream request fails before the body was read (connection refused), the unread
+/// rest is handed back through `leftover`, so the record can still hold the request.
+pub struct TeeRequest {
+    inner: Option<BodyDataStream>,
     capture: Arc<Mutex<Capture>>,
-) -> impl Stream<Item = Result<Bytes, axum::Error>> + Send + 'static {
-    body.into_data_stream().map(move |chunk| {
-        if let Ok(bytes) = &chunk {
-            match capture.lock() {
-                Ok(mut c) => c.push(bytes),
-                Err(poisoned) => poisoned.into_inner().push(bytes),
-            }
+    leftover: Arc<Mutex<Option<BodyDataStream>>>,
+}
+
+impl TeeRequest {
+    pub fn new(
+        body: axum::body::Body,
+        capture: Arc<Mutex<Capture>>,
+        leftover: Arc<Mutex<Option<BodyDataStream>>>,
+    ) -> Self {
+        TeeRequest {
+            inner: Some(body.into_data_stream()),
+            capture,
+            leftover,
         }
-        chunk
-    })
+    }
+}
+
+/// Copies `bytes` into the capture.
+pub fn capture_chunk(capture: &Mutex<Capture>, bytes: &Bytes) {
+    match capture.lock() {
+        Ok(mut c) => c.push(bytes),
+        Err(poisoned) => poisoned.into_inner().push(bytes),
+    }
+}
+
+impl Stream for TeeRequest {
+    type Item = Result<Bytes, axum::Error>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        let Some(inner) = &mut this.inner else {
+            return Poll::Ready(None);
+        };
+        let next = inner.poll_next_unpin(cx);
+        match &next {
+            Poll::Ready(Some(Ok(bytes))) => capture_chunk(&this.capture, bytes),
+            Poll::Ready(None) | Poll::Ready(Some(Err(_))) => this.inner = None,
+            Poll::Pending => {}
+        }
+        next
+    }
+}
+
+impl Drop for TeeRequest {
+    fn drop(&mut self) {
+        if let Some(rest) = self.inner.take()
+            && let Ok(mut slot) = self.leftover.lock()
+        {
+            *slot = Some(rest);
+        }
+    }
 }
 
 /// The upstream's response body on its way to the client.
