@@ -2,21 +2,21 @@
 //! Code CLI, against fake-anthropic on loopback, checking both what the client saw and what the
 //! proxy logged.
 //!
-//! The peers come from `scripts/test.sh` (`TEST_PYTHON`: a venv with `anthropic` and
-//! `jsonschema`; `CLAUDE_BIN`: npm `@anthropic-ai/claude-code`); a missing one fails the test.
-//! Every client runs with a cleared environment, a fresh random API key, and a timeout.
+//! The peers come from `scripts/test.sh` (`TEST_PYTHON`: a venv with `anthropic`; `CLAUDE_BIN`:
+//! npm `@anthropic-ai/claude-code`); a missing one fails the test. Every client runs with a
+//! cleared environment, a fresh random API key, and a timeout; every record is validated against
+//! docs/log-format.schema.json by the shared harness in `common/`.
+
+mod common;
 
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
-use tokio::process::{Child, Command};
+use tokio::process::Command;
 
 const SDK_TIMEOUT: Duration = Duration::from_secs(60);
 const CLAUDE_TIMEOUT: Duration = Duration::from_secs(120);
-const RECORD_TIMEOUT: Duration = Duration::from_secs(15);
 const PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 fn required_env(name: &str, what: &str) -> PathBuf {
@@ -32,10 +32,7 @@ fn required_env(name: &str, what: &str) -> PathBuf {
 }
 
 fn test_python() -> PathBuf {
-    required_env(
-        "TEST_PYTHON",
-        "a Python venv with the anthropic SDK and jsonschema",
-    )
+    required_env("TEST_PYTHON", "a Python venv with the anthropic SDK")
 }
 
 fn claude_bin() -> PathBuf {
@@ -46,56 +43,27 @@ fn clients_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients")
 }
 
-fn schema_path() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/log-format.schema.json")
-}
-
-/// fake-anthropic in-process, the proxy binary in front of it, a temp dir and a random key.
+/// fake-anthropic in-process, the proxy binary in front of it, and a fresh random key.
 struct Rig {
-    dir: tempfile::TempDir,
-    log: PathBuf,
+    proxy: common::Proxy,
     base_url: String,
     key: String,
-    proxy_output: Arc<Mutex<String>>,
-    _proxy: Child,
 }
 
 impl Rig {
     async fn start() -> Rig {
-        let upstream = fake_anthropic::spawn("127.0.0.1:0".parse().unwrap())
-            .await
-            .expect("start fake-anthropic");
-        let dir = tempfile::tempdir().expect("temp dir");
-        let log = dir.path().join("traffic.log");
-        let mut proxy = Command::new(env!("CARGO_BIN_EXE_claude-api-proxy"))
-            .args(["--listen", "127.0.0.1:0", "--upstream"])
-            .arg(format!("http://{upstream}"))
-            .arg("--log-file")
-            .arg(&log)
-            .env_clear()
-            .env("PATH", PATH)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("start claude-api-proxy");
-        let proxy_output = Arc::new(Mutex::new(String::new()));
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        collect_lines(proxy.stdout.take().unwrap(), proxy_output.clone(), Some(tx));
-        collect_lines(proxy.stderr.take().unwrap(), proxy_output.clone(), None);
-        let addr = tokio::time::timeout(Duration::from_secs(15), rx)
-            .await
-            .expect("claude-api-proxy printed no `listening on` line within 15 s")
-            .expect("claude-api-proxy exited before listening");
+        let upstream = common::fake_upstream().await;
+        let proxy = common::Proxy::start(&upstream).await;
         let key = format!("sk-ant-test-{:032x}", rand::random::<u128>());
         Rig {
-            dir,
-            log,
-            base_url: format!("http://{addr}"),
+            base_url: format!("http://{}", proxy.addr),
+            proxy,
             key,
-            proxy_output,
-            _proxy: proxy,
         }
+    }
+
+    fn dir(&self) -> &Path {
+        self.proxy.dir.path()
     }
 
     /// Runs the SDK driver script in `mode`; returns what it printed as JSON.
@@ -107,7 +75,7 @@ impl Rig {
             .arg(mode)
             .env_clear()
             .env("PATH", PATH)
-            .env("HOME", self.dir.path())
+            .env("HOME", self.dir())
             .env("ANTHROPIC_BASE_URL", &self.base_url)
             .env("ANTHROPIC_API_KEY", &self.key);
         let stdout = run(cmd, SDK_TIMEOUT, "python sdk.py").await;
@@ -117,9 +85,9 @@ impl Rig {
 
     /// Runs `claude -p PROMPT --output-format json` with an isolated HOME and TMPDIR.
     async fn claude(&self, prompt: &str) -> Value {
-        let home = self.dir.path().join("home");
-        let tmp = self.dir.path().join("tmp");
-        let work = self.dir.path().join("work");
+        let home = self.dir().join("home");
+        let tmp = self.dir().join("tmp");
+        let work = self.dir().join("work");
         for d in [&home, &tmp, &work] {
             std::fs::create_dir_all(d).unwrap();
         }
@@ -146,58 +114,42 @@ impl Rig {
         out
     }
 
-    /// Waits until `done` holds for the records logged so far, then returns them all.
+    /// Waits until `done` holds for the records logged so far (each validated against the
+    /// schema), then returns them all.
     async fn records_until(&self, what: &str, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
-        let deadline = Instant::now() + RECORD_TIMEOUT;
+        let deadline = Instant::now() + common::RECORD_TIMEOUT;
         loop {
-            let records = read_records(&self.log);
+            let records = common::validate_log(&self.proxy.log);
             if done(&records) {
                 return records;
             }
             assert!(
                 Instant::now() < deadline,
-                "no {what} in the log within {RECORD_TIMEOUT:?}; records: {records:#?}\n\
-                 proxy output:\n{}",
-                self.proxy_output.lock().unwrap()
+                "no {what} in the log within {:?}; records: {records:#?}\nproxy stderr:\n{}",
+                common::RECORD_TIMEOUT,
+                self.proxy.stderr()
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 
-    /// The checks every test ends with: the key is nowhere, every record fits the schema.
-    async fn check_log(&self) {
-        let log = std::fs::read_to_string(&self.log).expect("read traffic log");
+    /// The checks every test ends with: SIGTERM drains and exits 0, every record fits the
+    /// schema, and the key is nowhere in the log or the proxy's output.
+    async fn check_log(mut self) {
+        let status = self.proxy.terminate().await;
+        assert!(status.success(), "proxy exit after SIGTERM: {status}");
+        common::validate_log(&self.proxy.log);
+        let log = std::fs::read_to_string(&self.proxy.log).expect("read traffic log");
         assert!(
             !log.contains(&self.key),
             "the API key reached the traffic log"
         );
-        let output = self.proxy_output.lock().unwrap().clone();
+        let output = self.proxy.stdout() + &self.proxy.stderr();
         assert!(
             !output.contains(&self.key),
             "the API key reached the proxy's output:\n{output}"
         );
-        validate_against_schema(&self.log).await;
     }
-}
-
-fn collect_lines(
-    pipe: impl AsyncRead + Unpin + Send + 'static,
-    into: Arc<Mutex<String>>,
-    mut listening: Option<tokio::sync::oneshot::Sender<String>>,
-) {
-    tokio::spawn(async move {
-        let mut lines = BufReader::new(pipe).lines();
-        while let Ok(Some(line)) = lines.next_line().await {
-            if let Some(addr) = line.strip_prefix("listening on ")
-                && let Some(tx) = listening.take()
-            {
-                let _ = tx.send(addr.trim().to_owned());
-            }
-            let mut all = into.lock().unwrap();
-            all.push_str(&line);
-            all.push('\n');
-        }
-    });
 }
 
 /// Runs `cmd` to completion within `timeout` (killed otherwise); panics unless it succeeds.
@@ -221,32 +173,6 @@ async fn run(mut cmd: Command, timeout: Duration, what: &str) -> String {
     stdout
 }
 
-fn read_records(log: &Path) -> Vec<Value> {
-    let Ok(text) = std::fs::read_to_string(log) else {
-        return Vec::new();
-    };
-    text.lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("log line is not JSON: {e}")))
-        .collect()
-}
-
-/// Every line of `log` validates against docs/log-format.schema.json (with Python jsonschema).
-async fn validate_against_schema(log: &Path) {
-    let schema = schema_path();
-    assert!(
-        schema.exists(),
-        "{} is missing: the record schema is part of the contract",
-        schema.display()
-    );
-    let mut cmd = Command::new(test_python());
-    cmd.arg(clients_dir().join("validate_records.py"))
-        .arg(&schema)
-        .arg(log)
-        .env_clear()
-        .env("PATH", PATH);
-    run(cmd, SDK_TIMEOUT, "schema validation of the traffic log").await;
-}
-
 fn messages_records(records: &[Value]) -> Vec<&Value> {
     records
         .iter()
@@ -261,7 +187,17 @@ fn assert_complete_messages_exchange(r: &Value) {
     assert_eq!(r["request"]["path"], "/v1/messages");
     assert_eq!(r["outcome"], "complete", "{r:#}");
     assert_eq!(r["response"]["status"], 200, "{r:#}");
-    assert_eq!(r["request"]["headers"]["x-api-key"], "[REDACTED]");
+    // Claude Code sends `x-api-key`; this SDK version sends `authorization: Bearer`.
+    let auth: Vec<&Value> = ["x-api-key", "authorization"]
+        .iter()
+        .map(|h| &r["request"]["headers"][h])
+        .filter(|v| !v.is_null())
+        .collect();
+    assert!(!auth.is_empty(), "no auth header logged: {r:#}");
+    assert!(
+        auth.iter().all(|v| *v == "[REDACTED]"),
+        "auth not redacted: {auth:?}"
+    );
     assert!(
         r["response"]["headers"]["request-id"].is_string(),
         "request-id header not logged: {r:#}"
