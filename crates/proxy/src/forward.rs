@@ -111,7 +111,10 @@ pub async fn forward(State(fwd): State<Forwarder>, request: Request) -> Response
     let (parts, body) = request.into_parts();
     // Only the path and query are used: the Host header and an absolute-form target name
     // hosts this proxy never talks to.
-    let path = parts.uri.path().to_string();
+    let path = match parts.uri.path() {
+        "" => "/".to_string(), // authority-form (CONNECT): refused below
+        p => p.to_string(),
+    };
     let query = parts.uri.query().map(str::to_string);
     let request_capture = Arc::new(Mutex::new(Capture::new(fwd.capture_cap)));
     let mut guard = ExchangeGuard::new(
@@ -126,10 +129,13 @@ pub async fn forward(State(fwd): State<Forwarder>, request: Request) -> Response
         fwd.writer.clone(),
         fwd.shutdown.clone(),
     );
-    if parts.method == Method::CONNECT || !path.starts_with('/') {
-        let message = "this proxy forwards API requests to its configured upstream only";
-        guard.finish(Outcome::UpstreamUnreachable, Some(message.to_string()));
-        return error_response(StatusCode::BAD_REQUEST, "invalid_request_error", message);
+    if parts.method == Method::CONNECT {
+        let message = format!(
+            "CONNECT {} refused: this proxy forwards API requests to its configured upstream only",
+            parts.uri
+        );
+        guard.finish(Outcome::UpstreamUnreachable, Some(message.clone()));
+        return error_response(StatusCode::BAD_REQUEST, "invalid_request_error", &message);
     }
 
     let mut url = String::with_capacity(fwd.base.len() + path.len() + 64);

@@ -1,0 +1,246 @@
+//! The proxy's promises about safety and configuration: no open relay, no secret in the log or
+//! its own output, an owner-only log file, clear failures on bad settings, a useful `--help`.
+
+mod common;
+
+use axum::body::Body;
+use axum::extract::Request;
+use axum::response::Response;
+use common::{Proxy, client, custom_upstream, message_request};
+use std::os::unix::fs::PermissionsExt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// An upstream that counts the requests it gets and answers 200 with its own name.
+async fn counting_upstream(name: &'static str) -> (String, Arc<AtomicUsize>) {
+    let hits = Arc::new(AtomicUsize::new(0));
+    let counter = hits.clone();
+    let router = axum::Router::new().fallback(move |_req: Request| {
+        counter.fetch_add(1, Ordering::SeqCst);
+        async move {
+            Response::builder()
+                .header("content-type", "application/json")
+                .body(Body::from(format!("{{\"served_by\":\"{name}\"}}")))
+                .unwrap()
+        }
+    });
+    (custom_upstream(router).await, hits)
+}
+
+/// Sends `raw` on a fresh connection to `addr`; returns the response head and body text.
+async fn raw_request(addr: std::net::SocketAddr, raw: &str) -> String {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.write_all(raw.as_bytes()).await.unwrap();
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut out)).await;
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[tokio::test]
+async fn host_header_and_absolute_form_targets_never_reach_another_host() {
+    let (configured, configured_hits) = counting_upstream("configured").await;
+    let (other, other_hits) = counting_upstream("other").await;
+    let other_authority = other.trim_start_matches("http://");
+    let proxy = Proxy::start(&configured).await;
+
+    let via_host = raw_request(
+        proxy.addr,
+        &format!("GET /v1/models HTTP/1.1\r\nHost: {other_authority}\r\nConnection: close\r\n\r\n"),
+    )
+    .await;
+    assert!(
+        via_host.contains("\"served_by\":\"configured\""),
+        "{via_host}"
+    );
+
+    let absolute = raw_request(
+        proxy.addr,
+        &format!(
+            "GET {other}/v1/models?x=1 HTTP/1.1\r\nHost: {other_authority}\r\nConnection: close\r\n\r\n"
+        ),
+    )
+    .await;
+    assert!(
+        absolute.contains("\"served_by\":\"configured\""),
+        "{absolute}"
+    );
+
+    let connect = raw_request(
+        proxy.addr,
+        &format!(
+            "CONNECT {other_authority} HTTP/1.1\r\nHost: {other_authority}\r\nConnection: close\r\n\r\n"
+        ),
+    )
+    .await;
+    assert!(!connect.starts_with("HTTP/1.1 200"), "{connect}");
+
+    assert_eq!(
+        other_hits.load(Ordering::SeqCst),
+        0,
+        "the other host saw nothing"
+    );
+    assert_eq!(configured_hits.load(Ordering::SeqCst), 2);
+    let records = proxy.records(2).await;
+    assert_eq!(records[1]["request"]["path"], "/v1/models");
+    assert_eq!(records[1]["request"]["query"], "x=1");
+}
+
+#[tokio::test]
+async fn secrets_appear_neither_in_the_log_nor_in_the_proxy_output() {
+    let router = axum::Router::new().fallback(|_req: Request| async {
+        Response::builder()
+            .header("content-type", "application/json")
+            .header(
+                "set-cookie",
+                "session=cookie-secret-from-upstream; HttpOnly",
+            )
+            .body(Body::from("{\"ok\":true}"))
+            .unwrap()
+    });
+    // Trace-level diagnostics: whatever the proxy or its libraries print must hold no secret.
+    let proxy = Proxy::start_with(
+        &custom_upstream(router).await,
+        &[],
+        &[("RUST_LOG", "trace")],
+    )
+    .await;
+    let secrets = [
+        "sk-ant-api03-very-secret-key",
+        "sk-ant-oat01-bearer-secret",
+        "cookie-secret-from-client",
+        "cookie-secret-from-upstream",
+    ];
+    for auth in [
+        ("x-api-key", secrets[0].to_string()),
+        ("authorization", format!("Bearer {}", secrets[1])),
+    ] {
+        let response = client()
+            .post(proxy.url("/v1/messages"))
+            .header(auth.0, auth.1)
+            .header("cookie", format!("c={}", secrets[2]))
+            .json(&message_request("keep my secrets", false))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        assert!(response.headers().contains_key("set-cookie"));
+    }
+    let records = proxy.records(2).await;
+    assert_eq!(records[0]["request"]["headers"]["x-api-key"], "[REDACTED]");
+    assert_eq!(
+        records[1]["request"]["headers"]["authorization"],
+        "[REDACTED]"
+    );
+    assert_eq!(records[0]["request"]["headers"]["cookie"], "[REDACTED]");
+    assert_eq!(
+        records[0]["response"]["headers"]["set-cookie"],
+        "[REDACTED]"
+    );
+    let log = std::fs::read_to_string(&proxy.log).unwrap();
+    let (stdout, stderr) = (proxy.stdout(), proxy.stderr());
+    assert!(!stderr.is_empty(), "trace output was collected");
+    for secret in secrets {
+        assert!(!log.contains(secret), "{secret} in the log file");
+        assert!(!stdout.contains(secret), "{secret} on stdout");
+        assert!(!stderr.contains(secret), "{secret} on stderr");
+    }
+}
+
+#[tokio::test]
+async fn log_file_is_created_readable_by_its_owner_only() {
+    let (upstream, _) = counting_upstream("configured").await;
+    let proxy = Proxy::start(&upstream).await;
+    client().get(proxy.url("/health")).send().await.unwrap();
+    proxy.records(1).await;
+    let mode = std::fs::metadata(&proxy.log).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "mode {mode:o}");
+}
+
+/// Runs the binary with `args` and `env` (nothing else); returns (exit code, stdout, stderr).
+fn run_cli(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_claude-api-proxy"))
+        .args(args)
+        .env_clear()
+        .envs(env.iter().copied())
+        .output()
+        .expect("run claude-api-proxy");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn bad_configuration_exits_64_naming_the_setting() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("t.log");
+    let log = log.to_str().unwrap();
+    let missing_dir = dir.path().join("no/such/dir/t.log");
+    let cases: Vec<(Vec<&str>, Vec<(&str, &str)>, &str)> = vec![
+        (vec!["--listen", "nowhere"], vec![], "--listen"),
+        (
+            vec!["--upstream", "ftp://example.com"],
+            vec![],
+            "--upstream",
+        ),
+        (vec![], vec![("UPSTREAM_URL", "not a url")], "UPSTREAM_URL"),
+        (vec!["--capture-cap", "0"], vec![], "--capture-cap"),
+        (vec!["--capture-cap", "lots"], vec![], "CAPTURE_CAP"),
+        (vec!["--idle-timeout", "soon"], vec![], "--idle-timeout"),
+        (vec![], vec![("DRAIN_TIMEOUT", "-1")], "DRAIN_TIMEOUT"),
+        (
+            vec!["--log-file", missing_dir.to_str().unwrap()],
+            vec![],
+            "--log-file",
+        ),
+        (vec!["--no-such-flag"], vec![], "--no-such-flag"),
+    ];
+    for (args, env, setting) in cases {
+        let mut all = vec![];
+        if !args.contains(&"--log-file") {
+            all.extend(["--log-file", log]);
+        }
+        if !args.contains(&"--listen") {
+            all.extend(["--listen", "127.0.0.1:0"]);
+        }
+        all.extend(&args);
+        let (code, _, stderr) = run_cli(&all, &env);
+        assert_eq!(code, Some(64), "{args:?} {env:?}: {stderr}");
+        assert!(
+            stderr.contains(setting),
+            "{args:?} {env:?}: stderr should name {setting}: {stderr}"
+        );
+        let messages = stderr
+            .lines()
+            .filter(|l| l.starts_with("error:") || l.starts_with("claude-api-proxy:"))
+            .count();
+        assert_eq!(messages, 1, "one clear message: {stderr}");
+    }
+}
+
+#[test]
+fn help_lists_every_flag_with_its_env_name_and_default() {
+    let (code, stdout, _) = run_cli(&["--help"], &[]);
+    assert_eq!(code, Some(0));
+    for (flag, env, default) in [
+        ("--listen", "PROXY_LISTEN", "0.0.0.0:8000"),
+        ("--upstream", "UPSTREAM_URL", "https://api.anthropic.com"),
+        ("--log-file", "LOG_FILE", "/var/log/claude-logger.log"),
+        ("--capture-cap", "CAPTURE_CAP", "64MiB"),
+        ("--idle-timeout", "IDLE_TIMEOUT", "600"),
+        ("--drain-timeout", "DRAIN_TIMEOUT", "30"),
+    ] {
+        assert!(stdout.contains(flag), "{flag} missing: {stdout}");
+        assert!(
+            stdout.contains(&format!("env: {env}")),
+            "{env} missing: {stdout}"
+        );
+        assert!(
+            stdout.contains(&format!("default: {default}")),
+            "{default} missing: {stdout}"
+        );
+    }
+}
