@@ -179,7 +179,9 @@ fn bad_configuration_exits_64_naming_the_setting() {
     let log = dir.path().join("t.log");
     let log = log.to_str().unwrap();
     let missing_dir = dir.path().join("no/such/dir/t.log");
-    let cases: Vec<(Vec<&str>, Vec<(&str, &str)>, &str)> = vec![
+    // (flags, environment, the setting the message must name)
+    type Case<'a> = (Vec<&'a str>, Vec<(&'a str, &'a str)>, &'a str);
+    let cases: Vec<Case<'_>> = vec![
         (vec!["--listen", "nowhere"], vec![], "--listen"),
         (
             vec!["--upstream", "ftp://example.com"],
