@@ -203,3 +203,37 @@ async fn drain_deadline_cuts_a_stream_that_outlives_it_and_still_writes_its_reco
     assert_eq!(records[0]["outcome"], "client_aborted");
     assert!(records[0]["error"].as_str().unwrap().contains("shut down"));
 }
+
+#[tokio::test]
+async fn client_abort_before_the_response_head_cancels_the_upstream() {
+    let (cancelled_tx, cancelled_rx) = tokio::sync::oneshot::channel();
+    let cancelled_tx = std::sync::Arc::new(std::sync::Mutex::new(Some(cancelled_tx)));
+    let router = axum::Router::new().fallback(move |_req: Request| {
+        let signal = DropSignal(cancelled_tx.lock().unwrap().take());
+        async move {
+            // A long silence before the head (a model thinking); dropped if the proxy cancels.
+            tokio::time::sleep(Duration::from_secs(30)).await;
+            drop(signal);
+            Response::new(Body::empty())
+        }
+    });
+    let proxy = Proxy::start(&custom_upstream(router).await).await;
+    let result = client()
+        .post(proxy.url("/v1/messages"))
+        .timeout(Duration::from_millis(300))
+        .json(&message_request("never mind", true))
+        .send()
+        .await;
+    assert!(result.is_err(), "the client gave up");
+    tokio::time::timeout(Duration::from_secs(5), cancelled_rx)
+        .await
+        .expect("the upstream saw the cancel within 5 s")
+        .unwrap();
+    let r = proxy.only_record().await;
+    assert_eq!(r["outcome"], "client_aborted");
+    assert!(r.get("response").is_none());
+    assert_eq!(
+        r["request"]["body"]["json"]["messages"][0]["content"],
+        "never mind"
+    );
+}
