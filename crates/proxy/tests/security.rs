@@ -246,3 +246,74 @@ fn help_lists_every_flag_with_its_env_name_and_default() {
         );
     }
 }
+
+#[tokio::test]
+async fn upstream_with_an_untrusted_certificate_is_refused() {
+    // A TLS upstream with a self-signed certificate (openssl s_server): the proxy must refuse
+    // it rather than send the API key to whoever answers.
+    let dir = tempfile::tempdir().unwrap();
+    let (key, cert) = (dir.path().join("key.pem"), dir.path().join("cert.pem"));
+    let made = std::process::Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+        ])
+        .args([
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("run openssl (Debian package openssl)");
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let mut server = tokio::process::Command::new("openssl")
+        .args(["s_server", "-quiet", "-www", "-accept"])
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("-cert")
+        .arg(&cert)
+        .arg("-key")
+        .arg(&key)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start openssl s_server");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "s_server did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let proxy = Proxy::start(&format!("https://127.0.0.1:{port}")).await;
+    let response = client()
+        .post(proxy.url("/v1/messages"))
+        .header("x-api-key", "sk-ant-must-not-leave")
+        .json(&message_request("hello", false))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 502);
+    let r = proxy.only_record().await;
+    assert_eq!(r["outcome"], "upstream_unreachable");
+    let error = r["error"].as_str().unwrap().to_ascii_lowercase();
+    assert!(error.contains("certificate"), "{error}");
+    let _ = server.kill().await;
+}
