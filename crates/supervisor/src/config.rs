@@ -55,7 +55,7 @@ pub struct RunArgs {
     /// The shipper's configuration (the old container's fluent-bit.conf).
     #[arg(
         long,
-        env = "FLUENT_BIT_CONF",
+        env = "FLUENT_BIT_CONFIG",
         default_value = "/etc/claude-api-logger/fluent-bit.conf"
     )]
     pub fluent_bit_conf: PathBuf,
@@ -98,7 +98,7 @@ pub enum ConfigError {
     )]
     BadUpstream(String),
     #[error(
-        "FLUENT_BIT_CONF {path}: {reason}: point FLUENT_BIT_CONF (or --fluent-bit-conf) at the \
+        "FLUENT_BIT_CONFIG {path}: {reason}: point FLUENT_BIT_CONFIG (or --fluent-bit-conf) at the \
          shipper's fluent-bit.conf"
     )]
     FluentBitConf { path: String, reason: String },
@@ -307,7 +307,7 @@ mod tests {
         ]))
         .unwrap_err();
         assert!(
-            err.to_string().starts_with("FLUENT_BIT_CONF /nonexistent"),
+            err.to_string().starts_with("FLUENT_BIT_CONFIG /nonexistent"),
             "{err}"
         );
     }

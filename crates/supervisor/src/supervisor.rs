@@ -319,14 +319,14 @@ fn proxy_spec(config: &Config) -> ChildSpec {
 }
 
 fn shipper_spec(config: &Config) -> ChildSpec {
-    let env: Vec<(OsString, OsString)> = vec![
+    // fluent-bit.conf expands these; an unset SEQ_API_KEY expands to "no header".
+    let mut env: Vec<(OsString, OsString)> = vec![
         ("SEQ_HOST".into(), config.seq_host.clone().into()),
         ("SEQ_PORT".into(), config.seq_port.to_string().into()),
-        (
-            "SEQ_API_KEY".into(),
-            config.seq_api_key.clone().unwrap_or_default().into(),
-        ),
     ];
+    if let Some(key) = &config.seq_api_key {
+        env.push(("SEQ_API_KEY".into(), key.clone().into()));
+    }
     ChildSpec {
         name: "shipper",
         program: config.shipper_bin.clone(),

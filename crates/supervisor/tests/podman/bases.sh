@@ -8,9 +8,9 @@
 set -euo pipefail
 CACHE=${CAL_CACHE:?CAL_CACHE not set: run scripts/test.sh}
 DEBIAN=localhost/cal-test-debian:bookworm
-RUST=localhost/cal-test-rust:bookworm
+RUST=localhost/cal-test-rust:bookworm-offline
 DISTROLESS=localhost/cal-test-distroless-cc:nonroot
-CLAUDE=localhost/cal-test-claude:latest
+CLAUDE=localhost/cal-test-claude:2
 MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 
 mkdir -p "$CACHE/podman"
@@ -44,7 +44,11 @@ FROM $DEBIAN
 COPY toolchain /usr/local/rust
 ENV PATH=/usr/local/rust/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
     CARGO_HOME=/usr/local/cargo
-RUN mkdir -p /usr/local/cargo && cargo --version && rustc --version
+# Offline: crates come from a \`cargo vendor\` directory mounted at /vendor by the test.
+RUN mkdir -p /usr/local/cargo && printf '%s\\n' \\
+      '[source.crates-io]' 'replace-with = "vendored-sources"' \\
+      '[source.vendored-sources]' 'directory = "/vendor"' '[net]' 'offline = true' \\
+      > /usr/local/cargo/config.toml && cargo --version && rustc --version
 CF
   podman build -q -t "$RUST" "$work/rust" >/dev/null
 fi
@@ -82,9 +86,11 @@ FROM $DEBIAN
 COPY node /usr/local/bin/node
 COPY npm /usr/local/lib/claude-npm
 RUN ln -s /usr/local/lib/claude-npm/lib/node_modules/@anthropic-ai/claude-code/bin/claude.exe /usr/local/bin/claude \
- && useradd -m -u 1000 claude && mkdir -p /workspace && chown claude /workspace
+ && useradd -m -u 1000 -s /bin/bash claude && mkdir -p /workspace /home/claude/.claude \\
+ && chown claude:claude /workspace /home/claude/.claude
 USER claude
 WORKDIR /workspace
+ENV IS_SANDBOX=1 DISABLE_AUTOUPDATER=1
 ENTRYPOINT ["claude"]
 CF
   podman build -q -t "$CLAUDE" "$c" >/dev/null

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Builds the real logger image from container/Containerfile, offline, on the local bases that
+# bases.sh makes: crates come from a `cargo vendor` directory (refreshed when Cargo.lock
+# changes) mounted at /vendor. Usage: build-logger.sh IMAGE_TAG. Prints the build seconds.
+set -euo pipefail
+tag=${1:?usage: build-logger.sh IMAGE_TAG}
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../../../.." && pwd)
+CACHE=${CAL_CACHE:?CAL_CACHE not set: run scripts/test.sh}
+read -r _debian rust distroless _claude < <("$here/bases.sh")
+
+vendor="$CACHE/podman/vendor"
+exec 8>"$CACHE/podman/vendor.lock"
+flock 8
+lock_hash=$(sha256sum "$root/Cargo.lock" | cut -c1-16)
+if [ "$(cat "$vendor/.lock-hash" 2>/dev/null)" != "$lock_hash" ]; then
+  rm -rf "$vendor"
+  (cd "$root" && cargo vendor --locked --quiet "$vendor" >/dev/null)
+  echo "$lock_hash" >"$vendor/.lock-hash"
+fi
+
+# One build at a time: parallel tests share the tag and the build cache.
+exec 7>"$CACHE/podman/build-logger.lock"
+flock 7
+start=$(date +%s)
+podman build --format docker -f "$root/container/Containerfile" \
+  --build-arg RUST_IMAGE="$rust" --build-arg RUNTIME_IMAGE="$distroless" \
+  -v "$vendor:/vendor:ro" -t "$tag" "$root" >"$CACHE/podman/build-logger.log" 2>&1 \
+  || { tail -40 "$CACHE/podman/build-logger.log" >&2; exit 1; }
+echo "$(( $(date +%s) - start ))"
