@@ -90,6 +90,7 @@ impl Writer {
 
 fn run(rx: mpsc::Receiver<Msg>, path: PathBuf, file: File, cap: usize, stats: &WriterStats) {
     let mut file = Some(file);
+    let mut console = Console::start();
     while let Ok(Msg::Exchange(exchange)) = rx.recv() {
         let record = record::build(*exchange, cap);
         let line = summary::line(&record);
@@ -121,8 +122,67 @@ fn run(rx: mpsc::Receiver<Msg>, path: PathBuf, file: File, cap: usize, stats: &W
                 file = None; // reopen on the next record
             }
         }
-        let mut out = std::io::stdout().lock();
-        let _ = writeln!(out, "{line}");
-        let _ = out.flush();
+        console.print(line);
+    }
+    console.close();
+}
+
+/// The human lines on stdout, printed by their own thread: a stdout nobody reads (a full pipe)
+/// must never hold up the traffic log. Lines beyond a backlog of 1024 are dropped and counted.
+struct Console {
+    tx: Option<mpsc::SyncSender<String>>,
+    /// Says when the console thread has printed everything.
+    done: Option<mpsc::Receiver<()>>,
+    dropped: u64,
+}
+
+impl Console {
+    fn start() -> Console {
+        let (tx, rx) = mpsc::sync_channel::<String>(1024);
+        let (done_tx, done_rx) = mpsc::channel();
+        let spawned = std::thread::Builder::new()
+            .name("console".to_string())
+            .spawn(move || {
+                while let Ok(line) = rx.recv() {
+                    let mut out = std::io::stdout().lock();
+                    let _ = writeln!(out, "{line}");
+                    let _ = out.flush();
+                }
+                let _ = done_tx.send(());
+            });
+        let done = match spawned {
+            Ok(_) => Some(done_rx),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot start the console thread; no per-exchange lines on stdout");
+                None
+            }
+        };
+        Console {
+            tx: Some(tx),
+            done,
+            dropped: 0,
+        }
+    }
+
+    /// Prints what is queued (waiting at most 2 s for a stdout that may be blocked), then
+    /// stops the thread.
+    fn close(mut self) {
+        drop(self.tx.take());
+        if let Some(done) = self.done.take() {
+            let _ = done.recv_timeout(std::time::Duration::from_secs(2));
+        }
+    }
+
+    fn print(&mut self, line: String) {
+        let sent = self.tx.as_ref().is_some_and(|tx| tx.try_send(line).is_ok());
+        if !sent {
+            self.dropped += 1;
+            if self.dropped.is_power_of_two() {
+                tracing::warn!(
+                    dropped = self.dropped,
+                    "stdout is not being read; per-exchange console lines dropped (the traffic log is unaffected)"
+                );
+            }
+        }
     }
 }
