@@ -17,7 +17,9 @@ fn main() -> ExitCode {
             return ExitCode::from(64);
         }
     };
-    let config = match Config::from_cli(cli, &|k| std::env::var(k).ok()) {
+    let config = match Config::from_cli(cli, &|k| std::env::var(k).ok())
+        .and_then(|c| c.check_paths().map(|()| c))
+    {
         Ok(c) => c,
         Err(e) => {
             eprintln!("otlp-shipper: {e}");

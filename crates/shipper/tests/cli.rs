@@ -416,6 +416,18 @@ fn bad_config_exits_64_naming_the_key() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("--batch-max-bytes"));
 
     let out = Command::new(BIN)
+        .args([
+            "--endpoint",
+            "http://x/v1/logs",
+            "--checkpoint",
+            "/no/such/dir/cp.json",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--checkpoint"));
+
+    let out = Command::new(BIN)
         .env_remove("OTLP_ENDPOINT")
         .output()
         .unwrap();
