@@ -278,11 +278,6 @@ impl Encoder {
         .flatten()
         .collect();
 
-        let main_size = escaped_len(&message) + attrs_size(&attrs) + PART_OVERHEAD;
-        let bodies_size: usize = bodies
-            .iter()
-            .map(|(name, text)| escaped_len(text) + name.len() + 16)
-            .sum();
         let base = LogRecord {
             time_unix_nano: time_ns,
             observed_time_unix_nano: observed_ns,
@@ -292,26 +287,33 @@ impl Encoder {
             ..Default::default()
         };
 
-        if main_size + bodies_size <= self.event_max_bytes {
-            // A small exchange reads in one event: bodies inline as attributes.
-            for (name, text) in &bodies {
-                attrs.push(kv_str(&format!("claude.{name}"), text));
-            }
-            out.push(LogRecord {
-                body: Some(string_value(message)),
-                attributes: attrs,
-                ..base
-            });
-            return;
-        }
-
-        let budget = self.event_max_bytes - PART_OVERHEAD;
-        let split: Vec<(&str, Vec<&str>)> = bodies
+        // Bodies go inline (as attributes of the main event) while the event stays within
+        // the budget, smallest first, so a small exchange reads in one event and a large one
+        // keeps its small bodies inline; the others go to ordered part events.
+        let mut size = escaped_len(&message) + attrs_size(&attrs) + PART_OVERHEAD;
+        let mut by_size: Vec<(usize, usize)> = bodies
             .iter()
-            .map(|(name, text)| (*name, split_parts(text, budget)))
+            .enumerate()
+            .map(|(i, (name, text))| (escaped_len(text) + name.len() + 16, i))
             .collect();
-        for (name, parts) in &split {
-            attrs.push(kv_int(&format!("claude.{name}.parts"), parts.len() as i64));
+        by_size.sort_unstable();
+        let mut inline = [false; 3];
+        for (body_size, i) in by_size {
+            if size + body_size <= self.event_max_bytes {
+                size += body_size;
+                inline[i] = true;
+            }
+        }
+        let budget = self.event_max_bytes - PART_OVERHEAD;
+        let mut split: Vec<(&str, Vec<&str>)> = Vec::new();
+        for (i, (name, text)) in bodies.iter().enumerate() {
+            if inline[i] {
+                attrs.push(kv_str(&format!("claude.{name}"), text));
+            } else {
+                let parts = split_parts(text, budget);
+                attrs.push(kv_int(&format!("claude.{name}.parts"), parts.len() as i64));
+                split.push((name, parts));
+            }
         }
         out.push(LogRecord {
             body: Some(string_value(message)),
@@ -634,6 +636,9 @@ mod tests {
             assert_eq!(e.trace_id, out[0].trace_id);
         }
         assert_eq!(attr_str(&out[0], "claude.request.body"), None);
+        // The small response bodies stay inline on the main event.
+        assert!(attr_str(&out[0], "claude.response.body").is_some());
+        assert!(attr_str(&out[0], "claude.response.sse").is_some());
         assert_eq!(reassemble(&out), raw_bodies(&line));
     }
 
