@@ -107,9 +107,9 @@ impl Encoder {
         Encoder { event_max_bytes }
     }
 
-    /// Appends the events of one line (without its newline) to `out`, in order: the main
-    /// event first, then the body parts.
-    pub fn encode_line(&self, line: &[u8], observed_ns: u64, out: &mut Vec<LogRecord>) {
+    /// Hands the events of one line (without its newline) to `out`, in order: the main event
+    /// first, then the body parts, one at a time, so a huge body is never held twice.
+    pub fn encode_line(&self, line: &[u8], observed_ns: u64, out: &mut dyn FnMut(LogRecord)) {
         match serde_json::from_slice::<RecordView<'_>>(line) {
             Ok(rec) if rec.kind == traffic_record::KIND => {
                 self.encode_record(&rec, observed_ns, out)
@@ -118,11 +118,11 @@ impl Encoder {
         }
     }
 
-    fn encode_plain(&self, line: &[u8], observed_ns: u64, out: &mut Vec<LogRecord>) {
+    fn encode_plain(&self, line: &[u8], observed_ns: u64, out: &mut dyn FnMut(LogRecord)) {
         let text = String::from_utf8_lossy(line);
         let budget = self.event_max_bytes - PART_OVERHEAD;
         if escaped_len(&text) <= budget {
-            out.push(LogRecord {
+            out(LogRecord {
                 observed_time_unix_nano: observed_ns,
                 severity_number: SEVERITY_INFO,
                 severity_text: "INFO".into(),
@@ -136,7 +136,7 @@ impl Encoder {
         let parts = split_parts(&text, budget);
         let count = parts.len();
         for (i, part) in parts.into_iter().enumerate() {
-            out.push(LogRecord {
+            out(LogRecord {
                 observed_time_unix_nano: observed_ns,
                 severity_number: SEVERITY_INFO,
                 severity_text: "INFO".into(),
@@ -152,7 +152,12 @@ impl Encoder {
         }
     }
 
-    fn encode_record(&self, rec: &RecordView<'_>, observed_ns: u64, out: &mut Vec<LogRecord>) {
+    fn encode_record(
+        &self,
+        rec: &RecordView<'_>,
+        observed_ns: u64,
+        out: &mut dyn FnMut(LogRecord),
+    ) {
         let time_ns = parse_time_ns(&rec.started_at).unwrap_or(0);
         let trace_id = hex16(&rec.id).map(|b| b.to_vec()).unwrap_or_default();
         let status = rec.response.as_ref().map(|r| r.status);
@@ -315,7 +320,7 @@ impl Encoder {
                 split.push((name, parts));
             }
         }
-        out.push(LogRecord {
+        out(LogRecord {
             body: Some(string_value(message)),
             attributes: attrs,
             ..base.clone()
@@ -323,7 +328,7 @@ impl Encoder {
         for (name, parts) in split {
             let count = parts.len() as i64;
             for (i, part) in parts.into_iter().enumerate() {
-                out.push(LogRecord {
+                out(LogRecord {
                     body: Some(string_value(part.to_string())),
                     attributes: vec![
                         kv_str("claude.exchange.id", &rec.id),
@@ -574,7 +579,7 @@ mod tests {
             r#"{"model":"claude-sonnet-4","messages":[{"role":"user","content":"hi \"there\""}]}"#,
         );
         let mut out = Vec::new();
-        Encoder::new(200_000).encode_line(line.as_bytes(), 42, &mut out);
+        Encoder::new(200_000).encode_line(line.as_bytes(), 42, &mut |r| out.push(r));
         assert_eq!(out.len(), 1);
         let e = &out[0];
         assert_eq!(
@@ -628,7 +633,7 @@ mod tests {
         let line = record_line(&format!(r#"{{"model":"m","messages":{content}}}"#));
         let mut out = Vec::new();
         let max = 50_000;
-        Encoder::new(max).encode_line(line.as_bytes(), 0, &mut out);
+        Encoder::new(max).encode_line(line.as_bytes(), 0, &mut |r| out.push(r));
         assert!(out.len() > 30, "{}", out.len());
         for e in &out {
             let size = escaped_len(body(e)) + attrs_size(&e.attributes);
@@ -649,13 +654,13 @@ mod tests {
             r#""outcome":"upstream_aborted","error":"cut""#,
         );
         let mut out = Vec::new();
-        Encoder::new(200_000).encode_line(line.as_bytes(), 0, &mut out);
+        Encoder::new(200_000).encode_line(line.as_bytes(), 0, &mut |r| out.push(r));
         assert_eq!(out[0].severity_number, SEVERITY_ERROR);
         assert!(body(&out[0]).ends_with(" upstream_aborted"));
         assert_eq!(attr_str(&out[0], "claude.error"), Some("cut"));
         let line = record_line("{}").replace(r#""status":200"#, r#""status":429"#);
         out.clear();
-        Encoder::new(200_000).encode_line(line.as_bytes(), 0, &mut out);
+        Encoder::new(200_000).encode_line(line.as_bytes(), 0, &mut |r| out.push(r));
         assert_eq!(out[0].severity_number, SEVERITY_WARN);
     }
 
@@ -663,10 +668,10 @@ mod tests {
     fn lines_that_are_not_records_are_plain_strings() {
         let mut out = Vec::new();
         let enc = Encoder::new(200_000);
-        enc.encode_line(b"not json at all", 0, &mut out);
-        enc.encode_line(br#"{"kind":"something_else"}"#, 0, &mut out);
-        enc.encode_line(b"bad \xff\xfe utf8", 0, &mut out);
-        enc.encode_line(b"", 0, &mut out);
+        enc.encode_line(b"not json at all", 0, &mut |r| out.push(r));
+        enc.encode_line(br#"{"kind":"something_else"}"#, 0, &mut |r| out.push(r));
+        enc.encode_line(b"bad \xff\xfe utf8", 0, &mut |r| out.push(r));
+        enc.encode_line(b"", 0, &mut |r| out.push(r));
         assert_eq!(out.len(), 4);
         assert_eq!(body(&out[0]), "not json at all");
         assert_eq!(body(&out[1]), r#"{"kind":"something_else"}"#);
@@ -679,7 +684,7 @@ mod tests {
     fn a_huge_plain_line_is_split_too() {
         let line = "z".repeat(100_000);
         let mut out = Vec::new();
-        Encoder::new(20_000).encode_line(line.as_bytes(), 0, &mut out);
+        Encoder::new(20_000).encode_line(line.as_bytes(), 0, &mut |r| out.push(r));
         assert!(out.len() >= 5);
         let joined: String = out.iter().map(body).collect();
         assert_eq!(joined, line);

@@ -47,7 +47,6 @@ pub fn run(
     let max = s.batch_max_bytes - ENVELOPE_ROOM;
     let mut batch = Batch::default();
     let mut line = Vec::new();
-    let mut events = Vec::new();
     if let Some(pos) = tailer.position() {
         metrics.delivered_offset.store(pos.offset, Relaxed);
         metrics.read_offset.store(pos.offset, Relaxed);
@@ -63,18 +62,27 @@ pub fn run(
         }
         match tailer.next_line(&mut line)? {
             Some(l) => {
-                metrics.read_lines.fetch_add(1, Relaxed);
+                let read = metrics.read_lines.fetch_add(1, Relaxed) + 1;
+                if read.is_multiple_of(1024) {
+                    // Keep the lag metric honest while catching up on a backlog.
+                    metrics.file_size.store(tailer.file_len(), Relaxed);
+                }
                 metrics.read_offset.store(l.end.offset, Relaxed);
-                events.clear();
-                encoder.encode_line(&line, now_ns(), &mut events);
-                for ev in &events {
-                    if !batch.is_empty()
-                        && batch.bytes() + Batch::encoded_len(ev) > max
-                        && !send(&mut batch)
-                    {
-                        return Ok(());
+                let mut sent_ok = true;
+                encoder.encode_line(&line, now_ns(), &mut |ev| {
+                    if !sent_ok {
+                        return;
                     }
-                    batch.push(ev);
+                    if !batch.is_empty() && batch.bytes() + Batch::encoded_len(&ev) > max {
+                        sent_ok = send(&mut batch);
+                        if !sent_ok {
+                            return;
+                        }
+                    }
+                    batch.push(&ev);
+                });
+                if !sent_ok {
+                    return Ok(());
                 }
                 batch.lines += 1;
                 batch.line_bytes += line.len() as u64 + 1;
