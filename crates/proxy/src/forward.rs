@@ -116,6 +116,7 @@ pub async fn forward(State(fwd): State<Forwarder>, request: Request) -> Response
         p => p.to_string(),
     };
     let query = parts.uri.query().map(str::to_string);
+    let mut headers = end_to_end(&parts.headers);
     let request_capture = Arc::new(Mutex::new(Capture::new(fwd.capture_cap)));
     let mut guard = ExchangeGuard::new(
         started_at,
@@ -123,7 +124,7 @@ pub async fn forward(State(fwd): State<Forwarder>, request: Request) -> Response
         parts.method.clone(),
         path.clone(),
         query.clone(),
-        parts.headers.clone(),
+        parts.headers,
         request_capture.clone(),
         fwd.capture_cap,
         fwd.writer.clone(),
@@ -145,7 +146,6 @@ pub async fn forward(State(fwd): State<Forwarder>, request: Request) -> Response
         url.push('?');
         url.push_str(q);
     }
-    let mut headers = end_to_end(&parts.headers);
     headers.remove(header::HOST);
     // hyper already answered any `Expect: 100-continue` on this hop.
     headers.remove(header::EXPECT);
@@ -196,8 +196,8 @@ pub async fn forward(State(fwd): State<Forwarder>, request: Request) -> Response
 
     let response: http::Response<reqwest::Body> = upstream_response.into();
     let (mut head, upstream_body) = response.into_parts();
-    guard.response_head(head.status, head.headers.clone());
-    head.headers = end_to_end(&head.headers);
+    let forwarded = end_to_end(&head.headers);
+    guard.response_head(head.status, std::mem::replace(&mut head.headers, forwarded));
     Response::from_parts(head, Body::new(TapBody::new(upstream_body, guard)))
 }
 

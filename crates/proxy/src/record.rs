@@ -18,13 +18,8 @@ use traffic_record::{
 
 /// The record of `exchange`; `cap` bounds decoded output as it bounds captures.
 pub fn build(exchange: Exchange, cap: usize) -> TrafficRecord {
-    let request_json_value = |body: &Body| -> Option<Value> {
-        body.json
-            .as_ref()
-            .and_then(|raw| serde_json::from_str(raw.get()).ok())
-    };
     let (request_body, _) = body_of(exchange.request_body, &exchange.request_headers, cap, false);
-    let request_value = request_json_value(&request_body);
+    let request_summary = summary_of(&request_body);
 
     let mut model = None;
     let mut stop_reason = None;
@@ -36,7 +31,7 @@ pub fn build(exchange: Exchange, cap: usize) -> TrafficRecord {
             .is_some_and(|ct| ct.to_ascii_lowercase().starts_with("text/event-stream"));
         let (body, decoded) = body_of(exchange.response_body, &head.headers, cap, is_sse);
         let mut sse_part = None;
-        let message: Option<Value> = if is_sse {
+        let message: Option<Summary> = if is_sse {
             let events = sse::parse(&decoded);
             let rebuilt = sse::reassemble(&events);
             if error.is_none() {
@@ -55,19 +50,20 @@ pub fn build(exchange: Exchange, cap: usize) -> TrafficRecord {
                     .collect(),
                 message: message_raw,
             });
-            rebuilt.message
+            rebuilt
+                .message
+                .and_then(|m| serde_json::from_value::<Summary>(m).ok())
         } else {
-            body.json
-                .as_ref()
-                .and_then(|raw| serde_json::from_str(raw.get()).ok())
+            summary_of(&body)
         };
-        if let Some(m) = &message {
-            model = m.get("model").and_then(Value::as_str).map(str::to_string);
+        if let Some(m) = message {
+            model = m.model.as_ref().and_then(Value::as_str).map(str::to_string);
             stop_reason = m
-                .get("stop_reason")
+                .stop_reason
+                .as_ref()
                 .and_then(Value::as_str)
                 .map(str::to_string);
-            usage = m.get("usage").and_then(usage_of);
+            usage = m.usage.as_ref().and_then(usage_of);
         }
         Response {
             status: head.status.as_u16(),
@@ -77,21 +73,23 @@ pub fn build(exchange: Exchange, cap: usize) -> TrafficRecord {
         }
     });
 
+    let request_summary = request_summary.unwrap_or_default();
     if model.is_none() {
-        model = request_value
+        model = request_summary
+            .model
             .as_ref()
-            .and_then(|v| v.get("model"))
             .and_then(Value::as_str)
             .map(str::to_string);
     }
-    let stream = request_value
-        .as_ref()
-        .and_then(|v| v.get("stream"))
-        .and_then(Value::as_bool)
-        .unwrap_or(false);
+    let stream = request_summary.stream.as_ref().and_then(Value::as_bool) == Some(true);
     let session_id = header(&exchange.request_headers, "x-claude-code-session-id")
         .map(str::to_string)
-        .or_else(|| request_value.as_ref().and_then(session_from_metadata));
+        .or_else(|| {
+            request_summary
+                .metadata
+                .as_ref()
+                .and_then(session_from_metadata)
+        });
 
     TrafficRecord {
         v: SCHEMA_VERSION,
@@ -153,10 +151,26 @@ pub fn redact(headers: &HeaderMap) -> Headers {
     out
 }
 
+/// The few top-level fields of a request or message the record lifts out. Deserializing into
+/// this skips everything else without building a tree of a multi-megabyte body.
+#[derive(Debug, Default, serde::Deserialize)]
+struct Summary {
+    model: Option<Value>,
+    stream: Option<Value>,
+    metadata: Option<Value>,
+    stop_reason: Option<Value>,
+    usage: Option<Value>,
+}
+
+fn summary_of(body: &Body) -> Option<Summary> {
+    let raw = body.json.as_ref()?;
+    serde_json::from_str(raw.get()).ok()
+}
+
 /// Claude Code puts the session in `metadata.user_id`: either `..._session_<uuid>` or a JSON
 /// object with `session_id`.
-fn session_from_metadata(request: &Value) -> Option<String> {
-    let user_id = request.get("metadata")?.get("user_id")?.as_str()?;
+fn session_from_metadata(metadata: &Value) -> Option<String> {
+    let user_id = metadata.get("user_id")?.as_str()?;
     if let Ok(Value::Object(o)) = serde_json::from_str::<Value>(user_id) {
         return o
             .get("session_id")
@@ -257,10 +271,9 @@ mod tests {
 
     #[test]
     fn session_comes_from_either_user_id_form() {
-        let v =
-            serde_json::json!({"metadata": {"user_id": "user_abc_account_x_session_1234-5678"}});
+        let v = serde_json::json!({"user_id": "user_abc_account_x_session_1234-5678"});
         assert_eq!(session_from_metadata(&v).as_deref(), Some("1234-5678"));
-        let v = serde_json::json!({"metadata": {"user_id": "{\"device_id\":\"d\",\"session_id\":\"s-1\"}"}});
+        let v = serde_json::json!({"user_id": "{\"device_id\":\"d\",\"session_id\":\"s-1\"}"});
         assert_eq!(session_from_metadata(&v).as_deref(), Some("s-1"));
     }
 
