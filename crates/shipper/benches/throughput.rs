@@ -44,6 +44,10 @@ struct Measured {
     peak_rss_kb: u64,
     rss_samples_kb: Vec<u64>,
     delivered: u64,
+    /// CPU seconds (user + system) of the shipper process.
+    shipper_cpu: f64,
+    /// CPU seconds of this process during the run: the receiver, decoding every request.
+    receiver_cpu: f64,
 }
 
 fn main() {
@@ -157,21 +161,26 @@ async fn run(case: &Case) -> Measured {
         .spawn()
         .expect("otlp-shipper starts");
     let start = Instant::now();
+    let receiver_cpu_before = cpu_secs("self");
     let pid = child.id();
     let done = Arc::new(AtomicBool::new(false));
     let sampler = {
         let done = done.clone();
         std::thread::spawn(move || {
             let mut samples = Vec::new();
-            let mut peak = 0;
+            let (mut peak, mut cpu) = (0, 0.0);
             while !done.load(Ordering::Relaxed) {
                 if let Some((rss, hwm)) = rss_kb(pid) {
                     samples.push(rss);
                     peak = peak.max(hwm);
                 }
+                // The last reading before exit; the final flush costs little.
+                if let Some(c) = cpu_secs(&pid.to_string()) {
+                    cpu = c;
+                }
                 std::thread::sleep(Duration::from_millis(20));
             }
-            (peak, samples)
+            (peak, samples, cpu)
         })
     };
     let status = tokio::task::spawn_blocking(move || child.wait())
@@ -180,7 +189,8 @@ async fn run(case: &Case) -> Measured {
         .unwrap();
     let secs = start.elapsed().as_secs_f64();
     done.store(true, Ordering::Relaxed);
-    let (peak_rss_kb, rss_samples_kb) = sampler.join().unwrap();
+    let receiver_cpu = cpu_secs("self").unwrap_or(0.0) - receiver_cpu_before.unwrap_or(0.0);
+    let (peak_rss_kb, rss_samples_kb, shipper_cpu) = sampler.join().unwrap();
     assert!(status.success(), "otlp-shipper exited with {status}");
     let delivered = seq.counters().accepted_events;
     Measured {
@@ -191,6 +201,8 @@ async fn run(case: &Case) -> Measured {
         peak_rss_kb,
         rss_samples_kb,
         delivered,
+        shipper_cpu,
+        receiver_cpu,
     }
 }
 
@@ -220,6 +232,16 @@ fn write_backlog(path: &Path, case: &Case) -> (u64, u64) {
     (records, bytes)
 }
 
+/// User + system CPU seconds of a process (`self` or a pid), from /proc/PID/stat.
+fn cpu_secs(pid: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may hold spaces) start at field 3.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(ticks as f64 / 100.0) // USER_HZ is 100 on Linux
+}
+
 /// (VmRSS, VmHWM) in KiB.
 fn rss_kb(pid: u32) -> Option<(u64, u64)> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
@@ -235,9 +257,9 @@ fn rss_kb(pid: u32) -> Option<(u64, u64)> {
 
 fn print_table(results: &[Measured]) {
     println!(
-        "| case | records | MB | seconds | MB/s | records/s | peak RSS (VmHWM) | RSS at 25/50/75/100% of the run |"
+        "| case | records | MB | seconds | MB/s | records/s | shipper CPU s (MB per CPU s) | receiver CPU s | peak RSS (VmHWM) | RSS at 25/50/75/100% of the run |"
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|---|");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|");
     for m in results {
         let q = |f: f64| {
             let s = &m.rss_samples_kb;
@@ -248,13 +270,16 @@ fn print_table(results: &[Measured]) {
             }
         };
         println!(
-            "| {} | {} | {:.0} | {:.2} | {:.0} | {:.0} | {:.1} MB | {:.1} / {:.1} / {:.1} / {:.1} MB |",
+            "| {} | {} | {:.0} | {:.2} | {:.0} | {:.0} | {:.1} ({:.0}) | {:.1} | {:.1} MB | {:.1} / {:.1} / {:.1} / {:.1} MB |",
             m.name,
             m.records,
             m.bytes as f64 / 1e6,
             m.secs,
             m.bytes as f64 / 1e6 / m.secs,
             m.records as f64 / m.secs,
+            m.shipper_cpu,
+            m.bytes as f64 / 1e6 / m.shipper_cpu.max(0.01),
+            m.receiver_cpu,
             m.peak_rss_kb as f64 / 1024.0,
             q(0.25),
             q(0.5),

@@ -30,7 +30,13 @@ async fn refused_for_30s_then_503_then_429_loses_nothing_and_retries_exactly() {
         .collect();
     append_lines(&log, &lines);
 
-    let mut child = spawn_logged(&scratch, &mut shipper(&scratch, &seq.logs_url()));
+    let metrics = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let mut cmd = shipper(&scratch, &seq.logs_url());
+    cmd.arg("--metrics-listen").arg(metrics.to_string());
+    let mut child = spawn_logged(&scratch, &mut cmd);
     tokio::time::sleep(Duration::from_secs(10)).await;
     assert_eq!(
         seq.counters().accepted_events,
@@ -49,6 +55,15 @@ async fn refused_for_30s_then_503_then_429_loses_nothing_and_retries_exactly() {
         || seq.counters().accepted_events >= 2_500,
     )
     .await;
+    let shipper_counts: serde_json::Value = serde_json::from_str(
+        &reqwest::get(format!("http://{metrics}/metrics?format=json"))
+            .await
+            .expect("the metrics endpoint answers")
+            .text()
+            .await
+            .unwrap(),
+    )
+    .unwrap();
     child.start_kill().unwrap();
     let _ = child.wait().await;
 
@@ -65,6 +80,18 @@ async fn refused_for_30s_then_503_then_429_loses_nothing_and_retries_exactly() {
         c.accepted_requests + 2,
         "each injected status cost exactly one retry"
     );
+    // The shipper's own count agrees: two retries for the statuses, the rest for the
+    // connections the stand-in reset (one reset can be seen twice by the stand-in when the
+    // HTTP client retries an idle pooled connection at once).
+    let retried = shipper_counts["retried"].as_u64().unwrap();
+    eprintln!("shipper metrics: {shipper_counts}");
+    assert!(retried > 2, "connection errors were retried: {retried}");
+    assert!(
+        retried <= 2 + c.refused_connections,
+        "{retried} retries, {c:?}"
+    );
+    assert_eq!(shipper_counts["shipped_events"], 2_500);
+    assert_eq!(shipper_counts["dead_lettered"], 0);
     let answered = seq.answered();
     let statuses: Vec<u16> = answered.iter().map(|a| a.status).collect();
     assert_eq!(&statuses[..2], &[503, 429], "{statuses:?}");

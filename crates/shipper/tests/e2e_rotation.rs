@@ -101,3 +101,48 @@ async fn copytruncate_mid_run_loses_nothing() {
     let _ = child.wait().await;
     assert_all_once(&seq, 0xc7, 3_000);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rename_rotation_while_the_shipper_is_down_loses_nothing() {
+    let scratch = Scratch::new("e2e-rename-down");
+    let seq = standin().await;
+    let log = scratch.path("traffic.log");
+    let mut rng = Rng::new(13);
+    append_lines(&log, &records(0xd0, 0..3_000, &mut rng));
+    let mut child = spawn_logged(&scratch, &mut shipper(&scratch, &seq.logs_url()));
+    wait_for(Duration::from_secs(60), "the first records", || {
+        seq.counters().accepted_events > 0
+    })
+    .await;
+    child.start_kill().unwrap();
+    let _ = child.wait().await;
+    let before = seq.counters().accepted_events;
+
+    // Rotated while nobody reads: late lines in the old file, a new file at the path.
+    std::fs::rename(&log, scratch.path("traffic.log.1")).unwrap();
+    append_lines(
+        &scratch.path("traffic.log.1"),
+        &records(0xd0, 3_000..3_300, &mut rng),
+    );
+    append_lines(&log, &records(0xd0, 3_300..4_000, &mut rng));
+
+    ship_until_drained(
+        &scratch,
+        shipper(&scratch, &seq.logs_url()),
+        Duration::from_secs(60),
+    )
+    .await;
+    eprintln!("{before} events delivered before the kill");
+    seq.with_events(|events| {
+        let (arrived, _) = by_exchange(events);
+        let missing: Vec<u64> = (0..4_000)
+            .filter(|n| !arrived.contains_key(&exchange_id(0xd0, *n)))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "{} lost, first {:?}",
+            missing.len(),
+            missing.first()
+        );
+    });
+}
