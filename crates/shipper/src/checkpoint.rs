@@ -14,6 +14,9 @@ pub struct Position {
     pub dev: u64,
     pub ino: u64,
     pub offset: u64,
+    /// Fingerprint of the file's first `min(offset, 64)` bytes (0: unknown). An inode number
+    /// is reused when a file is deleted and another created; the fingerprint tells them apart.
+    pub head: u64,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -22,6 +25,8 @@ struct OnDisk {
     dev: u64,
     ino: u64,
     offset: u64,
+    #[serde(default)]
+    head: u64,
     /// For people reading the file; the identity is dev + ino.
     #[serde(default)]
     path: String,
@@ -66,6 +71,7 @@ pub fn load(path: &Path) -> Result<Loaded, CheckpointError> {
             dev: d.dev,
             ino: d.ino,
             offset: d.offset,
+            head: d.head,
         })),
         Ok(d) => Ok(Loaded::Unreadable(format!("unknown version {}", d.version))),
         Err(e) => Ok(Loaded::Unreadable(e.to_string())),
@@ -86,6 +92,7 @@ pub fn save(path: &Path, pos: Position, file: &Path) -> Result<(), CheckpointErr
         dev: pos.dev,
         ino: pos.ino,
         offset: pos.offset,
+        head: pos.head,
         path: file.display().to_string(),
     })
     .expect("a checkpoint serializes");
@@ -118,6 +125,7 @@ mod tests {
             dev: 1,
             ino: 2,
             offset: 3,
+            head: 4,
         };
         save(&path, pos, Path::new("/var/log/x.log")).unwrap();
         assert_eq!(load(&path).unwrap(), Loaded::Found(pos));
@@ -140,6 +148,7 @@ mod tests {
             dev: 5,
             ino: 6,
             offset: 7,
+            head: 0,
         };
         save(&path, pos, Path::new("f")).unwrap();
         std::fs::write(dir.path().join("cp.json.tmp"), b"{\"version\":1,\"dev\":").unwrap();

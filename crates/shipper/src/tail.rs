@@ -13,6 +13,16 @@ use std::time::{Duration, Instant};
 
 /// Read buffer; lines longer than this are assembled in a growable buffer.
 const READ_BUF: usize = 1 << 20;
+/// How many leading bytes of a file its fingerprint covers.
+const HEAD_LEN: usize = 64;
+
+/// FNV-1a 64 of the leading bytes; never 0 (0 means "unknown" in a checkpoint).
+fn fingerprint(head: &[u8]) -> u64 {
+    let h = head.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
+    });
+    h.max(1)
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FileId {
@@ -36,6 +46,38 @@ struct Open {
     offset: u64,
     /// When the path was first seen to name another file (rotation), if it was.
     rotated_at: Option<Instant>,
+    /// The file's first `min(offset, HEAD_LEN)` bytes and their fingerprint.
+    head: Vec<u8>,
+    head_hash: u64,
+}
+
+impl Open {
+    fn position(&self) -> Position {
+        Position {
+            dev: self.id.dev,
+            ino: self.id.ino,
+            offset: self.offset,
+            head: self.head_hash,
+        }
+    }
+
+    /// Accounts for `bytes` consumed at the current offset.
+    fn advance(&mut self, bytes: &[u8]) {
+        if self.head.len() < HEAD_LEN {
+            let take = (HEAD_LEN - self.head.len()).min(bytes.len());
+            self.head.extend_from_slice(&bytes[..take]);
+            self.head_hash = fingerprint(&self.head);
+        }
+        self.offset += bytes.len() as u64;
+    }
+}
+
+/// The first `min(offset, HEAD_LEN)` bytes of `file`.
+fn read_head(file: &File, offset: u64) -> io::Result<Vec<u8>> {
+    use std::os::unix::fs::FileExt;
+    let mut head = vec![0; (offset as usize).min(HEAD_LEN)];
+    file.read_exact_at(&mut head, 0)?;
+    Ok(head)
 }
 
 /// Where reading starts.
@@ -90,6 +132,13 @@ impl Tailer {
             && FileId::of(&meta) == want
         {
             let file = File::open(&self.path)?;
+            let same = pos.head == 0
+                || (meta.len() >= pos.offset
+                    && fingerprint(&read_head(&file, pos.offset)?) == pos.head);
+            if !same && meta.len() >= pos.offset {
+                tracing::warn!(path = %self.path.display(), "the file has the checkpoint's inode but other content (deleted and recreated): reading it from its head");
+                return self.start_in(file, want, 0);
+            }
             return self.start_in(file, want, pos.offset);
         }
         // The checkpointed file is no longer at the path: rotated while we were down. Finish
@@ -99,7 +148,11 @@ impl Tailer {
             let file = File::open(&old)?;
             self.start_in(file, want, pos.offset)?;
             if let Some(o) = self.open.as_mut() {
-                o.rotated_at = Some(Instant::now() - self.rotate_wait);
+                o.rotated_at = Some(
+                    Instant::now()
+                        .checked_sub(self.rotate_wait)
+                        .unwrap_or_else(Instant::now),
+                );
             }
             return Ok(());
         }
@@ -123,6 +176,12 @@ impl Tailer {
         } else {
             offset
         };
+        let head = read_head(&file, offset)?;
+        let head_hash = if head.is_empty() {
+            0
+        } else {
+            fingerprint(&head)
+        };
         let mut reader = BufReader::with_capacity(READ_BUF, file);
         reader.seek(SeekFrom::Start(offset))?;
         self.partial.clear();
@@ -131,6 +190,8 @@ impl Tailer {
             id,
             offset,
             rotated_at: None,
+            head,
+            head_hash,
         });
         Ok(())
     }
@@ -165,16 +226,13 @@ impl Tailer {
             };
             let n = open.reader.read_until(b'\n', &mut self.partial)?;
             if n > 0 && self.partial.last() == Some(&b'\n') {
-                open.offset += self.partial.len() as u64;
+                open.advance(&self.partial);
                 self.partial.pop();
                 line.clear();
                 std::mem::swap(line, &mut self.partial);
-                let end = Position {
-                    dev: open.id.dev,
-                    ino: open.id.ino,
-                    offset: open.offset,
-                };
-                return Ok(Some(Line { end }));
+                return Ok(Some(Line {
+                    end: open.position(),
+                }));
             }
             if n > 0 {
                 continue; // more of a long line may be there
@@ -186,6 +244,8 @@ impl Tailer {
                 tracing::warn!(path = %self.path.display(), len, read_pos, "file truncated (copytruncate): reading again from 0");
                 open.reader.seek(SeekFrom::Start(0))?;
                 open.offset = 0;
+                open.head.clear();
+                open.head_hash = 0;
                 self.partial.clear();
                 continue;
             }
@@ -198,15 +258,12 @@ impl Tailer {
                     }
                     if !self.partial.is_empty() {
                         // The writer moved on: the unterminated end of the old file is final.
-                        open.offset += self.partial.len() as u64;
-                        let end = Position {
-                            dev: open.id.dev,
-                            ino: open.id.ino,
-                            offset: open.offset,
-                        };
+                        open.advance(&self.partial);
                         line.clear();
                         std::mem::swap(line, &mut self.partial);
-                        return Ok(Some(Line { end }));
+                        return Ok(Some(Line {
+                            end: open.position(),
+                        }));
                     }
                     tracing::info!(path = %self.path.display(), "file rotated: following the new file");
                     self.open_path(false)?;
@@ -230,11 +287,7 @@ impl Tailer {
 
     /// Position just after the last complete line handed out.
     pub fn position(&self) -> Option<Position> {
-        self.open.as_ref().map(|o| Position {
-            dev: o.id.dev,
-            ino: o.id.ino,
-            offset: o.offset,
-        })
+        self.open.as_ref().map(Open::position)
     }
 
     /// Size of the file being read (for the lag metric).
@@ -332,6 +385,7 @@ mod tests {
             dev: meta.dev(),
             ino: meta.ino(),
             offset: 4,
+            head: 0,
         };
         let mut t = Tailer::new(&p, Start::At(pos), Duration::ZERO).unwrap();
         assert_eq!(drain(&mut t), ["two"]);
@@ -404,11 +458,34 @@ mod tests {
             dev: meta.dev(),
             ino: meta.ino(),
             offset: 4,
+            head: 0,
         };
         std::fs::rename(&p, dir.path().join("t.log.1")).unwrap();
         append(&p, b"three\n");
         let mut t = Tailer::new(&p, Start::At(pos), Duration::ZERO).unwrap();
         assert_eq!(drain(&mut t), ["two", "three"]);
+    }
+
+    #[test]
+    fn a_recreated_file_with_the_same_inode_is_read_from_its_head() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("t.log");
+        append(&p, b"old-one\nold-two\n");
+        let mut t = Tailer::new(&p, Start::Head, Duration::ZERO).unwrap();
+        assert_eq!(drain(&mut t), ["old-one", "old-two"]);
+        let pos = t.position().unwrap();
+        assert_ne!(pos.head, 0);
+        drop(t);
+        // Same inode, other content: rewrite in place (what inode reuse looks like).
+        std::fs::write(&p, b"new-first-line-longer\nnew-2\n").unwrap();
+        assert_eq!(std::fs::metadata(&p).unwrap().ino(), pos.ino);
+        let mut t = Tailer::new(&p, Start::At(pos), Duration::ZERO).unwrap();
+        assert_eq!(drain(&mut t), ["new-first-line-longer", "new-2"]);
+        // The same content resumes where it was.
+        let pos = t.position().unwrap();
+        append(&p, b"more\n");
+        let mut t = Tailer::new(&p, Start::At(pos), Duration::ZERO).unwrap();
+        assert_eq!(drain(&mut t), ["more"]);
     }
 
     #[test]
