@@ -40,6 +40,7 @@ async fn main() -> ExitCode {
         keep_events: cli.keep_events,
         store_dir: cli.store,
         keep_raw: false,
+        decode: true,
     };
     let handle = match seq_standin::spawn(cli.listen, options).await {
         Ok(h) => h,

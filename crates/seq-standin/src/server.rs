@@ -44,6 +44,10 @@ pub struct Options {
     /// Keep the raw body of every accepted request for [`Handle::raw_requests`] (so a test
     /// can have an independent decoder read exactly what the shipper sent).
     pub keep_raw: bool,
+    /// Decode and check every event (the default). Off, the stand-in is a minimal sink: it
+    /// checks path, content type, key and request size, then answers 200 without decoding,
+    /// so benchmarks measure the sender, not the receiver (`accepted_events` stays 0).
+    pub decode: bool,
 }
 
 impl Default for Options {
@@ -55,6 +59,7 @@ impl Default for Options {
             keep_events: true,
             store_dir: None,
             keep_raw: false,
+            decode: true,
         }
     }
 }
@@ -207,6 +212,11 @@ impl State {
                 ),
             );
         }
+        if !self.options.decode {
+            lock(&self.counters).accepted_requests += 1;
+            self.answered(StatusCode::OK, 0);
+            return ok_response();
+        }
         let request = match ExportLogsServiceRequest::decode(body.as_ref()) {
             Ok(r) => r,
             Err(e) => {
@@ -279,14 +289,7 @@ impl State {
         if self.options.keep_events {
             lock(&self.events).extend(accepted);
         }
-        let mut response = ExportLogsServiceResponse::default()
-            .encode_to_vec()
-            .into_response();
-        response.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/x-protobuf"),
-        );
-        response
+        ok_response()
     }
 
     fn store(&self, events: &[StoredEvent]) -> io::Result<()> {
@@ -301,6 +304,17 @@ impl State {
         }
         file.write_all(&buf)
     }
+}
+
+fn ok_response() -> Response {
+    let mut response = ExportLogsServiceResponse::default()
+        .encode_to_vec()
+        .into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/x-protobuf"),
+    );
+    response
 }
 
 fn error_response(status: StatusCode, message: &str) -> Response {

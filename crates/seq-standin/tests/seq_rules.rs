@@ -292,3 +292,19 @@ async fn the_binary_serves_and_writes_events_jsonl() {
     child.kill().await.unwrap();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn sink_mode_answers_200_without_decoding_but_still_checks_the_request() {
+    let h = standin(Options {
+        decode: false,
+        ..Options::default()
+    })
+    .await;
+    assert_eq!(post(&h, PROTOBUF, vec![0xff; 64]).await.status(), 200);
+    assert_eq!(
+        post(&h, "application/json", b"{}".to_vec()).await.status(),
+        415
+    );
+    let c = h.counters();
+    assert_eq!((c.accepted_requests, c.accepted_events), (1, 0));
+}
