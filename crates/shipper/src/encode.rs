@@ -425,26 +425,33 @@ fn attrs_size(attrs: &[KeyValue]) -> usize {
         .sum()
 }
 
-/// Bytes a character costs once written inside a JSON string (how Seq stores events).
-const fn ascii_cost(b: u8) -> usize {
-    match b {
-        b'"' | b'\\' | b'\n' | b'\r' | b'\t' | 0x08 | 0x0c => 2,
-        0..=0x1f | 0x7f => 6,
-        _ => 1,
-    }
+/// Bytes one byte of a string may cost once the string is written as JSON by the receiver:
+/// `"` `\\` and the short control escapes 2, other control characters 6 (`\u00XX`), and
+/// every byte of a non-ASCII character 3, the worst case of `\uXXXX` escaping (a 2-byte
+/// character becomes 6 bytes, a 4-byte one a 12-byte surrogate pair). Branch-free so the sum
+/// vectorizes.
+#[inline]
+fn byte_cost(b: u8) -> usize {
+    let quote = usize::from(b == b'"') | usize::from(b == b'\\');
+    let ctrl = usize::from(b < 0x20) | usize::from(b == 0x7f);
+    let short = usize::from(b == 8)
+        | usize::from(b == 9)
+        | usize::from(b == 10)
+        | usize::from(b == 12)
+        | usize::from(b == 13);
+    let high = usize::from(b >= 0x80);
+    1 + quote + short + 5 * (ctrl - short) + 2 * high
 }
 
-/// Length of `s` once escaped as a JSON string (without quotes).
+/// Upper bound of the length of `s` once escaped as a JSON string (without quotes).
 pub fn escaped_len(s: &str) -> usize {
-    s.bytes()
-        .map(|b| if b < 0x80 { ascii_cost(b) } else { 1 })
-        .sum()
+    s.bytes().map(byte_cost).sum()
 }
 
-/// Splits `s` into consecutive parts whose escaped length is at most `budget`, cutting only
+/// Splits `s` into consecutive parts whose [`escaped_len`] is at most `budget`, cutting only
 /// on character boundaries. Concatenating the parts gives `s` back exactly.
 pub fn split_parts(s: &str, budget: usize) -> Vec<&str> {
-    assert!(budget >= 6, "a part must hold any one character");
+    assert!(budget >= 12, "a part must hold any one character");
     if s.len().saturating_mul(6) <= budget {
         return vec![s];
     }
@@ -453,16 +460,13 @@ pub fn split_parts(s: &str, budget: usize) -> Vec<&str> {
     let (mut start, mut cost, mut i) = (0, 0, 0);
     while i < bytes.len() {
         let b = bytes[i];
-        let (len, c) = if b < 0x80 {
-            (1, ascii_cost(b))
-        } else {
-            let l = match b {
-                0xf0..=0xff => 4,
-                0xe0..=0xef => 3,
-                _ => 2,
-            };
-            (l, l)
+        let len = match b {
+            0..=0x7f => 1,
+            0xf0..=0xff => 4,
+            0xe0..=0xef => 3,
+            _ => 2,
         };
+        let c = if len == 1 { byte_cost(b) } else { 3 * len };
         if cost + c > budget && i > start {
             parts.push(&s[start..i]);
             start = i;
@@ -694,7 +698,7 @@ mod tests {
     #[test]
     fn split_parts_respects_budget_and_char_boundaries() {
         let s = "aé🦀\"\u{1}".repeat(1000);
-        for budget in [6, 7, 13, 100, 4096] {
+        for budget in [12, 13, 100, 4096] {
             let parts = split_parts(&s, budget);
             assert_eq!(parts.concat(), s);
             assert!(
@@ -703,7 +707,11 @@ mod tests {
                     .all(|p| escaped_len(p) <= budget && !p.is_empty())
             );
         }
-        assert_eq!(split_parts("", 10), vec![""]);
-        assert_eq!(escaped_len("a\"\n\u{1}é"), 1 + 2 + 2 + 6 + 2);
+        assert_eq!(split_parts("", 12), vec![""]);
+        assert_eq!(
+            escaped_len("a\"\n\u{1}\u{7f}é🦀"),
+            1 + 2 + 2 + 6 + 6 + 6 + 12
+        );
+        assert_eq!(escaped_len("\\\t\r\u{8}\u{c}"), 10);
     }
 }
