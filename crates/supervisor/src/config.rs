@@ -307,7 +307,8 @@ mod tests {
         ]))
         .unwrap_err();
         assert!(
-            err.to_string().starts_with("FLUENT_BIT_CONFIG /nonexistent"),
+            err.to_string()
+                .starts_with("FLUENT_BIT_CONFIG /nonexistent"),
             "{err}"
         );
     }

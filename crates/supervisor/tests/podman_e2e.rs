@@ -1,0 +1,372 @@
+//! End to end with real podman containers: the image built from container/Containerfile,
+//! scripts/claude-sandbox.sh with the real Claude Code CLI, a Seq stand-in and a fake
+//! Anthropic upstream, all on a podman network.
+mod support;
+
+use std::io::{BufRead as _, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use support::*;
+
+fn sandbox(scope: &Scope) -> Command {
+    let mut cmd = Command::new(repo_root().join("scripts/claude-sandbox.sh"));
+    cmd.env("SANDBOX_NAME", &scope.name)
+        .env("SEQ_IMAGE", STANDIN_IMAGE)
+        .env("LOGGER_IMAGE", LOGGER_IMAGE)
+        .env("CLAUDE_IMAGE", CLAUDE_IMAGE)
+        .env("SEQ_UI_PORT", "")
+        .env("UPSTREAM_URL", "http://fake-anthropic:8080")
+        .env("ANTHROPIC_API_KEY", "sk-ant-test-secret")
+        .env("DISABLE_ERROR_REPORTING", "1")
+        .env_remove("ANTHROPIC_BASE_URL")
+        .stdin(Stdio::null());
+    cmd
+}
+
+#[test]
+fn claude_sandbox_script_is_shellcheck_clean() {
+    let root = repo_root();
+    run(Command::new("shellcheck")
+        .arg(root.join("scripts/claude-sandbox.sh"))
+        .arg(root.join("crates/supervisor/tests/podman/bases.sh"))
+        .arg(root.join("crates/supervisor/tests/podman/build-logger.sh")));
+}
+
+#[test]
+fn log_api_without_otel_fails_and_starts_nothing() {
+    let scope = Scope::new("nootel");
+    let out = sandbox(&scope)
+        .args(["--log-api", "mount", "-p", "hi"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("--log-api") && stderr.contains("--otel"),
+        "{stderr}"
+    );
+    assert!(scope.containers().is_empty(), "{:?}", scope.containers());
+    assert!(!podman_ok(&["network", "exists", &scope.net()]));
+}
+
+#[test]
+fn image_is_small_non_root_and_has_a_healthcheck() {
+    build_logger_image();
+    let size: u64 = podman(&["image", "inspect", "-f", "{{.Size}}", LOGGER_IMAGE])
+        .parse()
+        .unwrap();
+    assert!(size <= 40_000_000, "image is {size} bytes");
+    assert_eq!(
+        podman(&["image", "inspect", "-f", "{{.Config.User}}", LOGGER_IMAGE]),
+        "65532:65532"
+    );
+    let health = podman(&[
+        "image",
+        "inspect",
+        "-f",
+        "{{json .Config.Healthcheck.Test}}",
+        LOGGER_IMAGE,
+    ]);
+    assert_eq!(
+        health,
+        r#"["CMD","/usr/local/bin/claude-api-logger","health"]"#
+    );
+    let ports = podman(&[
+        "image",
+        "inspect",
+        "-f",
+        "{{json .Config.ExposedPorts}}",
+        LOGGER_IMAGE,
+    ]);
+    assert!(ports.contains("8000/tcp"), "{ports}");
+}
+
+#[test]
+fn without_log_api_no_logger_container_starts() {
+    build_peer_images();
+    build_bases();
+    let scope = Scope::new("nolog");
+    let out = sandbox(&scope)
+        .args(["--otel", "--no-persist", "--rm", "mount", "--version"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("Claude Code"), "{stdout}");
+    let containers = scope.containers();
+    assert_eq!(
+        containers,
+        [format!("{}-seq", scope.name)],
+        "only Seq keeps running"
+    );
+}
+
+#[test]
+fn podman_stop_of_the_logger_delivers_every_written_record() {
+    let stack = Stack::start("stop");
+    for i in 0..5 {
+        let (status, _) = post_messages(stack.logger_port, &format!("quick {i}"), false);
+        assert_eq!(status, 200);
+    }
+    // A slow stream still in flight when the stop comes: the proxy drains it, writes its
+    // record, and the shipper delivers that record before the container exits.
+    let port = stack.logger_port;
+    let streaming = std::thread::spawn(move || post_messages(port, "slow one [[slow:250]]", true));
+    std::thread::sleep(Duration::from_millis(600));
+    podman(&["stop", "-t", "90", &stack.logger]);
+    let (status, chunks) = streaming.join().unwrap();
+    assert_eq!(status, 200);
+    let text: String = chunks.iter().map(|c| c.1.as_str()).collect();
+    assert!(text.contains("message_stop"), "the stream was cut: {text}");
+    let exchanges = stack.exchanges();
+    assert_eq!(
+        exchanges.len(),
+        6,
+        "right after `podman stop`:\n{}",
+        stack.logs()
+    );
+    let slow = exchanges.iter().find(|e| {
+        e["body"].as_str().is_some_and(|b| b.contains(" 200 "))
+            && attr(e, "claude.stream") == &Value::Bool(true)
+    });
+    assert!(slow.is_some(), "no streamed exchange among {exchanges:#?}");
+    assert_eq!(
+        podman(&["inspect", "-f", "{{.State.ExitCode}}", &stack.logger]),
+        "0"
+    );
+    assert!(
+        stack.logs().contains("every written record was delivered"),
+        "{}",
+        stack.logs()
+    );
+}
+
+#[test]
+fn killed_proxy_inside_the_container_is_restarted_and_traffic_continues() {
+    let stack = Stack::start("restart");
+    assert_eq!(post_messages(stack.logger_port, "before", false).0, 200);
+    let before = container_pids(&stack.logger, "claude-api-prox");
+    assert_eq!(before.len(), 1, "{before:?}");
+    run(Command::new("kill").args(["-KILL", &before[0].to_string()]));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let now = container_pids(&stack.logger, "claude-api-prox");
+        if now.len() == 1
+            && now != before
+            && post_messages(stack.logger_port, "after", false).0 == 200
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "proxy not back:\n{}",
+            stack.logs()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(
+        stack.logs().contains("child was killed by signal SIGKILL"),
+        "{}",
+        stack.logs()
+    );
+    let exchanges = stack.wait_exchanges(2, Duration::from_secs(30));
+    assert!(
+        exchanges
+            .iter()
+            .any(|e| e["body"].as_str().is_some_and(|b| b.contains("200")))
+    );
+    assert_eq!(
+        podman(&["inspect", "-f", "{{.State.Running}}", &stack.logger]),
+        "true"
+    );
+}
+
+#[test]
+fn sandbox_log_api_ships_a_real_claude_code_tool_use_session_to_seq() {
+    build_peer_images();
+    build_logger_image();
+    let scope = Scope::new("e2e");
+    podman(&["network", "create", &scope.net()]);
+    podman(&[
+        "run",
+        "-d",
+        "--name",
+        &format!("{}-fake", scope.name),
+        "--network",
+        &scope.net(),
+        "--network-alias",
+        "fake-anthropic",
+        FAKE_IMAGE,
+    ]);
+    let workspace = temp_dir("e2e-workspace");
+    run(Command::new("chmod").arg("0777").arg(&workspace));
+
+    let started = Instant::now();
+    let mut child = sandbox(&scope)
+        .current_dir(&workspace)
+        .args([
+            "--otel",
+            "--log-api",
+            "--rm",
+            "mount",
+            "-p",
+            "Please run it [[tool:Bash:echo marker-XYZ]] [[slow:150]]",
+            "--output-format",
+            "stream-json",
+            "--verbose",
+            "--include-partial-messages",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let stderr = std::thread::spawn(move || std::io::read_to_string(stderr).unwrap_or_default());
+    let mut lines: Vec<(Instant, String)> = Vec::new();
+    for line in BufReader::new(child.stdout.take().unwrap()).lines() {
+        lines.push((Instant::now(), line.unwrap()));
+        assert!(
+            started.elapsed() < Duration::from_secs(300),
+            "Claude Code still running"
+        );
+    }
+    let status = child.wait().unwrap();
+    let stderr = stderr.join().unwrap();
+    let output: Vec<Value> = lines
+        .iter()
+        .filter_map(|l| serde_json::from_str(&l.1).ok())
+        .collect();
+    assert!(
+        status.success(),
+        "sandbox failed: {status}\n{stderr}\n{lines:#?}"
+    );
+
+    // Claude Code ran the tool and got the fake model's answer to its result.
+    let tool_result = output.iter().any(|v| {
+        v["type"] == "user"
+            && v.to_string().contains("tool_result")
+            && v.to_string().contains("marker-XYZ")
+    });
+    assert!(tool_result, "no tool_result with the marker in {lines:#?}");
+    let result = output
+        .iter()
+        .find(|v| v["type"] == "result")
+        .expect("a result line");
+    assert!(
+        result["result"]
+            .as_str()
+            .unwrap_or("")
+            .contains("Tool result received: marker-XYZ"),
+        "{result}"
+    );
+
+    // Live: the first turn's deltas reached Claude Code while the upstream was still
+    // sending (150 ms between events), not all at once at the end.
+    let at = |pred: &dyn Fn(&Value) -> bool| {
+        lines
+            .iter()
+            .find(|(_, l)| serde_json::from_str::<Value>(l).is_ok_and(|v| pred(&v)))
+            .map(|(t, _)| *t)
+    };
+    let first_delta =
+        at(&|v| v["type"] == "stream_event" && v["event"]["type"] == "content_block_delta")
+            .expect("partial messages streamed");
+    let first_stop = at(&|v| v["type"] == "stream_event" && v["event"]["type"] == "message_stop")
+        .expect("message_stop streamed");
+    let spread = first_stop.duration_since(first_delta);
+    assert!(
+        spread >= Duration::from_millis(400),
+        "deltas arrived within {spread:?}: buffered, not live"
+    );
+
+    // The logger is there, and the stand-in got both exchanges with full bodies.
+    let logger = format!("{}-api-logger", scope.name);
+    assert!(scope.containers().contains(&logger));
+    let volume = podman(&[
+        "volume",
+        "inspect",
+        "-f",
+        "{{.Mountpoint}}",
+        &format!("{}-seq-data", scope.name),
+    ]);
+    let store = std::path::PathBuf::from(volume);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let (events, turns) = loop {
+        let events = stored_events(&store);
+        let turns: Vec<Value> = events
+            .iter()
+            .filter(|e| is_exchange(e) && attr(e, "url.path") == "/v1/messages")
+            .filter(|e| {
+                attr(e, "gen_ai.response.finish_reasons")
+                    .to_string()
+                    .contains("tool_use")
+                    || body_of(&events, e, "request.body")
+                        .is_some_and(|b| b.contains("tool_result"))
+            })
+            .cloned()
+            .collect();
+        if turns.len() >= 2 {
+            break (events, turns);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} tool turns at the stand-in; events: {events:#?}",
+            turns.len()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    for turn in &turns {
+        assert_eq!(attr(turn, "http.request.method"), "POST");
+        assert_eq!(attr(turn, "http.response.status_code"), 200);
+        assert!(attr(turn, "gen_ai.request.model").is_string(), "{turn}");
+        assert!(
+            attr(turn, "gen_ai.usage.input_tokens")
+                .as_i64()
+                .unwrap_or(0)
+                > 0,
+            "{turn}"
+        );
+        assert!(
+            attr(turn, "session.id")
+                .as_str()
+                .is_some_and(|s| !s.is_empty()),
+            "{turn}"
+        );
+        let request = body_of(&events, turn, "request.body").expect("request body shipped");
+        let request: Value = serde_json::from_str(&request).expect("request body is the full JSON");
+        let request = &request["json"];
+        assert!(
+            request["system"].to_string().len() > 1000,
+            "system prompt shipped in full"
+        );
+        assert!(
+            request["tools"].as_array().is_some_and(|t| !t.is_empty()),
+            "tools shipped"
+        );
+    }
+    let shipped: String = events.iter().map(|e| e.to_string()).collect();
+    assert!(
+        shipped.contains("echo marker-XYZ"),
+        "the tool_use input is in the shipped response"
+    );
+    assert!(
+        !shipped.contains("sk-ant-test-secret"),
+        "the API key reached Seq"
+    );
+    // All exchanges of one Claude Code run carry its session id.
+    let sessions: std::collections::BTreeSet<_> = turns
+        .iter()
+        .map(|t| attr(t, "session.id").to_string())
+        .collect();
+    assert_eq!(sessions.len(), 1, "{sessions:?}");
+
+    run(sandbox(&scope).args(["clean", "--containers", "--volumes"]));
+    assert!(scope.containers().is_empty(), "{:?}", scope.containers());
+    let _ = std::fs::remove_dir_all(&workspace);
+}
