@@ -277,7 +277,7 @@ fn sse_events(deltas: usize) -> Vec<Bytes> {
 type UpBody = http_body_util::combinators::BoxBody<Bytes, Infallible>;
 
 /// Answers after reading the whole request body. `x-bench: json` (default) → a message;
-/// `sse` → the first event at once, the rest 2 ms later (so first-event time is measurable);
+/// `sse` → the first event at once, the rest 2 ms later (so the first event is measured alone);
 /// `sse-slow` → events `gap_ms` apart (keeps many streams open at once).
 async fn upstream_handle(
     req: Request<Incoming>,
@@ -296,19 +296,20 @@ async fn upstream_handle(
         .header("anthropic-ratelimit-requests-remaining", "999");
     let resp = match mode.as_str() {
         "sse" | "sse-slow" => {
-            let (events, gap) = if mode == "sse" {
-                (sse_events(3), Duration::from_millis(2))
+            // `sse`: one pause, after the first event only; `sse-slow`: a pause before each.
+            let (events, gap, every) = if mode == "sse" {
+                (sse_events(3), Duration::from_millis(2), false)
             } else {
-                (sse_events(slow_events), Duration::from_millis(gap_ms))
+                (sse_events(slow_events), Duration::from_millis(gap_ms), true)
             };
             let stream = futures_util::stream::unfold(
-                (events.into_iter(), true),
-                move |(mut it, first)| async move {
+                (events.into_iter(), 0usize),
+                move |(mut it, i)| async move {
                     let ev = it.next()?;
-                    if !first {
+                    if i == 1 || (every && i > 0) {
                         tokio::time::sleep(gap).await;
                     }
-                    Some((Ok::<_, Infallible>(Frame::data(ev)), (it, false)))
+                    Some((Ok::<_, Infallible>(Frame::data(ev)), (it, i + 1)))
                 },
             );
             builder
