@@ -6,8 +6,7 @@
 //! Bodies are never parsed into trees: the record is read with borrowed `RawValue`s, so a
 //! body's JSON text goes into the event byte for byte as it is in the line.
 
-use opentelemetry_proto::tonic::common::v1::{AnyValue, ArrayValue, KeyValue, any_value::Value};
-use opentelemetry_proto::tonic::logs::v1::LogRecord;
+use crate::event::{Attr, Event, Value};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use std::borrow::Cow;
@@ -109,7 +108,7 @@ impl Encoder {
 
     /// Hands the events of one line (without its newline) to `out`, in order: the main event
     /// first, then the body parts, one at a time, so a huge body is never held twice.
-    pub fn encode_line(&self, line: &[u8], observed_ns: u64, out: &mut dyn FnMut(LogRecord)) {
+    pub fn encode_line(&self, line: &[u8], observed_ns: u64, out: &mut dyn FnMut(Event<'_>)) {
         match serde_json::from_slice::<RecordView<'_>>(line) {
             Ok(rec) if rec.kind == traffic_record::KIND => {
                 self.encode_record(&rec, observed_ns, out)
@@ -118,15 +117,15 @@ impl Encoder {
         }
     }
 
-    fn encode_plain(&self, line: &[u8], observed_ns: u64, out: &mut dyn FnMut(LogRecord)) {
+    fn encode_plain(&self, line: &[u8], observed_ns: u64, out: &mut dyn FnMut(Event<'_>)) {
         let text = String::from_utf8_lossy(line);
         let budget = self.event_max_bytes - PART_OVERHEAD;
         if escaped_len(&text) <= budget {
-            out(LogRecord {
+            out(Event {
                 observed_time_unix_nano: observed_ns,
                 severity_number: SEVERITY_INFO,
-                severity_text: "INFO".into(),
-                body: Some(string_value(text.into_owned())),
+                severity_text: "INFO",
+                body: text,
                 ..Default::default()
             });
             return;
@@ -136,16 +135,16 @@ impl Encoder {
         let parts = split_parts(&text, budget);
         let count = parts.len();
         for (i, part) in parts.into_iter().enumerate() {
-            out(LogRecord {
+            out(Event {
                 observed_time_unix_nano: observed_ns,
                 severity_number: SEVERITY_INFO,
-                severity_text: "INFO".into(),
-                body: Some(string_value(part.to_string())),
-                trace_id: trace_id.to_vec(),
+                severity_text: "INFO",
+                body: part.into(),
+                trace_id: &trace_id,
                 attributes: vec![
-                    kv_str("claude.body.name", "line"),
-                    kv_int("claude.body.part", i as i64 + 1),
-                    kv_int("claude.body.parts", count as i64),
+                    Attr::str("claude.body.name", "line"),
+                    Attr::int("claude.body.part", i as i64 + 1),
+                    Attr::int("claude.body.parts", count as i64),
                 ],
                 ..Default::default()
             });
@@ -156,10 +155,11 @@ impl Encoder {
         &self,
         rec: &RecordView<'_>,
         observed_ns: u64,
-        out: &mut dyn FnMut(LogRecord),
+        out: &mut dyn FnMut(Event<'_>),
     ) {
         let time_ns = parse_time_ns(&rec.started_at).unwrap_or(0);
-        let trace_id = hex16(&rec.id).map(|b| b.to_vec()).unwrap_or_default();
+        let trace_id_bytes = hex16(&rec.id);
+        let trace_id: &[u8] = trace_id_bytes.as_ref().map_or(&[], |b| b.as_slice());
         let status = rec.response.as_ref().map(|r| r.status);
         let complete = rec.outcome == "complete";
         let (severity, severity_text) = match status {
@@ -176,24 +176,27 @@ impl Encoder {
             .and_then(|j| serde_json::from_str::<ModelOnly<'_>>(j.get()).ok())
             .and_then(|m| m.model.map(Cow::into_owned));
 
-        let mut attrs = Vec::with_capacity(32);
-        attrs.push(kv_str("http.request.method", &rec.request.method));
-        attrs.push(kv_str("url.path", &rec.request.path));
+        let mut attrs: Vec<Attr<'_>> = Vec::with_capacity(32);
+        attrs.push(Attr::str(
+            "http.request.method",
+            rec.request.method.as_ref(),
+        ));
+        attrs.push(Attr::str("url.path", rec.request.path.as_ref()));
         if let Some(q) = &rec.request.query {
-            attrs.push(kv_str("url.query", q));
+            attrs.push(Attr::str("url.query", q.as_ref()));
         }
         if let Some(s) = status {
-            attrs.push(kv_int("http.response.status_code", s.into()));
+            attrs.push(Attr::int("http.response.status_code", s.into()));
         }
-        attrs.push(kv_str("gen_ai.system", "anthropic"));
-        attrs.push(kv_str("gen_ai.provider.name", "anthropic"));
+        attrs.push(Attr::str("gen_ai.system", "anthropic"));
+        attrs.push(Attr::str("gen_ai.provider.name", "anthropic"));
         if let Some(m) = request_model.as_deref().or(rec.model.as_deref()) {
-            attrs.push(kv_str("gen_ai.request.model", m));
+            attrs.push(Attr::str("gen_ai.request.model", m));
         }
         if rec.response.is_some()
             && let Some(m) = &rec.model
         {
-            attrs.push(kv_str("gen_ai.response.model", m));
+            attrs.push(Attr::str("gen_ai.response.model", m.as_ref()));
         }
         if let Some(u) = &rec.usage {
             let tokens = [
@@ -210,61 +213,50 @@ impl Encoder {
             ];
             for (k, v) in tokens {
                 if let Some(v) = v {
-                    attrs.push(kv_int(k, v as i64));
+                    attrs.push(Attr::int(k, v as i64));
                 }
             }
         }
         if let Some(r) = &rec.stop_reason {
-            attrs.push(KeyValue {
+            attrs.push(Attr {
                 key: "gen_ai.response.finish_reasons".into(),
-                value: Some(AnyValue {
-                    value: Some(Value::ArrayValue(ArrayValue {
-                        values: vec![string_value(r.to_string())],
-                    })),
-                }),
-                ..Default::default()
+                value: Value::StrArray(vec![r.as_ref().into()]),
             });
         }
         if let Some(s) = &rec.session_id {
-            attrs.push(kv_str("session.id", s));
+            attrs.push(Attr::str("session.id", s.as_ref()));
         }
-        attrs.push(kv_str("claude.exchange.id", &rec.id));
-        attrs.push(kv_str("claude.outcome", &rec.outcome));
+        attrs.push(Attr::str("claude.exchange.id", rec.id.as_ref()));
+        attrs.push(Attr::str("claude.outcome", rec.outcome.as_ref()));
         if let Some(e) = &rec.error {
-            attrs.push(kv_str("claude.error", e));
-            attrs.push(kv_str("error.type", &rec.outcome));
+            attrs.push(Attr::str("claude.error", e.as_ref()));
+            attrs.push(Attr::str("error.type", rec.outcome.as_ref()));
         } else if let Some(s) = status.filter(|s| *s >= 400) {
-            attrs.push(kv_str("error.type", &s.to_string()));
+            attrs.push(Attr::str("error.type", s.to_string()));
         }
         if let Some(d) = rec.duration_ms {
-            attrs.push(kv_double("claude.duration_ms", d));
+            attrs.push(Attr::double("claude.duration_ms", d));
         }
         if let Some(t) = rec.ttfb_ms {
-            attrs.push(kv_double("claude.ttfb_ms", t));
+            attrs.push(Attr::double("claude.ttfb_ms", t));
         }
-        attrs.push(KeyValue {
-            key: "claude.stream".into(),
-            value: Some(AnyValue {
-                value: Some(Value::BoolValue(rec.stream)),
-            }),
-            ..Default::default()
-        });
+        attrs.push(Attr::bool("claude.stream", rec.stream));
         if let Some(size) = req_meta.as_ref().and_then(|m| m.size) {
-            attrs.push(kv_int("http.request.body.size", size as i64));
+            attrs.push(Attr::int("http.request.body.size", size as i64));
         }
         if let Some(resp) = &rec.response
             && let Some(size) = serde_json::from_str::<BodyMeta<'_>>(resp.body.get())
                 .ok()
                 .and_then(|m| m.size)
         {
-            attrs.push(kv_int("http.response.body.size", size as i64));
+            attrs.push(Attr::int("http.response.body.size", size as i64));
         }
         for (name, value) in &rec.request.headers {
-            attrs.push(kv_str(&format!("http.request.header.{name}"), value));
+            attrs.push(Attr::str(format!("http.request.header.{name}"), value));
         }
         if let Some(resp) = &rec.response {
             for (name, value) in &resp.headers {
-                attrs.push(kv_str(&format!("http.response.header.{name}"), value));
+                attrs.push(Attr::str(format!("http.response.header.{name}"), value));
             }
         }
 
@@ -283,11 +275,11 @@ impl Encoder {
         .flatten()
         .collect();
 
-        let base = LogRecord {
+        let base = Event {
             time_unix_nano: time_ns,
             observed_time_unix_nano: observed_ns,
             severity_number: severity,
-            severity_text: severity_text.into(),
+            severity_text,
             trace_id,
             ..Default::default()
         };
@@ -313,28 +305,31 @@ impl Encoder {
         let mut split: Vec<(&str, Vec<&str>)> = Vec::new();
         for (i, (name, text)) in bodies.iter().enumerate() {
             if inline[i] {
-                attrs.push(kv_str(&format!("claude.{name}"), text));
+                attrs.push(Attr::str(format!("claude.{name}"), *text));
             } else {
                 let parts = split_parts(text, budget);
-                attrs.push(kv_int(&format!("claude.{name}.parts"), parts.len() as i64));
+                attrs.push(Attr::int(
+                    format!("claude.{name}.parts"),
+                    parts.len() as i64,
+                ));
                 split.push((name, parts));
             }
         }
-        out(LogRecord {
-            body: Some(string_value(message)),
+        out(Event {
+            body: message.into(),
             attributes: attrs,
             ..base.clone()
         });
         for (name, parts) in split {
             let count = parts.len() as i64;
             for (i, part) in parts.into_iter().enumerate() {
-                out(LogRecord {
-                    body: Some(string_value(part.to_string())),
+                out(Event {
+                    body: part.into(),
                     attributes: vec![
-                        kv_str("claude.exchange.id", &rec.id),
-                        kv_str("claude.body.name", name),
-                        kv_int("claude.body.part", i as i64 + 1),
-                        kv_int("claude.body.parts", count),
+                        Attr::str("claude.exchange.id", rec.id.as_ref()),
+                        Attr::str("claude.body.name", name),
+                        Attr::int("claude.body.part", i as i64 + 1),
+                        Attr::int("claude.body.parts", count),
                     ],
                     ..base.clone()
                 });
@@ -378,49 +373,16 @@ fn summary(rec: &RecordView<'_>, status: Option<u16>, request_model: Option<&str
     s
 }
 
-fn string_value(s: String) -> AnyValue {
-    AnyValue {
-        value: Some(Value::StringValue(s)),
-    }
-}
-
-fn kv_str(key: &str, value: &str) -> KeyValue {
-    KeyValue {
-        key: key.to_string(),
-        value: Some(string_value(value.to_string())),
-        ..Default::default()
-    }
-}
-
-fn kv_int(key: &str, value: i64) -> KeyValue {
-    KeyValue {
-        key: key.to_string(),
-        value: Some(AnyValue {
-            value: Some(Value::IntValue(value)),
-        }),
-        ..Default::default()
-    }
-}
-
-fn kv_double(key: &str, value: f64) -> KeyValue {
-    KeyValue {
-        key: key.to_string(),
-        value: Some(AnyValue {
-            value: Some(Value::DoubleValue(value)),
-        }),
-        ..Default::default()
-    }
-}
-
-fn attrs_size(attrs: &[KeyValue]) -> usize {
+fn attrs_size(attrs: &[Attr<'_>]) -> usize {
     attrs
         .iter()
-        .map(|kv| {
-            let v = match kv.value.as_ref().and_then(|v| v.value.as_ref()) {
-                Some(Value::StringValue(s)) => escaped_len(s),
+        .map(|a| {
+            let v = match &a.value {
+                Value::Str(s) => escaped_len(s),
+                Value::StrArray(items) => items.iter().map(|s| escaped_len(s) + 3).sum(),
                 _ => 24,
             };
-            kv.key.len() + v + 8
+            a.key.len() + v + 8
         })
         .sum()
 }
@@ -506,6 +468,30 @@ pub fn hex16(s: &str) -> Option<[u8; 16]> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use opentelemetry_proto::tonic::common::v1::KeyValue;
+    use opentelemetry_proto::tonic::common::v1::any_value::Value;
+    use opentelemetry_proto::tonic::logs::v1::LogRecord;
+    use prost::Message;
+
+    /// What the receiver decodes from an event (through the hand encoding).
+    fn decoded(e: &Event<'_>) -> LogRecord {
+        let mut buf = Vec::new();
+        e.encode(&mut buf);
+        LogRecord::decode(buf.as_slice()).unwrap()
+    }
+
+    fn kv_size(attrs: &[KeyValue]) -> usize {
+        attrs
+            .iter()
+            .map(|kv| {
+                let v = match kv.value.as_ref().and_then(|v| v.value.as_ref()) {
+                    Some(Value::StringValue(s)) => escaped_len(s),
+                    _ => 24,
+                };
+                kv.key.len() + v + 8
+            })
+            .sum()
+    }
 
     fn attr<'a>(r: &'a LogRecord, key: &str) -> Option<&'a Value> {
         r.attributes
@@ -583,7 +569,7 @@ mod tests {
             r#"{"model":"claude-sonnet-4","messages":[{"role":"user","content":"hi \"there\""}]}"#,
         );
         let mut out = Vec::new();
-        Encoder::new(200_000).encode_line(line.as_bytes(), 42, &mut |r| out.push(r));
+        Encoder::new(200_000).encode_line(line.as_bytes(), 42, &mut |e| out.push(decoded(&e)));
         assert_eq!(out.len(), 1);
         let e = &out[0];
         assert_eq!(
@@ -637,10 +623,10 @@ mod tests {
         let line = record_line(&format!(r#"{{"model":"m","messages":{content}}}"#));
         let mut out = Vec::new();
         let max = 50_000;
-        Encoder::new(max).encode_line(line.as_bytes(), 0, &mut |r| out.push(r));
+        Encoder::new(max).encode_line(line.as_bytes(), 0, &mut |e| out.push(decoded(&e)));
         assert!(out.len() > 30, "{}", out.len());
         for e in &out {
-            let size = escaped_len(body(e)) + attrs_size(&e.attributes);
+            let size = escaped_len(body(e)) + kv_size(&e.attributes);
             assert!(size <= max, "event of {size} escaped bytes");
             assert_eq!(e.trace_id, out[0].trace_id);
         }
@@ -658,13 +644,13 @@ mod tests {
             r#""outcome":"upstream_aborted","error":"cut""#,
         );
         let mut out = Vec::new();
-        Encoder::new(200_000).encode_line(line.as_bytes(), 0, &mut |r| out.push(r));
+        Encoder::new(200_000).encode_line(line.as_bytes(), 0, &mut |e| out.push(decoded(&e)));
         assert_eq!(out[0].severity_number, SEVERITY_ERROR);
         assert!(body(&out[0]).ends_with(" upstream_aborted"));
         assert_eq!(attr_str(&out[0], "claude.error"), Some("cut"));
         let line = record_line("{}").replace(r#""status":200"#, r#""status":429"#);
         out.clear();
-        Encoder::new(200_000).encode_line(line.as_bytes(), 0, &mut |r| out.push(r));
+        Encoder::new(200_000).encode_line(line.as_bytes(), 0, &mut |e| out.push(decoded(&e)));
         assert_eq!(out[0].severity_number, SEVERITY_WARN);
     }
 
@@ -672,10 +658,12 @@ mod tests {
     fn lines_that_are_not_records_are_plain_strings() {
         let mut out = Vec::new();
         let enc = Encoder::new(200_000);
-        enc.encode_line(b"not json at all", 0, &mut |r| out.push(r));
-        enc.encode_line(br#"{"kind":"something_else"}"#, 0, &mut |r| out.push(r));
-        enc.encode_line(b"bad \xff\xfe utf8", 0, &mut |r| out.push(r));
-        enc.encode_line(b"", 0, &mut |r| out.push(r));
+        enc.encode_line(b"not json at all", 0, &mut |e| out.push(decoded(&e)));
+        enc.encode_line(br#"{"kind":"something_else"}"#, 0, &mut |e| {
+            out.push(decoded(&e))
+        });
+        enc.encode_line(b"bad \xff\xfe utf8", 0, &mut |e| out.push(decoded(&e)));
+        enc.encode_line(b"", 0, &mut |e| out.push(decoded(&e)));
         assert_eq!(out.len(), 4);
         assert_eq!(body(&out[0]), "not json at all");
         assert_eq!(body(&out[1]), r#"{"kind":"something_else"}"#);
@@ -688,7 +676,7 @@ mod tests {
     fn a_huge_plain_line_is_split_too() {
         let line = "z".repeat(100_000);
         let mut out = Vec::new();
-        Encoder::new(20_000).encode_line(line.as_bytes(), 0, &mut |r| out.push(r));
+        Encoder::new(20_000).encode_line(line.as_bytes(), 0, &mut |e| out.push(decoded(&e)));
         assert!(out.len() >= 5);
         let joined: String = out.iter().map(body).collect();
         assert_eq!(joined, line);

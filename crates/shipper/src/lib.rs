@@ -15,6 +15,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod deadletter;
 pub mod encode;
+pub mod event;
 pub mod metrics;
 pub mod reader;
 pub mod retry;
