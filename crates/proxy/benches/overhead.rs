@@ -179,6 +179,8 @@ async fn run(plan: &Plan, smoke: bool) -> bool {
         eprintln!("round {}/{} done", round + 1, plan.rounds);
     }
 
+    // Peak memory over the latency and throughput phases (log writing under sustained load).
+    let busy_hwm = [nginx.hwm_kib(), ours.hwm_kib()];
     // SIGTERM drains: after it every exchange must have its record, none dropped.
     let log_file = ours.log_file.clone();
     drop(ours);
@@ -198,6 +200,7 @@ async fn run(plan: &Plan, smoke: bool) -> bool {
         }),
         rps: throughput.map(|(n, secs)| n as f64 / secs),
         memory,
+        busy_hwm,
     };
     println!("{}", machine());
     println!(
@@ -717,7 +720,10 @@ struct Table {
     latency: [Vec<Duration>; 3],
     ttfe: [Vec<Duration>; 3],
     rps: [f64; 3],
+    /// (idle VmHWM, VmHWM after the streams, failures) per proxy.
     memory: Vec<(Via, u64, u64, u64)>,
+    /// VmHWM of nginx and ours after the latency and throughput phases.
+    busy_hwm: [u64; 2],
 }
 
 fn pct(sorted: &[Duration], p: f64) -> f64 {
@@ -785,6 +791,13 @@ impl Table {
                 mb(n.2),
                 mb(o.2),
                 format!("{:.2}x", o.2 as f64 / n.2 as f64),
+            ]);
+            row(vec![
+                "peak RSS over the latency and throughput phases (MiB)".into(),
+                "-".into(),
+                mb(self.busy_hwm[0]),
+                mb(self.busy_hwm[1]),
+                format!("{:.2}x", self.busy_hwm[1] as f64 / self.busy_hwm[0] as f64),
             ]);
         }
         out
