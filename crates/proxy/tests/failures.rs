@@ -237,3 +237,63 @@ async fn client_abort_before_the_response_head_cancels_the_upstream() {
         "never mind"
     );
 }
+
+#[tokio::test]
+async fn a_log_write_failure_never_fails_the_request_and_is_reported() {
+    // /dev/full opens fine and fails every write with ENOSPC.
+    let upstream = fake_upstream().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut proxy = tokio::process::Command::new(env!("CARGO_BIN_EXE_claude-api-proxy"))
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--log-file",
+            "/dev/full",
+            "--upstream",
+        ])
+        .arg(&upstream)
+        .current_dir(dir.path())
+        .env_clear()
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut stdout = tokio::io::BufReader::new(proxy.stdout.take().unwrap());
+    let mut line = String::new();
+    tokio::io::AsyncBufReadExt::read_line(&mut stdout, &mut line)
+        .await
+        .unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap()
+        .to_string();
+    let response = client()
+        .post(format!("http://{addr}/v1/messages"))
+        .json(&message_request("log this if you can", false))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let reply: Value = response.json().await.unwrap();
+    assert_eq!(
+        reply["content"][0]["text"],
+        "Hello from fake-anthropic. You said: log this if you can"
+    );
+    let pid = proxy.id().unwrap().to_string();
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    let output = tokio::time::timeout(Duration::from_secs(20), proxy.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("could not append a traffic record") && stderr.contains("failed=1"),
+        "the failure is reported and counted: {stderr}"
+    );
+}

@@ -420,3 +420,51 @@ async fn request_framing_and_end_to_end_headers_reach_the_upstream() {
     let r = proxy.only_record().await;
     assert_eq!(r["request"]["headers"]["authorization"], "[REDACTED]");
 }
+
+#[tokio::test]
+async fn upstream_connections_are_kept_alive_across_requests() {
+    let peers: Arc<Mutex<Vec<std::net::SocketAddr>>> = Arc::default();
+    let peers_in = peers.clone();
+    let router = axum::Router::new().fallback(
+        move |axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<
+            std::net::SocketAddr,
+        >| {
+            let peers = peers_in.clone();
+            async move {
+                peers.lock().unwrap().push(peer);
+                Response::builder()
+                    .header("content-type", "application/json")
+                    .body(Body::from("{}"))
+                    .unwrap()
+            }
+        },
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let upstream = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .await
+    });
+    let proxy = Proxy::start(&upstream).await;
+    let client = client();
+    for _ in 0..5 {
+        let response = client
+            .post(proxy.url("/v1/messages/count_tokens"))
+            .body("{}")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        response.bytes().await.unwrap();
+    }
+    proxy.records(5).await;
+    let peers = peers.lock().unwrap();
+    assert_eq!(peers.len(), 5);
+    assert!(
+        peers.iter().all(|p| *p == peers[0]),
+        "one upstream connection for sequential requests: {peers:?}"
+    );
+}
