@@ -366,7 +366,13 @@ fn sandbox_log_api_ships_a_real_claude_code_tool_use_session_to_seq() {
         .collect();
     assert_eq!(sessions.len(), 1, "{sessions:?}");
 
+    // `clean` removes what the script started; the fake upstream is this test's own.
     run(sandbox(&scope).args(["clean", "--containers", "--volumes"]));
-    assert!(scope.containers().is_empty(), "{:?}", scope.containers());
+    assert_eq!(scope.containers(), [format!("{}-fake", scope.name)]);
+    assert!(!podman_ok(&[
+        "volume",
+        "exists",
+        &format!("{}-seq-data", scope.name)
+    ]));
     let _ = std::fs::remove_dir_all(&workspace);
 }
