@@ -150,15 +150,19 @@ pub async fn forward(State(fwd): State<Forwarder>, request: Request) -> Response
     // hyper already answered any `Expect: 100-continue` on this hop.
     headers.remove(header::EXPECT);
     let leftover = Arc::new(Mutex::new(None));
-    let upstream_request = fwd
+    let mut upstream_request = fwd
         .client
         .request(parts.method.clone(), url)
-        .headers(headers)
-        .body(reqwest::Body::wrap_stream(TeeRequest::new(
+        .headers(headers);
+    // A request without a body (GET, or Content-Length: 0) gets none upstream either, rather
+    // than an empty chunked one.
+    if !http_body::Body::is_end_stream(&body) {
+        upstream_request = upstream_request.body(reqwest::Body::wrap_stream(TeeRequest::new(
             body,
             request_capture.clone(),
             leftover.clone(),
         )));
+    }
 
     let upstream_response = match upstream_request.send().await {
         Ok(r) => r,

@@ -85,6 +85,12 @@ impl Rig {
 
     /// Runs `claude -p PROMPT --output-format json` with an isolated HOME and TMPDIR.
     async fn claude(&self, prompt: &str) -> Value {
+        self.claude_with(prompt, "ANTHROPIC_API_KEY").await
+    }
+
+    /// Like [`Rig::claude`], passing the key in `key_var`: `ANTHROPIC_API_KEY` (sent as
+    /// `x-api-key`) or `ANTHROPIC_AUTH_TOKEN` (sent as `authorization: Bearer`).
+    async fn claude_with(&self, prompt: &str, key_var: &str) -> Value {
         let home = self.dir().join("home");
         let tmp = self.dir().join("tmp");
         let work = self.dir().join("work");
@@ -99,7 +105,7 @@ impl Rig {
             .env("PATH", PATH)
             .env("HOME", &home)
             .env("TMPDIR", &tmp)
-            .env("ANTHROPIC_API_KEY", &self.key)
+            .env(key_var, &self.key)
             .env("ANTHROPIC_BASE_URL", &self.base_url)
             .env("DISABLE_TELEMETRY", "1")
             .env("DISABLE_ERROR_REPORTING", "1")
@@ -521,6 +527,57 @@ async fn claude_code_tool_use_turn_runs_the_command_and_logs_the_tool_result() {
     assert!(
         started(answer) > started(ask),
         "the tool_result comes second"
+    );
+    rig.check_log().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claude_code_bearer_token_and_retry_after_sse_error_are_both_logged() {
+    let rig = Rig::start().await;
+    // An `event: error` frame mid-stream makes Claude Code retry with `stream: false`.
+    let out = rig
+        .claude_with(
+            "Retry me [[sse-error]] [cc-retry-9b2c]",
+            "ANTHROPIC_AUTH_TOKEN",
+        )
+        .await;
+    let result = out["result"].as_str().expect("result");
+    assert!(
+        result.starts_with("Hello from fake-anthropic. You said:"),
+        "claude result: {result}"
+    );
+
+    let mentions = |r: &&Value| request_mentions(r, "cc-retry-9b2c");
+    let records = rig
+        .records_until("the stream and its retry", |rs| {
+            rs.iter().filter(mentions).count() >= 2
+        })
+        .await;
+    let messages = assert_claude_code_records(&records, &out);
+    let turns: Vec<&Value> = messages.into_iter().filter(|r| mentions(r)).collect();
+    assert_eq!(turns.len(), 2, "{records:#?}");
+    for r in &turns {
+        assert_eq!(
+            r["request"]["headers"]["authorization"], "[REDACTED]",
+            "{r:#}"
+        );
+        assert!(r["request"]["headers"]["x-api-key"].is_null(), "{r:#}");
+    }
+    let (streamed, retried) = (turns[0], turns[1]);
+    assert_eq!(streamed["stream"], true);
+    let events = streamed["response"]["sse"]["events"]
+        .as_array()
+        .expect("events");
+    let error = events
+        .iter()
+        .find(|e| e["event"] == "error")
+        .unwrap_or_else(|| panic!("the error frame is logged: {streamed:#}"));
+    assert_eq!(error["data"]["type"], "error", "{error:#}");
+    assert_eq!(retried["stream"], false);
+    assert_complete_messages_exchange(retried);
+    assert_eq!(
+        message_text(&retried["response"]["body"]["json"]).trim(),
+        result.trim()
     );
     rig.check_log().await;
 }

@@ -17,8 +17,14 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 async fn counting_upstream(name: &'static str) -> (String, Arc<AtomicUsize>) {
     let hits = Arc::new(AtomicUsize::new(0));
     let counter = hits.clone();
-    let router = axum::Router::new().fallback(move |_req: Request| {
+    let router = axum::Router::new().fallback(move |req: Request| {
         counter.fetch_add(1, Ordering::SeqCst);
+        if req.method() == http::Method::GET {
+            assert!(
+                !req.headers().contains_key("transfer-encoding"),
+                "a GET without a body is forwarded without one"
+            );
+        }
         async move {
             Response::builder()
                 .header("content-type", "application/json")
