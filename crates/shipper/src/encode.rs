@@ -64,8 +64,8 @@ struct RequestView<'a> {
     path: Cow<'a, str>,
     #[serde(borrow, default)]
     query: Option<Cow<'a, str>>,
-    #[serde(default)]
-    headers: BTreeMap<String, String>,
+    #[serde(borrow, default)]
+    headers: BTreeMap<Str<'a>, Str<'a>>,
     #[serde(borrow)]
     body: &'a RawValue,
 }
@@ -73,26 +73,116 @@ struct RequestView<'a> {
 #[derive(Deserialize)]
 struct ResponseView<'a> {
     status: u16,
-    #[serde(default)]
-    headers: BTreeMap<String, String>,
+    #[serde(borrow, default)]
+    headers: BTreeMap<Str<'a>, Str<'a>>,
     #[serde(borrow)]
     body: &'a RawValue,
     #[serde(borrow, default)]
     sse: Option<&'a RawValue>,
 }
 
-#[derive(Deserialize)]
-struct BodyMeta<'a> {
-    #[serde(default)]
-    size: Option<u64>,
-    #[serde(borrow, default)]
-    json: Option<&'a RawValue>,
+/// A string borrowed from the line when it has no escapes (serde's `Cow<str>` always copies).
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Str<'a>(Cow<'a, str>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Str<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for V<'a> {
+            type Value = Str<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Str<'a>, E> {
+                Ok(Str(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Str<'a>, E> {
+                Ok(Str(Cow::Owned(v.to_owned())))
+            }
+        }
+        d.deserialize_str(V(std::marker::PhantomData))
+    }
 }
 
-#[derive(Deserialize)]
-struct ModelOnly<'a> {
-    #[serde(borrow, default)]
-    model: Option<Cow<'a, str>>,
+/// What the encoder needs from a captured body, read without scanning all of it: its `size`
+/// and, for a JSON request, its `model`. Reading stops as soon as both are known (the proxy
+/// writes `size` first; requests usually start with `model`), so a multi-megabyte body is not
+/// parsed a second time.
+#[derive(Debug, Default, PartialEq)]
+struct BodyPeek {
+    size: Option<u64>,
+    model: Option<String>,
+}
+
+fn peek_body(raw: &str, want_model: bool) -> BodyPeek {
+    use serde::de::{DeserializeSeed, Deserializer, Error, IgnoredAny, MapAccess, Visitor};
+    use std::cell::RefCell;
+    use std::fmt;
+    // Returned as an error to stop reading early; the result is in `out` by then.
+    const STOP: &str = "stop";
+
+    struct BodyV<'p> {
+        out: &'p RefCell<BodyPeek>,
+        want_model: bool,
+    }
+    impl<'de> Visitor<'de> for BodyV<'_> {
+        type Value = ();
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a body object")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+            while let Some(key) = map.next_key::<Str<'de>>()? {
+                match key.0.as_ref() {
+                    "size" => {
+                        self.out.borrow_mut().size = Some(map.next_value()?);
+                        if !self.want_model {
+                            return Err(A::Error::custom(STOP));
+                        }
+                    }
+                    "json" if self.want_model => {
+                        map.next_value_seed(ModelSeed(self.out))?;
+                    }
+                    _ => {
+                        map.next_value::<IgnoredAny>()?;
+                    }
+                }
+            }
+            Ok(())
+        }
+    }
+    struct ModelSeed<'p>(&'p RefCell<BodyPeek>);
+    impl<'de> DeserializeSeed<'de> for ModelSeed<'_> {
+        type Value = ();
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+            d.deserialize_map(ModelV(self.0))
+        }
+    }
+    struct ModelV<'p>(&'p RefCell<BodyPeek>);
+    impl<'de> Visitor<'de> for ModelV<'_> {
+        type Value = ();
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a JSON object")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+            while let Some(key) = map.next_key::<Str<'de>>()? {
+                if key.0 == "model" {
+                    let model: Str<'de> = map.next_value()?;
+                    self.0.borrow_mut().model = Some(model.0.into_owned());
+                    return Err(A::Error::custom(STOP));
+                }
+                map.next_value::<IgnoredAny>()?;
+            }
+            Ok(())
+        }
+    }
+
+    let out = RefCell::new(BodyPeek::default());
+    let mut de = serde_json::Deserializer::from_str(raw);
+    let _ = de.deserialize_map(BodyV {
+        out: &out,
+        want_model,
+    });
+    out.into_inner()
 }
 
 /// Encodes lines; holds the per-event budget.
@@ -169,12 +259,8 @@ impl Encoder {
             _ => (SEVERITY_INFO, "INFO"),
         };
 
-        let req_meta = serde_json::from_str::<BodyMeta<'_>>(rec.request.body.get()).ok();
-        let request_model = req_meta
-            .as_ref()
-            .and_then(|m| m.json)
-            .and_then(|j| serde_json::from_str::<ModelOnly<'_>>(j.get()).ok())
-            .and_then(|m| m.model.map(Cow::into_owned));
+        let req_peek = peek_body(rec.request.body.get(), true);
+        let request_model = req_peek.model;
 
         let mut attrs: Vec<Attr<'_>> = Vec::with_capacity(32);
         attrs.push(Attr::str(
@@ -241,22 +327,26 @@ impl Encoder {
             attrs.push(Attr::double("claude.ttfb_ms", t));
         }
         attrs.push(Attr::bool("claude.stream", rec.stream));
-        if let Some(size) = req_meta.as_ref().and_then(|m| m.size) {
+        if let Some(size) = req_peek.size {
             attrs.push(Attr::int("http.request.body.size", size as i64));
         }
         if let Some(resp) = &rec.response
-            && let Some(size) = serde_json::from_str::<BodyMeta<'_>>(resp.body.get())
-                .ok()
-                .and_then(|m| m.size)
+            && let Some(size) = peek_body(resp.body.get(), false).size
         {
             attrs.push(Attr::int("http.response.body.size", size as i64));
         }
         for (name, value) in &rec.request.headers {
-            attrs.push(Attr::str(format!("http.request.header.{name}"), value));
+            attrs.push(Attr::str(
+                format!("http.request.header.{}", name.0),
+                value.0.as_ref(),
+            ));
         }
         if let Some(resp) = &rec.response {
             for (name, value) in &resp.headers {
-                attrs.push(Attr::str(format!("http.response.header.{name}"), value));
+                attrs.push(Attr::str(
+                    format!("http.response.header.{}", name.0),
+                    value.0.as_ref(),
+                ));
             }
         }
 
@@ -681,6 +771,67 @@ mod tests {
         let joined: String = out.iter().map(body).collect();
         assert_eq!(joined, line);
         assert!(out.iter().all(|e| e.trace_id == out[0].trace_id));
+    }
+
+    #[test]
+    fn body_peek_finds_size_and_model_wherever_they_are() {
+        let p = peek_body(
+            r#"{"size":12,"json":{"model":"m1","messages":[1,2]}}"#,
+            true,
+        );
+        assert_eq!(
+            p,
+            BodyPeek {
+                size: Some(12),
+                model: Some("m1".into())
+            }
+        );
+        let p = peek_body(
+            r#"{"size":5,"truncated":true,"json":{"messages":[{"model":"no"}],"model":"m\"2"}}"#,
+            true,
+        );
+        assert_eq!(
+            p,
+            BodyPeek {
+                size: Some(5),
+                model: Some("m\"2".into())
+            }
+        );
+        let p = peek_body(r#"{"size":3,"json":[1,2,3]}"#, true);
+        assert_eq!(
+            p,
+            BodyPeek {
+                size: Some(3),
+                model: None
+            }
+        );
+        let p = peek_body(r#"{"size":3,"text":"model"}"#, true);
+        assert_eq!(
+            p,
+            BodyPeek {
+                size: Some(3),
+                model: None
+            }
+        );
+        assert_eq!(
+            peek_body(r#"{"size":9,"json":{"model":"x"}}"#, false).size,
+            Some(9)
+        );
+        assert_eq!(peek_body("not json", true), BodyPeek::default());
+    }
+
+    #[test]
+    fn escaped_header_values_are_read() {
+        let line = record_line("{}").replace(
+            r#""user-agent":"claude-cli""#,
+            r#""user-agent":"claude \"cli\" é""#,
+        );
+        let mut out = Vec::new();
+        Encoder::new(200_000).encode_line(line.as_bytes(), 0, &mut |e| out.push(decoded(&e)));
+        assert_eq!(
+            attr_str(&out[0], "http.request.header.user-agent"),
+            Some("claude \"cli\" é")
+        );
     }
 
     #[test]
