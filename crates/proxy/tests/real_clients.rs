@@ -131,8 +131,9 @@ impl Rig {
             }
             assert!(
                 Instant::now() < deadline,
-                "no {what} in the log within {:?}; records: {records:#?}\nproxy stderr:\n{}",
+                "no {what} in the log within {:?}; records: {}\nproxy stderr:\n{}",
                 common::RECORD_TIMEOUT,
+                brief(&records),
                 self.proxy.stderr()
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -179,6 +180,29 @@ async fn run(mut cmd: Command, timeout: Duration, what: &str) -> String {
     stdout
 }
 
+/// One line per record (path, stream, status, outcome): failure messages stay readable even
+/// though Claude Code's records hold 50-80 KB bodies.
+/// A record cut to its first 1,500 characters, for failure messages.
+fn short(r: &Value) -> String {
+    r.to_string().chars().take(1500).collect()
+}
+
+fn brief(records: &[Value]) -> String {
+    records
+        .iter()
+        .map(|r| {
+            format!(
+                "\n  {} {} stream={} status={} outcome={}",
+                r["request"]["method"].as_str().unwrap_or("?"),
+                r["request"]["path"].as_str().unwrap_or("?"),
+                r["stream"],
+                r["response"]["status"],
+                r["outcome"]
+            )
+        })
+        .collect()
+}
+
 fn messages_records(records: &[Value]) -> Vec<&Value> {
     records
         .iter()
@@ -188,25 +212,26 @@ fn messages_records(records: &[Value]) -> Vec<&Value> {
 
 /// The common shape of a logged `POST /v1/messages` that completed with 200.
 fn assert_complete_messages_exchange(r: &Value) {
-    assert_eq!(r["kind"], "claude_api_exchange", "{r:#}");
+    assert_eq!(r["kind"], "claude_api_exchange", "{}", short(r));
     assert_eq!(r["request"]["method"], "POST");
     assert_eq!(r["request"]["path"], "/v1/messages");
-    assert_eq!(r["outcome"], "complete", "{r:#}");
-    assert_eq!(r["response"]["status"], 200, "{r:#}");
+    assert_eq!(r["outcome"], "complete", "{}", short(r));
+    assert_eq!(r["response"]["status"], 200, "{}", short(r));
     // Claude Code sends `x-api-key`; this SDK version sends `authorization: Bearer`.
     let auth: Vec<&Value> = ["x-api-key", "authorization"]
         .iter()
         .map(|h| &r["request"]["headers"][h])
         .filter(|v| !v.is_null())
         .collect();
-    assert!(!auth.is_empty(), "no auth header logged: {r:#}");
+    assert!(!auth.is_empty(), "no auth header logged: {}", short(r));
     assert!(
         auth.iter().all(|v| *v == "[REDACTED]"),
         "auth not redacted: {auth:?}"
     );
     assert!(
         r["response"]["headers"]["request-id"].is_string(),
-        "request-id header not logged: {r:#}"
+        "request-id header not logged: {}",
+        short(r)
     );
     let id = r["id"].as_str().expect("id");
     assert_eq!(id.len(), 32, "id is 32 hex digits: {id}");
@@ -282,14 +307,20 @@ async fn python_sdk_create_is_logged_with_system_prompt_response_and_redacted_ke
     );
 
     let records = rig.records_until("create record", |r| !r.is_empty()).await;
-    assert_eq!(records.len(), 1, "one exchange, one record: {records:#?}");
+    assert_eq!(
+        records.len(),
+        1,
+        "one exchange, one record: {}",
+        brief(&records)
+    );
     let r = &records[0];
     assert_complete_messages_exchange(r);
     assert_eq!(r["stream"], false);
     let body = &r["request"]["body"]["json"];
     assert!(
         system_text(body).contains("sys-7f3a"),
-        "system prompt: {r:#}"
+        "system prompt: {}",
+        short(r)
     );
     assert_eq!(body["messages"][0]["content"], "sdk create: hello proxy");
     let message = &r["response"]["body"]["json"];
@@ -313,7 +344,7 @@ async fn python_sdk_create_stream_is_logged_with_events_and_reassembled_message(
     );
 
     let records = rig.records_until("stream record", |r| !r.is_empty()).await;
-    assert_eq!(records.len(), 1, "{records:#?}");
+    assert_eq!(records.len(), 1, "{}", brief(&records));
     let r = &records[0];
     assert_complete_messages_exchange(r);
     assert_eq!(r["stream"], true);
@@ -337,7 +368,11 @@ async fn python_sdk_create_stream_is_logged_with_events_and_reassembled_message(
     assert_eq!(message_text(&sse["message"]), text);
     assert_eq!(sse["message"]["stop_reason"], "end_turn");
     assert_eq!(r["stop_reason"], "end_turn");
-    assert!(r["usage"]["output_tokens"].as_u64().unwrap() > 0, "{r:#}");
+    assert!(
+        r["usage"]["output_tokens"].as_u64().unwrap() > 0,
+        "{}",
+        short(r)
+    );
     rig.check_log().await;
 }
 
@@ -351,23 +386,30 @@ async fn python_sdk_stream_helper_tool_use_round_trip_is_logged() {
     assert_eq!(out["text"], "Tool result received: sdk-tool-42\n");
 
     let records = rig.records_until("both turns", |r| r.len() >= 2).await;
-    assert_eq!(records.len(), 2, "{records:#?}");
+    assert_eq!(records.len(), 2, "{}", brief(&records));
     let (first, second) = (&records[0], &records[1]);
     for r in [first, second] {
         assert_complete_messages_exchange(r);
         assert_eq!(r["stream"], true);
         let body = &r["request"]["body"]["json"];
         assert!(system_text(body).contains("sys-7f3a"));
-        assert_eq!(body["tools"][0]["name"], "Bash", "tools logged: {r:#}");
         assert_eq!(
-            body["tools"][0]["input_schema"]["required"][0], "command",
-            "tool schema logged in full: {r:#}"
+            body["tools"][0]["name"],
+            "Bash",
+            "tools logged: {}",
+            short(r)
+        );
+        assert_eq!(
+            body["tools"][0]["input_schema"]["required"][0],
+            "command",
+            "tool schema logged in full: {}",
+            short(r)
         );
     }
 
     let message = &first["response"]["sse"]["message"];
     let uses = tool_uses(message);
-    assert_eq!(uses.len(), 1, "{message:#}");
+    assert_eq!(uses.len(), 1, "{}", short(message));
     assert_eq!(uses[0]["id"], out["tool_use"]["id"]);
     // The input arrived as input_json_delta fragments; the log holds it parsed.
     assert_eq!(uses[0]["input"], out["tool_use"]["input"]);
@@ -382,7 +424,7 @@ async fn python_sdk_stream_helper_tool_use_round_trip_is_logged() {
     );
 
     let results = last_tool_results(&second["request"]["body"]["json"]);
-    assert_eq!(results.len(), 1, "{second:#}");
+    assert_eq!(results.len(), 1, "{}", short(second));
     assert_eq!(results[0]["tool_use_id"], out["tool_use"]["id"]);
     assert_eq!(tool_result_text(results[0]), "sdk-tool-42\n");
     assert_eq!(
@@ -401,13 +443,15 @@ fn assert_claude_code_records<'a>(records: &'a [Value], out: &Value) -> Vec<&'a 
         .as_str()
         .expect("claude printed session_id");
     let messages = messages_records(records);
-    assert!(!messages.is_empty(), "{records:#?}");
+    assert!(!messages.is_empty(), "{}", brief(records));
     for r in &messages {
         assert_eq!(
-            r["request"]["headers"]["x-claude-code-session-id"], session,
-            "Claude Code sends its session id header: {r:#}"
+            r["request"]["headers"]["x-claude-code-session-id"],
+            session,
+            "Claude Code sends its session id header: {}",
+            short(r)
         );
-        assert_eq!(r["session_id"], session, "record session_id: {r:#}");
+        assert_eq!(r["session_id"], session, "record session_id: {}", short(r));
     }
     messages
 }
@@ -467,7 +511,7 @@ async fn claude_code_text_turn_is_logged_with_system_prompt_tools_and_session_id
         .find(|r| {
             request_mentions(r, "cc-text-5d1e") && r["request"]["body"]["json"]["tools"].is_array()
         })
-        .unwrap_or_else(|| panic!("no main-loop request with the prompt: {records:#?}"));
+        .unwrap_or_else(|| panic!("no main-loop request with the prompt: {}", brief(&records)));
     assert_complete_messages_exchange(turn);
     assert_main_loop_request(turn);
     assert_eq!(
@@ -501,7 +545,7 @@ async fn claude_code_tool_use_turn_runs_the_command_and_logs_the_tool_result() {
     let ask = messages
         .iter()
         .find(|r| !tool_uses(&r["response"]["sse"]["message"]).is_empty())
-        .unwrap_or_else(|| panic!("no record with the tool_use: {records:#?}"));
+        .unwrap_or_else(|| panic!("no record with the tool_use: {}", brief(&records)));
     assert_complete_messages_exchange(ask);
     assert_main_loop_request(ask);
     let uses = tool_uses(&ask["response"]["sse"]["message"]);
@@ -512,7 +556,7 @@ async fn claude_code_tool_use_turn_runs_the_command_and_logs_the_tool_result() {
     let answer = messages
         .iter()
         .find(|r| !last_tool_results(&r["request"]["body"]["json"]).is_empty())
-        .unwrap_or_else(|| panic!("no request carrying the tool_result: {records:#?}"));
+        .unwrap_or_else(|| panic!("no request carrying the tool_result: {}", brief(&records)));
     assert_complete_messages_exchange(answer);
     let results = last_tool_results(&answer["request"]["body"]["json"]);
     assert_eq!(results[0]["tool_use_id"], uses[0]["id"]);
@@ -521,7 +565,8 @@ async fn claude_code_tool_use_turn_runs_the_command_and_logs_the_tool_result() {
     assert!(
         message_text(&answer["response"]["sse"]["message"])
             .starts_with("Tool result received: marker-123"),
-        "{answer:#}"
+        "{}",
+        short(answer)
     );
     let started = |r: &Value| r["started_at"].as_str().unwrap().to_owned();
     assert!(
@@ -555,13 +600,19 @@ async fn claude_code_bearer_token_and_retry_after_sse_error_are_both_logged() {
         .await;
     let messages = assert_claude_code_records(&records, &out);
     let turns: Vec<&Value> = messages.into_iter().filter(|r| mentions(r)).collect();
-    assert_eq!(turns.len(), 2, "{records:#?}");
+    assert_eq!(turns.len(), 2, "{}", brief(&records));
     for r in &turns {
         assert_eq!(
-            r["request"]["headers"]["authorization"], "[REDACTED]",
-            "{r:#}"
+            r["request"]["headers"]["authorization"],
+            "[REDACTED]",
+            "{}",
+            short(r)
         );
-        assert!(r["request"]["headers"]["x-api-key"].is_null(), "{r:#}");
+        assert!(
+            r["request"]["headers"]["x-api-key"].is_null(),
+            "{}",
+            short(r)
+        );
     }
     let (streamed, retried) = (turns[0], turns[1]);
     assert_eq!(streamed["stream"], true);
@@ -571,8 +622,8 @@ async fn claude_code_bearer_token_and_retry_after_sse_error_are_both_logged() {
     let error = events
         .iter()
         .find(|e| e["event"] == "error")
-        .unwrap_or_else(|| panic!("the error frame is logged: {streamed:#}"));
-    assert_eq!(error["data"]["type"], "error", "{error:#}");
+        .unwrap_or_else(|| panic!("the error frame is logged: {}", short(streamed)));
+    assert_eq!(error["data"]["type"], "error", "{}", short(error));
     assert_eq!(retried["stream"], false);
     assert_complete_messages_exchange(retried);
     assert_eq!(
