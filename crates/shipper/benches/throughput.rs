@@ -4,7 +4,8 @@
 //! RSS sampled from /proc all along.
 //!
 //! ```text
-//! cargo bench -p otlp-shipper --bench throughput               # 1 GB backlogs, ~1-3 minutes
+//! cargo bench -p otlp-shipper --bench throughput               # 1 GB backlogs, ~2 minutes
+//! cargo bench -p otlp-shipper --bench throughput -- --runs 3  # best of 3 per case
 //! cargo test  -p otlp-shipper --bench throughput -- --smoke    # 20 MB, debug build, seconds
 //! ```
 //!
@@ -92,7 +93,16 @@ fn cases(smoke: bool) -> Vec<Case> {
 }
 
 fn main() {
-    let smoke = std::env::args().any(|a| a == "--smoke");
+    let args: Vec<String> = std::env::args().collect();
+    let smoke = args.iter().any(|a| a == "--smoke");
+    // Best of N runs per case (same backlog, fresh checkpoint): on a shared 2-core machine
+    // the fastest run is the one least disturbed by other load.
+    let runs: usize = args
+        .iter()
+        .position(|a| a == "--runs")
+        .and_then(|i| args.get(i + 1))
+        .map(|n| n.parse().expect("--runs N"))
+        .unwrap_or(1);
     let cases = cases(smoke);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -101,7 +111,19 @@ fn main() {
         .unwrap();
     let mut results = Vec::new();
     for case in &cases {
-        let m = runtime.block_on(run(case));
+        let scratch = Scratch::new("bench");
+        let log = scratch.path("traffic.log");
+        let (records, bytes) = write_backlog(&log, case);
+        let mut best: Option<Measured> = None;
+        for run_no in 0..runs.max(1) {
+            let checkpoint = scratch.path(&format!("checkpoint-{run_no}.json"));
+            let m = runtime.block_on(run(case, &scratch, &log, &checkpoint, records, bytes));
+            eprintln!("  run {}: {:.2} s", run_no + 1, m.secs);
+            if best.as_ref().is_none_or(|b| m.secs < b.secs) {
+                best = Some(m);
+            }
+        }
+        let m = best.unwrap();
         eprintln!(
             "{}: {} records, {:.1} MB in {:.2} s, peak RSS {:.1} MB",
             m.name,
@@ -129,10 +151,14 @@ fn main() {
     }
 }
 
-async fn run(case: &Case) -> Measured {
-    let scratch = Scratch::new("bench");
-    let log = scratch.path("traffic.log");
-    let (records, bytes) = write_backlog(&log, case);
+async fn run(
+    case: &Case,
+    scratch: &Scratch,
+    log: &Path,
+    checkpoint: &Path,
+    records: u64,
+    bytes: u64,
+) -> Measured {
     let seq = seq_standin::spawn(
         "127.0.0.1:0".parse().unwrap(),
         Options {
@@ -145,11 +171,11 @@ async fn run(case: &Case) -> Measured {
     .unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_otlp-shipper"))
         .arg("--file")
-        .arg(&log)
+        .arg(log)
         .arg("--endpoint")
         .arg(seq.logs_url())
         .arg("--checkpoint")
-        .arg(scratch.path("checkpoint.json"))
+        .arg(checkpoint)
         .arg("--dead-letter")
         .arg(scratch.path("dead-letter.jsonl"))
         .args([
