@@ -471,3 +471,51 @@ async fn upstream_connections_are_kept_alive_across_requests() {
         "one upstream connection for sequential requests: {peers:?}"
     );
 }
+
+#[tokio::test]
+async fn a_compressed_event_stream_is_logged_decoded_and_reassembled() {
+    let sse = concat!(
+        "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"model\":\"claude-z\",\"content\":[],\"usage\":{\"input_tokens\":7}}}\n\n",
+        "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n",
+        "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"squeezed\"}}\n\n",
+        "event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":0}\n\n",
+        "event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\"},\"usage\":{\"output_tokens\":3}}\n\n",
+        "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n",
+    );
+    let compressed = zstd::encode_all(sse.as_bytes(), 3).unwrap();
+    let served = compressed.clone();
+    let router = axum::Router::new().fallback(move |_req: Request| {
+        let served = served.clone();
+        async move {
+            Response::builder()
+                .header("content-type", "text/event-stream")
+                .header("content-encoding", "zstd")
+                .body(Body::from(served))
+                .unwrap()
+        }
+    });
+    let proxy = Proxy::start(&custom_upstream(router).await).await;
+    let response = client()
+        .post(proxy.url("/v1/messages"))
+        .header("accept-encoding", "zstd")
+        .json(&message_request("compress the stream", true))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["content-encoding"], "zstd");
+    assert_eq!(
+        response.bytes().await.unwrap(),
+        compressed,
+        "bytes untouched"
+    );
+    let r = proxy.only_record().await;
+    assert_eq!(r["response"]["body"]["decoded_from"], "zstd");
+    assert_eq!(r["response"]["body"]["size"], compressed.len());
+    assert_eq!(r["response"]["sse"]["events"].as_array().unwrap().len(), 6);
+    assert_eq!(
+        r["response"]["sse"]["message"]["content"][0]["text"],
+        "squeezed"
+    );
+    assert_eq!(r["model"], "claude-z");
+    assert_eq!(r["usage"]["output_tokens"], 3);
+}
