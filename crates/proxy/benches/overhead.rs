@@ -6,14 +6,18 @@
 //! alike. claude-api-proxy runs as its real binary, capturing every exchange to a temp log file.
 //!
 //! ```text
-//! cargo bench -p claude-api-proxy --bench overhead            # full run, ~2 minutes
+//! cargo bench -p claude-api-proxy --bench overhead            # full run, ~2.5 minutes
 //! cargo bench -p claude-api-proxy --bench overhead -- --smoke  # tiny counts, seconds
+//! cargo test  -p claude-api-proxy --bench overhead -- --smoke  # the same on the debug build
 //! ```
 //!
 //! Measured: p50/p99 latency of a 50 KB non-streaming POST, time to the first SSE event,
 //! requests/s at 16 concurrent keep-alive connections, and peak RSS (VmHWM) idle and under 100
 //! concurrent streams with 1 MB request bodies. Prints a markdown table with the ratios.
-//! `--smoke` also fails (exit 1) when any request fails or the proxy logged no records.
+//! Every run fails (exit 1) when any request fails or the proxy did not log exactly one record
+//! per exchange.
+//! `--proxy-bin PATH` measures another build of claude-api-proxy (e.g. one with symbols, for
+//! `perf record -p`).
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, StreamBody};
@@ -414,8 +418,19 @@ impl Drop for Proxy {
     }
 }
 
+/// This package's binary, or the one after `--proxy-bin PATH` (e.g. a build with symbols, to
+/// profile under this load).
+fn proxy_bin() -> PathBuf {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == "--proxy-bin")
+        .and_then(|i| args.get(i + 1))
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_claude-api-proxy")))
+}
+
 fn start_ours(upstream: SocketAddr, log_file: &Path) -> (Child, SocketAddr) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_claude-api-proxy"))
+    let mut child = Command::new(proxy_bin())
         .args(["--listen", "127.0.0.1:0", "--upstream"])
         .arg(format!("http://{upstream}"))
         .arg("--log-file")
