@@ -297,3 +297,74 @@ async fn a_log_write_failure_never_fails_the_request_and_is_reported() {
         "the failure is reported and counted: {stderr}"
     );
 }
+
+#[tokio::test]
+async fn an_unread_stdout_never_holds_up_traffic_or_records() {
+    let router = axum::Router::new().fallback(|_req: Request| async {
+        Response::builder()
+            .header("content-type", "application/json")
+            .body(Body::from("{\"input_tokens\":1}"))
+            .unwrap()
+    });
+    let upstream = custom_upstream(router).await;
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("traffic.log");
+    let mut proxy = tokio::process::Command::new(env!("CARGO_BIN_EXE_claude-api-proxy"))
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--upstream",
+            &upstream,
+            "--log-file",
+        ])
+        .arg(&log)
+        .env_clear()
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    // Read the address, then never read stdout again: the pipe (64 KiB) fills up.
+    let stdout = proxy.stdout.take().unwrap();
+    let mut reader = tokio::io::BufReader::new(stdout);
+    let mut line = String::new();
+    tokio::io::AsyncBufReadExt::read_line(&mut reader, &mut line)
+        .await
+        .unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap()
+        .to_string();
+    let client = client();
+    let exchanges = 1500; // ~100 bytes of console line each: well past a pipe's 64 KiB
+    for _ in 0..exchanges {
+        let response = tokio::time::timeout(
+            Duration::from_secs(10),
+            client
+                .post(format!(
+                    "http://{addr}/v1/messages/count_tokens?a-long-query-to-fill-the-pipe-faster=1"
+                ))
+                .body("{}")
+                .send(),
+        )
+        .await
+        .expect("traffic is never held up by stdout")
+        .unwrap();
+        assert_eq!(response.status(), 200);
+        response.bytes().await.unwrap();
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let records = common::validate_log(&log).len();
+        if records == exchanges {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{records} of {exchanges} records"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    drop(reader);
+}
