@@ -150,8 +150,16 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
                 b = rx.recv() => match b { Some(b) => b, None => break },
                 _ = shutdown.cancelled() => break,
             };
+            let started = std::time::Instant::now();
             match sender.deliver(&batch).await? {
                 Delivery::Done => {
+                    tracing::debug!(
+                        events = batch.len(),
+                        bytes = batch.bytes(),
+                        lines = batch.lines,
+                        ms = started.elapsed().as_millis() as u64,
+                        "batch delivered"
+                    );
                     if let Some(pos) = batch.checkpoint {
                         checkpoint::save(&config.checkpoint, pos, &config.file)?;
                         metrics.delivered_offset.store(pos.offset, Relaxed);
