@@ -366,6 +366,13 @@ fn sandbox_log_api_ships_a_real_claude_code_tool_use_session_to_seq() {
         .collect();
     assert_eq!(sessions.len(), 1, "{sessions:?}");
 
+    // --otel: Claude Code's own telemetry reached the same Seq.
+    assert!(
+        events
+            .iter()
+            .any(|e| e["resource"]["service.name"] == "claude-code"),
+        "no Claude Code OTel event at the stand-in"
+    );
     // `clean` removes what the script started; the fake upstream is this test's own.
     run(sandbox(&scope).args(["clean", "--containers", "--volumes"]));
     assert_eq!(scope.containers(), [format!("{}-fake", scope.name)]);

@@ -27,4 +27,6 @@ podman build --format docker -f "$root/container/Containerfile" \
   --build-arg RUST_IMAGE="$rust" --build-arg RUNTIME_IMAGE="$distroless" \
   -v "$vendor:/vendor:ro" -t "$tag" "$root" >"$CACHE/podman/build-logger.log" 2>&1 \
   || { tail -40 "$CACHE/podman/build-logger.log" >&2; exit 1; }
+# The previous build's stage image is dangling now; the cache mounts keep what matters.
+podman image prune -f >/dev/null 2>&1 || true
 echo "$(( $(date +%s) - start ))"
