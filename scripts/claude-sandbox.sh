@@ -53,7 +53,7 @@ EOF
 }
 
 log() { printf '[sandbox] %s\n' "$*" >&2; }
-die() { printf '[sandbox] error: %s\n' "$*" >&2; exit "${2:-1}"; }
+die() { printf '[sandbox] error: %s\n' "$1" >&2; exit "${2:-1}"; }
 
 OTEL=false LOG_API=false PERSIST=true KEEP=true
 REPO_URL="" BRANCH=""
