@@ -314,3 +314,20 @@ fn orphaned_grandchildren_are_reaped() {
     run.signal(Signal::SIGTERM);
     assert_eq!(run.wait_exit(Duration::from_secs(20)), 0);
 }
+
+#[test]
+fn health_subcommand_reports_whether_the_proxy_port_accepts() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let status = |addr: &str| {
+        Command::new(BIN)
+            .args(["health", "--listen", addr])
+            .stderr(Stdio::null())
+            .status()
+            .unwrap()
+            .code()
+    };
+    assert_eq!(status(&addr), Some(0));
+    drop(listener);
+    assert_eq!(status(&addr), Some(1));
+}
