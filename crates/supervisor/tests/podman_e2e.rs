@@ -226,6 +226,12 @@ fn sandbox_log_api_ships_a_real_claude_code_tool_use_session_to_seq() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    // Watchdog: a hung Claude Code run ends the script (and the test) instead of hanging CI.
+    let claude_container = scope.name.clone();
+    std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_secs(420));
+        podman_ok(&["rm", "-f", "-t", "0", &claude_container]);
+    });
     let stderr = child.stderr.take().unwrap();
     let stderr = std::thread::spawn(move || std::io::read_to_string(stderr).unwrap_or_default());
     let mut lines: Vec<(Instant, String)> = Vec::new();

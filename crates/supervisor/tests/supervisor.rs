@@ -236,10 +236,11 @@ fn sigint_is_forwarded_to_the_proxy() {
 fn crashing_proxy_is_restarted_with_backoff_and_the_reason_is_logged() {
     let mut run = start("crash", &[("SEQ_HOST", "seq"), ("STUB_PROXY", "crash")]);
     std::thread::sleep(Duration::from_millis(2500));
-    // Backoff 200, 400, 800, 800 ms: starts at ~0, 0.2, 0.6, 1.4, 2.2 s.
+    // Backoff 200, 400, 800, 800 ms: starts at ~0, 0.2, 0.6, 1.4, 2.2 s (one fewer or more
+    // on a loaded machine); without backoff there would be hundreds.
     let starts = run.kinds().iter().filter(|k| *k == "proxy-start").count();
     assert!(
-        (4..=6).contains(&starts),
+        (3..=7).contains(&starts),
         "{starts} starts: {:?}",
         run.events()
     );
