@@ -30,6 +30,7 @@ use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::Response;
+use axum::serve::ListenerExt;
 use serde_json::{Value, json};
 use std::io::Write;
 use std::net::SocketAddr;
@@ -50,6 +51,10 @@ pub async fn spawn(addr: SocketAddr) -> std::io::Result<SocketAddr> {
 
 /// Serves the fake API on an already bound listener until the task is dropped.
 pub async fn serve(listener: TcpListener) -> std::io::Result<()> {
+    // Small SSE frames must leave at once, as the real API's do (no Nagle delay).
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     axum::serve(listener, router()).await
 }
 
