@@ -276,6 +276,9 @@ impl Encoder {
         }
         attrs.push(Attr::str("gen_ai.system", "anthropic"));
         attrs.push(Attr::str("gen_ai.provider.name", "anthropic"));
+        if rec.request.path == "/v1/messages" {
+            attrs.push(Attr::str("gen_ai.operation.name", "chat"));
+        }
         if let Some(m) = request_model.as_deref().or(rec.model.as_deref()) {
             attrs.push(Attr::str("gen_ai.request.model", m));
         }
@@ -671,6 +674,7 @@ mod tests {
         assert_eq!(attr_str(e, "url.query"), Some("beta=true"));
         assert_eq!(attr_int(e, "http.response.status_code"), Some(200));
         assert_eq!(attr_str(e, "gen_ai.request.model"), Some("claude-sonnet-4"));
+        assert_eq!(attr_str(e, "gen_ai.operation.name"), Some("chat"));
         assert_eq!(
             attr_str(e, "gen_ai.response.model"),
             Some("claude-sonnet-4-20250514")
