@@ -793,6 +793,18 @@ mod tests {
     }
 
     #[test]
+    fn fluent_bit_http_server_becomes_the_metrics_endpoint() {
+        let text =
+            "[SERVICE]\n flush 5\n http_server on\n http_listen 127.0.0.1\n http_port 2021\n";
+        let fb = parse_fluent_bit(text, Path::new("t.conf"), &env_of(&[])).unwrap();
+        assert_eq!(fb.metrics_listen, Some("127.0.0.1:2021".parse().unwrap()));
+        assert_eq!(fb.flush, Some(5.0));
+        let text = "[SERVICE]\n http_server off\n http_port 2021\n";
+        let fb = parse_fluent_bit(text, Path::new("t.conf"), &env_of(&[])).unwrap();
+        assert_eq!(fb.metrics_listen, None);
+    }
+
+    #[test]
     fn tls_on_gives_https_and_default_port() {
         let text = "[OUTPUT]\n name opentelemetry\n host seq.example\n tls on\n logs_uri /ingest/otlp/v1/logs\n";
         let fb = parse_fluent_bit(text, Path::new("t.conf"), &env_of(&[])).unwrap();

@@ -223,6 +223,28 @@ fn a_restart_resumes_after_the_checkpoint_without_resending() {
 }
 
 #[test]
+fn a_foreign_checkpoint_file_is_replaced_and_the_file_read_from_its_head() {
+    // What the old container leaves at the DB path: Fluent Bit's SQLite file.
+    let state = Arc::new(Mutex::new(Receiver::default()));
+    let addr = spawn_receiver(state.clone());
+    let run = Run::new(&(0..3).map(|i| record(i, "a")).collect::<Vec<_>>());
+    std::fs::write(run.dir.path().join("cp.json"), b"SQLite format 3\0\x10\x00").unwrap();
+    let mut c = run.command(addr);
+    c.arg("--exit-when-drained");
+    let out = run_to_completion(c);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(state.lock().unwrap().records.len(), 3);
+    assert_eq!(
+        run.checkpoint_offset(),
+        std::fs::metadata(&run.log).unwrap().len()
+    );
+}
+
+#[test]
 fn retries_503_429_and_500_exactly_then_delivers() {
     let state = Arc::new(Mutex::new(Receiver {
         script: VecDeque::from([503, 429, 500]),
