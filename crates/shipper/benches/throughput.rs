@@ -72,23 +72,20 @@ fn cases(smoke: bool) -> Vec<Case> {
         }
     }
     let (n, name) = if smoke {
-        (
-            20_000,
-            "20,000 x 1 KB (Fluent Bit case, scaled down), seq-standin",
-        )
+        (20_000, "20,000 x 1 KB (Fluent Bit case, scaled down)")
     } else {
-        (
-            200_000,
-            "200,000 x 1 KB (Fluent Bit: 3.6-5 s, 225-450 MB), seq-standin",
-        )
+        (200_000, "200,000 x 1 KB (Fluent Bit: 3.6-5 s, 225-450 MB)")
     };
-    cases.push(Case {
-        name: name.to_string(),
-        line_bytes: 1_024,
-        bytes: 0,
-        records: Some(n),
-        decode: true,
-    });
+    for decode in [true, false] {
+        let receiver = if decode { "seq-standin" } else { "sink" };
+        cases.push(Case {
+            name: format!("{name}, {receiver}"),
+            line_bytes: 1_024,
+            bytes: 0,
+            records: Some(n),
+            decode,
+        });
+    }
     cases
 }
 
