@@ -25,6 +25,10 @@ struct Receiver {
     /// A batch containing an event body with this marker is refused with 400.
     reject_marker: Option<String>,
     api_keys: Vec<Option<String>>,
+    /// Answer each request this late (to catch the shipper with a request in flight).
+    delay: Duration,
+    /// Requests that arrived (counted before the delay).
+    arrived: usize,
 }
 
 fn body_of(r: &LogRecord) -> &str {
@@ -43,6 +47,12 @@ fn spawn_receiver(state: Arc<Mutex<Receiver>>) -> SocketAddr {
         headers: HeaderMap,
         body: Bytes,
     ) -> (StatusCode, String) {
+        let delay = {
+            let mut st = st.lock().unwrap();
+            st.arrived += 1;
+            st.delay
+        };
+        tokio::time::sleep(delay).await;
         let mut st = st.lock().unwrap();
         st.requests += 1;
         st.api_keys.push(
@@ -335,6 +345,40 @@ fn sigterm_while_the_endpoint_is_down_exits_0_and_keeps_the_checkpoint() {
     };
     assert!(status.success());
     assert!(!run.dir.path().join("cp.json").exists());
+}
+
+#[test]
+fn sigterm_with_a_request_in_flight_finishes_it_and_saves_the_checkpoint() {
+    let state = Arc::new(Mutex::new(Receiver {
+        delay: Duration::from_millis(1500),
+        ..Default::default()
+    }));
+    let addr = spawn_receiver(state.clone());
+    let run = Run::new(&(0..5).map(|i| record(i, "x")).collect::<Vec<_>>());
+    let mut child = run.command(addr).stderr(Stdio::null()).spawn().unwrap();
+    // Wait until the request is in flight, then signal while the receiver holds it.
+    let t = Instant::now();
+    while state.lock().unwrap().arrived == 0 {
+        assert!(t.elapsed() < Duration::from_secs(10), "no request");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+    // The signal came while the receiver held the request: it was still answered and counted.
+    assert!(
+        t.elapsed() >= Duration::from_millis(1000),
+        "{:?}",
+        t.elapsed()
+    );
+    assert_eq!(state.lock().unwrap().records.len(), 5);
+    assert_eq!(
+        run.checkpoint_offset(),
+        std::fs::metadata(&run.log).unwrap().len()
+    );
 }
 
 #[test]
