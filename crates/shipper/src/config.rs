@@ -70,7 +70,8 @@ pub struct Cli {
     /// Seconds a renamed file is still read after the new one appeared [default: 1].
     #[arg(long, env = "ROTATE_WAIT", value_name = "SECS")]
     pub rotate_wait: Option<f64>,
-    /// Without a checkpoint: start at the beginning of the file (true) or at its end.
+    /// Without a checkpoint: start at the beginning of the file (true) or at its end
+    /// [default: true].
     #[arg(long, env = "READ_FROM_HEAD", value_name = "BOOL")]
     pub read_from_head: Option<bool>,
     /// Upper bound of one request body in bytes [default: 4000000].
