@@ -4,6 +4,10 @@
 //! back live; a capped copy of both bodies is taken on the side ([`tap`]) and, once the
 //! exchange ends, a dedicated thread ([`writer`]) decodes it and appends one JSON line to the
 //! traffic log (format: `docs/log-format.md`).
+//!
+//! Dependencies added to the workspace for this crate: `base64` (bodies that are not UTF-8 are
+//! logged base64, as the record format says) and, for tests only, `jsonschema` (every record a
+//! test writes is validated against `docs/log-format.schema.json`).
 
 pub mod capture;
 pub mod config;
