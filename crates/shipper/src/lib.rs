@@ -105,10 +105,17 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
             if let Loaded::Unreadable(why) = found {
                 tracing::warn!(checkpoint = %config.checkpoint.display(), why, "checkpoint is not readable (an old Fluent Bit DB?); it will be replaced");
             }
-            if config.read_from_head {
-                Start::Head
-            } else {
-                Start::End
+            // Record the file's identity before reading anything: if it is rotated before
+            // the first delivery is checkpointed, a restart still finds and finishes it.
+            match tail::initial_position(&config.file, !config.read_from_head)
+                .with_context(|| format!("cannot read {}", config.file.display()))?
+            {
+                Some(pos) => {
+                    checkpoint::save(&config.checkpoint, pos, &config.file)?;
+                    Start::At(pos)
+                }
+                None if config.read_from_head => Start::Head,
+                None => Start::End,
             }
         }
     };

@@ -300,6 +300,30 @@ impl Tailer {
     }
 }
 
+/// Where a fresh start begins in the file at `path` (its head, or its end), with its
+/// identity; `None` when there is no file yet.
+pub fn initial_position(path: &Path, at_end: bool) -> io::Result<Option<Position>> {
+    let file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let meta = file.metadata()?;
+    let id = FileId::of(&meta);
+    let offset = if at_end { meta.len() } else { 0 };
+    let head = read_head(&file, offset)?;
+    Ok(Some(Position {
+        dev: id.dev,
+        ino: id.ino,
+        offset,
+        head: if head.is_empty() {
+            0
+        } else {
+            fingerprint(&head)
+        },
+    }))
+}
+
 /// Watches the file's directory (renames and creations happen there); `None` means polling.
 fn watch(path: &Path) -> Option<(notify::RecommendedWatcher, mpsc::Receiver<()>)> {
     use notify::Watcher;
@@ -486,6 +510,28 @@ mod tests {
         append(&p, b"more\n");
         let mut t = Tailer::new(&p, Start::At(pos), Duration::ZERO).unwrap();
         assert_eq!(drain(&mut t), ["more"]);
+    }
+
+    #[test]
+    fn a_fresh_start_recorded_before_reading_survives_a_rotation() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("t.log");
+        append(&p, b"one\ntwo\n");
+        let pos = initial_position(&p, false).unwrap().unwrap();
+        assert_eq!((pos.offset, pos.head), (0, 0));
+        // Rotated before anything was delivered: the old file is still read in full.
+        std::fs::rename(&p, dir.path().join("t.log.1")).unwrap();
+        append(&p, b"three\n");
+        let mut t = Tailer::new(&p, Start::At(pos), Duration::ZERO).unwrap();
+        assert_eq!(drain(&mut t), ["one", "two", "three"]);
+        let end = initial_position(&p, true).unwrap().unwrap();
+        assert_eq!(end.offset, 6);
+        assert_ne!(end.head, 0);
+        assert!(
+            initial_position(&dir.path().join("none"), false)
+                .unwrap()
+                .is_none()
+        );
     }
 
     #[test]
