@@ -34,7 +34,13 @@ impl Forwarder {
         writer: WriterHandle,
         shutdown: Arc<ShutdownFlag>,
     ) -> reqwest::Result<Self> {
-        let client = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder();
+        if upstream.scheme() == "http" {
+            // No TLS to this upstream: do not require a system CA store (a minimal image may
+            // have none, and the platform verifier refuses to start without one).
+            builder = builder.tls_certs_only(Vec::<reqwest::Certificate>::new());
+        }
+        let client = builder
             // The configured upstream only: no proxy from the environment, no redirects
             // followed (a 3xx goes back to the client as it came).
             .no_proxy()

@@ -43,8 +43,10 @@ pub enum RunError {
         addr: std::net::SocketAddr,
         source: std::io::Error,
     },
-    #[error("cannot build the upstream HTTP client: {0}")]
-    Client(#[from] reqwest::Error),
+    #[error(
+        "cannot build the upstream HTTP client for --upstream (env UPSTREAM_URL) {upstream}: {cause} (an https upstream needs the system CA certificates, e.g. the ca-certificates package)"
+    )]
+    Client { upstream: String, cause: String },
     #[error("{0}")]
     Io(#[from] std::io::Error),
 }
@@ -54,7 +56,7 @@ impl RunError {
     pub fn exit_code(&self) -> u8 {
         match self {
             RunError::LogFile { .. } | RunError::Listen { .. } => 64,
-            RunError::Client(_) | RunError::Io(_) => 1,
+            RunError::Client { .. } | RunError::Io(_) => 1,
         }
     }
 }
@@ -74,7 +76,11 @@ pub fn run(config: Config) -> Result<(), RunError> {
         config.capture_cap,
         writer.handle(),
         shutdown_flag.clone(),
-    )?;
+    )
+    .map_err(|e| RunError::Client {
+        upstream: config.upstream.to_string(),
+        cause: tap::chain(&e),
+    })?;
     // Two workers are plenty for a proxy that only shuffles bytes; it keeps idle RSS small.
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
