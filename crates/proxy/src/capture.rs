@@ -43,6 +43,11 @@ impl Capture {
         }
     }
 
+    /// Bytes held (at most the cap).
+    pub fn kept(&self) -> usize {
+        self.kept
+    }
+
     /// The kept bytes as one buffer.
     pub fn into_bytes(self) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.kept);

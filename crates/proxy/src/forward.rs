@@ -112,6 +112,7 @@ fn error_response(status: StatusCode, kind: &str, message: &str) -> Response {
 }
 
 pub async fn forward(State(fwd): State<Forwarder>, request: Request) -> Response {
+    fwd.writer.wait_for_room().await;
     let started_at = SystemTime::now();
     let started = Instant::now();
     let (parts, body) = request.into_parts();

@@ -1,9 +1,10 @@
 //! The traffic log writer: a dedicated thread that turns finished exchanges into records and
 //! appends one line each, so that decoding, parsing and serializing never touch the hot path.
 //!
-//! The queue is unbounded on purpose: records are never dropped, and memory stays bounded by
-//! the per-body capture cap times the exchanges in flight. A failed write is counted and
-//! reported through tracing; it never fails a request.
+//! Records are never dropped. Memory stays bounded: each body is capped, and when the
+//! captures waiting for the writer exceed [`BACKLOG_LIMIT`] bytes, NEW exchanges wait for the
+//! writer before they start (an exchange in flight is never paused, so no stream is slowed).
+//! A failed write is counted and reported through tracing; it never fails a request.
 
 use crate::exchange::Exchange;
 use crate::record;
@@ -18,8 +19,19 @@ use std::sync::mpsc;
 use std::thread::JoinHandle;
 
 enum Msg {
-    Exchange(Box<Exchange>),
+    /// An exchange and the bytes of capture it holds.
+    Exchange(Box<Exchange>, u64),
     Stop,
+}
+
+/// Captured bytes the writer may lag behind before new exchanges wait for it.
+pub const BACKLOG_LIMIT: u64 = 256 << 20;
+
+/// Bytes handed to the writer and not yet written, and a way to wait until that is small.
+#[derive(Debug, Default)]
+struct Backlog {
+    bytes: AtomicU64,
+    drained: tokio::sync::Notify,
 }
 
 /// Counts kept by the writer thread.
@@ -33,12 +45,52 @@ pub struct WriterStats {
 #[derive(Clone)]
 pub struct WriterHandle {
     tx: mpsc::Sender<Msg>,
+    backlog: Arc<Backlog>,
 }
 
 impl WriterHandle {
     pub fn send(&self, exchange: Exchange) {
-        if self.tx.send(Msg::Exchange(Box::new(exchange))).is_err() {
+        let bytes = (exchange.request_body.kept() + exchange.response_body.kept()) as u64;
+        self.backlog.bytes.fetch_add(bytes, Ordering::AcqRel);
+        if self
+            .tx
+            .send(Msg::Exchange(Box::new(exchange), bytes))
+            .is_err()
+        {
+            self.backlog.bytes.fetch_sub(bytes, Ordering::AcqRel);
             tracing::error!("traffic log writer has stopped; an exchange was not logged");
+        }
+    }
+
+    /// Returns once the writer's backlog is under [`BACKLOG_LIMIT`] (at once, normally).
+    pub async fn wait_for_room(&self) {
+        let mut warned = false;
+        loop {
+            let drained = self.backlog.drained.notified();
+            let mut drained = std::pin::pin!(drained);
+            drained.as_mut().enable();
+            let bytes = self.backlog.bytes.load(Ordering::Acquire);
+            if bytes <= BACKLOG_LIMIT {
+                return;
+            }
+            if !warned {
+                warned = true;
+                tracing::warn!(
+                    backlog_bytes = bytes,
+                    "the traffic log writer is behind; new exchanges wait for it"
+                );
+            }
+            // A writer that stopped making progress must not hang traffic forever.
+            if tokio::time::timeout(std::time::Duration::from_secs(60), drained)
+                .await
+                .is_err()
+            {
+                tracing::error!(
+                    backlog_bytes = bytes,
+                    "the traffic log writer made no progress for 60 s; letting a new exchange through"
+                );
+                return;
+            }
         }
     }
 }
@@ -65,11 +117,13 @@ impl Writer {
         let (tx, rx) = mpsc::channel::<Msg>();
         let stats = Arc::new(WriterStats::default());
         let thread_stats = stats.clone();
+        let backlog = Arc::new(Backlog::default());
+        let thread_backlog = backlog.clone();
         let thread = std::thread::Builder::new()
             .name("traffic-writer".to_string())
-            .spawn(move || run(rx, path, file, cap, &thread_stats))?;
+            .spawn(move || run(rx, path, file, cap, &thread_stats, &thread_backlog))?;
         Ok(Writer {
-            handle: WriterHandle { tx },
+            handle: WriterHandle { tx, backlog },
             thread,
             stats,
         })
@@ -88,11 +142,21 @@ impl Writer {
     }
 }
 
-fn run(rx: mpsc::Receiver<Msg>, path: PathBuf, file: File, cap: usize, stats: &WriterStats) {
+fn run(
+    rx: mpsc::Receiver<Msg>,
+    path: PathBuf,
+    file: File,
+    cap: usize,
+    stats: &WriterStats,
+    backlog: &Backlog,
+) {
     let mut file = Some(file);
     let mut console = Console::start();
-    while let Ok(Msg::Exchange(exchange)) = rx.recv() {
+    while let Ok(Msg::Exchange(exchange, bytes)) = rx.recv() {
         let record = record::build(*exchange, cap);
+        if backlog.bytes.fetch_sub(bytes, Ordering::AcqRel) - bytes <= BACKLOG_LIMIT {
+            backlog.drained.notify_waiters();
+        }
         let line = summary::line(&record);
         let mut json = match serde_json::to_vec(&record) {
             Ok(json) => json,
@@ -184,5 +248,36 @@ impl Console {
                 );
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn new_exchanges_wait_while_the_backlog_is_over_the_limit() {
+        let (tx, _rx) = mpsc::channel();
+        let handle = WriterHandle {
+            tx,
+            backlog: Arc::new(Backlog::default()),
+        };
+        handle.wait_for_room().await; // empty backlog: at once
+        handle
+            .backlog
+            .bytes
+            .store(BACKLOG_LIMIT + 1, Ordering::Release);
+        let waiter = tokio::spawn({
+            let handle = handle.clone();
+            async move { handle.wait_for_room().await }
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert!(!waiter.is_finished(), "waits while the writer is behind");
+        handle.backlog.bytes.store(0, Ordering::Release);
+        handle.backlog.drained.notify_waiters();
+        tokio::time::timeout(std::time::Duration::from_secs(5), waiter)
+            .await
+            .expect("goes on once the writer caught up")
+            .unwrap();
     }
 }
