@@ -79,6 +79,7 @@ pub async fn shutdown_signal() {
 /// Ships until `shutdown` is cancelled (or, with `exit_when_drained`, the file is delivered).
 pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::default());
+    let _ = metrics.file.set(config.file.clone());
     if let Some(addr) = config.metrics_listen {
         let bound = metrics::serve(addr, metrics.clone(), shutdown.clone())
             .await

@@ -28,6 +28,9 @@ pub struct Metrics {
     pub file_size: AtomicU64,
     /// Delivered (checkpointed) offset in the current file.
     pub delivered_offset: AtomicU64,
+    /// The followed path, looked at when a snapshot is taken so the lag keeps growing while
+    /// the reader is blocked behind an unreachable endpoint.
+    pub file: std::sync::OnceLock<std::path::PathBuf>,
 }
 
 #[derive(Debug, Serialize, PartialEq)]
@@ -47,6 +50,12 @@ pub struct Snapshot {
 impl Metrics {
     pub fn snapshot(&self) -> Snapshot {
         let shipped_lines = self.shipped_lines.load(Relaxed);
+        let live = self
+            .file
+            .get()
+            .and_then(|p| std::fs::metadata(p).ok())
+            .map_or(0, |m| m.len());
+        let file_size = self.file_size.load(Relaxed).max(live);
         Snapshot {
             shipped_lines,
             shipped_bytes: self.shipped_bytes.load(Relaxed),
@@ -54,10 +63,7 @@ impl Metrics {
             requests: self.requests.load(Relaxed),
             retried: self.retried.load(Relaxed),
             dead_lettered: self.dead_lettered.load(Relaxed),
-            lag_bytes: self
-                .file_size
-                .load(Relaxed)
-                .saturating_sub(self.delivered_offset.load(Relaxed)),
+            lag_bytes: file_size.saturating_sub(self.delivered_offset.load(Relaxed)),
             lag_records: self.read_lines.load(Relaxed).saturating_sub(shipped_lines),
         }
     }
@@ -179,4 +185,28 @@ pub async fn serve(
             .await;
     });
     Ok(bound)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lag_follows_the_file_even_when_the_reader_is_blocked() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.log");
+        std::fs::write(&path, vec![b'x'; 100]).unwrap();
+        let m = Metrics::default();
+        m.file.set(path.clone()).unwrap();
+        m.delivered_offset.store(40, Relaxed);
+        m.read_lines.store(7, Relaxed);
+        m.shipped_lines.store(5, Relaxed);
+        let s = m.snapshot();
+        assert_eq!((s.lag_bytes, s.lag_records), (60, 2));
+        std::fs::write(&path, vec![b'x'; 150]).unwrap();
+        assert_eq!(m.snapshot().lag_bytes, 110);
+        let text = m.prometheus();
+        assert!(text.contains("# TYPE otlp_shipper_lag_bytes gauge\notlp_shipper_lag_bytes 110\n"));
+        assert!(text.contains("otlp_shipper_shipped_lines_total 5\n"));
+    }
 }
