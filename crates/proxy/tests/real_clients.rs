@@ -334,6 +334,33 @@ async fn python_sdk_create_is_logged_with_system_prompt_response_and_redacted_ke
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_sdk_gets_the_gzip_response_it_accepts_and_the_log_holds_it_decoded() {
+    let rig = Rig::start().await;
+    let out = rig.sdk("gzip").await;
+    let text = out["text"].as_str().unwrap();
+    assert!(
+        text.starts_with("Hello from fake-anthropic. You said: sdk gzip:"),
+        "sdk text: {text}"
+    );
+
+    let records = rig.records_until("gzip record", |r| !r.is_empty()).await;
+    assert_eq!(records.len(), 1, "{}", brief(&records));
+    let r = &records[0];
+    assert_complete_messages_exchange(r);
+    let response = &r["response"];
+    assert_eq!(
+        response["headers"]["content-encoding"],
+        "gzip",
+        "{}",
+        short(r)
+    );
+    assert_eq!(response["body"]["decoded_from"], "gzip", "{}", short(r));
+    assert_eq!(message_text(&response["body"]["json"]), text);
+    assert_eq!(response["body"]["json"]["id"], out["id"]);
+    rig.check_log().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_sdk_create_stream_is_logged_with_events_and_reassembled_message() {
     let rig = Rig::start().await;
     let out = rig.sdk("stream").await;

@@ -1,6 +1,6 @@
 """Drives the official Python `anthropic` SDK through the proxy, for tests/real_clients.rs.
 
-Usage: python sdk.py create|stream|stream_tool
+Usage: python sdk.py create|gzip|stream|stream_tool
 The SDK reads ANTHROPIC_BASE_URL and ANTHROPIC_API_KEY from the environment. Prints one JSON
 object on stdout with what the client saw, so the Rust test can compare it with the records.
 """
@@ -31,12 +31,12 @@ def client():
     return anthropic.Anthropic(max_retries=0, timeout=30.0)
 
 
-def create():
+def create(text="sdk create: hello proxy"):
     msg = client().messages.create(
         model=MODEL,
         max_tokens=256,
         system=SYSTEM,
-        messages=[{"role": "user", "content": "sdk create: hello proxy"}],
+        messages=[{"role": "user", "content": text}],
     )
     return {
         "id": msg.id,
@@ -44,6 +44,11 @@ def create():
         "stop_reason": msg.stop_reason,
         "usage": {"input_tokens": msg.usage.input_tokens, "output_tokens": msg.usage.output_tokens},
     }
+
+
+def gzip():
+    # The fake compresses its answer; httpx accepts gzip and decodes it for the SDK.
+    return create("sdk gzip: [[gzip]] hello proxy")
 
 
 def stream():
@@ -97,7 +102,7 @@ def stream_tool():
 
 if __name__ == "__main__":
     mode = sys.argv[1] if len(sys.argv) > 1 else ""
-    modes = {"create": create, "stream": stream, "stream_tool": stream_tool}
+    modes = {"create": create, "gzip": gzip, "stream": stream, "stream_tool": stream_tool}
     if mode not in modes:
         raise SystemExit(f"usage: sdk.py {'|'.join(modes)}")
     print(json.dumps(modes[mode]()))
