@@ -361,6 +361,28 @@ async fn python_sdk_gets_the_gzip_response_it_accepts_and_the_log_holds_it_decod
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_sdk_count_tokens_is_logged_with_its_path_and_answer() {
+    let rig = Rig::start().await;
+    let out = rig.sdk("count_tokens").await;
+    let counted = out["input_tokens"].as_u64().expect("input_tokens");
+    assert!(counted > 0, "{out}");
+
+    let records = rig
+        .records_until("count_tokens record", |r| !r.is_empty())
+        .await;
+    assert_eq!(records.len(), 1, "{}", brief(&records));
+    let r = &records[0];
+    assert_eq!(r["request"]["path"], "/v1/messages/count_tokens");
+    assert_eq!(r["outcome"], "complete");
+    assert_eq!(r["response"]["status"], 200);
+    let body = &r["request"]["body"]["json"];
+    assert!(system_text(body).contains("sys-7f3a"), "{}", short(r));
+    assert_eq!(body["tools"][0]["name"], "Bash", "{}", short(r));
+    assert_eq!(r["response"]["body"]["json"]["input_tokens"], counted);
+    rig.check_log().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_sdk_create_stream_is_logged_with_events_and_reassembled_message() {
     let rig = Rig::start().await;
     let out = rig.sdk("stream").await;

@@ -1,6 +1,6 @@
 """Drives the official Python `anthropic` SDK through the proxy, for tests/real_clients.rs.
 
-Usage: python sdk.py create|gzip|stream|stream_tool
+Usage: python sdk.py create|gzip|count_tokens|stream|stream_tool
 The SDK reads ANTHROPIC_BASE_URL and ANTHROPIC_API_KEY from the environment. Prints one JSON
 object on stdout with what the client saw, so the Rust test can compare it with the records.
 """
@@ -49,6 +49,16 @@ def create(text="sdk create: hello proxy"):
 def gzip():
     # The fake compresses its answer; httpx accepts gzip and decodes it for the SDK.
     return create("sdk gzip: [[gzip]] hello proxy")
+
+
+def count_tokens():
+    result = client().messages.count_tokens(
+        model=MODEL,
+        system=SYSTEM,
+        tools=[BASH_TOOL],
+        messages=[{"role": "user", "content": "sdk count: how many tokens?"}],
+    )
+    return {"input_tokens": result.input_tokens}
 
 
 def stream():
@@ -102,7 +112,13 @@ def stream_tool():
 
 if __name__ == "__main__":
     mode = sys.argv[1] if len(sys.argv) > 1 else ""
-    modes = {"create": create, "gzip": gzip, "stream": stream, "stream_tool": stream_tool}
+    modes = {
+        "create": create,
+        "gzip": gzip,
+        "count_tokens": count_tokens,
+        "stream": stream,
+        "stream_tool": stream_tool,
+    }
     if mode not in modes:
         raise SystemExit(f"usage: sdk.py {'|'.join(modes)}")
     print(json.dumps(modes[mode]()))
