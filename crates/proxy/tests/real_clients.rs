@@ -91,6 +91,12 @@ impl Rig {
     /// Like [`Rig::claude`], passing the key in `key_var`: `ANTHROPIC_API_KEY` (sent as
     /// `x-api-key`) or `ANTHROPIC_AUTH_TOKEN` (sent as `authorization: Bearer`).
     async fn claude_with(&self, prompt: &str, key_var: &str) -> Value {
+        self.claude_run(&["-p", prompt], key_var).await
+    }
+
+    /// `claude ARGS --output-format json --dangerously-skip-permissions`; HOME, TMPDIR and the
+    /// working directory are the same for every run of one rig (so `-c` finds the last one).
+    async fn claude_run(&self, args: &[&str], key_var: &str) -> Value {
         let home = self.dir().join("home");
         let tmp = self.dir().join("tmp");
         let work = self.dir().join("work");
@@ -98,7 +104,8 @@ impl Rig {
             std::fs::create_dir_all(d).unwrap();
         }
         let mut cmd = Command::new(claude_bin());
-        cmd.args(["-p", prompt, "--output-format", "json"])
+        cmd.args(args)
+            .args(["--output-format", "json"])
             .arg("--dangerously-skip-permissions")
             .current_dir(&work)
             .env_clear()
@@ -679,5 +686,47 @@ async fn claude_code_bearer_token_and_retry_after_sse_error_are_both_logged() {
         message_text(&retried["response"]["body"]["json"]).trim(),
         result.trim()
     );
+    rig.check_log().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claude_code_continued_conversation_resends_the_first_turn_in_the_same_session() {
+    let rig = Rig::start().await;
+    let first = rig
+        .claude_run(&["-p", "First turn [cc-turn-one-41]"], "ANTHROPIC_API_KEY")
+        .await;
+    let second = rig
+        .claude_run(
+            &["-c", "-p", "Second turn [cc-turn-two-42]"],
+            "ANTHROPIC_API_KEY",
+        )
+        .await;
+    assert_eq!(first["session_id"], second["session_id"], "-c continues");
+
+    let main_loop = |r: &&Value| r["request"]["body"]["json"]["tools"].is_array();
+    let records = rig
+        .records_until("both turns", |rs| {
+            rs.iter()
+                .any(|r| request_mentions(r, "cc-turn-two-42") && main_loop(&r))
+        })
+        .await;
+    let messages = assert_claude_code_records(&records, &second);
+    let one = messages
+        .iter()
+        .find(|r| main_loop(r) && !request_mentions(r, "cc-turn-two-42"))
+        .unwrap_or_else(|| panic!("no first turn: {}", brief(&records)));
+    let two = messages
+        .iter()
+        .find(|r| main_loop(r) && request_mentions(r, "cc-turn-two-42"))
+        .unwrap();
+    assert!(request_mentions(one, "cc-turn-one-41"));
+    // The whole conversation is re-sent: the second request holds the first turn too.
+    assert!(request_mentions(two, "cc-turn-one-41"), "{}", short(two));
+    let size = |r: &Value| r["request"]["body"]["size"].as_u64().unwrap();
+    assert!(size(two) > size(one), "{} <= {}", size(two), size(one));
+    for r in [one, two] {
+        assert_complete_messages_exchange(r);
+        assert_main_loop_request(r);
+    }
     rig.check_log().await;
 }
