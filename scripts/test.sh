@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole test suite. First installs what the tests need, idempotently, cached under
 # $CAL_CACHE: podman (+runc), nginx, shellcheck, debootstrap from apt; the real Claude Code CLI
-# from npm; a Python venv with the official anthropic SDK, opentelemetry-proto, rotel and
-# jsonschema. Tests find these through the variables exported below and fail, naming this
+# from npm; a Python venv with the official anthropic SDK, opentelemetry-proto and rotel. Tests find these through the variables exported below and fail, naming this
 # script, when one is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,17 +26,19 @@ if [ ${#missing[@]} -gt 0 ]; then
   $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
 fi
 
-if [ ! -x "$CACHE/npm/bin/claude" ]; then
+if [ "$("$CACHE/npm/bin/claude" --version 2>/dev/null)" != "$CLAUDE_CODE_VERSION (Claude Code)" ]; then
   step "npm install @anthropic-ai/claude-code@$CLAUDE_CODE_VERSION"
   npm install --no-fund --no-audit --prefix "$CACHE/npm" -g "@anthropic-ai/claude-code@$CLAUDE_CODE_VERSION"
 fi
 
-if [ ! -f "$CACHE/venv/.complete" ]; then
-  step "python venv: anthropic opentelemetry-proto rotel jsonschema"
+PY_REQS="anthropic==2.14.0 opentelemetry-proto==1.45.2 rotel==0.0.1a15"
+if [ "$(cat "$CACHE/venv/.complete" 2>/dev/null)" != "$PY_REQS" ]; then
+  step "python venv: $PY_REQS"
   rm -rf "$CACHE/venv"
   python3 -m venv "$CACHE/venv"
-  "$CACHE/venv/bin/pip" install -q anthropic opentelemetry-proto rotel jsonschema
-  touch "$CACHE/venv/.complete"
+  # shellcheck disable=SC2086 # one word per requirement
+  "$CACHE/venv/bin/pip" install -q $PY_REQS
+  echo "$PY_REQS" > "$CACHE/venv/.complete"
 fi
 
 # Podman on these machines needs runc and raised ulimits (see docs/development.md).
@@ -60,3 +61,5 @@ step "cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 step "cargo nextest run"
 cargo nextest run --workspace --locked --no-fail-fast "$@"
+step "benchmark smoke runs"
+cargo test --locked -p claude-api-proxy --bench overhead -- --smoke
