@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs the whole test suite. First installs what the tests need, idempotently, cached under
 # $CAL_CACHE: podman (+runc), nginx, shellcheck, debootstrap from apt; the real Claude Code CLI
-# from npm; a Python venv with the official anthropic SDK, opentelemetry-proto and rotel. Tests find these through the variables exported below and fail, naming this
-# script, when one is missing.
+# from npm; a Python venv with the official anthropic SDK, opentelemetry-proto and rotel.
+# Tests find these through the variables exported below and fail, naming this script, when one
+# is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -83,7 +83,7 @@ pub fn run(config: Config) -> Result<(), RunError> {
     })?;
     // Two workers are plenty for a proxy that only shuffles bytes; it keeps idle RSS small.
     let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        .worker_threads(std::env::var("XPERIMENT_WORKERS").ok().and_then(|s| s.parse().ok()).unwrap_or(2))
         .enable_all()
         .build()?;
     let result = runtime.block_on(serve(&config, forwarder, shutdown_flag));

@@ -25,7 +25,7 @@ enum Msg {
 }
 
 /// Captured bytes the writer may lag behind before new exchanges wait for it.
-pub const BACKLOG_LIMIT: u64 = 256 << 20;
+pub const BACKLOG_LIMIT: u64 = 64 << 20;
 
 /// Bytes handed to the writer and not yet written, and a way to wait until that is small.
 #[derive(Debug, Default)]

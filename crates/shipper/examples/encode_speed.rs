@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 fn main() {
     let path = std::env::args().nth(1).expect("usage: encode_speed FILE");
     let mut tailer = Tailer::new(path.as_ref(), Start::Head, Duration::ZERO).expect("open");
-    let encoder = Encoder::new(otlp_shipper::config::DEFAULT_EVENT_MAX_BYTES);
+    let mut encoder = Encoder::new(otlp_shipper::config::DEFAULT_EVENT_MAX_BYTES);
     let mut batch = Batch::default();
     let (mut lines, mut bytes, mut out_bytes) = (0u64, 0u64, 0u64);
     let mut line = Vec::new();
@@ -18,7 +18,7 @@ fn main() {
     while tailer.next_line(&mut line).expect("read").is_some() {
         lines += 1;
         bytes += line.len() as u64 + 1;
-        encoder.encode_line(&line, 0, &mut |ev| batch.push(&ev));
+        encoder.encode_line(&line, 0, &mut |ev| batch.push(ev));
         if batch.bytes() > 4_000_000 {
             out_bytes += batch.bytes() as u64;
             batch = Batch::default();

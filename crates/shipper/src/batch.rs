@@ -4,7 +4,6 @@
 //! splitting never re-encodes.
 
 use crate::checkpoint::Position;
-use crate::event::Event;
 use opentelemetry_proto::tonic::common::v1::InstrumentationScope;
 use opentelemetry_proto::tonic::logs::v1::LogRecord;
 use opentelemetry_proto::tonic::resource::v1::Resource;
@@ -34,18 +33,13 @@ pub struct Batch {
 }
 
 impl Batch {
-    /// Bytes an event adds to a request.
-    pub fn encoded_len(ev: &Event<'_>) -> usize {
-        let len = ev.encoded_len();
-        key_len(LOG_RECORDS_TAG) + encoded_len_varint(len as u64) + len
+    /// Bytes a record adds to a request.
+    pub fn encoded_len(rec: &LogRecord) -> usize {
+        prost::encoding::message::encoded_len(LOG_RECORDS_TAG, rec)
     }
 
-    pub fn push(&mut self, ev: &Event<'_>) {
-        let len = ev.encoded_len();
-        self.buf.reserve(len + 8);
-        encode_key(LOG_RECORDS_TAG, WireType::LengthDelimited, &mut self.buf);
-        encode_varint(len as u64, &mut self.buf);
-        ev.encode(&mut self.buf);
+    pub fn push(&mut self, rec: &LogRecord) {
+        prost::encoding::message::encode(LOG_RECORDS_TAG, rec, &mut self.buf);
         self.ends.push(self.buf.len());
         self.started.get_or_insert_with(Instant::now);
     }
@@ -133,14 +127,6 @@ mod tests {
     use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value};
     use opentelemetry_proto::tonic::logs::v1::{ResourceLogs, ScopeLogs};
 
-    fn event(i: usize) -> Event<'static> {
-        Event {
-            time_unix_nano: i as u64,
-            body: format!("event {i} {}", "x".repeat(i * 37)).into(),
-            ..Default::default()
-        }
-    }
-
     fn rec(i: usize) -> LogRecord {
         LogRecord {
             time_unix_nano: i as u64,
@@ -173,13 +159,12 @@ mod tests {
         let env = Envelope::new(&resource, &scope);
         let mut batch = Batch::default();
         let recs: Vec<LogRecord> = (0..50).map(rec).collect();
-        let events: Vec<Event<'_>> = (0..50).map(event).collect();
-        for e in &events {
-            batch.push(e);
+        for r in &recs {
+            batch.push(r);
         }
         assert_eq!(
             batch.bytes(),
-            events.iter().map(Batch::encoded_len).sum::<usize>()
+            recs.iter().map(Batch::encoded_len).sum::<usize>()
         );
         for range in [0..50, 0..1, 49..50, 10..33] {
             let bytes = env.request(&batch, range.clone());

@@ -6,7 +6,8 @@
 //! Bodies are never parsed into trees: the record is read with borrowed `RawValue`s, so a
 //! body's JSON text goes into the event byte for byte as it is in the line.
 
-use crate::event::{Attr, Event, Value};
+use opentelemetry_proto::tonic::common::v1::{AnyValue, ArrayValue, KeyValue, any_value::Value};
+use opentelemetry_proto::tonic::logs::v1::LogRecord;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use std::borrow::Cow;
@@ -185,20 +186,30 @@ fn peek_body(raw: &str, want_model: bool) -> BodyPeek {
     out.into_inner()
 }
 
-/// Encodes lines; holds the per-event budget.
-#[derive(Debug, Clone)]
+/// Encodes lines; holds the per-event budget and the records it fills.
+///
+/// The events are opentelemetry-proto's generated `LogRecord`s. The record handed to `out`
+/// and its attributes are reused from event to event: their strings are cleared and refilled,
+/// never freed, so once a few lines have gone by an event costs copies into buffers that are
+/// already large enough rather than an allocation per attribute.
+#[derive(Debug, Default)]
 pub struct Encoder {
     event_max_bytes: usize,
+    record: LogRecord,
+    pool: Pool,
 }
 
 impl Encoder {
     pub fn new(event_max_bytes: usize) -> Self {
-        Encoder { event_max_bytes }
+        Encoder {
+            event_max_bytes,
+            ..Default::default()
+        }
     }
 
     /// Hands the events of one line (without its newline) to `out`, in order: the main event
     /// first, then the body parts, one at a time, so a huge body is never held twice.
-    pub fn encode_line(&self, line: &[u8], observed_ns: u64, out: &mut dyn FnMut(Event<'_>)) {
+    pub fn encode_line(&mut self, line: &[u8], observed_ns: u64, out: &mut dyn FnMut(&LogRecord)) {
         match serde_json::from_slice::<RecordView<'_>>(line) {
             Ok(rec) if rec.kind == traffic_record::KIND => {
                 self.encode_record(&rec, observed_ns, out)
@@ -207,46 +218,45 @@ impl Encoder {
         }
     }
 
-    fn encode_plain(&self, line: &[u8], observed_ns: u64, out: &mut dyn FnMut(Event<'_>)) {
+    fn encode_plain(&mut self, line: &[u8], observed_ns: u64, out: &mut dyn FnMut(&LogRecord)) {
         let text = String::from_utf8_lossy(line);
         let budget = self.event_max_bytes - PART_OVERHEAD;
+        let Encoder {
+            record: r, pool, ..
+        } = self;
         if escaped_len(&text) <= budget {
-            out(Event {
-                observed_time_unix_nano: observed_ns,
-                severity_number: SEVERITY_INFO,
-                severity_text: "INFO",
-                body: text,
-                ..Default::default()
-            });
+            pool.reset(r, 0, observed_ns, SEVERITY_INFO, "INFO", &[]);
+            set_string(any_string(&mut r.body), &text);
+            out(r);
             return;
         }
         // A huge line that is not a record: parts correlated by a random trace id.
         let trace_id: [u8; 16] = rand::random();
         let parts = split_parts(&text, budget);
-        let count = parts.len();
+        pool.reset(r, 0, observed_ns, SEVERITY_INFO, "INFO", &trace_id);
+        pool.str(&mut r.attributes, &["claude.body.name"], "line");
+        pool.value(&mut r.attributes, &["claude.body.part"], Value::IntValue(0));
+        let count = Value::IntValue(parts.len() as i64);
+        pool.value(&mut r.attributes, &["claude.body.parts"], count);
         for (i, part) in parts.into_iter().enumerate() {
-            out(Event {
-                observed_time_unix_nano: observed_ns,
-                severity_number: SEVERITY_INFO,
-                severity_text: "INFO",
-                body: part.into(),
-                trace_id: &trace_id,
-                attributes: vec![
-                    Attr::str("claude.body.name", "line"),
-                    Attr::int("claude.body.part", i as i64 + 1),
-                    Attr::int("claude.body.parts", count as i64),
-                ],
-                ..Default::default()
-            });
+            r.attributes[1].value = any(Value::IntValue(i as i64 + 1));
+            set_string(any_string(&mut r.body), part);
+            out(r);
         }
     }
 
     fn encode_record(
-        &self,
+        &mut self,
         rec: &RecordView<'_>,
         observed_ns: u64,
-        out: &mut dyn FnMut(Event<'_>),
+        out: &mut dyn FnMut(&LogRecord),
     ) {
+        let Encoder {
+            event_max_bytes,
+            record: r,
+            pool,
+        } = self;
+        let event_max_bytes = *event_max_bytes;
         let time_ns = parse_time_ns(&rec.started_at).unwrap_or(0);
         let trace_id_bytes = hex16(&rec.id);
         let trace_id: &[u8] = trace_id_bytes.as_ref().map_or(&[], |b| b.as_slice());
@@ -262,30 +272,32 @@ impl Encoder {
         let req_peek = peek_body(rec.request.body.get(), true);
         let request_model = req_peek.model;
 
-        let mut attrs: Vec<Attr<'_>> = Vec::with_capacity(32);
-        attrs.push(Attr::str(
-            "http.request.method",
-            rec.request.method.as_ref(),
-        ));
-        attrs.push(Attr::str("url.path", rec.request.path.as_ref()));
+        pool.reset(r, time_ns, observed_ns, severity, severity_text, trace_id);
+        let attrs = &mut r.attributes;
+        pool.str(attrs, &["http.request.method"], &rec.request.method);
+        pool.str(attrs, &["url.path"], &rec.request.path);
         if let Some(q) = &rec.request.query {
-            attrs.push(Attr::str("url.query", q.as_ref()));
+            pool.str(attrs, &["url.query"], q);
         }
         if let Some(s) = status {
-            attrs.push(Attr::int("http.response.status_code", s.into()));
+            pool.value(
+                attrs,
+                &["http.response.status_code"],
+                Value::IntValue(s.into()),
+            );
         }
-        attrs.push(Attr::str("gen_ai.system", "anthropic"));
-        attrs.push(Attr::str("gen_ai.provider.name", "anthropic"));
+        pool.str(attrs, &["gen_ai.system"], "anthropic");
+        pool.str(attrs, &["gen_ai.provider.name"], "anthropic");
         if rec.request.path == "/v1/messages" {
-            attrs.push(Attr::str("gen_ai.operation.name", "chat"));
+            pool.str(attrs, &["gen_ai.operation.name"], "chat");
         }
         if let Some(m) = request_model.as_deref().or(rec.model.as_deref()) {
-            attrs.push(Attr::str("gen_ai.request.model", m));
+            pool.str(attrs, &["gen_ai.request.model"], m);
         }
         if rec.response.is_some()
             && let Some(m) = &rec.model
         {
-            attrs.push(Attr::str("gen_ai.response.model", m.as_ref()));
+            pool.str(attrs, &["gen_ai.response.model"], m);
         }
         if let Some(u) = &rec.usage {
             let tokens = [
@@ -302,58 +314,67 @@ impl Encoder {
             ];
             for (k, v) in tokens {
                 if let Some(v) = v {
-                    attrs.push(Attr::int(k, v as i64));
+                    pool.value(attrs, &[k], Value::IntValue(v as i64));
                 }
             }
         }
-        if let Some(r) = &rec.stop_reason {
-            attrs.push(Attr {
-                key: "gen_ai.response.finish_reasons".into(),
-                value: Value::StrArray(vec![r.as_ref().into()]),
-            });
+        if let Some(reason) = &rec.stop_reason {
+            let reasons = ArrayValue {
+                values: vec![AnyValue {
+                    value: Some(Value::StringValue(reason.to_string())),
+                }],
+            };
+            pool.value(
+                attrs,
+                &["gen_ai.response.finish_reasons"],
+                Value::ArrayValue(reasons),
+            );
         }
         if let Some(s) = &rec.session_id {
-            attrs.push(Attr::str("session.id", s.as_ref()));
+            pool.str(attrs, &["session.id"], s);
         }
-        attrs.push(Attr::str("claude.exchange.id", rec.id.as_ref()));
-        attrs.push(Attr::str("claude.outcome", rec.outcome.as_ref()));
+        pool.str(attrs, &["claude.exchange.id"], &rec.id);
+        pool.str(attrs, &["claude.outcome"], &rec.outcome);
         if let Some(e) = &rec.error {
-            attrs.push(Attr::str("claude.error", e.as_ref()));
-            attrs.push(Attr::str("error.type", rec.outcome.as_ref()));
+            pool.str(attrs, &["claude.error"], e);
+            pool.str(attrs, &["error.type"], &rec.outcome);
         } else if let Some(s) = status.filter(|s| *s >= 400) {
-            attrs.push(Attr::str("error.type", s.to_string()));
+            pool.str(attrs, &["error.type"], &s.to_string());
         }
         if let Some(d) = rec.duration_ms {
-            attrs.push(Attr::double("claude.duration_ms", d));
+            pool.value(attrs, &["claude.duration_ms"], Value::DoubleValue(d));
         }
         if let Some(t) = rec.ttfb_ms {
-            attrs.push(Attr::double("claude.ttfb_ms", t));
+            pool.value(attrs, &["claude.ttfb_ms"], Value::DoubleValue(t));
         }
-        attrs.push(Attr::bool("claude.stream", rec.stream));
+        pool.value(attrs, &["claude.stream"], Value::BoolValue(rec.stream));
         if let Some(size) = req_peek.size {
-            attrs.push(Attr::int("http.request.body.size", size as i64));
+            pool.value(
+                attrs,
+                &["http.request.body.size"],
+                Value::IntValue(size as i64),
+            );
         }
         if let Some(resp) = &rec.response
             && let Some(size) = peek_body(resp.body.get(), false).size
         {
-            attrs.push(Attr::int("http.response.body.size", size as i64));
+            pool.value(
+                attrs,
+                &["http.response.body.size"],
+                Value::IntValue(size as i64),
+            );
         }
         for (name, value) in &rec.request.headers {
-            attrs.push(Attr::str(
-                format!("http.request.header.{}", name.0),
-                value.0.as_ref(),
-            ));
+            pool.str(attrs, &["http.request.header.", &name.0], &value.0);
         }
         if let Some(resp) = &rec.response {
             for (name, value) in &resp.headers {
-                attrs.push(Attr::str(
-                    format!("http.response.header.{}", name.0),
-                    value.0.as_ref(),
-                ));
+                pool.str(attrs, &["http.response.header.", &name.0], &value.0);
             }
         }
 
-        let message = summary(rec, status, request_model.as_deref());
+        let message = any_string(&mut r.body);
+        summary(message, rec, status, request_model.as_deref());
         let bodies: Vec<(&str, &str)> = [
             Some(("request.body", rec.request.body.get())),
             rec.response
@@ -368,19 +389,10 @@ impl Encoder {
         .flatten()
         .collect();
 
-        let base = Event {
-            time_unix_nano: time_ns,
-            observed_time_unix_nano: observed_ns,
-            severity_number: severity,
-            severity_text,
-            trace_id,
-            ..Default::default()
-        };
-
         // Bodies go inline (as attributes of the main event) while the event stays within
         // the budget, smallest first, so a small exchange reads in one event and a large one
         // keeps its small bodies inline; the others go to ordered part events.
-        let mut size = escaped_len(&message) + attrs_size(&attrs) + PART_OVERHEAD;
+        let mut size = escaped_len(message) + attrs_size(attrs) + PART_OVERHEAD;
         let mut by_size: Vec<(usize, usize)> = bodies
             .iter()
             .enumerate()
@@ -389,53 +401,119 @@ impl Encoder {
         by_size.sort_unstable();
         let mut inline = [false; 3];
         for (body_size, i) in by_size {
-            if size + body_size <= self.event_max_bytes {
+            if size + body_size <= event_max_bytes {
                 size += body_size;
                 inline[i] = true;
             }
         }
-        let budget = self.event_max_bytes - PART_OVERHEAD;
+        let budget = event_max_bytes - PART_OVERHEAD;
         let mut split: Vec<(&str, Vec<&str>)> = Vec::new();
         for (i, (name, text)) in bodies.iter().enumerate() {
             if inline[i] {
-                attrs.push(Attr::str(format!("claude.{name}"), *text));
+                pool.str(attrs, &["claude.", name], text);
             } else {
                 let parts = split_parts(text, budget);
-                attrs.push(Attr::int(
-                    format!("claude.{name}.parts"),
-                    parts.len() as i64,
-                ));
+                let count = Value::IntValue(parts.len() as i64);
+                pool.value(attrs, &["claude.", name, ".parts"], count);
                 split.push((name, parts));
             }
         }
-        out(Event {
-            body: message.into(),
-            attributes: attrs,
-            ..base.clone()
-        });
+        out(r);
         for (name, parts) in split {
-            let count = parts.len() as i64;
+            pool.reset(r, time_ns, observed_ns, severity, severity_text, trace_id);
+            pool.str(&mut r.attributes, &["claude.exchange.id"], &rec.id);
+            pool.str(&mut r.attributes, &["claude.body.name"], name);
+            pool.value(&mut r.attributes, &["claude.body.part"], Value::IntValue(0));
+            let count = Value::IntValue(parts.len() as i64);
+            pool.value(&mut r.attributes, &["claude.body.parts"], count);
             for (i, part) in parts.into_iter().enumerate() {
-                out(Event {
-                    body: part.into(),
-                    attributes: vec![
-                        Attr::str("claude.exchange.id", rec.id.as_ref()),
-                        Attr::str("claude.body.name", name),
-                        Attr::int("claude.body.part", i as i64 + 1),
-                        Attr::int("claude.body.parts", count),
-                    ],
-                    ..base.clone()
-                });
+                r.attributes[2].value = any(Value::IntValue(i as i64 + 1));
+                set_string(any_string(&mut r.body), part);
+                out(r);
             }
         }
     }
 }
 
+/// Attributes of earlier events, kept so that their strings' allocations serve the next ones.
+#[derive(Debug, Default)]
+struct Pool {
+    spare: Vec<KeyValue>,
+}
+
+impl Pool {
+    /// Readies `r` for a new event: its attributes go back to the pool, its other fields are
+    /// set (the fields the shipper never sets stay at their defaults).
+    fn reset(
+        &mut self,
+        r: &mut LogRecord,
+        time_ns: u64,
+        observed_ns: u64,
+        severity: i32,
+        severity_text: &str,
+        trace_id: &[u8],
+    ) {
+        // Reversed, so the next event takes them back in the same order and a slot that held
+        // a string value is usually handed a string again.
+        self.spare.extend(r.attributes.drain(..).rev());
+        r.time_unix_nano = time_ns;
+        r.observed_time_unix_nano = observed_ns;
+        r.severity_number = severity;
+        set_string(&mut r.severity_text, severity_text);
+        r.trace_id.clear();
+        r.trace_id.extend_from_slice(trace_id);
+    }
+
+    /// A KeyValue whose key is the concatenation of `key`.
+    fn slot(&mut self, key: &[&str]) -> KeyValue {
+        let mut kv = self.spare.pop().unwrap_or_default();
+        kv.key.clear();
+        for k in key {
+            kv.key.push_str(k);
+        }
+        kv
+    }
+
+    fn str(&mut self, attrs: &mut Vec<KeyValue>, key: &[&str], value: &str) {
+        let mut kv = self.slot(key);
+        set_string(any_string(&mut kv.value), value);
+        attrs.push(kv);
+    }
+
+    fn value(&mut self, attrs: &mut Vec<KeyValue>, key: &[&str], value: Value) {
+        let mut kv = self.slot(key);
+        kv.value = any(value);
+        attrs.push(kv);
+    }
+}
+
+fn any(value: Value) -> Option<AnyValue> {
+    Some(AnyValue { value: Some(value) })
+}
+
+/// The string of a string value, which `v` becomes if it was anything else.
+fn any_string(v: &mut Option<AnyValue>) -> &mut String {
+    let any = v.get_or_insert_with(AnyValue::default);
+    if !matches!(any.value, Some(Value::StringValue(_))) {
+        any.value = Some(Value::StringValue(String::new()));
+    }
+    match &mut any.value {
+        Some(Value::StringValue(s)) => s,
+        _ => unreachable!("set just above"),
+    }
+}
+
+fn set_string(s: &mut String, value: &str) {
+    s.clear();
+    s.push_str(value);
+}
+
 /// `POST /v1/messages 200 claude-sonnet-4 2.3s in=12345 out=456` (+ the outcome when it is
-/// not `complete`).
-fn summary(rec: &RecordView<'_>, status: Option<u16>, request_model: Option<&str>) -> String {
+/// not `complete`), written over `s`.
+fn summary(s: &mut String, rec: &RecordView<'_>, status: Option<u16>, request_model: Option<&str>) {
     use std::fmt::Write;
-    let mut s = format!("{} {}", rec.request.method, rec.request.path);
+    s.clear();
+    let _ = write!(s, "{} {}", rec.request.method, rec.request.path);
     match status {
         Some(code) => {
             let _ = write!(s, " {code}");
@@ -463,20 +541,25 @@ fn summary(rec: &RecordView<'_>, status: Option<u16>, request_model: Option<&str
     if rec.outcome != "complete" {
         let _ = write!(s, " {}", rec.outcome);
     }
-    s
 }
 
-fn attrs_size(attrs: &[Attr<'_>]) -> usize {
+/// Upper bound of the JSON-escaped size of attributes (what Seq counts against its limit).
+fn attrs_size(attrs: &[KeyValue]) -> usize {
+    let value_size = |v: Option<&AnyValue>| match v.and_then(|v| v.value.as_ref()) {
+        Some(Value::StringValue(s)) => escaped_len(s),
+        Some(Value::ArrayValue(a)) => a
+            .values
+            .iter()
+            .map(|v| match &v.value {
+                Some(Value::StringValue(s)) => escaped_len(s) + 3,
+                _ => 24,
+            })
+            .sum(),
+        _ => 24,
+    };
     attrs
         .iter()
-        .map(|a| {
-            let v = match &a.value {
-                Value::Str(s) => escaped_len(s),
-                Value::StrArray(items) => items.iter().map(|s| escaped_len(s) + 3).sum(),
-                _ => 24,
-            };
-            a.key.len() + v + 8
-        })
+        .map(|kv| kv.key.len() + value_size(kv.value.as_ref()) + 8)
         .sum()
 }
 
@@ -561,17 +644,6 @@ pub fn hex16(s: &str) -> Option<[u8; 16]> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use opentelemetry_proto::tonic::common::v1::KeyValue;
-    use opentelemetry_proto::tonic::common::v1::any_value::Value;
-    use opentelemetry_proto::tonic::logs::v1::LogRecord;
-    use prost::Message;
-
-    /// What the receiver decodes from an event (through the hand encoding).
-    fn decoded(e: &Event<'_>) -> LogRecord {
-        let mut buf = Vec::new();
-        e.encode(&mut buf);
-        LogRecord::decode(buf.as_slice()).unwrap()
-    }
 
     fn kv_size(attrs: &[KeyValue]) -> usize {
         attrs
@@ -662,7 +734,7 @@ mod tests {
             r#"{"model":"claude-sonnet-4","messages":[{"role":"user","content":"hi \"there\""}]}"#,
         );
         let mut out = Vec::new();
-        Encoder::new(200_000).encode_line(line.as_bytes(), 42, &mut |e| out.push(decoded(&e)));
+        Encoder::new(200_000).encode_line(line.as_bytes(), 42, &mut |e| out.push(e.clone()));
         assert_eq!(out.len(), 1);
         let e = &out[0];
         assert_eq!(
@@ -717,7 +789,7 @@ mod tests {
         let line = record_line(&format!(r#"{{"model":"m","messages":{content}}}"#));
         let mut out = Vec::new();
         let max = 50_000;
-        Encoder::new(max).encode_line(line.as_bytes(), 0, &mut |e| out.push(decoded(&e)));
+        Encoder::new(max).encode_line(line.as_bytes(), 0, &mut |e| out.push(e.clone()));
         assert!(out.len() > 30, "{}", out.len());
         for e in &out {
             let size = escaped_len(body(e)) + kv_size(&e.attributes);
@@ -738,26 +810,26 @@ mod tests {
             r#""outcome":"upstream_aborted","error":"cut""#,
         );
         let mut out = Vec::new();
-        Encoder::new(200_000).encode_line(line.as_bytes(), 0, &mut |e| out.push(decoded(&e)));
+        Encoder::new(200_000).encode_line(line.as_bytes(), 0, &mut |e| out.push(e.clone()));
         assert_eq!(out[0].severity_number, SEVERITY_ERROR);
         assert!(body(&out[0]).ends_with(" upstream_aborted"));
         assert_eq!(attr_str(&out[0], "claude.error"), Some("cut"));
         let line = record_line("{}").replace(r#""status":200"#, r#""status":429"#);
         out.clear();
-        Encoder::new(200_000).encode_line(line.as_bytes(), 0, &mut |e| out.push(decoded(&e)));
+        Encoder::new(200_000).encode_line(line.as_bytes(), 0, &mut |e| out.push(e.clone()));
         assert_eq!(out[0].severity_number, SEVERITY_WARN);
     }
 
     #[test]
     fn lines_that_are_not_records_are_plain_strings() {
         let mut out = Vec::new();
-        let enc = Encoder::new(200_000);
-        enc.encode_line(b"not json at all", 0, &mut |e| out.push(decoded(&e)));
+        let mut enc = Encoder::new(200_000);
+        enc.encode_line(b"not json at all", 0, &mut |e| out.push(e.clone()));
         enc.encode_line(br#"{"kind":"something_else"}"#, 0, &mut |e| {
-            out.push(decoded(&e))
+            out.push(e.clone())
         });
-        enc.encode_line(b"bad \xff\xfe utf8", 0, &mut |e| out.push(decoded(&e)));
-        enc.encode_line(b"", 0, &mut |e| out.push(decoded(&e)));
+        enc.encode_line(b"bad \xff\xfe utf8", 0, &mut |e| out.push(e.clone()));
+        enc.encode_line(b"", 0, &mut |e| out.push(e.clone()));
         assert_eq!(out.len(), 4);
         assert_eq!(body(&out[0]), "not json at all");
         assert_eq!(body(&out[1]), r#"{"kind":"something_else"}"#);
@@ -770,11 +842,39 @@ mod tests {
     fn a_huge_plain_line_is_split_too() {
         let line = "z".repeat(100_000);
         let mut out = Vec::new();
-        Encoder::new(20_000).encode_line(line.as_bytes(), 0, &mut |e| out.push(decoded(&e)));
+        Encoder::new(20_000).encode_line(line.as_bytes(), 0, &mut |e| out.push(e.clone()));
         assert!(out.len() >= 5);
         let joined: String = out.iter().map(body).collect();
         assert_eq!(joined, line);
         assert!(out.iter().all(|e| e.trace_id == out[0].trace_id));
+    }
+
+    #[test]
+    fn a_reused_encoder_gives_each_line_what_a_fresh_one_gives() {
+        // The record and its attributes are reused: nothing of one event may leak into the
+        // next, whatever the order of small, split, failed and plain lines.
+        let big = format!(r#"{{"model":"m","messages":["{}"]}}"#, "é".repeat(30_000));
+        let failed = record_line("{}").replace(
+            r#""outcome":"complete""#,
+            r#""outcome":"upstream_aborted","error":"cut""#,
+        );
+        let no_response = record_line("{}").replace(r#","response":{"#, r#","x":{"#);
+        let lines = [
+            record_line(&big),
+            record_line(r#"{"model":"small"}"#),
+            "plain line".to_string(),
+            failed,
+            no_response,
+            record_line(&big),
+            record_line("{}"),
+        ];
+        let mut reused = Encoder::new(50_000);
+        for line in &lines {
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            reused.encode_line(line.as_bytes(), 7, &mut |e| a.push(e.clone()));
+            Encoder::new(50_000).encode_line(line.as_bytes(), 7, &mut |e| b.push(e.clone()));
+            assert_eq!(a, b, "{line:.80}");
+        }
     }
 
     #[test]
@@ -831,7 +931,7 @@ mod tests {
             r#""user-agent":"claude \"cli\" é""#,
         );
         let mut out = Vec::new();
-        Encoder::new(200_000).encode_line(line.as_bytes(), 0, &mut |e| out.push(decoded(&e)));
+        Encoder::new(200_000).encode_line(line.as_bytes(), 0, &mut |e| out.push(e.clone()));
         assert_eq!(
             attr_str(&out[0], "http.request.header.user-agent"),
             Some("claude \"cli\" é")

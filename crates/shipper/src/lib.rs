@@ -15,7 +15,6 @@ pub mod checkpoint;
 pub mod config;
 pub mod deadletter;
 pub mod encode;
-pub mod event;
 pub mod metrics;
 pub mod reader;
 pub mod retry;

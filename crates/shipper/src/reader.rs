@@ -43,7 +43,7 @@ pub fn run(
     stop: CancellationToken,
 ) -> std::io::Result<()> {
     let mut tailer = Tailer::new(&s.file, s.start, s.rotate_wait)?;
-    let encoder = Encoder::new(s.event_max_bytes);
+    let mut encoder = Encoder::new(s.event_max_bytes);
     let max = s.batch_max_bytes - ENVELOPE_ROOM;
     let mut batch = Batch::default();
     let mut line = Vec::new();
@@ -73,13 +73,13 @@ pub fn run(
                     if !sent_ok {
                         return;
                     }
-                    if !batch.is_empty() && batch.bytes() + Batch::encoded_len(&ev) > max {
+                    if !batch.is_empty() && batch.bytes() + Batch::encoded_len(ev) > max {
                         sent_ok = send(&mut batch);
                         if !sent_ok {
                             return;
                         }
                     }
-                    batch.push(&ev);
+                    batch.push(ev);
                 });
                 if !sent_ok {
                     return Ok(());

@@ -146,3 +146,99 @@ async fn rename_rotation_while_the_shipper_is_down_loses_nothing() {
         );
     });
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copytruncate_refilled_past_the_old_position_while_down_loses_nothing() {
+    // The size never shows the truncation here (the file grew back past the checkpoint while
+    // the shipper was down): only the file's identity and head tell it apart.
+    let scratch = Scratch::new("e2e-copytruncate-down");
+    let seq = standin().await;
+    let log = scratch.path("traffic.log");
+    let mut rng = Rng::new(14);
+    append_lines(&log, &records(0xe1, 0..1_000, &mut rng));
+    ship_until_drained(
+        &scratch,
+        shipper(&scratch, &seq.logs_url()),
+        Duration::from_secs(60),
+    )
+    .await;
+    assert_eq!(seq.counters().accepted_events, 1_000);
+
+    std::fs::copy(&log, scratch.path("traffic.log.1")).unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&log)
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+    append_lines(&log, &records(0xe2, 0..3_000, &mut rng));
+
+    ship_until_drained(
+        &scratch,
+        shipper(&scratch, &seq.logs_url()),
+        Duration::from_secs(60),
+    )
+    .await;
+    seq.with_events(|events| {
+        let (arrived, _) = by_exchange(events);
+        let missing: Vec<u64> = (0..3_000)
+            .filter(|n| !arrived.contains_key(&exchange_id(0xe2, *n)))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "{} of the refilled file lost, first {:?}",
+            missing.len(),
+            missing.first()
+        );
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copytruncate_refilled_at_once_past_the_old_position_while_running_loses_nothing() {
+    let scratch = Scratch::new("e2e-copytruncate-refill");
+    let seq = standin().await;
+    let log = scratch.path("traffic.log");
+    let mut rng = Rng::new(15);
+    append_lines(&log, &records(0xe3, 0..1_000, &mut rng));
+    let mut child = spawn_logged(&scratch, &mut shipper(&scratch, &seq.logs_url()));
+    wait_for(Duration::from_secs(60), "the first 1,000 records", || {
+        seq.counters().accepted_events >= 1_000
+    })
+    .await;
+
+    // Truncate and refill past the old position in one go, faster than any poll.
+    let refill = records(0xe4, 0..3_000, &mut rng);
+    let mut bytes = Vec::new();
+    for l in &refill {
+        bytes.extend_from_slice(l.as_bytes());
+        bytes.push(b'\n');
+    }
+    std::fs::copy(&log, scratch.path("traffic.log.1")).unwrap();
+    {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new().write(true).open(&log).unwrap();
+        f.set_len(0).unwrap();
+        f.write_all(&bytes).unwrap();
+    }
+
+    let result = tokio::time::timeout(Duration::from_secs(30), async {
+        while seq.counters().accepted_events < 4_000 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+    child.start_kill().unwrap();
+    let _ = child.wait().await;
+    seq.with_events(|events| {
+        let (arrived, _) = by_exchange(events);
+        let missing: Vec<u64> = (0..3_000)
+            .filter(|n| !arrived.contains_key(&exchange_id(0xe4, *n)))
+            .collect();
+        assert!(
+            missing.is_empty() && result.is_ok(),
+            "{} of the refilled file lost, first {:?}",
+            missing.len(),
+            missing.first()
+        );
+    });
+}

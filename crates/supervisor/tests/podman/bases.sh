@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Makes the local base images the podman tests build on, because no image registry is reachable
 # here: a Debian bookworm rootfs (debootstrap), a Rust builder with the host's toolchain, a
-# distroless-cc look-alike (glibc + libgcc + CA certificates + user nonroot 65532) and a Claude
+# distroless base-nossl look-alike (glibc + CA certificates + user nonroot 65532) and a Claude
 # Code image with the host's node and the Claude Code that scripts/test.sh installed. Each image
 # is made once and reused across runs (CI runs on this same machine); a lock serialises
 # concurrent test processes. Prints nothing on success but the image names.
@@ -9,7 +9,7 @@ set -euo pipefail
 CACHE=${CAL_CACHE:?CAL_CACHE not set: run scripts/test.sh}
 DEBIAN=localhost/cal-test-debian:bookworm
 RUST=localhost/cal-test-rust:bookworm-offline
-DISTROLESS=localhost/cal-test-distroless-cc:nonroot
+DISTROLESS=localhost/cal-test-distroless-base-nossl:nonroot
 CLAUDE=localhost/cal-test-claude:2
 MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 
@@ -58,8 +58,10 @@ if ! podman image exists "$DISTROLESS"; then
   mkdir -p "$d/root/etc/ssl/certs" "$d/root/lib/x86_64-linux-gnu" "$d/root/lib64" \
     "$d/root/tmp" "$d/root/home/nonroot"
   cp -L "$rootfs/etc/ssl/certs/ca-certificates.crt" "$d/root/etc/ssl/certs/"
-  for lib in libc.so.6 libm.so.6 libgcc_s.so.1 libdl.so.2 libpthread.so.0 librt.so.1 \
-    libstdc++.so.6; do
+  # Like distroless base-nossl: glibc only (no libgcc_s, libssl, libstdc++); the logger image
+  # adds libgcc_s itself, and this proves it does.
+  for lib in libc.so.6 libm.so.6 libdl.so.2 libpthread.so.0 librt.so.1 libresolv.so.2 \
+    libnss_dns.so.2 libnss_files.so.2; do
     cp -L "$rootfs/usr/lib/x86_64-linux-gnu/$lib" "$d/root/lib/x86_64-linux-gnu/"
   done
   cp -L "$rootfs/usr/lib64/ld-linux-x86-64.so.2" "$d/root/lib64/"
