@@ -12,8 +12,9 @@
 //! Cases: 1 KB lines and 100 KB lines (1 GB backlog each), and the 200,000 x 1 KB run that
 //! Fluent Bit v4.2.8 needed 3.6-5 s and 225-450 MB RSS for (flush 1 s, read from head;
 //! Fluent Bit cannot be installed here, so that comparison is to those measured figures).
-//! Prints a markdown table. `--smoke` shrinks the backlogs and fails (exit 1) unless every
-//! record arrived. The receiver shares the 2 cores with the shipper, so figures are a floor.
+//! Prints a markdown table. Exits 1 unless every record arrived and the shipper's peak RSS
+//! stayed at or below 50 MB; `--smoke` shrinks the backlogs. The receiver shares the 2 cores
+//! with the shipper, so figures are a floor.
 
 #[path = "../tests/e2e_support/mod.rs"]
 mod e2e_support;
@@ -137,16 +138,28 @@ fn main() {
         .iter()
         .filter(|m| m.decode && m.delivered < m.records)
         .collect();
-    if !short.is_empty() {
-        for m in short {
-            eprintln!(
-                "FAILED {}: {} of {} records delivered",
-                m.name, m.delivered, m.records
-            );
-        }
+    let mut failed = !short.is_empty();
+    for m in short {
+        eprintln!(
+            "FAILED {}: {} of {} records delivered",
+            m.name, m.delivered, m.records
+        );
+    }
+    // The memory target (RSS at or below 50 MB whatever the backlog) guards the smoke run too.
+    for m in results.iter().filter(|m| m.peak_rss_kb > RSS_LIMIT_KB) {
+        eprintln!(
+            "FAILED {}: peak RSS {:.1} MB over the 50 MB target",
+            m.name,
+            m.peak_rss_kb as f64 / 1024.0
+        );
+        failed = true;
+    }
+    if failed {
         std::process::exit(1);
     }
 }
+
+const RSS_LIMIT_KB: u64 = 50 * 1024;
 
 async fn run(
     case: &Case,
