@@ -289,7 +289,18 @@ async fn the_binary_serves_and_writes_events_jsonl() {
     let stored = std::fs::read_to_string(dir.join("events.jsonl")).unwrap();
     let event: seq_standin::StoredEvent = serde_json::from_str(stored.trim()).unwrap();
     assert_eq!(event.body_str(), Some("stored"));
-    child.kill().await.unwrap();
+    // SIGTERM (podman stop) ends it at once, with success.
+    let status = tokio::process::Command::new("kill")
+        .args(["-TERM", &child.id().unwrap().to_string()])
+        .status()
+        .await
+        .unwrap();
+    assert!(status.success());
+    let exit = tokio::time::timeout(Duration::from_secs(5), child.wait())
+        .await
+        .expect("exits on SIGTERM")
+        .unwrap();
+    assert!(exit.success(), "{exit}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
