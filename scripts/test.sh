@@ -16,7 +16,7 @@ $SUDO chown "$(id -u):$(id -g)" "$CACHE"
 
 step() { printf '\n== %s\n' "$*"; }
 
-apt_pkgs=(podman runc nginx-light shellcheck debootstrap uidmap iproute2)
+apt_pkgs=(podman runc nginx-light shellcheck debootstrap uidmap iproute2 openssl ca-certificates)
 missing=()
 for p in "${apt_pkgs[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
