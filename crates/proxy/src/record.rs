@@ -209,7 +209,8 @@ fn json_or_string(text: &str) -> Box<RawValue> {
 /// line break (whitespace between tokens), which a one-line record cannot carry.
 fn json_raw(bytes: &[u8]) -> Option<Box<RawValue>> {
     let raw: Box<RawValue> = serde_json::from_slice(bytes).ok()?;
-    if raw.get().contains(['\n', '\r']) {
+    // memchr: a plain `contains` over a multi-MB body showed up at 12% of the proxy's CPU.
+    if memchr::memchr2(b'\n', b'\r', raw.get().as_bytes()).is_some() {
         let value: Value = serde_json::from_str(raw.get()).ok()?;
         return to_raw(&value);
     }
