@@ -27,6 +27,8 @@ podman build --format docker -f "$root/container/Containerfile" \
   --build-arg RUST_IMAGE="$rust" --build-arg RUNTIME_IMAGE="$distroless" \
   -v "$vendor:/vendor:ro" -t "$tag" "$root" >"$CACHE/podman/build-logger.log" 2>&1 \
   || { tail -40 "$CACHE/podman/build-logger.log" >&2; exit 1; }
-# The previous build's stage image is dangling now; the cache mounts keep what matters.
-podman image prune -f >/dev/null 2>&1 || true
+# The previous build's stage image is dangling now; the cache mounts keep what matters. The
+# other test image builds hold these locks, so no build loses an intermediate image.
+flock "$CACHE/podman/peers.lock" flock "$CACHE/podman/bases.lock" \
+  podman image prune -f >/dev/null 2>&1 || true
 echo "$(( $(date +%s) - start ))"
