@@ -64,3 +64,4 @@ step "cargo nextest run"
 cargo nextest run --workspace --locked --no-fail-fast "$@"
 step "benchmark smoke runs"
 cargo test --locked -p claude-api-proxy --bench overhead -- --smoke
+cargo test --locked -p otlp-shipper --bench throughput -- --smoke
