@@ -1,7 +1,8 @@
 //! Following the traffic log: complete lines of any size from a known position, across
 //! rename rotation (finish the old file, then follow the new one at the same path) and
-//! copy-truncation (size below the read position: start again at 0). A file is identified by
-//! device + inode, never by its path. Blocking I/O: it runs on the shipper's reader thread.
+//! copy-truncation (size below the read position, or first bytes no longer those read: start
+//! again at 0). A file is identified by device + inode, never by its path. Blocking I/O: it
+//! runs on the shipper's reader thread.
 
 use crate::checkpoint::Position;
 use std::fs::File;
@@ -59,6 +60,40 @@ impl Open {
             offset: self.offset,
             head: self.head_hash,
         }
+    }
+
+    /// Whether the file's first bytes are no longer those read from it: `head` and, while
+    /// that is shorter than [`HEAD_LEN`], the start of `partial` (read after it). A
+    /// copy-truncated file refilled past the read position never looks smaller than that
+    /// position, but its head changed. One `pread` of at most [`HEAD_LEN`] bytes.
+    fn head_changed(&self, partial: &[u8]) -> io::Result<bool> {
+        use std::os::unix::fs::FileExt;
+        let h = self.head.len();
+        let more = if h < HEAD_LEN {
+            &partial[..(HEAD_LEN - h).min(partial.len())]
+        } else {
+            &[][..]
+        };
+        let known = h + more.len();
+        if known == 0 {
+            return Ok(false);
+        }
+        let mut now = [0u8; HEAD_LEN];
+        match self.reader.get_ref().read_exact_at(&mut now[..known], 0) {
+            Ok(()) => Ok(now[..h] != self.head[..] || now[h..known] != *more),
+            // Shorter than what was read from it: truncated.
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(true),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Starts again at offset 0 of the same file (it was truncated).
+    fn rewind(&mut self) -> io::Result<()> {
+        self.reader.seek(SeekFrom::Start(0))?;
+        self.offset = 0;
+        self.head.clear();
+        self.head_hash = 0;
+        Ok(())
     }
 
     /// Accounts for `bytes` consumed at the current offset.
@@ -224,7 +259,16 @@ impl Tailer {
                 }
                 continue;
             };
+            let buffered = open.reader.buffer().len();
             let n = open.reader.read_until(b'\n', &mut self.partial)?;
+            // More than was buffered: bytes came from the file just now. Checked after the
+            // read, so a head still unchanged vouches for everything that read returned.
+            if n > buffered && open.head_changed(&self.partial)? {
+                tracing::warn!(path = %self.path.display(), offset = open.offset, "file truncated and rewritten (copytruncate; its first bytes changed): reading again from 0");
+                open.rewind()?;
+                self.partial.clear();
+                continue;
+            }
             if n > 0 && self.partial.last() == Some(&b'\n') {
                 open.advance(&self.partial);
                 self.partial.pop();
@@ -240,12 +284,10 @@ impl Tailer {
             // End of the data for now: truncated, rotated, or just caught up?
             let read_pos = open.offset + self.partial.len() as u64;
             let len = open.reader.get_ref().metadata()?.len();
-            if len < read_pos {
+            // Refilled up to exactly the read position, the size says nothing: the head does.
+            if len < read_pos || open.head_changed(&self.partial)? {
                 tracing::warn!(path = %self.path.display(), len, read_pos, "file truncated (copytruncate): reading again from 0");
-                open.reader.seek(SeekFrom::Start(0))?;
-                open.offset = 0;
-                open.head.clear();
-                open.head_hash = 0;
+                open.rewind()?;
                 self.partial.clear();
                 continue;
             }
@@ -470,6 +512,128 @@ mod tests {
             .unwrap();
         append(&p, b"x\n");
         assert_eq!(drain(&mut t), ["x"]);
+    }
+
+    /// What logrotate's copytruncate does: copy, then truncate in place (same inode).
+    fn copy_truncate(p: &Path) {
+        std::fs::copy(p, p.with_extension("log.1")).unwrap();
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(p)
+            .unwrap()
+            .set_len(0)
+            .unwrap();
+    }
+
+    fn lines(tag: &str, range: std::ops::Range<usize>, width: usize) -> Vec<String> {
+        range.map(|n| format!("{tag}-{n:0width$}")).collect()
+    }
+
+    fn joined(lines: &[String]) -> Vec<u8> {
+        lines
+            .iter()
+            .flat_map(|l| [l.as_bytes(), b"\n"].concat())
+            .collect()
+    }
+
+    #[test]
+    fn copytruncate_refilled_past_the_old_position_in_one_write_restarts_at_zero() {
+        // Heads shorter (9 bytes) and longer (2 lines of 100 bytes) than the fingerprint.
+        for width in [4, 95] {
+            let dir = tempfile::tempdir().unwrap();
+            let p = dir.path().join("t.log");
+            let old = lines("old", 0..2, width);
+            append(&p, &joined(&old));
+            let mut t = Tailer::new(&p, Start::Head, Duration::ZERO).unwrap();
+            assert_eq!(drain(&mut t), old);
+            copy_truncate(&p);
+            let new = lines("new", 0..5, width);
+            append(&p, &joined(&new));
+            assert_eq!(drain(&mut t), new, "width {width}");
+            assert_eq!(t.position().unwrap().offset, joined(&new).len() as u64);
+        }
+    }
+
+    #[test]
+    fn copytruncate_refilled_in_several_writes_restarts_at_zero() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("t.log");
+        let old = lines("old", 0..3, 70);
+        append(&p, &joined(&old));
+        let mut t = Tailer::new(&p, Start::Head, Duration::ZERO).unwrap();
+        assert_eq!(drain(&mut t), old);
+        copy_truncate(&p);
+        let new = lines("new", 0..8, 70);
+        for l in &new {
+            append(&p, &joined(std::slice::from_ref(l)));
+        }
+        assert_eq!(drain(&mut t), new);
+    }
+
+    #[test]
+    fn copytruncate_refilled_to_exactly_the_old_size_is_seen_at_the_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("t.log");
+        append(&p, b"aaaa\nbbbb\n");
+        let mut t = Tailer::new(&p, Start::Head, Duration::ZERO).unwrap();
+        assert_eq!(drain(&mut t), ["aaaa", "bbbb"]);
+        copy_truncate(&p);
+        append(&p, b"cccc\ndddd\n");
+        assert_eq!(drain(&mut t), ["cccc", "dddd"]);
+        // And appending afterwards is no truncation.
+        append(&p, b"eeee\n");
+        assert_eq!(drain(&mut t), ["eeee"]);
+    }
+
+    #[test]
+    fn copytruncate_under_a_pending_partial_line_drops_the_stale_part() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("t.log");
+        append(&p, b"stale-unterminated");
+        let mut t = Tailer::new(&p, Start::Head, Duration::ZERO).unwrap();
+        assert!(drain(&mut t).is_empty());
+        copy_truncate(&p);
+        append(&p, b"fresh-line-that-is-longer-than-the-stale-one\n");
+        assert_eq!(
+            drain(&mut t),
+            ["fresh-line-that-is-longer-than-the-stale-one"]
+        );
+    }
+
+    #[test]
+    fn copytruncate_in_the_middle_of_a_backlog_restarts_at_zero() {
+        // The first read buffered READ_BUF bytes of the old content; those lines were read
+        // before the truncation and come out. The next read finds the new head.
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("t.log");
+        let old = lines("old", 0..30_000, 95);
+        append(&p, &joined(&old));
+        let mut t = Tailer::new(&p, Start::Head, Duration::ZERO).unwrap();
+        let mut buf = Vec::new();
+        t.next_line(&mut buf).unwrap().unwrap();
+        copy_truncate(&p);
+        let new = lines("new", 0..40_000, 95);
+        append(&p, &joined(&new));
+        let got = drain(&mut t);
+        let buffered = READ_BUF / 100 - 1;
+        assert_eq!(got[..buffered], old[1..=buffered]);
+        assert_eq!(got[buffered..], new[..]);
+    }
+
+    #[test]
+    fn growing_past_the_fingerprint_is_no_truncation() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("t.log");
+        let all = lines("l", 0..40, 3);
+        append(&p, b"l-000\nl-0");
+        let mut t = Tailer::new(&p, Start::Head, Duration::ZERO).unwrap();
+        let mut got = drain(&mut t);
+        let rest = &joined(&all)[9..];
+        for chunk in rest.chunks(7) {
+            append(&p, chunk);
+            got.extend(drain(&mut t));
+        }
+        assert_eq!(got, all);
     }
 
     #[test]

@@ -192,3 +192,66 @@ async fn copytruncate_refilled_past_the_old_position_while_down_loses_nothing() 
         );
     });
 }
+
+/// Copy-truncates the running shipper's file (1,000 records, all delivered) and refills it
+/// with 3,000 new records in `writes` writes, faster than any poll: the size never goes
+/// below the read position, only the file's changed head shows the truncation.
+async fn copytruncate_refilled_while_running(name: &str, seed: u64, tag: u64, writes: usize) {
+    let scratch = Scratch::new(name);
+    let seq = standin().await;
+    let log = scratch.path("traffic.log");
+    let mut rng = Rng::new(seed);
+    append_lines(&log, &records(tag, 0..1_000, &mut rng));
+    let mut child = spawn_logged(&scratch, &mut shipper(&scratch, &seq.logs_url()));
+    wait_for(Duration::from_secs(60), "the first 1,000 records", || {
+        seq.counters().accepted_events >= 1_000
+    })
+    .await;
+
+    let refill = records(tag + 1, 0..3_000, &mut rng);
+    let chunks: Vec<Vec<u8>> = refill
+        .chunks(refill.len().div_ceil(writes))
+        .map(|c| {
+            c.iter()
+                .flat_map(|l| [l.as_bytes(), b"\n"].concat())
+                .collect()
+        })
+        .collect();
+    std::fs::copy(&log, scratch.path("traffic.log.1")).unwrap();
+    {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+        f.set_len(0).unwrap();
+        for c in &chunks {
+            f.write_all(c).unwrap();
+        }
+    }
+
+    let arrived = tokio::time::timeout(Duration::from_secs(60), async {
+        while seq.counters().accepted_events < 4_000 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    child.start_kill().unwrap();
+    let _ = child.wait().await;
+    assert!(
+        arrived.is_ok(),
+        "only {} of 4,000 events arrived; shipper output:\n{}",
+        seq.counters().accepted_events,
+        shipper_output(&scratch)
+    );
+    assert_all_once(&seq, tag, 1_000);
+    assert_all_once(&seq, tag + 1, 3_000);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copytruncate_refilled_at_once_past_the_old_position_while_running_loses_nothing() {
+    copytruncate_refilled_while_running("e2e-copytruncate-refill", 15, 0xe3, 1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copytruncate_refilled_in_several_writes_while_running_loses_nothing() {
+    copytruncate_refilled_while_running("e2e-copytruncate-refill-writes", 16, 0xe5, 6).await;
+}
