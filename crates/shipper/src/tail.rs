@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 
 /// Read buffer; lines longer than this are assembled in a growable buffer.
 const READ_BUF: usize = 1 << 20;
+/// A line buffer larger than this is freed once its line is done with.
+const BIG_LINE: usize = 1 << 20;
 /// How many leading bytes of a file its fingerprint covers.
 const HEAD_LEN: usize = 64;
 
@@ -251,6 +253,11 @@ impl Tailer {
     /// Reads the next complete line into `line` (cleared first). `Ok(None)`: nothing complete
     /// is available now; call [`Tailer::wait`] and try again.
     pub fn next_line(&mut self, line: &mut Vec<u8>) -> io::Result<Option<Line>> {
+        // The previous line's buffer becomes the next partial one: after a huge line, free it
+        // rather than hold it while the next line is read into another buffer.
+        if line.capacity() > BIG_LINE {
+            *line = Vec::new();
+        }
         loop {
             let Some(open) = self.open.as_mut() else {
                 self.open_path(false)?;
