@@ -17,7 +17,9 @@
 //! Every run fails (exit 1) when any request fails or the proxy did not log exactly one record
 //! per exchange.
 //! `--proxy-bin PATH` measures another build of claude-api-proxy (e.g. one with symbols, for
-//! `perf record -p`).
+//! `perf record -p`). `--also-bin NAME=PATH` (repeatable) runs further builds side by side in
+//! the same rounds and prints their added latency and throughput next to ours: an A/B
+//! comparison that the machine's load drift cannot fake.
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, StreamBody};
@@ -139,6 +141,25 @@ async fn run(plan: &Plan, smoke: bool) -> bool {
 
     let nginx = Proxy::start(Via::Nginx, upstream, &work.path().join("nginx"));
     let ours = Proxy::start(Via::Ours, upstream, &work.path().join("ours"));
+    let extras: Vec<(String, Proxy)> = also_bins()
+        .into_iter()
+        .map(|(name, bin)| {
+            let dir = work.path().join(format!("also-{name}"));
+            std::fs::create_dir_all(&dir).expect("proxy dir");
+            let log_file = dir.join("traffic.log");
+            let (child, addr) = start_proxy_bin(&bin, upstream, &log_file);
+            let proxy = Proxy {
+                via: Via::Ours,
+                addr,
+                child,
+                log_file,
+            };
+            (name, proxy)
+        })
+        .collect();
+    let mut extra_latency = vec![Vec::new(); extras.len()];
+    let mut extra_ttfe = vec![Vec::new(); extras.len()];
+    let mut extra_rps = vec![(0u64, 0f64); extras.len()];
     let addr = |via: Via| match via {
         Via::Direct => upstream,
         Via::Nginx => nginx.addr,
@@ -152,14 +173,21 @@ async fn run(plan: &Plan, smoke: bool) -> bool {
     let mut throughput: [(u64, f64); 3] = Default::default();
     let mut failures = 0u64;
 
-    for via in ALL {
-        let mut conn = Conn::open(addr(via)).await;
+    let warm_addrs = ALL
+        .into_iter()
+        .map(addr)
+        .chain(extras.iter().map(|e| e.1.addr));
+    for target in warm_addrs.collect::<Vec<_>>() {
+        let mut conn = Conn::open(target).await;
         for _ in 0..plan.warmup {
             conn.post(&body, "json").await;
         }
     }
     for round in 0..plan.rounds {
         for (i, via) in ALL.into_iter().enumerate() {
+            // claude-api-proxy's writer may still be writing the previous throughput phase's
+            // backlog: let it finish so it steals no CPU from the next target's measurement.
+            tokio::time::sleep(Duration::from_secs(1)).await;
             let mut conn = Conn::open(addr(via)).await;
             for _ in 0..plan.latency_requests {
                 let t = Instant::now();
@@ -180,6 +208,28 @@ async fn run(plan: &Plan, smoke: bool) -> bool {
             throughput[i].1 += secs;
             failures += failed;
         }
+        for (i, (_, proxy)) in extras.iter().enumerate() {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let mut conn = Conn::open(proxy.addr).await;
+            for _ in 0..plan.latency_requests {
+                let t = Instant::now();
+                conn.post(&body, "json").await;
+                extra_latency[i].push(t.elapsed());
+            }
+            for _ in 0..plan.ttfe_requests {
+                extra_ttfe[i].push(conn.first_event(&stream_body).await);
+            }
+            let (n, secs, failed) = saturate(
+                proxy.addr,
+                plan.throughput_conns,
+                Duration::from_secs_f64(plan.throughput_secs),
+                &body,
+            )
+            .await;
+            extra_rps[i].0 += n;
+            extra_rps[i].1 += secs;
+            failures += failed;
+        }
         eprintln!("round {}/{} done", round + 1, plan.rounds);
     }
 
@@ -188,6 +238,10 @@ async fn run(plan: &Plan, smoke: bool) -> bool {
     // SIGTERM drains: after it every exchange must have its record, none dropped.
     let log_file = ours.log_file.clone();
     drop(ours);
+    let extra_logs: Vec<(String, PathBuf)> = extras
+        .into_iter()
+        .map(|(name, proxy)| (name, proxy.log_file.clone()))
+        .collect();
     drop(nginx);
     let records = std::fs::read(&log_file)
         .map(|b| b.iter().filter(|&&c| c == b'\n').count() as u64)
@@ -227,10 +281,52 @@ async fn run(plan: &Plan, smoke: bool) -> bool {
     );
 
     let stream_failures: u64 = table.memory.iter().map(|m| m.3).sum();
-    let expected = (plan.warmup + plan.rounds * (plan.latency_requests + plan.ttfe_requests))
-        as u64
-        + throughput[2].0;
-    let ok = failures == 0 && stream_failures == 0 && records == expected;
+    let per_target =
+        (plan.warmup + plan.rounds * (plan.latency_requests + plan.ttfe_requests)) as u64;
+    let expected = per_target + throughput[2].0;
+    let mut ok = failures == 0 && stream_failures == 0 && records == expected;
+    if !extra_logs.is_empty() {
+        let base = &table;
+        // Added p50 over the direct connection's, as for the main table.
+        let added = |v: &mut Vec<Duration>, direct: &[Duration]| {
+            v.sort();
+            pct(v, 0.5) - pct(direct, 0.5)
+        };
+        println!("\nA/B in the same rounds (added p50 latency over direct, ms; requests/s):\n");
+        println!("| build | 50 KB POST p50 added | first SSE event p50 added | requests/s |");
+        println!("| --- | --- | --- | --- |");
+        for (name, lat, ttf, rps) in [
+            ("nginx", &base.latency[1], &base.ttfe[1], base.rps[1]),
+            (
+                "claude-api-proxy",
+                &base.latency[2],
+                &base.ttfe[2],
+                base.rps[2],
+            ),
+        ] {
+            println!(
+                "| {name} | {:.3} | {:.3} | {rps:.0} |",
+                pct(lat, 0.5) - pct(&base.latency[0], 0.5),
+                pct(ttf, 0.5) - pct(&base.ttfe[0], 0.5)
+            );
+        }
+        for (i, (name, log)) in extra_logs.iter().enumerate() {
+            let lat = added(&mut extra_latency[i], &base.latency[0]);
+            let ttf = added(&mut extra_ttfe[i], &base.ttfe[0]);
+            let rps = extra_rps[i].0 as f64 / extra_rps[i].1;
+            println!("| {name} | {lat:.3} | {ttf:.3} | {rps:.0} |");
+            let got = std::fs::read(log)
+                .map(|b| b.iter().filter(|&&c| c == b'\n').count() as u64)
+                .unwrap_or(0);
+            if got != per_target + extra_rps[i].0 {
+                eprintln!(
+                    "FAILED: {name} wrote {got} records for {} exchanges",
+                    per_target + extra_rps[i].0
+                );
+                ok = false;
+            }
+        }
+    }
     if !ok {
         eprintln!(
             "FAILED: {failures} throughput failures, {stream_failures} stream failures, \
@@ -429,8 +525,24 @@ fn proxy_bin() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_claude-api-proxy")))
 }
 
+/// The builds given as `--also-bin NAME=PATH`, to measure side by side with ours.
+fn also_bins() -> Vec<(String, PathBuf)> {
+    let args: Vec<String> = std::env::args().collect();
+    args.windows(2)
+        .filter(|w| w[0] == "--also-bin")
+        .map(|w| match w[1].split_once('=') {
+            Some((name, path)) => (name.to_owned(), PathBuf::from(path)),
+            None => (w[1].clone(), PathBuf::from(&w[1])),
+        })
+        .collect()
+}
+
 fn start_ours(upstream: SocketAddr, log_file: &Path) -> (Child, SocketAddr) {
-    let mut child = Command::new(proxy_bin())
+    start_proxy_bin(&proxy_bin(), upstream, log_file)
+}
+
+fn start_proxy_bin(bin: &Path, upstream: SocketAddr, log_file: &Path) -> (Child, SocketAddr) {
+    let mut child = Command::new(bin)
         .args(["--listen", "127.0.0.1:0", "--upstream"])
         .arg(format!("http://{upstream}"))
         .arg("--log-file")

@@ -19,8 +19,12 @@ use traffic_record::Outcome;
 #[derive(Clone)]
 pub struct Forwarder {
     pub client: reqwest::Client,
-    /// Upstream base URL, its path without a trailing `/` (so `/v1/messages` appends).
-    pub base: String,
+    /// Upstream base URL, parsed once: each request only sets its path and query on a clone
+    /// (parsing the whole URL per request, host and IDNA included, was ~2% of the forwarding
+    /// thread's CPU).
+    pub base: reqwest::Url,
+    /// The base URL's path without a trailing `/` (so `/v1/messages` appends).
+    pub base_path: String,
     pub capture_cap: usize,
     pub writer: WriterHandle,
     pub shutdown: Arc<ShutdownFlag>,
@@ -51,10 +55,14 @@ impl Forwarder {
             .pool_idle_timeout(Duration::from_secs(90))
             .tcp_nodelay(true)
             .build()?;
-        let base = upstream.as_str().trim_end_matches('/').to_string();
+        let mut base = upstream.clone();
+        base.set_query(None);
+        base.set_fragment(None);
+        let base_path = upstream.path().trim_end_matches('/').to_string();
         Ok(Forwarder {
             client,
             base,
+            base_path,
             capture_cap,
             writer,
             shutdown,
@@ -146,13 +154,13 @@ pub async fn forward(State(fwd): State<Forwarder>, request: Request) -> Response
         return error_response(StatusCode::BAD_REQUEST, "invalid_request_error", &message);
     }
 
-    let mut url = String::with_capacity(fwd.base.len() + path.len() + 64);
-    url.push_str(&fwd.base);
-    url.push_str(&path);
-    if let Some(q) = &query {
-        url.push('?');
-        url.push_str(q);
+    let mut url = fwd.base.clone();
+    if fwd.base_path.is_empty() {
+        url.set_path(&path);
+    } else {
+        url.set_path(&format!("{}{path}", fwd.base_path));
     }
+    url.set_query(query.as_deref());
     headers.remove(header::HOST);
     // hyper already answered any `Expect: 100-continue` on this hop.
     headers.remove(header::EXPECT);
