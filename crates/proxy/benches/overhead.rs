@@ -288,13 +288,15 @@ async fn run(plan: &Plan, smoke: bool) -> bool {
     if !extra_logs.is_empty() {
         let base = &table;
         // Added p50 over the direct connection's, as for the main table.
-        let added = |v: &mut Vec<Duration>, direct: &[Duration]| {
+        let added = |v: &mut Vec<Duration>, direct: &[Duration], p: f64| {
             v.sort();
-            pct(v, 0.5) - pct(direct, 0.5)
+            pct(v, p) - pct(direct, p)
         };
-        println!("\nA/B in the same rounds (added p50 latency over direct, ms; requests/s):\n");
-        println!("| build | 50 KB POST p50 added | first SSE event p50 added | requests/s |");
-        println!("| --- | --- | --- | --- |");
+        println!("\nA/B in the same rounds (added latency over direct, ms; requests/s):\n");
+        println!(
+            "| build | 50 KB POST p50 added | p99 added | first SSE event p50 added | p99 added | requests/s |"
+        );
+        println!("| --- | --- | --- | --- | --- | --- |");
         for (name, lat, ttf, rps) in [
             ("nginx", &base.latency[1], &base.ttfe[1], base.rps[1]),
             (
@@ -304,17 +306,22 @@ async fn run(plan: &Plan, smoke: bool) -> bool {
                 base.rps[2],
             ),
         ] {
+            let d = |v: &[Duration], direct: &[Duration], p: f64| pct(v, p) - pct(direct, p);
             println!(
-                "| {name} | {:.3} | {:.3} | {rps:.0} |",
-                pct(lat, 0.5) - pct(&base.latency[0], 0.5),
-                pct(ttf, 0.5) - pct(&base.ttfe[0], 0.5)
+                "| {name} | {:.3} | {:.3} | {:.3} | {:.3} | {rps:.0} |",
+                d(lat, &base.latency[0], 0.5),
+                d(lat, &base.latency[0], 0.99),
+                d(ttf, &base.ttfe[0], 0.5),
+                d(ttf, &base.ttfe[0], 0.99),
             );
         }
         for (i, (name, log)) in extra_logs.iter().enumerate() {
-            let lat = added(&mut extra_latency[i], &base.latency[0]);
-            let ttf = added(&mut extra_ttfe[i], &base.ttfe[0]);
+            let lat = added(&mut extra_latency[i], &base.latency[0], 0.5);
+            let lat99 = added(&mut extra_latency[i], &base.latency[0], 0.99);
+            let ttf = added(&mut extra_ttfe[i], &base.ttfe[0], 0.5);
+            let ttf99 = added(&mut extra_ttfe[i], &base.ttfe[0], 0.99);
             let rps = extra_rps[i].0 as f64 / extra_rps[i].1;
-            println!("| {name} | {lat:.3} | {ttf:.3} | {rps:.0} |");
+            println!("| {name} | {lat:.3} | {lat99:.3} | {ttf:.3} | {ttf99:.3} | {rps:.0} |");
             let got = std::fs::read(log)
                 .map(|b| b.iter().filter(|&&c| c == b'\n').count() as u64)
                 .unwrap_or(0);
