@@ -267,6 +267,11 @@ impl Tailer {
                 continue;
             };
             let buffered = open.reader.buffer().len();
+            // Grow a long line's buffer by exact steps of one read, not by doubling: a 20 MB
+            // line then costs 20 MB, not up to twice that.
+            if self.partial.capacity() - self.partial.len() < READ_BUF {
+                self.partial.reserve_exact(READ_BUF);
+            }
             let n = open.reader.read_until(b'\n', &mut self.partial)?;
             // More than was buffered: bytes came from the file just now. Checked after the
             // read, so a head still unchanged vouches for everything that read returned.
