@@ -7,7 +7,7 @@ use axum::body::Body;
 use axum::extract::Request;
 use axum::response::Response;
 use bytes::Bytes;
-use common::{Proxy, client, custom_upstream, fake_upstream, message_request};
+use common::{Proxy, client, custom_upstream, fake_upstream, message_request, read_listen_addr};
 use futures_util::StreamExt;
 use serde_json::Value;
 use std::time::Duration;
@@ -260,15 +260,7 @@ async fn a_log_write_failure_never_fails_the_request_and_is_reported() {
         .spawn()
         .unwrap();
     let mut stdout = tokio::io::BufReader::new(proxy.stdout.take().unwrap());
-    let mut line = String::new();
-    tokio::io::AsyncBufReadExt::read_line(&mut stdout, &mut line)
-        .await
-        .unwrap();
-    let addr = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap()
-        .to_string();
+    let addr = read_listen_addr(&mut stdout).await;
     let response = client()
         .post(format!("http://{addr}/v1/messages"))
         .json(&message_request("log this if you can", false))
@@ -325,17 +317,8 @@ async fn an_unread_stdout_never_holds_up_traffic_or_records() {
         .spawn()
         .unwrap();
     // Read the address, then never read stdout again: the pipe (64 KiB) fills up.
-    let stdout = proxy.stdout.take().unwrap();
-    let mut reader = tokio::io::BufReader::new(stdout);
-    let mut line = String::new();
-    tokio::io::AsyncBufReadExt::read_line(&mut reader, &mut line)
-        .await
-        .unwrap();
-    let addr = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap()
-        .to_string();
+    let mut reader = tokio::io::BufReader::new(proxy.stdout.take().unwrap());
+    let addr = read_listen_addr(&mut reader).await;
     let client = client();
     let exchanges = 1500; // ~100 bytes of console line each: well past a pipe's 64 KiB
     for _ in 0..exchanges {

@@ -200,6 +200,16 @@ fn collect<R: AsyncRead + Unpin + Send + 'static>(
 }
 
 /// fake-anthropic in-process on a free loopback port; returns its base URL.
+/// Reads the proxy's first stdout line, `listening on IP:PORT`, and returns `IP:PORT`.
+pub async fn read_listen_addr<R: AsyncRead + Unpin>(reader: &mut BufReader<R>) -> String {
+    let mut line = String::new();
+    reader.read_line(&mut line).await.unwrap();
+    line.trim()
+        .strip_prefix("listening on ")
+        .expect("first stdout line is `listening on IP:PORT`")
+        .to_string()
+}
+
 pub async fn fake_upstream() -> String {
     let addr = fake_anthropic::spawn("127.0.0.1:0".parse().unwrap())
         .await
