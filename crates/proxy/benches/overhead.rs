@@ -157,6 +157,14 @@ async fn run(plan: &Plan, smoke: bool) -> bool {
             (name, proxy)
         })
         .collect();
+    if let Some(secs) = soak_secs() {
+        return soak(
+            &[("nginx", nginx.addr), ("claude-api-proxy", ours.addr)],
+            &extras,
+            secs,
+        )
+        .await;
+    }
     let mut extra_latency = vec![Vec::new(); extras.len()];
     let mut extra_ttfe = vec![Vec::new(); extras.len()];
     let mut extra_rps = vec![(0u64, 0f64); extras.len()];
@@ -821,6 +829,38 @@ async fn saturate(addr: SocketAddr, conns: usize, dur: Duration, body: &Bytes) -
         failed += f;
     }
     (done, start.elapsed().as_secs_f64(), failed)
+}
+
+/// The seconds after `--soak SECS`: run only the throughput load, SECS per target, alternating
+/// targets for 3 rounds (for profiling one build under sustained load, or a quick A/B).
+fn soak_secs() -> Option<f64> {
+    let args: Vec<String> = std::env::args().collect();
+    let i = args.iter().position(|a| a == "--soak")?;
+    Some(args.get(i + 1)?.parse().expect("--soak takes seconds"))
+}
+
+async fn soak(targets: &[(&str, SocketAddr)], extras: &[(String, Proxy)], secs: f64) -> bool {
+    let body = messages_body(LATENCY_BODY_BYTES, false);
+    let all: Vec<(&str, SocketAddr)> = targets
+        .iter()
+        .copied()
+        .chain(extras.iter().map(|(name, p)| (name.as_str(), p.addr)))
+        .collect();
+    let mut totals = vec![(0u64, 0f64); all.len()];
+    let mut failures = 0;
+    for _ in 0..3 {
+        for (i, (_, addr)) in all.iter().enumerate() {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let (n, took, failed) = saturate(*addr, 16, Duration::from_secs_f64(secs), &body).await;
+            totals[i].0 += n;
+            totals[i].1 += took;
+            failures += failed;
+        }
+    }
+    for ((name, _), (n, took)) in all.iter().zip(totals) {
+        println!("{name}: {:.0} requests/s", n as f64 / took);
+    }
+    failures == 0
 }
 
 /// `n` concurrent slow streams, each with a `body_bytes` request body; returns failures.

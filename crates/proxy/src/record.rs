@@ -18,8 +18,8 @@ use traffic_record::{
 
 /// The record of `exchange`; `cap` bounds decoded output as it bounds captures.
 pub fn build(exchange: Exchange, cap: usize) -> TrafficRecord {
-    let (request_body, _) = body_of(exchange.request_body, &exchange.request_headers, cap, false);
-    let request_summary = summary_of(&request_body);
+    let (request_body, _, request_summary) =
+        body_of(exchange.request_body, &exchange.request_headers, cap, false);
 
     let mut model = None;
     let mut stop_reason = None;
@@ -29,7 +29,8 @@ pub fn build(exchange: Exchange, cap: usize) -> TrafficRecord {
     let response = exchange.response.map(|head| {
         let is_sse = header(&head.headers, "content-type")
             .is_some_and(|ct| ct.to_ascii_lowercase().starts_with("text/event-stream"));
-        let (body, decoded) = body_of(exchange.response_body, &head.headers, cap, is_sse);
+        let (body, decoded, body_summary) =
+            body_of(exchange.response_body, &head.headers, cap, is_sse);
         let mut sse_part = None;
         let message: Option<Summary> = if is_sse {
             let events = sse::parse(&decoded);
@@ -54,7 +55,7 @@ pub fn build(exchange: Exchange, cap: usize) -> TrafficRecord {
                 .message
                 .and_then(|m| serde_json::from_value::<Summary>(m).ok())
         } else {
-            summary_of(&body)
+            body_summary
         };
         if let Some(m) = message {
             model = m.model.as_ref().and_then(Value::as_str).map(str::to_string);
@@ -162,11 +163,6 @@ struct Summary {
     usage: Option<Value>,
 }
 
-fn summary_of(body: &Body) -> Option<Summary> {
-    let raw = body.json.as_ref()?;
-    serde_json::from_str(raw.get()).ok()
-}
-
 /// Claude Code puts the session in `metadata.user_id`: either `..._session_<uuid>` or a JSON
 /// object with `session_id`.
 fn session_from_metadata(metadata: &Value) -> Option<String> {
@@ -199,26 +195,40 @@ fn to_raw(value: &Value) -> Option<Box<RawValue>> {
 
 /// `text` verbatim when it is JSON (compacted if it spans lines), else a JSON string.
 fn json_or_string(text: &str) -> Box<RawValue> {
-    if let Some(raw) = json_raw(text.as_bytes()) {
-        return raw;
+    match json_body(text.to_string()) {
+        Ok((raw, _)) => raw,
+        Err(text) => serde_json::value::to_raw_value(&text).expect("a string always serializes"),
     }
-    serde_json::value::to_raw_value(text).expect("a string always serializes")
 }
 
-/// The bytes as a raw JSON value if they are JSON. Kept byte for byte unless the text holds a
-/// line break (whitespace between tokens), which a one-line record cannot carry.
-fn json_raw(bytes: &[u8]) -> Option<Box<RawValue>> {
-    let raw: Box<RawValue> = serde_json::from_slice(bytes).ok()?;
+/// `text` as a raw JSON value if it is JSON, with its summary fields if it is an object; else
+/// `text` back. Kept byte for byte, without a copy, unless it holds a line break (whitespace
+/// between tokens), which a one-line record cannot carry.
+fn json_body(text: String) -> Result<(Box<RawValue>, Option<Summary>), String> {
+    // Reading the summary checks the whole text (unknown fields are skipped, not trusted), so
+    // a body is scanned once for both; only a JSON body that is not an object needs a check
+    // of its own.
+    let summary = serde_json::from_str::<Summary>(&text).ok();
+    if summary.is_none() && serde_json::from_str::<serde::de::IgnoredAny>(&text).is_err() {
+        return Err(text);
+    }
+    let raw = RawValue::from_string(text).expect("checked to be JSON above");
     // memchr: a plain `contains` over a multi-MB body showed up at 12% of the proxy's CPU.
     if memchr::memchr2(b'\n', b'\r', raw.get().as_bytes()).is_some() {
-        let value: Value = serde_json::from_str(raw.get()).ok()?;
-        return to_raw(&value);
+        let value: Value = serde_json::from_str(raw.get()).map_err(|_| raw.get().to_string())?;
+        return Ok((to_raw(&value).expect("a parsed value serializes"), summary));
     }
-    Some(raw)
+    Ok((raw, summary))
 }
 
-/// The body for the log, and the decoded bytes (for SSE parsing).
-fn body_of(capture: Capture, headers: &HeaderMap, cap: usize, is_sse: bool) -> (Body, Vec<u8>) {
+/// The body for the log, the decoded bytes of an SSE body (for parsing), and the summary
+/// fields of a JSON object body.
+fn body_of(
+    capture: Capture,
+    headers: &HeaderMap,
+    cap: usize,
+    is_sse: bool,
+) -> (Body, Vec<u8>, Option<Summary>) {
     let size = capture.size;
     let mut truncated = capture.truncated;
     let raw = capture.into_bytes();
@@ -238,16 +248,26 @@ fn body_of(capture: Capture, headers: &HeaderMap, cap: usize, is_sse: bool) -> (
         ..Body::default()
     };
     if bytes.is_empty() || is_sse {
-        return (body, bytes);
+        return (body, bytes, None);
     }
-    if let Some(raw) = json_raw(&bytes) {
-        body.json = Some(raw);
-    } else if let Ok(text) = std::str::from_utf8(&bytes) {
-        body.text = Some(text.to_string());
-    } else {
-        body.base64 = Some(base64::engine::general_purpose::STANDARD.encode(&bytes));
+    // JSON is UTF-8 (RFC 8259): anything else is logged base64.
+    let text = match String::from_utf8(bytes) {
+        Ok(text) => text,
+        Err(e) => {
+            body.base64 = Some(base64::engine::general_purpose::STANDARD.encode(e.as_bytes()));
+            return (body, Vec::new(), None);
+        }
+    };
+    match json_body(text) {
+        Ok((raw, summary)) => {
+            body.json = Some(raw);
+            (body, Vec::new(), summary)
+        }
+        Err(text) => {
+            body.text = Some(text);
+            (body, Vec::new(), None)
+        }
     }
-    (body, bytes)
 }
 
 #[cfg(test)]
@@ -280,8 +300,16 @@ mod tests {
 
     #[test]
     fn multi_line_json_is_compacted_other_json_kept_verbatim() {
-        assert_eq!(json_raw(b"{\"a\": 1.50}").unwrap().get(), "{\"a\": 1.50}");
-        assert_eq!(json_raw(b"{\n \"a\": 1\n}").unwrap().get(), "{\"a\":1}");
-        assert!(json_raw(b"not json").is_none());
+        let raw = |text: &str| json_body(text.to_string()).map(|(raw, _)| raw.get().to_string());
+        assert_eq!(raw("{\"a\": 1.50}").unwrap(), "{\"a\": 1.50}");
+        assert_eq!(raw(" [1, 2]\n").unwrap(), "[1, 2]");
+        assert_eq!(raw("{\n \"a\": 1\n}").unwrap(), "{\"a\":1}");
+        assert_eq!(raw("not json").unwrap_err(), "not json");
+        // Not an object, or an object the summary cannot read: still JSON, kept verbatim.
+        assert_eq!(
+            raw("{\"model\": 1, \"model\": 2}").unwrap(),
+            "{\"model\": 1, \"model\": 2}"
+        );
+        assert_eq!(raw("{\"usage\": 1e400}").unwrap(), "{\"usage\": 1e400}");
     }
 }
