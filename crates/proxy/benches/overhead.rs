@@ -165,9 +165,6 @@ async fn run(plan: &Plan, smoke: bool) -> bool {
         )
         .await;
     }
-    let mut extra_latency = vec![Vec::new(); extras.len()];
-    let mut extra_ttfe = vec![Vec::new(); extras.len()];
-    let mut extra_rps = vec![(0u64, 0f64); extras.len()];
     let addr = |via: Via| match via {
         Via::Direct => upstream,
         Via::Nginx => nginx.addr,
@@ -176,9 +173,6 @@ async fn run(plan: &Plan, smoke: bool) -> bool {
 
     let body = messages_body(LATENCY_BODY_BYTES, false);
     let stream_body = messages_body(1024, true);
-    let mut latency: [Vec<Duration>; 3] = Default::default();
-    let mut ttfe: [Vec<Duration>; 3] = Default::default();
-    let mut throughput: [(u64, f64); 3] = Default::default();
     let mut failures = 0u64;
 
     let warm_addrs = ALL
@@ -191,55 +185,50 @@ async fn run(plan: &Plan, smoke: bool) -> bool {
             conn.post(&body, "json").await;
         }
     }
+    // Every target, ours and the `--also-bin` builds included, in one list whose order turns by
+    // one each round: whichever target runs first after another's throughput phase would
+    // otherwise always be the same one (up to 15% apart in requests/s between two identical
+    // builds measured in fixed order).
+    let targets: Vec<SocketAddr> = ALL
+        .into_iter()
+        .map(addr)
+        .chain(extras.iter().map(|e| e.1.addr))
+        .collect();
+    let mut lat = vec![Vec::new(); targets.len()];
+    let mut tt = vec![Vec::new(); targets.len()];
+    let mut tp = vec![(0u64, 0f64); targets.len()];
     for round in 0..plan.rounds {
-        for (i, via) in ALL.into_iter().enumerate() {
-            // claude-api-proxy's writer may still be writing the previous throughput phase's
-            // backlog: let it finish so it steals no CPU from the next target's measurement.
-            tokio::time::sleep(Duration::from_secs(1)).await;
-            let mut conn = Conn::open(addr(via)).await;
+        for k in 0..targets.len() {
+            let i = (k + round) % targets.len();
+            settle().await;
+            let mut conn = Conn::open(targets[i]).await;
             for _ in 0..plan.latency_requests {
                 let t = Instant::now();
                 conn.post(&body, "json").await;
-                latency[i].push(t.elapsed());
+                lat[i].push(t.elapsed());
             }
             for _ in 0..plan.ttfe_requests {
-                ttfe[i].push(conn.first_event(&stream_body).await);
+                tt[i].push(conn.first_event(&stream_body).await);
             }
             let (n, secs, failed) = saturate(
-                addr(via),
+                targets[i],
                 plan.throughput_conns,
                 Duration::from_secs_f64(plan.throughput_secs),
                 &body,
             )
             .await;
-            throughput[i].0 += n;
-            throughput[i].1 += secs;
-            failures += failed;
-        }
-        for (i, (_, proxy)) in extras.iter().enumerate() {
-            tokio::time::sleep(Duration::from_secs(1)).await;
-            let mut conn = Conn::open(proxy.addr).await;
-            for _ in 0..plan.latency_requests {
-                let t = Instant::now();
-                conn.post(&body, "json").await;
-                extra_latency[i].push(t.elapsed());
-            }
-            for _ in 0..plan.ttfe_requests {
-                extra_ttfe[i].push(conn.first_event(&stream_body).await);
-            }
-            let (n, secs, failed) = saturate(
-                proxy.addr,
-                plan.throughput_conns,
-                Duration::from_secs_f64(plan.throughput_secs),
-                &body,
-            )
-            .await;
-            extra_rps[i].0 += n;
-            extra_rps[i].1 += secs;
+            tp[i].0 += n;
+            tp[i].1 += secs;
             failures += failed;
         }
         eprintln!("round {}/{} done", round + 1, plan.rounds);
     }
+    let mut extra_latency = lat.split_off(ALL.len());
+    let mut extra_ttfe = tt.split_off(ALL.len());
+    let extra_rps = tp.split_off(ALL.len());
+    let latency: [Vec<Duration>; 3] = lat.try_into().expect("three main targets");
+    let ttfe: [Vec<Duration>; 3] = tt.try_into().expect("three main targets");
+    let throughput: [(u64, f64); 3] = tp.try_into().expect("three main targets");
 
     // Peak memory over the latency and throughput phases (log writing under sustained load).
     let busy_hwm = [nginx.hwm_kib(), ours.hwm_kib()];
@@ -831,8 +820,18 @@ async fn saturate(addr: SocketAddr, conns: usize, dur: Duration, body: &Bytes) -
     (done, start.elapsed().as_secs_f64(), failed)
 }
 
+/// Waits until the previous target's work is done, so that it costs the next one nothing: 1 s
+/// for claude-api-proxy's writer to finish its backlog, then `sync` to write the page cache
+/// back (one throughput phase leaves about 1.5 GB of log to write back, which took several
+/// seconds of kernel CPU during the next target's phase before this was added).
+async fn settle() {
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let _ = tokio::process::Command::new("sync").status().await;
+}
+
 /// The seconds after `--soak SECS`: run only the throughput load, SECS per target, alternating
-/// targets for 3 rounds (for profiling one build under sustained load, or a quick A/B).
+/// targets (their order turning each round, as in the full run) for at least 3 rounds (for
+/// profiling one build under sustained load, or a quick A/B).
 fn soak_secs() -> Option<f64> {
     let args: Vec<String> = std::env::args().collect();
     let i = args.iter().position(|a| a == "--soak")?;
@@ -848,10 +847,12 @@ async fn soak(targets: &[(&str, SocketAddr)], extras: &[(String, Proxy)], secs: 
         .collect();
     let mut totals = vec![(0u64, 0f64); all.len()];
     let mut failures = 0;
-    for _ in 0..3 {
-        for (i, (_, addr)) in all.iter().enumerate() {
-            tokio::time::sleep(Duration::from_secs(1)).await;
-            let (n, took, failed) = saturate(*addr, 16, Duration::from_secs_f64(secs), &body).await;
+    for round in 0..all.len().max(3) {
+        for k in 0..all.len() {
+            let i = (k + round) % all.len();
+            settle().await;
+            let (n, took, failed) =
+                saturate(all[i].1, 16, Duration::from_secs_f64(secs), &body).await;
             totals[i].0 += n;
             totals[i].1 += took;
             failures += failed;
