@@ -3,7 +3,8 @@
 //!
 //! Records are never dropped. Memory stays bounded: each body is capped, and when the
 //! captures waiting for the writer exceed [`BACKLOG_LIMIT`] bytes, NEW exchanges wait for the
-//! writer before they start (an exchange in flight is never paused, so no stream is slowed).
+//! writer before they start, until it is back under half that (an exchange in flight is never
+//! paused, so no stream is slowed).
 //! A failed write is counted and reported through tracing; it never fails a request.
 
 use crate::exchange::Exchange;
@@ -14,7 +15,7 @@ use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 use traffic_record::TrafficRecord;
@@ -27,6 +28,12 @@ enum Msg {
 
 /// Captured bytes the writer may lag behind before new exchanges wait for it.
 pub const BACKLOG_LIMIT: u64 = 64 << 20;
+
+/// The backlog under which waiting exchanges go on. Half the limit rather than the limit
+/// itself: waking them as soon as one record got the backlog under the limit let one of them
+/// start and sent the others back to waiting, over and over, and that churn on the proxy's
+/// thread took CPU from the writer it was waiting for.
+const BACKLOG_RESUME: u64 = BACKLOG_LIMIT / 2;
 
 /// Exchanges the writer takes from its queue at once at most (the console gets one write per
 /// batch), so that console lines keep coming under sustained load. The writer does not wait
@@ -41,7 +48,25 @@ struct Backlog {
     drained: tokio::sync::Notify,
     /// A wait was reported since the backlog was last under the limit: one warning per stall,
     /// not one per waiting request.
-    warned: std::sync::atomic::AtomicBool,
+    warned: AtomicBool,
+    /// Exchanges are waiting: the writer wakes them once the backlog is under
+    /// [`BACKLOG_RESUME`].
+    stalled: AtomicBool,
+}
+
+impl Backlog {
+    /// The writer took `bytes` of captures off the backlog: waiting exchanges go on once it is
+    /// under [`BACKLOG_RESUME`].
+    fn taken(&self, bytes: u64) {
+        // SeqCst, here and in `wait_for_room`: either this sees the waiter's flag, or the
+        // waiter sees the backlog this left.
+        if self.bytes.fetch_sub(bytes, Ordering::SeqCst) - bytes <= BACKLOG_RESUME
+            && self.stalled.swap(false, Ordering::SeqCst)
+        {
+            self.drained.notify_waiters();
+            self.warned.store(false, Ordering::Relaxed);
+        }
+    }
 }
 
 /// Counts kept by the writer thread.
@@ -82,7 +107,9 @@ impl WriterHandle {
             let drained = self.backlog.drained.notified();
             let mut drained = std::pin::pin!(drained);
             drained.as_mut().enable();
-            let bytes = self.backlog.bytes.load(Ordering::Acquire);
+            // Asks the writer for a wake-up (see `Backlog::taken`).
+            self.backlog.stalled.store(true, Ordering::SeqCst);
+            let bytes = self.backlog.bytes.load(Ordering::SeqCst);
             if bytes <= BACKLOG_LIMIT {
                 return;
             }
@@ -179,10 +206,7 @@ fn run(
                 break;
             };
             let record = record::build(*exchange, cap);
-            if backlog.bytes.fetch_sub(bytes, Ordering::AcqRel) - bytes <= BACKLOG_LIMIT {
-                backlog.drained.notify_waiters();
-                backlog.warned.store(false, Ordering::Relaxed);
-            }
+            backlog.taken(bytes);
             lines.push_str(&summary::line(&record));
             lines.push('\n');
             log.push(&record, stats);
@@ -338,7 +362,7 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn new_exchanges_wait_while_the_backlog_is_over_the_limit() {
+    async fn new_exchanges_wait_while_the_backlog_is_over_the_limit_and_go_on_under_half() {
         let (tx, _rx) = mpsc::channel();
         let handle = WriterHandle {
             tx,
@@ -348,18 +372,23 @@ mod tests {
         handle
             .backlog
             .bytes
-            .store(BACKLOG_LIMIT + 1, Ordering::Release);
+            .store(BACKLOG_LIMIT + 10, Ordering::SeqCst);
         let waiter = tokio::spawn({
             let handle = handle.clone();
             async move { handle.wait_for_room().await }
         });
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         assert!(!waiter.is_finished(), "waits while the writer is behind");
-        handle.backlog.bytes.store(0, Ordering::Release);
-        handle.backlog.drained.notify_waiters();
+        handle.backlog.taken(20);
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert!(
+            !waiter.is_finished(),
+            "just under the limit is not enough: one record's worth would stall it again"
+        );
+        handle.backlog.taken(BACKLOG_LIMIT - 10 - BACKLOG_RESUME);
         tokio::time::timeout(std::time::Duration::from_secs(5), waiter)
             .await
-            .expect("goes on once the writer caught up")
+            .expect("goes on once the writer is under half the limit")
             .unwrap();
     }
 }
