@@ -187,11 +187,9 @@ fn killed_proxy_inside_the_container_is_restarted_and_traffic_continues() {
     );
 }
 
-#[test]
-fn sandbox_log_api_ships_a_real_claude_code_tool_use_session_to_seq() {
-    build_peer_images();
-    build_logger_image();
-    let scope = Scope::new("e2e");
+/// The fake Anthropic API on the sandbox's network (created here, before the script, which
+/// reuses it), as `fake-anthropic:8080`.
+fn start_fake_upstream(scope: &Scope) {
     podman(&["network", "create", &scope.net()]);
     podman(&[
         "run",
@@ -204,6 +202,93 @@ fn sandbox_log_api_ships_a_real_claude_code_tool_use_session_to_seq() {
         "fake-anthropic",
         FAKE_IMAGE,
     ]);
+}
+
+#[test]
+fn recover_restarts_the_kept_claude_container_and_its_traffic_is_logged_again() {
+    build_peer_images();
+    build_logger_image();
+    let scope = Scope::new("recover");
+    start_fake_upstream(&scope);
+    let workspace = temp_dir("recover-workspace");
+    run(Command::new("chmod").arg("0777").arg(&workspace));
+    // The fake API answers every text turn with this (and an echo of the first text block,
+    // which Claude Code fills with its own reminders).
+    let reply = "Hello from fake-anthropic.";
+
+    // Without --rm the Claude container stays after its run...
+    let first = run(sandbox(&scope).current_dir(&workspace).args([
+        "--otel",
+        "--log-api",
+        "mount",
+        "-p",
+        "recover me",
+    ]));
+    let first = String::from_utf8_lossy(&first.stdout);
+    assert!(first.contains(reply), "first run: {first}");
+    assert_eq!(
+        podman(&["inspect", "-f", "{{.State.Status}}", &scope.name]),
+        "exited"
+    );
+
+    // ...and `recover` starts that same container again (same arguments, same session
+    // volume), with Seq and the logger started afresh on their volumes.
+    let second =
+        run(sandbox(&scope)
+            .current_dir(&workspace)
+            .args(["--otel", "--log-api", "recover"]));
+    let second = String::from_utf8_lossy(&second.stdout);
+    assert!(second.contains(reply), "recovered run: {second}");
+
+    // Both runs' turns reached the Seq stand-in: each print-mode run is its own session.
+    let volume = podman(&[
+        "volume",
+        "inspect",
+        "-f",
+        "{{.Mountpoint}}",
+        &format!("{}-seq-data", scope.name),
+    ]);
+    let store = std::path::PathBuf::from(volume);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let events = stored_events(&store);
+        let sessions: std::collections::BTreeSet<String> = events
+            .iter()
+            .filter(|e| is_exchange(e) && attr(e, "url.path") == "/v1/messages")
+            .filter(|e| {
+                body_of(&events, e, "request.body").is_some_and(|b| b.contains("recover me"))
+            })
+            .filter_map(|e| attr(e, "session.id").as_str().map(str::to_string))
+            .collect();
+        if sessions.len() >= 2 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "sessions with the prompt at the stand-in: {sessions:?}; events: {events:#?}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+
+    // Without a kept container there is nothing to recover.
+    run(sandbox(&scope).args(["clean", "--containers"]));
+    let missing = sandbox(&scope).arg("recover").output().unwrap();
+    assert!(!missing.status.success());
+    assert!(
+        String::from_utf8_lossy(&missing.stderr).contains("no container"),
+        "{}",
+        String::from_utf8_lossy(&missing.stderr)
+    );
+    run(sandbox(&scope).args(["clean", "--volumes"]));
+    let _ = std::fs::remove_dir_all(&workspace);
+}
+
+#[test]
+fn sandbox_log_api_ships_a_real_claude_code_tool_use_session_to_seq() {
+    build_peer_images();
+    build_logger_image();
+    let scope = Scope::new("e2e");
+    start_fake_upstream(&scope);
     let workspace = temp_dir("e2e-workspace");
     run(Command::new("chmod").arg("0777").arg(&workspace));
 
