@@ -204,6 +204,17 @@ fn start_fake_upstream(scope: &Scope) {
     ]);
 }
 
+/// Where the Seq stand-in started by the script keeps its events (its data volume).
+fn seq_store(scope: &Scope) -> std::path::PathBuf {
+    std::path::PathBuf::from(podman(&[
+        "volume",
+        "inspect",
+        "-f",
+        "{{.Mountpoint}}",
+        &format!("{}-seq-data", scope.name),
+    ]))
+}
+
 #[test]
 fn recover_restarts_the_kept_claude_container_and_its_traffic_is_logged_again() {
     build_peer_images();
@@ -241,14 +252,7 @@ fn recover_restarts_the_kept_claude_container_and_its_traffic_is_logged_again() 
     assert!(second.contains(reply), "recovered run: {second}");
 
     // Both runs' turns reached the Seq stand-in: each print-mode run is its own session.
-    let volume = podman(&[
-        "volume",
-        "inspect",
-        "-f",
-        "{{.Mountpoint}}",
-        &format!("{}-seq-data", scope.name),
-    ]);
-    let store = std::path::PathBuf::from(volume);
+    let store = seq_store(&scope);
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let events = stored_events(&store);
@@ -379,14 +383,7 @@ fn sandbox_log_api_ships_a_real_claude_code_tool_use_session_to_seq() {
     // The logger is there, and the stand-in got both exchanges with full bodies.
     let logger = format!("{}-api-logger", scope.name);
     assert!(scope.containers().contains(&logger));
-    let volume = podman(&[
-        "volume",
-        "inspect",
-        "-f",
-        "{{.Mountpoint}}",
-        &format!("{}-seq-data", scope.name),
-    ]);
-    let store = std::path::PathBuf::from(volume);
+    let store = seq_store(&scope);
     let deadline = Instant::now() + Duration::from_secs(60);
     let (events, turns) = loop {
         let events = stored_events(&store);
