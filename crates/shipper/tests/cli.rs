@@ -153,6 +153,27 @@ impl Run {
         c
     }
 
+    /// Runs the shipper with `--exit-when-drained` and `extra` arguments; asserts it exited 0.
+    fn drain(&self, addr: SocketAddr, extra: &[&str]) -> std::process::Output {
+        let mut c = self.command(addr);
+        c.arg("--exit-when-drained").args(extra);
+        let out = run_to_completion(c);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+
+    /// Asserts that the checkpoint is at the end of the log: everything was delivered.
+    fn assert_checkpoint_at_end(&self) {
+        assert_eq!(
+            self.checkpoint_offset(),
+            std::fs::metadata(&self.log).unwrap().len()
+        );
+    }
+
     fn checkpoint_offset(&self) -> u64 {
         let cp: serde_json::Value =
             serde_json::from_slice(&std::fs::read(self.dir.path().join("cp.json")).unwrap())
@@ -188,14 +209,7 @@ fn ships_every_line_then_exits_when_drained_with_the_checkpoint_at_the_end() {
     let mut lines: Vec<String> = (0..200).map(|i| record(i, "hello")).collect();
     lines.push("a plain line that is not a record".into());
     let run = Run::new(&lines);
-    let mut c = run.command(addr);
-    c.arg("--exit-when-drained").arg("--api-key").arg("k3y");
-    let out = run_to_completion(c);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run.drain(addr, &["--api-key", "k3y"]);
     let st = state.lock().unwrap();
     assert_eq!(st.records.len(), 201);
     assert_eq!(
@@ -207,10 +221,7 @@ fn ships_every_line_then_exits_when_drained_with_the_checkpoint_at_the_end() {
         "a plain line that is not a record"
     );
     assert!(st.api_keys.iter().all(|k| k.as_deref() == Some("k3y")));
-    assert_eq!(
-        run.checkpoint_offset(),
-        std::fs::metadata(&run.log).unwrap().len()
-    );
+    run.assert_checkpoint_at_end();
 }
 
 #[test]
@@ -218,16 +229,12 @@ fn a_restart_resumes_after_the_checkpoint_without_resending() {
     let state = Arc::new(Mutex::new(Receiver::default()));
     let addr = spawn_receiver(state.clone());
     let run = Run::new(&(0..10).map(|i| record(i, "a")).collect::<Vec<_>>());
-    let mut c = run.command(addr);
-    c.arg("--exit-when-drained");
-    assert!(run_to_completion(c).status.success());
+    run.drain(addr, &[]);
     write_lines(
         &run.log,
         &(10..15).map(|i| record(i, "b")).collect::<Vec<_>>(),
     );
-    let mut c = run.command(addr);
-    c.arg("--exit-when-drained");
-    assert!(run_to_completion(c).status.success());
+    run.drain(addr, &[]);
     let st = state.lock().unwrap();
     assert_eq!(st.records.len(), 15);
 }
@@ -239,19 +246,9 @@ fn a_foreign_checkpoint_file_is_replaced_and_the_file_read_from_its_head() {
     let addr = spawn_receiver(state.clone());
     let run = Run::new(&(0..3).map(|i| record(i, "a")).collect::<Vec<_>>());
     std::fs::write(run.dir.path().join("cp.json"), b"SQLite format 3\0\x10\x00").unwrap();
-    let mut c = run.command(addr);
-    c.arg("--exit-when-drained");
-    let out = run_to_completion(c);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run.drain(addr, &[]);
     assert_eq!(state.lock().unwrap().records.len(), 3);
-    assert_eq!(
-        run.checkpoint_offset(),
-        std::fs::metadata(&run.log).unwrap().len()
-    );
+    run.assert_checkpoint_at_end();
 }
 
 #[test]
@@ -262,10 +259,7 @@ fn retries_503_429_and_500_exactly_then_delivers() {
     }));
     let addr = spawn_receiver(state.clone());
     let run = Run::new(&[record(1, "x")]);
-    let mut c = run.command(addr);
-    c.arg("--exit-when-drained");
-    let out = run_to_completion(c);
-    assert!(out.status.success());
+    run.drain(addr, &[]);
     let st = state.lock().unwrap();
     assert_eq!(st.requests, 4);
     assert_eq!(st.records.len(), 1);
@@ -288,14 +282,7 @@ fn an_event_refused_for_good_is_dead_lettered_and_the_rest_delivered() {
         })
         .collect();
     let run = Run::new(&lines);
-    let mut c = run.command(addr);
-    c.arg("--exit-when-drained");
-    let out = run_to_completion(c);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run.drain(addr, &[]);
     let st = state.lock().unwrap();
     assert_eq!(st.records.len(), 19);
     let dead = std::fs::read_to_string(run.dir.path().join("dead.jsonl")).unwrap();
@@ -307,10 +294,7 @@ fn an_event_refused_for_good_is_dead_lettered_and_the_rest_delivered() {
     assert_eq!(entries[0]["status"], 400);
     assert_eq!(entries[0]["reason"], "event too large");
     assert_eq!(entries[0]["body"], "POISON line");
-    assert_eq!(
-        run.checkpoint_offset(),
-        std::fs::metadata(&run.log).unwrap().len()
-    );
+    run.assert_checkpoint_at_end();
 }
 
 #[test]
@@ -376,10 +360,7 @@ fn sigterm_with_a_request_in_flight_finishes_it_and_saves_the_checkpoint() {
         t.elapsed()
     );
     assert_eq!(state.lock().unwrap().records.len(), 5);
-    assert_eq!(
-        run.checkpoint_offset(),
-        std::fs::metadata(&run.log).unwrap().len()
-    );
+    run.assert_checkpoint_at_end();
 }
 
 #[test]

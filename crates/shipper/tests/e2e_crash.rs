@@ -59,15 +59,7 @@ async fn five_kill_9_during_a_run_lose_nothing_and_duplicate_at_most_a_batch_eac
     seq.with_events(|events| {
         let (arrived, plain) = by_exchange(events);
         assert!(plain.is_empty());
-        let missing: Vec<u64> = (0..RECORDS)
-            .filter(|n| !arrived.contains_key(&exchange_id(0xc4a5, *n)))
-            .collect();
-        assert!(
-            missing.is_empty(),
-            "{} records lost, first {:?}",
-            missing.len(),
-            missing.first()
-        );
+        assert_all_arrived(&arrived, 0xc4a5, RECORDS);
         let duplicates: usize = arrived.values().map(|a| a.mains - 1).sum();
         let bound = KILLS as u64 * counters.max_events_per_request;
         eprintln!(

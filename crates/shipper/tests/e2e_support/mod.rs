@@ -325,6 +325,19 @@ pub fn by_exchange(events: &[StoredEvent]) -> (HashMap<String, Arrived>, Vec<&St
     (map, plain)
 }
 
+/// Asserts that exchanges `exchange_id(tag, 0..count)` all arrived (at least once).
+pub fn assert_all_arrived(arrived: &HashMap<String, Arrived>, tag: u64, count: u64) {
+    let missing: Vec<u64> = (0..count)
+        .filter(|n| !arrived.contains_key(&exchange_id(tag, *n)))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{} of {count} records lost, first {:?}",
+        missing.len(),
+        missing.first()
+    );
+}
+
 /// A body part event (docs/seq-events.md: `claude.body.part` of `claude.body.parts`).
 pub fn is_part(e: &StoredEvent) -> bool {
     e.attributes.contains_key("claude.body.part")
