@@ -5,11 +5,35 @@ mod e2e_support;
 
 use e2e_support::*;
 use std::time::Duration;
+use tokio::process::Child;
 
 fn records(tag: u64, range: std::ops::Range<u64>, rng: &mut Rng) -> Vec<String> {
     range
         .map(|n| record_line(&exchange_id(tag, n), 200, rng))
         .collect()
+}
+
+/// What logrotate's copytruncate does: copy the log to `traffic.log.1`, then empty it in place.
+fn copytruncate(scratch: &Scratch, log: &std::path::Path) {
+    std::fs::copy(log, scratch.path("traffic.log.1")).unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(log)
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+}
+
+/// Waits (up to `limit`) until `count` events arrived, gives the shipper 500 ms to send any
+/// duplicate, then kills it.
+async fn stop_after(seq: &seq_standin::Handle, mut child: Child, count: u64, limit: Duration) {
+    wait_for(limit, &format!("{count} records"), || {
+        seq.counters().accepted_events >= count
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    child.start_kill().unwrap();
+    let _ = child.wait().await;
 }
 
 fn assert_all_once(seq: &seq_standin::Handle, tag: u64, count: u64) {
@@ -30,7 +54,7 @@ async fn rename_rotation_mid_run_loses_nothing() {
     append_lines(&log, &records(0x4e, 0..3_000, &mut rng));
     let mut cmd = shipper(&scratch, &seq.logs_url());
     cmd.args(["--rotate-wait", "2"]);
-    let mut child = spawn_logged(&scratch, &mut cmd);
+    let child = spawn_logged(&scratch, &mut cmd);
     wait_for(Duration::from_secs(60), "the first records", || {
         seq.counters().accepted_events > 0
     })
@@ -47,13 +71,7 @@ async fn rename_rotation_mid_run_loses_nothing() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     append_lines(&log, &records(0x4e, 5_000..5_500, &mut rng));
 
-    wait_for(Duration::from_secs(90), "5,500 records", || {
-        seq.counters().accepted_events >= 5_500
-    })
-    .await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    child.start_kill().unwrap();
-    let _ = child.wait().await;
+    stop_after(&seq, child, 5_500, Duration::from_secs(90)).await;
     assert_all_once(&seq, 0x4e, 5_500);
 }
 
@@ -64,7 +82,7 @@ async fn copytruncate_mid_run_loses_nothing() {
     let log = scratch.path("traffic.log");
     let mut rng = Rng::new(12);
     append_lines(&log, &records(0xc7, 0..2_000, &mut rng));
-    let mut child = spawn_logged(&scratch, &mut shipper(&scratch, &seq.logs_url()));
+    let child = spawn_logged(&scratch, &mut shipper(&scratch, &seq.logs_url()));
     // copytruncate loses whatever was not read before the copy: that is logrotate's
     // contract, not the shipper's. So truncate once the file was read.
     wait_for(Duration::from_secs(60), "the first 2,000 records", || {
@@ -72,25 +90,13 @@ async fn copytruncate_mid_run_loses_nothing() {
     })
     .await;
 
-    std::fs::copy(&log, scratch.path("traffic.log.1")).unwrap();
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(&log)
-        .unwrap()
-        .set_len(0)
-        .unwrap();
+    copytruncate(&scratch, &log);
     // The writer goes on at the start of the emptied file (O_APPEND), soon after.
     append_lines(&log, &records(0xc7, 2_000..2_500, &mut rng));
     tokio::time::sleep(Duration::from_millis(700)).await;
     append_lines(&log, &records(0xc7, 2_500..3_000, &mut rng));
 
-    wait_for(Duration::from_secs(60), "3,000 records", || {
-        seq.counters().accepted_events >= 3_000
-    })
-    .await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    child.start_kill().unwrap();
-    let _ = child.wait().await;
+    stop_after(&seq, child, 3_000, Duration::from_secs(60)).await;
     assert_all_once(&seq, 0xc7, 3_000);
 }
 
@@ -148,13 +154,7 @@ async fn copytruncate_refilled_past_the_old_position_while_down_loses_nothing() 
     .await;
     assert_eq!(seq.counters().accepted_events, 1_000);
 
-    std::fs::copy(&log, scratch.path("traffic.log.1")).unwrap();
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(&log)
-        .unwrap()
-        .set_len(0)
-        .unwrap();
+    copytruncate(&scratch, &log);
     append_lines(&log, &records(0xe2, 0..3_000, &mut rng));
 
     ship_until_drained(
