@@ -7,8 +7,8 @@
 //!
 //! Dependencies added to the workspace for this crate: `base64` (bodies that are not UTF-8 are
 //! logged base64, as the record format says), `memchr` (the line-break scan of every JSON body)
-//! and, for tests only, `jsonschema` (every record a
-//! test writes is validated against `docs/log-format.schema.json`).
+//! and, for tests only, `jsonschema` (every record a test writes is validated against
+//! `docs/log-format.schema.json`).
 
 pub mod capture;
 pub mod config;
