@@ -6,7 +6,7 @@
 //! alike. claude-api-proxy runs as its real binary, capturing every exchange to a temp log file.
 //!
 //! ```text
-//! cargo bench -p claude-api-proxy --bench overhead            # full run, ~2.5 minutes
+//! cargo bench -p claude-api-proxy --bench overhead            # full run, ~4 minutes
 //! cargo bench -p claude-api-proxy --bench overhead -- --smoke  # tiny counts, seconds
 //! cargo test  -p claude-api-proxy --bench overhead -- --smoke  # the same on the debug build
 //! ```
@@ -19,7 +19,9 @@
 //! `--proxy-bin PATH` measures another build of claude-api-proxy (e.g. one with symbols, for
 //! `perf record -p`). `--also-bin NAME=PATH` (repeatable) runs further builds side by side in
 //! the same rounds and prints their added latency and throughput next to ours: an A/B
-//! comparison that the machine's load drift cannot fake.
+//! comparison that load drift over minutes cannot fake (the order of the targets turns each
+//! round), though single runs still spread ±15% in requests/s (docs/performance.md).
+//! `--soak SECS` runs only the throughput phase, SECS per target and round.
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, StreamBody};
