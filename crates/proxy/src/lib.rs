@@ -6,8 +6,9 @@
 //! traffic log (format: `docs/log-format.md`).
 //!
 //! Dependencies added to the workspace for this crate: `base64` (bodies that are not UTF-8 are
-//! logged base64, as the record format says), `memchr` (the line-break scan of every JSON body)
-//! and, for tests only, `jsonschema` (every record a test writes is validated against
+//! logged base64, as the record format says), `memchr` (the line-break scan of every JSON body),
+//! `nix` (already the supervisor's: `posix_fadvise`, which std lacks, keeps the log out of the
+//! page cache) and, for tests only, `jsonschema` (every record a test writes is validated against
 //! `docs/log-format.schema.json`).
 
 pub mod capture;

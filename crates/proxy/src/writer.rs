@@ -194,6 +194,7 @@ fn run(
         file: Some(file),
         pending: Vec::new(),
         records: 0,
+        cache: PageCache::default(),
     };
     let mut console = Console::start();
     let mut stop = false;
@@ -234,6 +235,7 @@ struct LogFile {
     pending: Vec<u8>,
     /// Records in `pending`.
     records: u64,
+    cache: PageCache,
 }
 
 impl LogFile {
@@ -269,12 +271,16 @@ impl LogFile {
         match result {
             Ok(()) => {
                 stats.written.fetch_add(self.records, Ordering::Relaxed);
+                if let Some(file) = &self.file {
+                    self.cache.wrote(file, self.pending.len());
+                }
             }
             Err(e) => {
                 let failed = stats.failed.fetch_add(self.records, Ordering::Relaxed) + self.records;
                 tracing::error!(path = %self.path.display(), error = %e, records = self.records, failed,
                     "could not append traffic records to the log file; they are lost");
                 self.file = None;
+                self.cache = PageCache::default();
             }
         }
         self.pending.clear();
@@ -283,6 +289,54 @@ impl LogFile {
         if self.pending.capacity() > 4 * WRITE_SIZE {
             self.pending = Vec::new();
         }
+    }
+}
+
+/// Bytes appended between two releases of the log's page cache.
+const RELEASE_EVERY: u64 = 16 << 20;
+
+/// Keeps the log from filling the page cache. The log is written once and read once, by the
+/// shipper right behind the writer, so nothing gains from gigabytes of it staying cached; and
+/// every page cached anew costs the kernel a fresh page. On the VMs this is developed on,
+/// where the host backs a page only once it is touched, that made appending 8x dearer
+/// (0.42 against 3.7 GB per CPU-second) than writing into pages just released.
+///
+/// Every [`RELEASE_EVERY`] bytes the writer advises the kernel that it will not need the log
+/// from the previous release point on: `POSIX_FADV_DONTNEED` starts writing back what is
+/// dirty there (without waiting for it) and drops what is clean. So each stretch is written
+/// back at its first advice and dropped at its second, and the newest 16-32 MiB stay cached
+/// for the shipper.
+#[derive(Debug, Default)]
+struct PageCache {
+    /// Bytes appended since the last advice.
+    since: u64,
+    /// Where the last advice started, and where it ended (the end of the log then).
+    advised_from: u64,
+    advised_to: u64,
+}
+
+impl PageCache {
+    fn wrote(&mut self, file: &File, bytes: usize) {
+        use std::io::Seek;
+        self.since += bytes as u64;
+        if self.since < RELEASE_EVERY {
+            return;
+        }
+        self.since = 0;
+        // With O_APPEND the offset after a write is the end of the log.
+        let Ok(end) = (&*file).stream_position() else {
+            return;
+        };
+        // A log truncated under us (logrotate's copytruncate) starts over at 0.
+        if end < self.advised_to {
+            *self = PageCache::default();
+        }
+        let advice = nix::fcntl::PosixFadviseAdvice::POSIX_FADV_DONTNEED;
+        let (from, len) = (self.advised_from as i64, (end - self.advised_from) as i64);
+        // Advice only: a failure costs page cache, never a record.
+        let _ = nix::fcntl::posix_fadvise(file, from, len, advice);
+        self.advised_from = self.advised_to;
+        self.advised_to = end;
     }
 }
 

@@ -260,6 +260,58 @@ async fn ten_megabyte_request_body_is_forwarded_whole_and_logged_whole() {
 }
 
 #[tokio::test]
+async fn the_log_written_does_not_stay_in_the_page_cache() {
+    let proxy = Proxy::start(&fake_upstream().await).await;
+    let mut body = message_request("big request", false);
+    body["system"] = Value::String("x".repeat(8 << 20));
+    let bytes = Bytes::from(serde_json::to_vec(&body).unwrap());
+    let requests = 20;
+    for _ in 0..requests {
+        let response = client()
+            .post(proxy.url("/v1/messages"))
+            .header("content-type", "application/json")
+            .body(bytes.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+    }
+    // Waits on the console lines: reading the log would bring it back into the page cache.
+    let logged = || {
+        proxy
+            .stdout()
+            .lines()
+            .filter(|l| l.starts_with("POST "))
+            .count()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while logged() < requests {
+        assert!(std::time::Instant::now() < deadline, "{}", proxy.stdout());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let size = std::fs::metadata(&proxy.log).unwrap().len();
+    assert!(size > 160 << 20, "{size} bytes of log");
+    // util-linux's fincore counts the file's pages in the page cache.
+    let out = std::process::Command::new("fincore")
+        .args(["--bytes", "--noheadings", "--output", "RES"])
+        .arg(&proxy.log)
+        .output()
+        .expect("run fincore (scripts/test.sh installs it: apt install util-linux-extra)");
+    assert!(out.status.success(), "fincore: {out:?}");
+    let cached: u64 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+    // The newest 16-32 MiB stay cached for the shipper, plus what has been written since the
+    // last release (under 16 MiB plus one 8 MiB record). On tmpfs this cannot hold: the log
+    // must be on a disk-backed filesystem (TMPDIR).
+    assert!(
+        cached <= 56 << 20,
+        "{} MiB of the {} MiB log are still in the page cache",
+        cached >> 20,
+        size >> 20
+    );
+    assert_eq!(proxy.records(requests).await.len(), requests);
+}
+
+#[tokio::test]
 async fn body_over_the_capture_cap_is_forwarded_whole_and_logged_as_truncated() {
     let proxy = Proxy::start_with(&fake_upstream().await, &["--capture-cap", "1KiB"], &[]).await;
     let response = client()
