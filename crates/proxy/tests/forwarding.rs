@@ -312,6 +312,36 @@ async fn the_log_written_does_not_stay_in_the_page_cache() {
 }
 
 #[tokio::test]
+async fn the_log_writer_yields_to_forwarding() {
+    let proxy = Proxy::start(&fake_upstream().await).await;
+    let pid = proxy.child.id().unwrap();
+    let nice = |task: &std::path::Path| -> (String, i32) {
+        let comm = std::fs::read_to_string(task.join("comm")).unwrap();
+        let stat = std::fs::read_to_string(task.join("stat")).unwrap();
+        // Field 19 of /proc/PID/task/TID/stat, counted after the `(comm)` field.
+        let after_comm = &stat[stat.rfind(')').unwrap() + 2..];
+        let nice = after_comm.split(' ').nth(16).unwrap().parse().unwrap();
+        (comm.trim().to_string(), nice)
+    };
+    let threads = || -> Vec<(String, i32)> {
+        let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).unwrap();
+        tasks.map(|t| nice(&t.unwrap().path())).collect()
+    };
+    // A thread is named by its own first steps, which may still be ahead of it.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !threads().iter().any(|(comm, _)| comm == "traffic-writer")
+        && std::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let threads = threads();
+    let has = |comm: &str, nice: i32| threads.contains(&(comm.to_string(), nice));
+    assert!(has("traffic-writer", 19), "{threads:?}");
+    // comm is cut at 15 bytes.
+    assert!(has("claude-api-prox", 0), "{threads:?}");
+}
+
+#[tokio::test]
 async fn body_over_the_capture_cap_is_forwarded_whole_and_logged_as_truncated() {
     let proxy = Proxy::start_with(&fake_upstream().await, &["--capture-cap", "1KiB"], &[]).await;
     let response = client()
