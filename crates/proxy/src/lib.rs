@@ -7,9 +7,10 @@
 //!
 //! Dependencies added to the workspace for this crate: `base64` (bodies that are not UTF-8 are
 //! logged base64, as the record format says), `memchr` (the line-break scan of every JSON body),
-//! `rustix` (already in the tree through tempfile and tokio: `posix_fadvise`, to keep the log
-//! out of the page cache, and `setpriority`, to lower the writer's, which std lacks and the
-//! workspace's ban on `unsafe` rules out calling through `libc`) and, for tests only, `jsonschema` (every record a test writes is validated against
+//! `rustix` (already in the tree through tempfile and tokio; for `posix_fadvise`, which keeps
+//! the log out of the page cache, and `setpriority`, which lowers the writer's priority: std
+//! has neither, and the workspace denies the `unsafe` that calling `libc` would need) and, for
+//! tests only, `jsonschema` (every record a test writes is validated against
 //! `docs/log-format.schema.json`).
 
 pub mod capture;

@@ -184,11 +184,12 @@ impl Writer {
     }
 }
 
-/// Runs the calling thread at nice 19: the writer's work is never urgent, and at the default
-/// priority a record being built could hold a core that the next request needed (added p50
-/// latency of a 50 KB POST 0.194 → 0.156 ms in a same-run A/B, docs/performance.md). Nice 19
-/// still gets ~1.5% of a core against busy default-priority threads, so a machine saturated
-/// by other work slows the log, never stops it (and the backlog bound covers the rest).
+/// Runs the calling thread (and the console thread it starts) at nice 19: the writer's work is
+/// never urgent, and at the default priority a record being built could hold a core that the
+/// next request needed (added p50 latency of a 50 KB POST 0.153 → 0.117 ms in a same-run A/B,
+/// docs/performance.md). Nice 19 still gets ~1.5% of a core against busy default-priority
+/// threads, so a machine saturated by other work slows the log, never stops it (and the
+/// backlog bound covers the rest).
 fn lower_priority() {
     if let Err(e) = rustix::process::setpriority_process(Some(rustix::thread::gettid()), 19) {
         tracing::debug!(error = %e, "cannot lower the traffic log writer's priority");
