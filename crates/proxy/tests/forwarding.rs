@@ -232,6 +232,17 @@ async fn gzip_response_reaches_the_client_compressed_and_is_logged_decoded() {
     assert_eq!(r["usage"]["input_tokens"], reply["usage"]["input_tokens"]);
 }
 
+/// POSTs `body` (JSON bytes, sent as they are) to /v1/messages through `proxy`.
+async fn post_bytes(proxy: &Proxy, body: impl Into<reqwest::Body>) -> reqwest::Response {
+    client()
+        .post(proxy.url("/v1/messages"))
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn ten_megabyte_request_body_is_forwarded_whole_and_logged_whole() {
     let proxy = Proxy::start(&fake_upstream().await).await;
@@ -239,13 +250,7 @@ async fn ten_megabyte_request_body_is_forwarded_whole_and_logged_whole() {
     let mut body = message_request("big request", false);
     body["system"] = Value::String(filler);
     let bytes = serde_json::to_vec(&body).unwrap();
-    let response = client()
-        .post(proxy.url("/v1/messages"))
-        .header("content-type", "application/json")
-        .body(bytes.clone())
-        .send()
-        .await
-        .unwrap();
+    let response = post_bytes(&proxy, bytes.clone()).await;
     assert_eq!(response.status(), 200);
     let reply: Value = response.json().await.unwrap();
     // fake-anthropic counts input tokens as body bytes / 4: it saw every byte.
@@ -267,14 +272,7 @@ async fn the_log_written_does_not_stay_in_the_page_cache() {
     let bytes = Bytes::from(serde_json::to_vec(&body).unwrap());
     let requests = 20;
     for _ in 0..requests {
-        let response = client()
-            .post(proxy.url("/v1/messages"))
-            .header("content-type", "application/json")
-            .body(bytes.clone())
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 200);
+        assert_eq!(post_bytes(&proxy, bytes.clone()).await.status(), 200);
     }
     // Waits on the console lines: reading the log would bring it back into the page cache.
     let logged = || {
