@@ -823,9 +823,10 @@ async fn saturate(addr: SocketAddr, conns: usize, dur: Duration, body: &Bytes) -
 }
 
 /// Waits until the previous target's work is done, so that it costs the next one nothing: 1 s
-/// for claude-api-proxy's writer to finish its backlog, then `sync` to write the page cache
-/// back (one throughput phase leaves about 1.5 GB of log to write back, which took several
-/// seconds of kernel CPU during the next target's phase before this was added).
+/// for claude-api-proxy's writer to finish its backlog, then `sync` to write back what is still
+/// dirty. Before the writer released its log from the page cache as it went, a throughput
+/// phase left ~1.5 GB to write back, which took seconds of the next target's CPU; now it leaves
+/// at most the newest 32 MiB, and the writeback is paid inside our own phase.
 async fn settle() {
     tokio::time::sleep(Duration::from_secs(1)).await;
     let _ = tokio::process::Command::new("sync").status().await;
