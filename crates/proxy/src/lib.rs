@@ -12,6 +12,10 @@
 //! has neither, and the workspace denies the `unsafe` that calling `libc` would need) and, for
 //! tests only, `jsonschema` (every record a test writes is validated against
 //! `docs/log-format.schema.json`).
+//!
+//! The workspace denies `unsafe`; the one exception is `record::parsed_json`, which wraps a
+//! body serde_json has just parsed in serde_json's `RawValue::from_string_unchecked` rather
+//! than have it parsed a second time.
 
 pub mod capture;
 pub mod config;

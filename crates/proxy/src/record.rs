@@ -205,20 +205,39 @@ fn json_or_string(text: &str) -> Box<RawValue> {
 /// `text` back. Kept byte for byte, without a copy, unless it holds a line break (whitespace
 /// between tokens), which a one-line record cannot carry.
 fn json_body(text: String) -> Result<(Box<RawValue>, Option<Summary>), String> {
-    // Reading the summary checks the whole text (unknown fields are skipped, not trusted), so
-    // a body is scanned once for both; only a JSON body that is not an object needs a check
-    // of its own.
+    // Reading the summary parses the whole text (unknown fields are skipped, but checked), so
+    // a body is parsed once for both; only a JSON body that is not an object needs a parse of
+    // its own.
     let summary = serde_json::from_str::<Summary>(&text).ok();
     if summary.is_none() && serde_json::from_str::<serde::de::IgnoredAny>(&text).is_err() {
         return Err(text);
     }
-    let raw = RawValue::from_string(text).expect("checked to be JSON above");
+    let json = text.trim_matches([' ', '\t', '\n', '\r']);
     // memchr: a plain `contains` over a multi-MB body showed up at 12% of the proxy's CPU.
-    if memchr::memchr2(b'\n', b'\r', raw.get().as_bytes()).is_some() {
-        let value: Value = serde_json::from_str(raw.get()).map_err(|_| raw.get().to_string())?;
-        return Ok((to_raw(&value).expect("a parsed value serializes"), summary));
+    if memchr::memchr2(b'\n', b'\r', json.as_bytes()).is_some() {
+        return match serde_json::from_str::<Value>(json) {
+            Ok(value) => Ok((to_raw(&value).expect("a parsed value serializes"), summary)),
+            Err(_) => Err(text),
+        };
     }
-    Ok((raw, summary))
+    let json = if json.len() == text.len() {
+        text
+    } else {
+        json.to_string()
+    };
+    Ok((parsed_json(json), summary))
+}
+
+/// `json`, which serde_json has just parsed as one JSON value, as a raw value. Parsing it a
+/// second time, as `RawValue::from_string` does, cost the writer ~20% more CPU per record for
+/// a 50 KB body full of escapes, as Claude Code's are (docs/performance.md); debug builds (the
+/// tests') still re-check it.
+#[allow(unsafe_code)]
+fn parsed_json(json: String) -> Box<RawValue> {
+    // SAFETY: `from_string_unchecked` needs one well-formed JSON value without surrounding
+    // whitespace. The caller parsed all of it with serde_json (the parser `from_string` would
+    // run again) and trimmed the whitespace around it.
+    unsafe { RawValue::from_string_unchecked(json) }
 }
 
 /// The body for the log, the decoded bytes of an SSE body (for parsing), and the summary
@@ -303,6 +322,7 @@ mod tests {
         let raw = |text: &str| json_body(text.to_string()).map(|(raw, _)| raw.get().to_string());
         assert_eq!(raw("{\"a\": 1.50}").unwrap(), "{\"a\": 1.50}");
         assert_eq!(raw(" [1, 2]\n").unwrap(), "[1, 2]");
+        assert_eq!(raw("\t{\"a\": [1]} ").unwrap(), "{\"a\": [1]}");
         assert_eq!(raw("{\n \"a\": 1\n}").unwrap(), "{\"a\":1}");
         assert_eq!(raw("not json").unwrap_err(), "not json");
         // Not an object, or an object the summary cannot read: still JSON, kept verbatim.
