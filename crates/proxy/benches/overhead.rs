@@ -161,7 +161,10 @@ async fn run(plan: &Plan, smoke: bool) -> bool {
         .collect();
     if let Some(secs) = soak_secs() {
         return soak(
-            &[("nginx", nginx.addr), ("claude-api-proxy", ours.addr)],
+            &[
+                ("nginx", nginx.addr, None),
+                ("claude-api-proxy", ours.addr, Some(&ours)),
+            ],
             &extras,
             secs,
         )
@@ -196,6 +199,14 @@ async fn run(plan: &Plan, smoke: bool) -> bool {
         .map(addr)
         .chain(extras.iter().map(|e| e.1.addr))
         .collect();
+    // The logs of ours and the `--also-bin` builds, counted and emptied as the run goes.
+    let mut ledgers: Vec<Option<Ledger>> = [None, None, Some(Ledger::new(&ours))]
+        .into_iter()
+        .chain(extras.iter().map(|e| Some(Ledger::new(&e.1))))
+        .collect();
+    for ledger in ledgers.iter_mut().flatten() {
+        ledger.sent += plan.warmup as u64;
+    }
     let mut lat = vec![Vec::new(); targets.len()];
     let mut tt = vec![Vec::new(); targets.len()];
     let mut tp = vec![(0u64, 0f64); targets.len()];
@@ -222,6 +233,10 @@ async fn run(plan: &Plan, smoke: bool) -> bool {
             tp[i].0 += n;
             tp[i].1 += secs;
             failures += failed;
+            if let Some(ledger) = &mut ledgers[i] {
+                ledger.sent += (plan.latency_requests + plan.ttfe_requests) as u64 + n;
+                ledger.settle().await;
+            }
         }
         eprintln!("round {}/{} done", round + 1, plan.rounds);
     }
@@ -235,17 +250,13 @@ async fn run(plan: &Plan, smoke: bool) -> bool {
     // Peak memory over the latency and throughput phases (log writing under sustained load).
     let busy_hwm = [nginx.hwm_kib(), ours.hwm_kib()];
     // SIGTERM drains: after it every exchange must have its record, none dropped.
-    let log_file = ours.log_file.clone();
     drop(ours);
-    let extra_logs: Vec<(String, PathBuf)> = extras
-        .into_iter()
-        .map(|(name, proxy)| (name, proxy.log_file.clone()))
-        .collect();
+    drop(extras);
     drop(nginx);
-    let records = std::fs::read(&log_file)
-        .map(|b| b.iter().filter(|&&c| c == b'\n').count() as u64)
-        .unwrap_or(0);
-    let log_bytes = std::fs::metadata(&log_file).map(|m| m.len()).unwrap_or(0);
+    let mut ledgers = ledgers.into_iter().flatten();
+    let ours_ledger = ledgers.next().expect("ours has a ledger");
+    let (records, log_bytes) = ours_ledger.total();
+    let extra_names: Vec<String> = also_bins().into_iter().map(|(name, _)| name).collect();
     let table = Table {
         latency: latency.map(|mut v| {
             v.sort();
@@ -280,11 +291,9 @@ async fn run(plan: &Plan, smoke: bool) -> bool {
     );
 
     let stream_failures: u64 = table.memory.iter().map(|m| m.3).sum();
-    let per_target =
-        (plan.warmup + plan.rounds * (plan.latency_requests + plan.ttfe_requests)) as u64;
-    let expected = per_target + throughput[2].0;
+    let expected = ours_ledger.sent;
     let mut ok = failures == 0 && stream_failures == 0 && records == expected;
-    if !extra_logs.is_empty() {
+    if !extra_names.is_empty() {
         let base = &table;
         // Added p50 over the direct connection's, as for the main table.
         let added = |v: &mut Vec<Duration>, direct: &[Duration], p: f64| {
@@ -314,20 +323,18 @@ async fn run(plan: &Plan, smoke: bool) -> bool {
                 d(ttf, &base.ttfe[0], 0.99),
             );
         }
-        for (i, (name, log)) in extra_logs.iter().enumerate() {
+        for (i, (name, ledger)) in extra_names.iter().zip(ledgers).enumerate() {
             let lat = added(&mut extra_latency[i], &base.latency[0], 0.5);
             let lat99 = added(&mut extra_latency[i], &base.latency[0], 0.99);
             let ttf = added(&mut extra_ttfe[i], &base.ttfe[0], 0.5);
             let ttf99 = added(&mut extra_ttfe[i], &base.ttfe[0], 0.99);
             let rps = extra_rps[i].0 as f64 / extra_rps[i].1;
             println!("| {name} | {lat:.3} | {lat99:.3} | {ttf:.3} | {ttf99:.3} | {rps:.0} |");
-            let got = std::fs::read(log)
-                .map(|b| b.iter().filter(|&&c| c == b'\n').count() as u64)
-                .unwrap_or(0);
-            if got != per_target + extra_rps[i].0 {
+            let (got, _) = ledger.total();
+            if got != ledger.sent {
                 eprintln!(
                     "FAILED: {name} wrote {got} records for {} exchanges",
-                    per_target + extra_rps[i].0
+                    ledger.sent
                 );
                 ok = false;
             }
@@ -822,6 +829,74 @@ async fn saturate(addr: SocketAddr, conns: usize, dur: Duration, body: &Bytes) -
     (done, start.elapsed().as_secs_f64(), failed)
 }
 
+/// The traffic log of one claude-api-proxy build, counted as the run goes. Once it holds a
+/// record for every exchange sent so far it is counted and emptied: a full run writes ~10 GB
+/// per build, which kept whole filled the disk here once.
+struct Ledger {
+    log: PathBuf,
+    /// Exchanges sent to this build so far.
+    sent: u64,
+    /// Records (and their bytes) counted and emptied out of the log so far.
+    counted: u64,
+    bytes: u64,
+}
+
+impl Ledger {
+    fn new(proxy: &Proxy) -> Ledger {
+        Ledger {
+            log: proxy.log_file.clone(),
+            sent: 0,
+            counted: 0,
+            bytes: 0,
+        }
+    }
+
+    /// Waits (at most 30 s) for a record of every exchange sent, then empties the log. A log
+    /// with records missing or extra is left as it is, for [`Ledger::total`] to report.
+    async fn settle(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let (lines, bytes) = count_lines(&self.log);
+            if self.counted + lines == self.sent {
+                // The proxy is idle and appends (O_APPEND): its next record starts the file anew.
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(&self.log)
+                    .and_then(|f| f.set_len(0))
+                    .expect("empty the traffic log");
+                self.counted += lines;
+                self.bytes += bytes;
+                return;
+            }
+            if self.counted + lines > self.sent || Instant::now() > deadline {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Records and bytes written in all.
+    fn total(&self) -> (u64, u64) {
+        let (lines, bytes) = count_lines(&self.log);
+        (self.counted + lines, self.bytes + bytes)
+    }
+}
+
+/// Lines (records) and bytes in `path`, read 1 MiB at a time.
+fn count_lines(path: &Path) -> (u64, u64) {
+    use std::io::Read;
+    let Ok(mut file) = std::fs::File::open(path) else {
+        return (0, 0);
+    };
+    let mut buf = vec![0u8; 1 << 20];
+    let (mut lines, mut bytes) = (0, 0);
+    while let Ok(n @ 1..) = file.read(&mut buf) {
+        lines += memchr::memchr_iter(b'\n', &buf[..n]).count() as u64;
+        bytes += n as u64;
+    }
+    (lines, bytes)
+}
+
 /// Waits until the previous target's work is done, so that it costs the next one nothing: 1 s
 /// for claude-api-proxy's writer to finish its backlog, then `sync` to write back what is still
 /// dirty. Before the writer released its log from the page cache as it went, a throughput
@@ -841,12 +916,20 @@ fn soak_secs() -> Option<f64> {
     Some(args.get(i + 1)?.parse().expect("--soak takes seconds"))
 }
 
-async fn soak(targets: &[(&str, SocketAddr)], extras: &[(String, Proxy)], secs: f64) -> bool {
+async fn soak(
+    targets: &[(&str, SocketAddr, Option<&Proxy>)],
+    extras: &[(String, Proxy)],
+    secs: f64,
+) -> bool {
     let body = messages_body(LATENCY_BODY_BYTES, false);
-    let all: Vec<(&str, SocketAddr)> = targets
+    let mut all: Vec<(&str, SocketAddr, Option<Ledger>)> = targets
         .iter()
-        .copied()
-        .chain(extras.iter().map(|(name, p)| (name.as_str(), p.addr)))
+        .map(|&(name, addr, proxy)| (name, addr, proxy.map(Ledger::new)))
+        .chain(
+            extras
+                .iter()
+                .map(|(name, p)| (name.as_str(), p.addr, Some(Ledger::new(p)))),
+        )
         .collect();
     let mut totals = vec![(0u64, 0f64); all.len()];
     let mut failures = 0;
@@ -859,12 +942,27 @@ async fn soak(targets: &[(&str, SocketAddr)], extras: &[(String, Proxy)], secs: 
             totals[i].0 += n;
             totals[i].1 += took;
             failures += failed;
+            if let Some(ledger) = &mut all[i].2 {
+                ledger.sent += n;
+                ledger.settle().await;
+            }
         }
     }
-    for ((name, _), (n, took)) in all.iter().zip(totals) {
+    let mut ok = failures == 0;
+    for ((name, _, ledger), (n, took)) in all.iter().zip(totals) {
         println!("{name}: {:.0} requests/s", n as f64 / took);
+        if let Some(ledger) = ledger
+            && ledger.counted != ledger.sent
+        {
+            eprintln!(
+                "FAILED: {name} wrote {} records for {} exchanges",
+                ledger.total().0,
+                ledger.sent
+            );
+            ok = false;
+        }
     }
-    failures == 0
+    ok
 }
 
 /// `n` concurrent slow streams, each with a `body_bytes` request body; returns failures.
