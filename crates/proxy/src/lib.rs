@@ -13,7 +13,7 @@
 //! tests only, `jsonschema` (every record a test writes is validated against
 //! `docs/log-format.schema.json`).
 //!
-//! The workspace denies `unsafe`; the one exception is `record::parsed_json`, which wraps a
+//! The workspace denies `unsafe`; the one exception is in `record::json_body`, which wraps a
 //! body serde_json has just parsed in serde_json's `RawValue::from_string_unchecked` rather
 //! than have it parsed a second time.
 

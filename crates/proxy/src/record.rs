@@ -204,6 +204,11 @@ fn json_or_string(text: &str) -> Box<RawValue> {
 /// `text` as a raw JSON value if it is JSON, with its summary fields if it is an object; else
 /// `text` back. Kept byte for byte, without a copy, unless it holds a line break (whitespace
 /// between tokens), which a one-line record cannot carry.
+///
+/// The text is parsed once: a second parse, as `RawValue::from_string` makes, cost the writer
+/// ~20% more CPU per record for a 50 KB body full of escapes, as Claude Code's are
+/// (docs/performance.md).
+#[allow(unsafe_code)]
 fn json_body(text: String) -> Result<(Box<RawValue>, Option<Summary>), String> {
     // Reading the summary parses the whole text (unknown fields are skipped, but checked), so
     // a body is parsed once for both; only a JSON body that is not an object needs a parse of
@@ -225,19 +230,11 @@ fn json_body(text: String) -> Result<(Box<RawValue>, Option<Summary>), String> {
     } else {
         json.to_string()
     };
-    Ok((parsed_json(json), summary))
-}
-
-/// `json`, which serde_json has just parsed as one JSON value, as a raw value. Parsing it a
-/// second time, as `RawValue::from_string` does, cost the writer ~20% more CPU per record for
-/// a 50 KB body full of escapes, as Claude Code's are (docs/performance.md); debug builds (the
-/// tests') still re-check it.
-#[allow(unsafe_code)]
-fn parsed_json(json: String) -> Box<RawValue> {
     // SAFETY: `from_string_unchecked` needs one well-formed JSON value without surrounding
-    // whitespace. The caller parsed all of it with serde_json (the parser `from_string` would
-    // run again) and trimmed the whitespace around it.
-    unsafe { RawValue::from_string_unchecked(json) }
+    // whitespace: serde_json parsed all of it above (the parse `from_string` would repeat;
+    // debug builds, the tests', still repeat it) and the whitespace around it is trimmed.
+    let raw = unsafe { RawValue::from_string_unchecked(json) };
+    Ok((raw, summary))
 }
 
 /// The body for the log, the decoded bytes of an SSE body (for parsing), and the summary
