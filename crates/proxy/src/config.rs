@@ -82,7 +82,7 @@ pub enum ConfigError {
 pub struct Config {
     pub listen: SocketAddr,
     /// Scheme, authority and base path without a trailing `/`, e.g. `https://api.anthropic.com`.
-    pub upstream: reqwest::Url,
+    pub upstream: url::Url,
     pub log_file: PathBuf,
     pub capture_cap: usize,
     pub idle_timeout: Duration,
@@ -117,12 +117,12 @@ impl TryFrom<Cli> for Config {
     }
 }
 
-fn parse_upstream(value: &str) -> Result<reqwest::Url, ConfigError> {
+fn parse_upstream(value: &str) -> Result<url::Url, ConfigError> {
     let err = |reason: &str| ConfigError::Upstream {
         value: value.to_string(),
         reason: reason.to_string(),
     };
-    let url = reqwest::Url::parse(value).map_err(|e| err(&format!("not a URL ({e})")))?;
+    let url = url::Url::parse(value).map_err(|e| err(&format!("not a URL ({e})")))?;
     if url.scheme() != "http" && url.scheme() != "https" {
         return Err(err("the scheme must be http or https"));
     }

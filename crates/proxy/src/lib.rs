@@ -87,7 +87,7 @@ pub fn run(config: Config) -> Result<(), RunError> {
     )
     .map_err(|e| RunError::Client {
         upstream: config.upstream.to_string(),
-        cause: tap::chain(&e),
+        cause: tap::chain(e.as_ref()),
     })?;
     // One thread: the proxy only shuffles bytes (the heavy work is on the writer thread), and
     // keeping a request, its upstream connection and its response on one thread avoids

@@ -5,13 +5,18 @@
 
 use crate::capture::Capture;
 use crate::exchange::ExchangeGuard;
+use crate::forward::BoxError;
 use axum::body::BodyDataStream;
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 use http_body::{Body, Frame, SizeHint};
+use hyper::body::Incoming;
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::time::Sleep;
 use traffic_record::Outcome;
 
 /// The client's request body as a stream for the upstream, copied into `capture` on the way.
@@ -74,53 +79,69 @@ impl Drop for TeeRequest {
     }
 }
 
-/// The upstream's response body on its way to the client.
+/// The upstream's response body on its way to the client. A read that waits longer than the
+/// idle timeout ends it as `upstream_timeout`: nothing else cuts a long stream.
 pub struct TapBody {
-    inner: reqwest::Body,
+    inner: Incoming,
+    idle_timeout: Duration,
+    idle: Pin<Box<Sleep>>,
     guard: ExchangeGuard,
 }
 
 impl TapBody {
-    pub fn new(inner: reqwest::Body, guard: ExchangeGuard) -> Self {
-        TapBody { inner, guard }
+    pub fn new(inner: Incoming, idle_timeout: Duration, guard: ExchangeGuard) -> Self {
+        TapBody {
+            inner,
+            idle_timeout,
+            idle: Box::pin(tokio::time::sleep(idle_timeout)),
+            guard,
+        }
     }
 }
 
 impl Body for TapBody {
     type Data = Bytes;
-    type Error = reqwest::Error;
+    type Error = BoxError;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, reqwest::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = self.get_mut();
         match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(data) = frame.data_ref() {
                     this.guard.response_chunk(data);
                 }
+                let next = tokio::time::Instant::now() + this.idle_timeout;
+                this.idle.as_mut().reset(next);
                 Poll::Ready(Some(Ok(frame)))
             }
             Poll::Ready(Some(Err(e))) => {
-                let outcome = if e.is_timeout() {
-                    Outcome::UpstreamTimeout
-                } else {
-                    Outcome::UpstreamAborted
-                };
                 this.guard.finish(
-                    outcome,
+                    Outcome::UpstreamAborted,
                     Some(format!("upstream response body: {}", chain(&e))),
                 );
                 // Returning the error makes hyper abort the client's response: a cut stream is
                 // never turned into a clean end.
-                Poll::Ready(Some(Err(e)))
+                Poll::Ready(Some(Err(e.into())))
             }
             Poll::Ready(None) => {
                 this.guard.finish(Outcome::Complete, None);
                 Poll::Ready(None)
             }
-            Poll::Pending => Poll::Pending,
+            Poll::Pending => {
+                if this.idle.as_mut().poll(cx).is_pending() {
+                    return Poll::Pending;
+                }
+                let message = format!(
+                    "upstream response body: nothing read for {:?} (--idle-timeout)",
+                    this.idle_timeout
+                );
+                this.guard
+                    .finish(Outcome::UpstreamTimeout, Some(message.clone()));
+                Poll::Ready(Some(Err(message.into())))
+            }
         }
     }
 
@@ -143,7 +164,7 @@ impl Drop for TapBody {
     }
 }
 
-/// An error and its sources on one line (reqwest's Display alone hides the cause).
+/// An error and its sources on one line (hyper's Display alone hides the cause).
 pub fn chain(e: &dyn std::error::Error) -> String {
     let mut out = e.to_string();
     let mut source = e.source();
