@@ -253,44 +253,33 @@ fn help_lists_every_flag_with_its_env_name_and_default() {
     }
 }
 
-#[tokio::test]
-async fn upstream_with_an_untrusted_certificate_is_refused() {
-    // A TLS upstream with a self-signed certificate (openssl s_server): the proxy must refuse
-    // it rather than send the API key to whoever answers.
-    let dir = tempfile::tempdir().unwrap();
-    let (key, cert) = (dir.path().join("key.pem"), dir.path().join("cert.pem"));
-    let made = std::process::Command::new("openssl")
-        .args([
-            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-        ])
-        .args([
-            "-subj",
-            "/CN=127.0.0.1",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1",
-        ])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
+/// Runs `openssl` with `args`; panics with its stderr if it fails.
+fn openssl(args: &[&str]) {
+    let out = std::process::Command::new("openssl")
+        .args(args)
         .output()
         .expect("run openssl (Debian package openssl)");
     assert!(
-        made.status.success(),
+        out.status.success(),
         "{}",
-        String::from_utf8_lossy(&made.stderr)
+        String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// A TLS server on 127.0.0.1 (`openssl s_server -www`: answers any GET with a status page)
+/// presenting `cert`; returns it and its port once it accepts connections.
+async fn tls_upstream(cert: &str, key: &str) -> (tokio::process::Child, u16) {
     let port = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()
     };
-    let mut server = tokio::process::Command::new("openssl")
+    let server = tokio::process::Command::new("openssl")
         .args(["s_server", "-quiet", "-www", "-accept"])
         .arg(format!("127.0.0.1:{port}"))
         .arg("-cert")
-        .arg(&cert)
+        .arg(cert)
         .arg("-key")
-        .arg(&key)
+        .arg(key)
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
@@ -308,6 +297,33 @@ async fn upstream_with_an_untrusted_certificate_is_refused() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    (server, port)
+}
+
+#[tokio::test]
+async fn upstream_with_an_untrusted_certificate_is_refused() {
+    // A TLS upstream with a self-signed certificate: the proxy must refuse it rather than send
+    // the API key to whoever answers.
+    let dir = tempfile::tempdir().unwrap();
+    let path = |name: &str| format!("{}/{name}", dir.path().display());
+    let (key, cert) = (path("key.pem"), path("cert.pem"));
+    let subject = [
+        "-subj",
+        "/CN=127.0.0.1",
+        "-addext",
+        "subjectAltName=IP:127.0.0.1",
+    ];
+    openssl(
+        &[
+            &[
+                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+            ][..],
+            &subject,
+            &["-keyout", &key, "-out", &cert],
+        ]
+        .concat(),
+    );
+    let (mut server, port) = tls_upstream(&cert, &key).await;
     let proxy = Proxy::start(&format!("https://127.0.0.1:{port}")).await;
     let response = client()
         .post(proxy.url("/v1/messages"))
@@ -321,5 +337,73 @@ async fn upstream_with_an_untrusted_certificate_is_refused() {
     assert_eq!(r["outcome"], "upstream_unreachable");
     let error = r["error"].as_str().unwrap().to_ascii_lowercase();
     assert!(error.contains("certificate"), "{error}");
+    let _ = server.kill().await;
+}
+
+#[tokio::test]
+async fn upstream_with_a_certificate_from_the_system_store_is_reached() {
+    // The other side of the check above: a certificate issued by a CA in the system store
+    // (SSL_CERT_FILE stands in for /etc/ssl/certs) is trusted, and the exchange goes through.
+    let dir = tempfile::tempdir().unwrap();
+    let path = |name: &str| format!("{}/{name}", dir.path().display());
+    let (ca_key, ca, key, csr, cert, ext) = (
+        path("ca.key"),
+        path("ca.pem"),
+        path("leaf.key"),
+        path("leaf.csr"),
+        path("leaf.pem"),
+        path("leaf.ext"),
+    );
+    let new_key = ["-newkey", "rsa:2048", "-nodes"];
+    openssl(
+        &[
+            &["req", "-x509", "-days", "1", "-subj", "/CN=test CA"][..],
+            &new_key,
+            &["-keyout", &ca_key, "-out", &ca],
+        ]
+        .concat(),
+    );
+    openssl(
+        &[
+            &["req", "-subj", "/CN=127.0.0.1"][..],
+            &new_key,
+            &["-keyout", &key, "-out", &csr],
+        ]
+        .concat(),
+    );
+    std::fs::write(
+        &ext,
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        &csr,
+        "-CA",
+        &ca,
+        "-CAkey",
+        &ca_key,
+        "-CAcreateserial",
+        "-days",
+        "1",
+        "-extfile",
+        &ext,
+        "-out",
+        &cert,
+    ]);
+    let (mut server, port) = tls_upstream(&cert, &key).await;
+    let no_dir = path("no-cert-dir");
+    let proxy = Proxy::start_with(
+        &format!("https://127.0.0.1:{port}"),
+        &[],
+        &[("SSL_CERT_FILE", &ca), ("SSL_CERT_DIR", &no_dir)],
+    )
+    .await;
+    let response = client().get(proxy.url("/")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let r = proxy.only_record().await;
+    assert_eq!(r["outcome"], "complete", "{r}");
     let _ = server.kill().await;
 }
