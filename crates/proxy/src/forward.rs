@@ -39,7 +39,8 @@ pub struct Forwarder {
     pub base: url::Url,
     /// The base URL's path without a trailing `/` (so `/v1/messages` appends).
     pub base_path: String,
-    /// Longest wait for the upstream's response head, and between two reads of its body.
+    /// Longest wait for the upstream's response head (counted from the start of the request,
+    /// its upload included), and between two reads of the response body.
     pub idle_timeout: Duration,
     pub capture_cap: usize,
     pub writer: WriterHandle,
@@ -219,24 +220,24 @@ pub async fn forward(State(fwd): State<Forwarder>, request: Request) -> Response
     *upstream_request.headers_mut() = headers;
 
     let sent = tokio::time::timeout(fwd.idle_timeout, fwd.client.request(upstream_request)).await;
-    let upstream_response = match sent {
-        Ok(Ok(r)) => r,
-        failed => {
-            let (outcome, status, kind, cause) = match failed {
-                Err(_) => (
-                    Outcome::UpstreamTimeout,
-                    StatusCode::GATEWAY_TIMEOUT,
-                    "timeout_error",
-                    format!("no response head within {:?}", fwd.idle_timeout),
-                ),
-                Ok(Err(e)) => (
-                    Outcome::UpstreamUnreachable,
-                    StatusCode::BAD_GATEWAY,
-                    "api_error",
-                    chain(&e),
-                ),
-                Ok(Ok(_)) => unreachable!("matched above"),
-            };
+    let failure = match sent {
+        Ok(Ok(r)) => Ok(r),
+        Ok(Err(e)) => Err((
+            Outcome::UpstreamUnreachable,
+            StatusCode::BAD_GATEWAY,
+            "api_error",
+            chain(&e),
+        )),
+        Err(_) => Err((
+            Outcome::UpstreamTimeout,
+            StatusCode::GATEWAY_TIMEOUT,
+            "timeout_error",
+            format!("no response head within {:?}", fwd.idle_timeout),
+        )),
+    };
+    let upstream_response = match failure {
+        Ok(r) => r,
+        Err((outcome, status, kind, cause)) => {
             tracing::warn!(error = %cause, "upstream request failed");
             // Read what the upstream never got, so the record still holds the request.
             let rest = leftover.lock().ok().and_then(|mut slot| slot.take());
