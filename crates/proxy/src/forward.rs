@@ -30,13 +30,11 @@ type Client = hyper_util::client::legacy::Client<
 /// (which wraps the same client): reqwest's per-request layers (URL re-parsing, redirect,
 /// retry and timeout wrappers) took ~17 µs of the forwarding thread's ~64 µs per request, and
 /// 57-92 µs of added latency to the first SSE event (docs/performance.md).
-#[derive(Clone)]
 pub struct Forwarder {
     pub client: Client,
-    /// Upstream base URL, parsed once: each request only sets its path and query on a clone
-    /// (parsing the whole URL per request, host and IDNA included, was ~2% of the forwarding
-    /// thread's CPU).
-    pub base: url::Url,
+    /// The upstream's scheme and authority, parsed once at start.
+    pub scheme: http::uri::Scheme,
+    pub authority: http::uri::Authority,
     /// The base URL's path without a trailing `/` (so `/v1/messages` appends).
     pub base_path: String,
     /// Longest wait for the upstream's response head (counted from the start of the request,
@@ -83,19 +81,42 @@ impl Forwarder {
             hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
                 .pool_idle_timeout(Duration::from_secs(90))
                 .build(https);
-        let mut base = upstream.clone();
-        base.set_query(None);
-        base.set_fragment(None);
+        let authority = match upstream.port() {
+            Some(port) => format!("{}:{port}", upstream.host_str().unwrap_or_default()),
+            None => upstream.host_str().unwrap_or_default().to_string(),
+        };
         let base_path = upstream.path().trim_end_matches('/').to_string();
         Ok(Forwarder {
             client,
-            base,
+            scheme: upstream.scheme().parse()?,
+            authority: authority.parse()?,
             base_path,
             idle_timeout,
             capture_cap,
             writer,
             shutdown,
         })
+    }
+}
+
+impl Forwarder {
+    /// The upstream URI for a request's path and query: the base path, then both exactly as
+    /// the client sent them (no re-encoding).
+    fn upstream_uri(&self, path: &str, query: Option<&str>) -> Result<http::Uri, http::Error> {
+        let mut target = String::with_capacity(
+            self.base_path.len() + path.len() + query.map_or(0, |q| q.len() + 1),
+        );
+        target.push_str(&self.base_path);
+        target.push_str(path);
+        if let Some(query) = query {
+            target.push('?');
+            target.push_str(query);
+        }
+        http::Uri::builder()
+            .scheme(self.scheme.clone())
+            .authority(self.authority.clone())
+            .path_and_query(target)
+            .build()
     }
 }
 
@@ -148,7 +169,7 @@ fn error_response(status: StatusCode, kind: &str, message: &str) -> Response {
     response
 }
 
-pub async fn forward(State(fwd): State<Forwarder>, request: Request) -> Response {
+pub async fn forward(State(fwd): State<Arc<Forwarder>>, request: Request) -> Response {
     fwd.writer.wait_for_room().await;
     let started_at = SystemTime::now();
     let started = Instant::now();
@@ -183,13 +204,6 @@ pub async fn forward(State(fwd): State<Forwarder>, request: Request) -> Response
         return error_response(StatusCode::BAD_REQUEST, "invalid_request_error", &message);
     }
 
-    let mut url = fwd.base.clone();
-    if fwd.base_path.is_empty() {
-        url.set_path(&path);
-    } else {
-        url.set_path(&format!("{}{path}", fwd.base_path));
-    }
-    url.set_query(query.as_deref());
     headers.remove(header::HOST);
     // hyper already answered any `Expect: 100-continue` on this hop.
     headers.remove(header::EXPECT);
@@ -209,10 +223,10 @@ pub async fn forward(State(fwd): State<Forwarder>, request: Request) -> Response
     };
     let mut upstream_request = http::Request::new(upstream_body);
     *upstream_request.method_mut() = parts.method.clone();
-    *upstream_request.uri_mut() = match url.as_str().parse() {
+    *upstream_request.uri_mut() = match fwd.upstream_uri(&path, query.as_deref()) {
         Ok(uri) => uri,
         Err(e) => {
-            let message = format!("claude-api-proxy: cannot forward to {url}: {e}");
+            let message = format!("claude-api-proxy: cannot forward {path} upstream: {e}");
             guard.finish(Outcome::UpstreamUnreachable, Some(message.clone()));
             return error_response(StatusCode::BAD_REQUEST, "invalid_request_error", &message);
         }

@@ -136,7 +136,9 @@ async fn serve(
     let token = CancellationToken::new();
     tokio::spawn(shutdown::on_signal(token.clone()));
     // No timeout or compression layer here: either would break live SSE streams.
-    let app = axum::Router::new().fallback(forward).with_state(forwarder);
+    let app = axum::Router::new()
+        .fallback(forward)
+        .with_state(Arc::new(forwarder));
     let listener = listener.tap_io(|tcp| {
         let _ = tcp.set_nodelay(true);
     });

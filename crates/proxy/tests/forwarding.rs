@@ -13,6 +13,7 @@ use serde_json::Value;
 use std::io::Read;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 #[tokio::test]
 async fn non_streaming_json_passes_through_and_is_logged_with_usage_and_session() {
@@ -502,6 +503,31 @@ async fn request_framing_and_end_to_end_headers_reach_the_upstream() {
     );
     let r = proxy.only_record().await;
     assert_eq!(r["request"]["headers"]["authorization"], "[REDACTED]");
+}
+
+#[tokio::test]
+async fn path_and_query_reach_the_upstream_byte_for_byte() {
+    let router = axum::Router::new().fallback(|req: Request| async move {
+        let target = req.uri().path_and_query().unwrap().to_string();
+        Response::new(Body::from(target))
+    });
+    let upstream = custom_upstream(router).await;
+    let proxy = Proxy::start(&format!("{upstream}/base")).await;
+    // Characters a URL library would re-encode (`{`, `}` and `"` percent-encoded, `\` turned
+    // into `/`), ones it leaves, and an escape that must stay escaped: the upstream gets
+    // exactly what the client sent.
+    let target = r#"/v1/files/a{b}|c^d"e\f%2Fg?q={x}|^\&s=%20&t=`u`&v"#;
+    let mut stream = tokio::net::TcpStream::connect(proxy.addr).await.unwrap();
+    let raw = format!("GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    stream.write_all(raw.as_bytes()).await.unwrap();
+    let mut reply = String::new();
+    stream.read_to_string(&mut reply).await.unwrap();
+    let (head, body) = reply.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert_eq!(body, format!("/base{target}"));
+    let r = proxy.only_record().await;
+    assert_eq!(r["request"]["path"], r#"/v1/files/a{b}|c^d"e\f%2Fg"#);
+    assert_eq!(r["request"]["query"], r#"q={x}|^\&s=%20&t=`u`&v"#);
 }
 
 #[tokio::test]
