@@ -12,7 +12,6 @@ use traffic_record::Outcome;
 /// Everything captured about one exchange; turned into a record by the writer thread.
 #[derive(Debug)]
 pub struct Exchange {
-    pub id: String,
     pub started_at: SystemTime,
     pub ended_at: SystemTime,
     pub duration: Duration,
@@ -54,7 +53,6 @@ pub struct ExchangeGuard {
 }
 
 struct Pending {
-    id: String,
     started_at: SystemTime,
     started: Instant,
     method: Method,
@@ -86,7 +84,6 @@ impl ExchangeGuard {
     ) -> Self {
         ExchangeGuard {
             inner: Some(Pending {
-                id: format!("{:032x}", rand::random::<u128>()),
                 started_at,
                 started,
                 method,
@@ -136,7 +133,6 @@ impl ExchangeGuard {
             Err(poisoned) => std::mem::take(&mut *poisoned.into_inner()),
         };
         p.writer.send(Exchange {
-            id: p.id,
             started_at: p.started_at,
             ended_at: p.started_at + duration,
             duration,

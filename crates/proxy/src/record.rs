@@ -95,7 +95,7 @@ pub fn build(exchange: Exchange, cap: usize) -> TrafficRecord {
     TrafficRecord {
         v: SCHEMA_VERSION,
         kind: KIND.to_string(),
-        id: exchange.id,
+        id: format!("{:032x}", rand::random::<u128>()),
         started_at: timestamp(exchange.started_at),
         ended_at: timestamp(exchange.ended_at),
         duration_ms: millis(exchange.duration),
