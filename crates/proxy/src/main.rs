@@ -5,12 +5,6 @@ use claude_api_proxy::config::{Cli, Config};
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
-// mimalloc rather than glibc's malloc: 13% fewer instructions per exchange (the writer frees
-// what the forwarding thread allocated, which glibc makes dear) and 12% more requests/s in the
-// same benchmark run (docs/performance.md).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
