@@ -97,9 +97,7 @@ impl Forwarder {
             shutdown,
         })
     }
-}
 
-impl Forwarder {
     /// The upstream URI for a request's path and query: the base path, then both exactly as
     /// the client sent them (no re-encoding).
     fn upstream_uri(&self, path: &str, query: Option<&str>) -> Result<http::Uri, http::Error> {
