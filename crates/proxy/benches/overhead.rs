@@ -68,6 +68,8 @@ struct Plan {
     stream_body_bytes: usize,
     slow_events: usize,
     slow_gap_ms: u64,
+    /// Pause before each target (see [`settle`]).
+    settle_secs: u64,
 }
 
 const FULL: Plan = Plan {
@@ -81,6 +83,7 @@ const FULL: Plan = Plan {
     stream_body_bytes: 1 << 20,
     slow_events: 20,
     slow_gap_ms: 50,
+    settle_secs: 5,
 };
 
 const SMOKE: Plan = Plan {
@@ -94,6 +97,7 @@ const SMOKE: Plan = Plan {
     stream_body_bytes: 1 << 20,
     slow_events: 4,
     slow_gap_ms: 20,
+    settle_secs: 1,
 };
 
 const LATENCY_BODY_BYTES: usize = 50 * 1024;
@@ -210,7 +214,7 @@ async fn run(plan: &Plan, smoke: bool) -> bool {
     let mut tp = vec![(0u64, 0f64); targets.len()];
     for round in 0..plan.rounds {
         for i in round_order(targets.len(), round) {
-            settle().await;
+            settle(plan.settle_secs).await;
             let mut conn = Conn::open(targets[i]).await;
             for _ in 0..plan.latency_requests {
                 let t = Instant::now();
@@ -536,12 +540,11 @@ fn proxy_bin() -> PathBuf {
 }
 
 /// The order of `n` targets in round `round`: turned by one each round, and run backwards in
-/// every other round. A target's first phases come right after the previous target's
-/// throughput phase, whose log (when it has one) is still being written back and truncated;
-/// in a fixed order one target always pays for that (up to 15% apart in requests/s between two
-/// identical builds), and in an order that only turns, each `--also-bin` build always came
-/// right after claude-api-proxy's (25-35 µs on its first SSE event's p50 in three runs of two
-/// builds 1k instructions apart).
+/// every other round, so that no target always comes right after the same one. Whatever
+/// follows another target's throughput phase may still pay for it (see [`settle`]): in a fixed
+/// order one target always did (up to 15% apart in requests/s between two identical builds),
+/// and in an order that only turned, every `--also-bin` build came right after
+/// claude-api-proxy's.
 fn round_order(n: usize, round: usize) -> Vec<usize> {
     let turned = (0..n).map(|k| (k + round) % n);
     if round.is_multiple_of(2) {
@@ -910,13 +913,14 @@ fn count_lines(path: &Path) -> (u64, u64) {
     (lines, bytes)
 }
 
-/// Waits until the previous target's work is done, so that it costs the next one nothing: 1 s
-/// for claude-api-proxy's writer to finish its backlog, then `sync` to write back what is still
-/// dirty. Before the writer released its log from the page cache as it went, a throughput
-/// phase left ~1.5 GB to write back, which took seconds of the next target's CPU; now it leaves
-/// at most the newest 32 MiB, and the writeback is paid inside our own phase.
-async fn settle() {
-    tokio::time::sleep(Duration::from_secs(1)).await;
+/// Waits until the previous target's work is done, so that it costs the next one nothing:
+/// `secs`, then `sync` to write back what is still dirty. Our writer releases its log from the
+/// page cache as it goes, so a throughput phase leaves at most the newest 32 MiB to write back;
+/// but whatever came right after claude-api-proxy's throughput phase still paid 25-35 µs on
+/// its first SSE event's p50 with a 1 s pause (three runs of two builds whose forwarding
+/// threads differ by 1k instructions), and nothing measurable with 5 s.
+async fn settle(secs: u64) {
+    tokio::time::sleep(Duration::from_secs(secs)).await;
     let _ = tokio::process::Command::new("sync").status().await;
 }
 
@@ -947,9 +951,8 @@ async fn soak(
     let mut totals = vec![(0u64, 0f64); all.len()];
     let mut failures = 0;
     for round in 0..all.len().max(3) {
-        for k in 0..all.len() {
-            let i = (k + round) % all.len();
-            settle().await;
+        for i in round_order(all.len(), round) {
+            settle(FULL.settle_secs).await;
             let (n, took, failed) =
                 saturate(all[i].1, 16, Duration::from_secs_f64(secs), &body).await;
             totals[i].0 += n;
