@@ -19,7 +19,7 @@
 //! `--proxy-bin PATH` measures another build of claude-api-proxy (e.g. one with symbols, for
 //! `perf record -p`). `--also-bin NAME=PATH` (repeatable) runs further builds side by side in
 //! the same rounds and prints their added latency and throughput next to ours: an A/B
-//! comparison that load drift over minutes cannot fake (the order of the targets turns each
+//! comparison that load drift over minutes cannot fake (the order of the targets changes each
 //! round), though single runs still spread ±15% in requests/s (docs/performance.md).
 //! `--soak SECS` runs only the throughput phase, SECS per target and round.
 
