@@ -81,16 +81,15 @@ impl Forwarder {
             hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
                 .pool_idle_timeout(Duration::from_secs(90))
                 .build(https);
-        let authority = match upstream.port() {
-            Some(port) => format!("{}:{port}", upstream.host_str().unwrap_or_default()),
-            None => upstream.host_str().unwrap_or_default().to_string(),
+        let base: http::Uri = upstream.as_str().parse()?;
+        let (Some(scheme), Some(authority)) = (base.scheme(), base.authority()) else {
+            return Err(format!("{upstream} has no scheme or host").into());
         };
-        let base_path = upstream.path().trim_end_matches('/').to_string();
         Ok(Forwarder {
             client,
-            scheme: upstream.scheme().parse()?,
-            authority: authority.parse()?,
-            base_path,
+            scheme: scheme.clone(),
+            authority: authority.clone(),
+            base_path: base.path().trim_end_matches('/').to_string(),
             idle_timeout,
             capture_cap,
             writer,
