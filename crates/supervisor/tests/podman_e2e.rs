@@ -157,9 +157,10 @@ fn killed_proxy_inside_the_container_is_restarted_and_traffic_continues() {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let now = container_pids(&stack.logger, "claude-api-prox");
+        // The new proxy may not be listening yet: a refused connection means "not back yet".
         if now.len() == 1
             && now != before
-            && post_messages(stack.logger_port, "after", false).0 == 200
+            && try_post_messages(stack.logger_port, "after", false).is_ok_and(|r| r.0 == 200)
         {
             break;
         }

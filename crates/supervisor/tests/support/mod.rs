@@ -381,6 +381,15 @@ pub fn body_of(events: &[Value], exchange: &Value, name: &str) -> Option<String>
 /// One HTTP/1.1 POST of a Messages request with `Connection: close`; returns the status and
 /// each chunk of the response as it arrived, with its arrival time.
 pub fn post_messages(port: u16, text: &str, stream: bool) -> (u16, Vec<(Instant, String)>) {
+    try_post_messages(port, text, stream).expect("POST to the logger")
+}
+
+/// [`post_messages`] for callers that expect the logger may not be listening (yet).
+pub fn try_post_messages(
+    port: u16,
+    text: &str,
+    stream: bool,
+) -> std::io::Result<(u16, Vec<(Instant, String)>)> {
     let body = serde_json::json!({
         "model": "claude-sonnet-4",
         "max_tokens": 64,
@@ -388,19 +397,17 @@ pub fn post_messages(port: u16, text: &str, stream: bool) -> (u16, Vec<(Instant,
         "messages": [{"role": "user", "content": text}],
     })
     .to_string();
-    let mut conn = TcpStream::connect(("127.0.0.1", port)).expect("connect to the logger");
-    conn.set_read_timeout(Some(Duration::from_secs(60)))
-        .unwrap();
+    let mut conn = TcpStream::connect(("127.0.0.1", port))?;
+    conn.set_read_timeout(Some(Duration::from_secs(60)))?;
     write!(
         conn,
         "POST /v1/messages HTTP/1.1\r\nHost: api\r\nx-api-key: sk-ant-test-secret\r\n\
          content-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
         body.len()
-    )
-    .unwrap();
+    )?;
     let mut reader = BufReader::new(conn);
     let mut status_line = String::new();
-    reader.read_line(&mut status_line).unwrap();
+    reader.read_line(&mut status_line)?;
     let status = status_line
         .split(' ')
         .nth(1)
@@ -417,7 +424,7 @@ pub fn post_messages(port: u16, text: &str, stream: bool) -> (u16, Vec<(Instant,
             )),
         }
     }
-    (status, chunks)
+    Ok((status, chunks))
 }
 
 /// Host pids of the processes in `container` whose command name starts with `comm`.
