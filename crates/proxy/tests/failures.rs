@@ -70,7 +70,7 @@ async fn client_abort_mid_stream_cancels_the_upstream_and_keeps_what_arrived() {
     let events = r["response"]["sse"]["events"].as_array().unwrap();
     assert_eq!(events[0]["event"], "message_start");
     assert_eq!(r["response"]["status"], 200);
-    assert!(proxy.stdout().contains("client_aborted"));
+    assert!(proxy.console(1).await[0].contains("client_aborted"));
 }
 
 #[tokio::test]
@@ -137,7 +137,7 @@ async fn upstream_down_gives_a_502_in_the_anthropic_error_shape_and_a_record() {
         r["request"]["body"]["json"]["messages"][0]["content"],
         "anyone there?"
     );
-    assert!(proxy.stdout().contains("upstream_unreachable"));
+    assert!(proxy.console(1).await[0].contains("upstream_unreachable"));
 }
 
 #[tokio::test]

@@ -63,11 +63,11 @@ async fn non_streaming_json_passes_through_and_is_logged_with_usage_and_session(
     assert_eq!(r["session_id"], "5e551011-aaaa-bbbb-cccc-000000000001");
     assert_eq!(r["stream"], false);
     assert!(r["ttfb_ms"].as_f64().unwrap() <= r["duration_ms"].as_f64().unwrap());
-    let stdout = proxy.stdout();
+    let line = &proxy.console(1).await[0];
     assert!(
-        stdout.contains("POST /v1/messages?beta=true 200 claude-opus-4-1")
-            && stdout.contains("session=5e551011"),
-        "human line on stdout: {stdout}"
+        line.starts_with("POST /v1/messages?beta=true 200 claude-opus-4-1")
+            && line.contains("session=5e551011"),
+        "human line on stdout: {line}"
     );
 }
 

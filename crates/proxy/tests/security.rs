@@ -145,7 +145,8 @@ async fn secrets_appear_neither_in_the_log_nor_in_the_proxy_output() {
         "[REDACTED]"
     );
     let log = std::fs::read_to_string(&proxy.log).unwrap();
-    let (stdout, stderr) = (proxy.stdout(), proxy.stderr());
+    let stdout = proxy.console(2).await.join("\n");
+    let stderr = proxy.stderr();
     assert!(!stderr.is_empty(), "trace output was collected");
     for secret in secrets {
         assert!(!log.contains(secret), "{secret} in the log file");

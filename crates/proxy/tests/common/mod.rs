@@ -160,6 +160,29 @@ impl Proxy {
         self.stdout.lock().unwrap().clone()
     }
 
+    /// The per-exchange console lines once there are at least `n` (the writer prints them in
+    /// batches, up to 100 ms after their records).
+    pub async fn console(&self, n: usize) -> Vec<String> {
+        let deadline = Instant::now() + RECORD_TIMEOUT;
+        loop {
+            let lines: Vec<String> = self
+                .stdout()
+                .lines()
+                .filter(|l| !l.starts_with("listening on "))
+                .map(str::to_string)
+                .collect();
+            if lines.len() >= n {
+                return lines;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} of {n} console lines after {RECORD_TIMEOUT:?}: {lines:?}",
+                lines.len()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     pub fn stderr(&self) -> String {
         self.stderr.lock().unwrap().clone()
     }
