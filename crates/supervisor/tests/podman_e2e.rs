@@ -289,6 +289,70 @@ fn recover_restarts_the_kept_claude_container_and_its_traffic_is_logged_again() 
 }
 
 #[test]
+fn clone_runs_claude_code_in_a_kept_clone_of_the_branch() {
+    build_peer_images();
+    build_logger_image();
+    let scope = Scope::new("clone");
+    // A directory without a git origin: clone mode then needs --repo, and says so.
+    let cwd = temp_dir("clone-cwd");
+    let no_repo = sandbox(&scope)
+        .current_dir(&cwd)
+        .arg("clone")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&no_repo.stderr);
+    assert!(!no_repo.status.success());
+    assert!(stderr.contains("no --repo=URL given"), "{stderr}");
+    assert!(scope.containers().is_empty(), "{:?}", scope.containers());
+
+    start_fake_upstream(&scope);
+    // The test Claude image holds /srv/fixture.git (crates/supervisor/tests/podman/bases.sh);
+    // Claude Code runs a command in its workspace and the fake API echoes the result.
+    let clone = |command: &str| {
+        let out = run(sandbox(&scope).current_dir(&cwd).args([
+            "--otel",
+            "--log-api",
+            "--rm",
+            "--repo=/srv/fixture.git",
+            "--branch=feature",
+            "clone",
+            "-p",
+            &format!("[[tool:Bash:{command}]]"),
+        ]));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let first = clone("pwd; git branch --show-current; cat fixture.txt");
+    assert!(
+        first.contains("Tool result received: /workspace")
+            && first.contains("\nfeature\n")
+            && first.contains("fixture on feature"),
+        "first run: {first}"
+    );
+
+    // The clone lives in the workspace volume: a second run works in it again, not in a fresh
+    // clone.
+    podman(&[
+        "run",
+        "--rm",
+        "-v",
+        &format!("{}-workspace:/workspace", scope.name),
+        "--entrypoint",
+        "sh",
+        CLAUDE_IMAGE,
+        "-c",
+        "echo 'local work' >/workspace/local.txt",
+    ]);
+    let second = clone("cat local.txt fixture.txt");
+    assert!(
+        second.contains("Tool result received: local work")
+            && second.contains("fixture on feature"),
+        "second run: {second}"
+    );
+    run(sandbox(&scope).args(["clean", "--containers", "--volumes"]));
+    let _ = std::fs::remove_dir_all(&cwd);
+}
+
+#[test]
 fn sandbox_log_api_ships_a_real_claude_code_tool_use_session_to_seq() {
     build_peer_images();
     build_logger_image();

@@ -2,15 +2,16 @@
 # Makes the local base images the podman tests build on, because no image registry is reachable
 # here: a Debian bookworm rootfs (debootstrap), a Rust builder with the host's toolchain, a
 # distroless base-nossl look-alike (glibc + CA certificates + user nonroot 65532) and a Claude
-# Code image with the host's node and the Claude Code that scripts/test.sh installed. Each image
-# is made once and reused across runs (CI runs on this same machine); a lock serialises
-# concurrent test processes. Prints nothing on success but the image names.
+# Code image with the host's node, the Claude Code that scripts/test.sh installed and git (from
+# the Debian mirror, like the rootfs). Each image is made once and reused across runs (CI runs
+# on this same machine); a lock serialises concurrent test processes. Prints nothing on success
+# but the image names.
 set -euo pipefail
 CACHE=${CAL_CACHE:?CAL_CACHE not set: run scripts/test.sh}
 DEBIAN=localhost/cal-test-debian:bookworm
 RUST=localhost/cal-test-rust:bookworm-offline
 DISTROLESS=localhost/cal-test-distroless-base-nossl:nonroot
-CLAUDE=localhost/cal-test-claude:2
+CLAUDE=localhost/cal-test-claude:3
 MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 
 mkdir -p "$CACHE/podman"
@@ -87,9 +88,19 @@ if ! podman image exists "$CLAUDE"; then
 FROM $DEBIAN
 COPY node /usr/local/bin/node
 COPY npm /usr/local/lib/claude-npm
-RUN ln -s /usr/local/lib/claude-npm/lib/node_modules/@anthropic-ai/claude-code/bin/claude.exe /usr/local/bin/claude \
+# git, as in container/claude/Containerfile, for the sandbox's clone mode; /srv/fixture.git is
+# the repository its test clones (branches main and feature).
+RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends git \\
+ && rm -rf /var/lib/apt/lists/* \\
+ && ln -s /usr/local/lib/claude-npm/lib/node_modules/@anthropic-ai/claude-code/bin/claude.exe /usr/local/bin/claude \\
  && useradd -m -u 1000 -s /bin/bash claude && mkdir -p /workspace /home/claude/.claude \\
- && chown claude:claude /workspace /home/claude/.claude
+ && chown claude:claude /workspace /home/claude/.claude \\
+ && git init -q -b main /tmp/fixture && cd /tmp/fixture \\
+ && git config user.email test@example.invalid && git config user.name test \\
+ && echo 'fixture on main' >fixture.txt && git add fixture.txt && git commit -qm main \\
+ && git checkout -qb feature && echo 'fixture on feature' >fixture.txt && git commit -qam feature \\
+ && git clone -q --bare /tmp/fixture /srv/fixture.git && rm -rf /tmp/fixture \\
+ && chown -R claude:claude /srv/fixture.git
 USER claude
 WORKDIR /workspace
 ENV IS_SANDBOX=1 DISABLE_AUTOUPDATER=1

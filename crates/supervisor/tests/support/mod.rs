@@ -13,7 +13,7 @@ use serde_json::Value;
 pub const LOGGER_IMAGE: &str = "localhost/claude-api-logger:test";
 pub const FAKE_IMAGE: &str = "localhost/cal-test-fake-anthropic:latest";
 pub const STANDIN_IMAGE: &str = "localhost/cal-test-seq-standin:latest";
-pub const CLAUDE_IMAGE: &str = "localhost/cal-test-claude:2";
+pub const CLAUDE_IMAGE: &str = "localhost/cal-test-claude:3";
 
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
