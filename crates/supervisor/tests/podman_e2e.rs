@@ -83,6 +83,47 @@ fn image_is_small_non_root_and_has_a_healthcheck() {
     assert!(ports.contains("8000/tcp"), "{ports}");
 }
 
+/// container/claude/Containerfile itself, on a local stand-in for its node base image (no
+/// registry here): git from the Debian mirror and Claude Code from npm, as in a real build.
+#[test]
+fn claude_image_builds_from_its_containerfile_and_runs_claude_code_as_uid_1000() {
+    build_bases();
+    let root = repo_root();
+    let containerfile = root.join("container/claude/Containerfile");
+    let version = std::fs::read_to_string(&containerfile)
+        .unwrap()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("ARG CLAUDE_CODE_VERSION=")
+                .map(str::to_string)
+        })
+        .expect("ARG CLAUDE_CODE_VERSION in container/claude/Containerfile");
+    let tag = "localhost/cal-test-claude-real:latest";
+    run(Command::new("flock")
+        .arg(format!(
+            "{}/podman/claude-real.lock",
+            std::env::var("CAL_CACHE").unwrap()
+        ))
+        .args(["podman", "build", "-q", "--build-arg"])
+        .arg(format!("NODE_IMAGE={NODE_IMAGE}"))
+        .arg("-f")
+        .arg(&containerfile)
+        .args(["-t", tag])
+        .arg(root.join("container/claude")));
+    assert_eq!(
+        podman(&["run", "--rm", tag, "--version"]),
+        format!("{version} (Claude Code)")
+    );
+    let id = podman(&["run", "--rm", "--entrypoint", "id", tag]);
+    assert!(id.starts_with("uid=1000(claude)"), "{id}");
+    let git = podman(&["run", "--rm", "--entrypoint", "git", tag, "--version"]);
+    assert!(git.starts_with("git version"), "{git}");
+    assert_eq!(
+        podman(&["image", "inspect", "-f", "{{.Config.WorkingDir}}", tag]),
+        "/workspace"
+    );
+}
+
 #[test]
 fn without_log_api_no_logger_container_starts() {
     build_peer_images();

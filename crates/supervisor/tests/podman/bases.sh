@@ -3,7 +3,7 @@
 # here: a Debian bookworm rootfs (debootstrap), a Rust builder with the host's toolchain, a
 # distroless base-nossl look-alike (glibc + CA certificates + user nonroot 65532) and a Claude
 # Code image with the host's node, the Claude Code that scripts/test.sh installed and git (from
-# the Debian mirror, like the rootfs). Each image is made once and reused across runs (CI runs
+# the Debian mirror, like the rootfs), and a node image (the host's node and npm). Each image is made once and reused across runs (CI runs
 # on this same machine); a lock serialises concurrent test processes. Prints nothing on success
 # but the image names.
 set -euo pipefail
@@ -12,6 +12,7 @@ DEBIAN=localhost/cal-test-debian:bookworm
 RUST=localhost/cal-test-rust:bookworm-offline
 DISTROLESS=localhost/cal-test-distroless-base-nossl:nonroot
 CLAUDE=localhost/cal-test-claude:3
+NODE=localhost/cal-test-node:20
 MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 
 mkdir -p "$CACHE/podman"
@@ -109,4 +110,25 @@ CF
   podman build -q -t "$CLAUDE" "$c" >/dev/null
 fi
 
-echo "$DEBIAN $RUST $DISTROLESS $CLAUDE"
+# A stand-in for container/claude/Containerfile's node base image: the host's node and npm, and
+# the host's CA bundle for node, because this machine reaches the npm registry through a proxy
+# whose CA only that bundle holds.
+if ! podman image exists "$NODE"; then
+  n="$work/node"
+  mkdir -p "$n"
+  cp -L "$(command -v node)" "$n/node"
+  cp -a "$(dirname "$(readlink -f "$(command -v npm)")")/.." "$n/npm"
+  cp -L /etc/ssl/certs/ca-certificates.crt "$n/host-ca.crt"
+  cat >"$n/Containerfile" <<CF
+FROM $DEBIAN
+COPY node /usr/local/bin/node
+COPY npm /usr/local/lib/node_modules/npm
+COPY host-ca.crt /etc/ssl/host-ca.crt
+ENV NODE_EXTRA_CA_CERTS=/etc/ssl/host-ca.crt
+RUN ln -s ../lib/node_modules/npm/bin/npm-cli.js /usr/local/bin/npm \\
+ && ln -s ../lib/node_modules/npm/bin/npx-cli.js /usr/local/bin/npx && npm --version
+CF
+  podman build -q -t "$NODE" "$n" >/dev/null
+fi
+
+echo "$DEBIAN $RUST $DISTROLESS $CLAUDE $NODE"

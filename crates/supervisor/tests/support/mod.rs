@@ -14,6 +14,8 @@ pub const LOGGER_IMAGE: &str = "localhost/claude-api-logger:test";
 pub const FAKE_IMAGE: &str = "localhost/cal-test-fake-anthropic:latest";
 pub const STANDIN_IMAGE: &str = "localhost/cal-test-seq-standin:latest";
 pub const CLAUDE_IMAGE: &str = "localhost/cal-test-claude:3";
+/// The stand-in for container/claude/Containerfile's node base (bases.sh).
+pub const NODE_IMAGE: &str = "localhost/cal-test-node:20";
 
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
