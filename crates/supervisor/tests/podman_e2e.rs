@@ -102,7 +102,7 @@ fn claude_image_builds_from_its_containerfile_and_runs_claude_code_as_uid_1000()
     run(Command::new("flock")
         .arg(format!(
             "{}/podman/claude-real.lock",
-            std::env::var("CAL_CACHE").unwrap()
+            require_env("CAL_CACHE")
         ))
         .args(["podman", "build", "-q", "--build-arg"])
         .arg(format!("NODE_IMAGE={NODE_IMAGE}"))

@@ -24,7 +24,7 @@ pub fn repo_root() -> PathBuf {
         .unwrap()
 }
 
-fn require_env(name: &str) -> String {
+pub fn require_env(name: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| {
         panic!("{name} not set: run scripts/test.sh, which installs podman and writes it")
     })
