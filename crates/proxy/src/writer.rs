@@ -384,8 +384,9 @@ impl PageCache {
 }
 
 /// The human lines on stdout, printed by their own thread: a stdout nobody reads (a full pipe)
-/// must never hold up the traffic log. Lines come in batches (one per writer batch, one write
-/// each); batches beyond a backlog of 1024 are dropped and their lines counted.
+/// must never hold up the traffic log. Lines come in batches (at most one per
+/// [`CONSOLE_EVERY`], one write each); batches beyond a backlog of 1024 are dropped and their
+/// lines counted.
 struct Console {
     tx: Option<mpsc::SyncSender<String>>,
     /// Says when the console thread has printed everything.
