@@ -49,10 +49,10 @@ impl Capture {
     }
 
     /// The kept bytes as one buffer.
-    pub fn into_bytes(self) -> Vec<u8> {
+    pub fn to_bytes(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.kept);
-        for chunk in self.chunks {
-            out.extend_from_slice(&chunk);
+        for chunk in &self.chunks {
+            out.extend_from_slice(chunk);
         }
         out
     }
@@ -70,6 +70,6 @@ mod tests {
         c.push(&Bytes::from_static(b"hij"));
         assert!(c.truncated);
         assert_eq!(c.size, 10);
-        assert_eq!(c.into_bytes(), b"abcde");
+        assert_eq!(c.to_bytes(), b"abcde");
     }
 }

@@ -17,20 +17,24 @@ use traffic_record::{
 };
 
 /// The record of `exchange`; `cap` bounds decoded output as it bounds captures.
-pub fn build(exchange: Exchange, cap: usize) -> TrafficRecord {
-    let (request_body, _, request_summary) =
-        body_of(exchange.request_body, &exchange.request_headers, cap, false);
+pub fn build(exchange: &Exchange, cap: usize) -> TrafficRecord {
+    let (request_body, _, request_summary) = body_of(
+        &exchange.request_body,
+        &exchange.request_headers,
+        cap,
+        false,
+    );
 
     let mut model = None;
     let mut stop_reason = None;
     let mut usage = None;
-    let mut error = exchange.error;
+    let mut error = exchange.error.clone();
 
-    let response = exchange.response.map(|head| {
+    let response = exchange.response.as_ref().map(|head| {
         let is_sse = header(&head.headers, "content-type")
             .is_some_and(|ct| ct.to_ascii_lowercase().starts_with("text/event-stream"));
         let (body, decoded, body_summary) =
-            body_of(exchange.response_body, &head.headers, cap, is_sse);
+            body_of(&exchange.response_body, &head.headers, cap, is_sse);
         let mut sse_part = None;
         let message: Option<Summary> = if is_sse {
             let events = sse::parse(&decoded);
@@ -109,8 +113,8 @@ pub fn build(exchange: Exchange, cap: usize) -> TrafficRecord {
         usage,
         request: Request {
             method: exchange.method.to_string(),
-            path: exchange.path,
-            query: exchange.query,
+            path: exchange.path.clone(),
+            query: exchange.query.clone(),
             headers: redact(&exchange.request_headers),
             body: request_body,
         },
@@ -240,14 +244,14 @@ fn json_body(text: String) -> Result<(Box<RawValue>, Option<Summary>), String> {
 /// The body for the log, the decoded bytes of an SSE body (for parsing), and the summary
 /// fields of a JSON object body.
 fn body_of(
-    capture: Capture,
+    capture: &Capture,
     headers: &HeaderMap,
     cap: usize,
     is_sse: bool,
 ) -> (Body, Vec<u8>, Option<Summary>) {
     let size = capture.size;
     let mut truncated = capture.truncated;
-    let raw = capture.into_bytes();
+    let raw = capture.to_bytes();
     let mut decoded_from = None;
     let bytes = match header(headers, "content-encoding").and_then(|e| decode(&raw, e, cap)) {
         Some((out, coding, cut)) => {
