@@ -14,13 +14,14 @@
 //! logged base64, as the record format says), `memchr` (the line-break scan of every JSON body),
 //! `rustix` (already in the tree through tempfile and tokio; for `posix_fadvise`, which keeps
 //! the log out of the page cache, and `setpriority`, which lowers the writer's priority: std
-//! has neither, and the workspace denies the `unsafe` that calling `libc` would need) and, for
+//! has neither), `libc` (already in the tree; for `sync_file_range`, which rustix lacks) and, for
 //! tests only, `jsonschema` (every record a test writes is validated against
 //! `docs/log-format.schema.json`).
 //!
-//! The workspace denies `unsafe`; the one exception is in `record::json_body`, which wraps a
+//! The workspace denies `unsafe`; the two exceptions are `record::json_body`, which wraps a
 //! body serde_json has just parsed in serde_json's `RawValue::from_string_unchecked` rather
-//! than have it parsed a second time.
+//! than have it parsed a second time, and `writer::start_writeback`, a `sync_file_range` call
+//! (an fd and integers, no memory).
 
 pub mod capture;
 pub mod config;

@@ -400,18 +400,21 @@ const RELEASE_EVERY: u64 = 16 << 20;
 /// where the host backs a page only once it is touched, that made appending 8x dearer
 /// (0.42 against 3.7 GB per CPU-second) than writing into pages just released.
 ///
-/// Every [`RELEASE_EVERY`] bytes the writer advises the kernel that it will not need the log
-/// from the previous release point on: `POSIX_FADV_DONTNEED` starts writing back what is
-/// dirty there (without waiting for it) and drops what is clean. So each stretch is written
-/// back at its first advice and dropped at its second, and the newest 16-32 MiB stay cached
-/// for the shipper.
+/// Every [`RELEASE_EVERY`] bytes the writer starts writing back the stretch appended since
+/// the last time (`sync_file_range`, which does not wait) and drops the stretch before it,
+/// written back by then (`POSIX_FADV_DONTNEED`). So the newest 16-32 MiB stay cached for the
+/// shipper. Dropping only clean pages matters: given a dirty one, `fadvise` cannot drop it and
+/// drains every CPU's page lists to try again, a kernel work item on each CPU that the writer
+/// waits for; asking it to write back and drop in one call cost the 50 KB POST 46-80 µs at p99
+/// (docs/performance.md).
 #[derive(Debug, Default)]
 struct PageCache {
-    /// Bytes appended since the last advice.
+    /// Bytes appended since writeback was last started.
     since: u64,
-    /// Where the last advice started, and where it ended (the end of the log then).
-    advised_from: u64,
-    advised_to: u64,
+    /// The stretch being written back (from the previous release point to the end of the log
+    /// then), to be dropped at the next release.
+    written_from: u64,
+    written_to: u64,
 }
 
 impl PageCache {
@@ -427,19 +430,36 @@ impl PageCache {
             return;
         };
         // A log truncated under us (logrotate's copytruncate) starts over at 0.
-        if end < self.advised_to {
+        if end < self.written_to {
             *self = PageCache::default();
         }
-        // Advice only: a failure costs page cache, never a record.
-        let _ = rustix::fs::fadvise(
-            file,
-            self.advised_from,
-            std::num::NonZeroU64::new(end - self.advised_from),
-            rustix::fs::Advice::DontNeed,
-        );
-        self.advised_from = self.advised_to;
-        self.advised_to = end;
+        // Both are advice: a failure costs page cache, never a record.
+        start_writeback(file, self.written_to, end - self.written_to);
+        if let Some(len) = std::num::NonZeroU64::new(self.written_to - self.written_from) {
+            let _ = rustix::fs::fadvise(
+                file,
+                self.written_from,
+                Some(len),
+                rustix::fs::Advice::DontNeed,
+            );
+        }
+        self.written_from = self.written_to;
+        self.written_to = end;
     }
+}
+
+/// Starts writing back `len` bytes of `file` from `offset`, without waiting for it.
+fn start_writeback(file: &File, offset: u64, len: u64) {
+    use std::os::fd::AsRawFd;
+    let (Ok(offset), Ok(len)) = (i64::try_from(offset), i64::try_from(len)) else {
+        return;
+    };
+    // SAFETY: sync_file_range(2) reads no memory of ours; it takes an open descriptor (`file`
+    // is borrowed for the call) and three integers. Neither std nor rustix wraps it.
+    #[allow(unsafe_code)]
+    let _ = unsafe {
+        libc::sync_file_range(file.as_raw_fd(), offset, len, libc::SYNC_FILE_RANGE_WRITE)
+    };
 }
 
 /// The human lines on stdout, printed by their own thread: a stdout nobody reads (a full pipe)
