@@ -20,7 +20,7 @@
 //! `perf record -p`). `--also-bin NAME=PATH` (repeatable) runs further builds side by side in
 //! the same rounds and prints their added latency and throughput next to ours: an A/B
 //! comparison that load drift over minutes cannot fake (the order of the targets changes each
-//! round), though single runs still spread ±15% in requests/s (docs/performance.md).
+//! round), though single runs still spread ±15% in requests/s (docs/performance-history.md).
 //! `--soak SECS` runs only the throughput phase, SECS per target and round.
 
 use bytes::Bytes;

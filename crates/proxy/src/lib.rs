@@ -8,7 +8,8 @@
 //! The upstream is reached through hyper-util's client with `hyper-rustls`, `rustls` and
 //! `rustls-platform-verifier` (the TLS stack reqwest used, all already in the tree under it)
 //! rather than through reqwest: reqwest's per-request layers cost ~17 µs of forwarding CPU and
-//! 57-92 µs of latency to the first SSE event (docs/performance.md). `url` parses `--upstream`.
+//! 57-92 µs of latency to the first SSE event (docs/performance-history.md). `url` parses
+//! `--upstream`.
 //!
 //! Dependencies added to the workspace for this crate: `base64` (bodies that are not UTF-8 are
 //! logged base64, as the record format says), `memchr` (the line-break scan of every JSON body),
@@ -100,7 +101,7 @@ pub fn run(config: Config) -> Result<(), RunError> {
     // cross-thread wake-ups. Measured with benches/overhead.rs on 2 cores: added p50 latency
     // 0.12-0.15 ms with one multi-thread worker against 0.27 ms with two, the same requests/s;
     // the current-thread runtime also drops the hand-offs between that worker and this thread
-    // (0.181 ms against 0.245 ms with the one worker, same run; docs/performance.md).
+    // (0.181 ms against 0.245 ms with the one worker, same run; docs/performance-history.md).
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;

@@ -211,7 +211,7 @@ fn json_or_string(text: &str) -> Box<RawValue> {
 ///
 /// The text is parsed once: a second parse, as `RawValue::from_string` makes, cost the writer
 /// ~20% more CPU per record for a 50 KB body full of escapes, as Claude Code's are
-/// (docs/performance.md).
+/// (docs/performance-history.md).
 #[allow(unsafe_code)]
 fn json_body(text: String) -> Result<(Box<RawValue>, Option<Summary>), String> {
     // Reading the summary parses the whole text (unknown fields are skipped, but checked), so

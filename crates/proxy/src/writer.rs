@@ -63,7 +63,7 @@ struct Backlog {
 /// thread's own allocations, and the forwarding thread then waited for a nice-19 thread: in a
 /// profile under load ~4% of the proxy's CPU went to that lock's futex waits and wake-ups, and
 /// freeing on the forwarding thread instead took the 50 KB POST's added p99 from 0.41-0.48 ms
-/// to 0.19-0.30 (docs/performance.md).
+/// to 0.19-0.30 (docs/performance-history.md).
 /// So [`WriterHandle::send`] frees what the writer has finished with, and the writer frees
 /// them itself only when nobody sends: after [`CONSOLE_EVERY`] without an exchange, or once
 /// they hold more than [`SPENT_LIMIT`] bytes.
@@ -235,7 +235,7 @@ impl Writer {
 /// Runs the calling thread (and the console thread it starts) at nice 19: the writer's work is
 /// never urgent, and at the default priority a record being built could hold a core that the
 /// next request needed (added p50 latency of a 50 KB POST 0.153 → 0.117 ms in a same-run A/B,
-/// docs/performance.md). Nice 19 still gets ~1.5% of a core against busy default-priority
+/// docs/performance-history.md). Nice 19 still gets ~1.5% of a core against busy default-priority
 /// threads, so a machine saturated by other work slows the log, never stops it (and the
 /// backlog bound covers the rest).
 fn lower_priority() {
@@ -406,7 +406,7 @@ const RELEASE_EVERY: u64 = 16 << 20;
 /// shipper. Dropping only clean pages matters: given a dirty one, `fadvise` cannot drop it and
 /// drains every CPU's page lists to try again, a kernel work item on each CPU that the writer
 /// waits for; asking it to write back and drop in one call cost the 50 KB POST 46-80 µs at p99
-/// (docs/performance.md).
+/// (docs/performance-history.md).
 #[derive(Debug, Default)]
 struct PageCache {
     /// Bytes appended since writeback was last started.
