@@ -64,6 +64,7 @@ struct Backlog {
 /// profile under load ~4% of the proxy's CPU went to that lock's futex waits and wake-ups, and
 /// freeing on the forwarding thread instead took the 50 KB POST's added p99 from 0.41-0.48 ms
 /// to 0.19-0.30 (docs/performance-history.md).
+///
 /// So [`WriterHandle::send`] frees what the writer has finished with, and the writer frees
 /// them itself only when nobody sends: after [`CONSOLE_EVERY`] without an exchange, or once
 /// they hold more than [`SPENT_LIMIT`] bytes.
