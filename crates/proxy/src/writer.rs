@@ -14,10 +14,12 @@ use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::fence;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
+use std::sync::mpsc::TryRecvError;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::thread::{JoinHandle, Thread};
 use std::time::{Duration, Instant};
 use traffic_record::TrafficRecord;
 
@@ -54,6 +56,9 @@ struct Backlog {
     /// [`BACKLOG_RESUME`].
     stalled: AtomicBool,
     spent: Mutex<Spent>,
+    /// The writer thread, and whether it is parked, or about to be, with nothing to do.
+    writer: OnceLock<Thread>,
+    asleep: AtomicBool,
 }
 
 /// Exchanges written to the log, for the forwarding thread that allocated them to free.
@@ -70,7 +75,9 @@ struct Backlog {
 /// they hold more than [`SPENT_LIMIT`] bytes.
 #[derive(Debug, Default)]
 struct Spent {
-    exchanges: Vec<Exchange>,
+    /// Boxed as they were sent: the box, too, goes back to the thread that allocated it.
+    #[allow(clippy::vec_box)]
+    exchanges: Vec<Box<Exchange>>,
     bytes: u64,
 }
 
@@ -91,22 +98,45 @@ impl Backlog {
         }
     }
 
-    /// Hands `exchanges` (`bytes` of captures) over to be freed by the next send.
-    fn bury(&self, exchanges: &mut Vec<Exchange>, bytes: u64) {
-        let mut spent = self.spent.lock().unwrap_or_else(|e| e.into_inner());
-        spent.exchanges.append(exchanges);
-        spent.bytes += bytes;
-        if spent.bytes > SPENT_LIMIT {
-            let full = std::mem::take(&mut *spent);
-            drop(spent);
-            drop(full);
+    /// Hands `exchanges` (`bytes` of captures) over to be freed by the next send. Never
+    /// waits: while a send is freeing, they stay with the writer until the next call, unless
+    /// they are over [`SPENT_LIMIT`], which the writer then frees itself.
+    #[allow(clippy::vec_box)]
+    fn bury(&self, exchanges: &mut Vec<Box<Exchange>>, bytes: &mut u64) {
+        match self.spent.try_lock() {
+            Ok(mut spent) => {
+                spent.exchanges.append(exchanges);
+                spent.bytes += std::mem::take(bytes);
+                if spent.bytes > SPENT_LIMIT {
+                    spent.exchanges.clear();
+                    spent.bytes = 0;
+                }
+            }
+            Err(_) if *bytes > SPENT_LIMIT => {
+                exchanges.clear();
+                *bytes = 0;
+            }
+            Err(_) => {}
+        }
+    }
+
+    /// Wakes the writer if it sleeps. Called after each message sent.
+    fn wake(&self) {
+        // Pairs with the fence in `next_msg`: either the writer sees the message, or this sees
+        // that it went to sleep.
+        fence(Ordering::SeqCst);
+        if self.asleep.swap(false, Ordering::Relaxed)
+            && let Some(writer) = self.writer.get()
+        {
+            writer.unpark();
         }
     }
 
     /// Frees the spent exchanges.
     fn free_spent(&self) {
-        let spent = std::mem::take(&mut *self.spent.lock().unwrap_or_else(|e| e.into_inner()));
-        drop(spent);
+        let mut spent = self.spent.lock().unwrap_or_else(|e| e.into_inner());
+        spent.exchanges.clear();
+        spent.bytes = 0;
     }
 }
 
@@ -136,14 +166,14 @@ impl WriterHandle {
             self.backlog.bytes.fetch_sub(bytes, Ordering::AcqRel);
             tracing::error!("traffic log writer has stopped; an exchange was not logged");
         }
-        // Never waits for the writer (what it holds now, a later send frees), and frees after
-        // the lock is released.
-        let spent = self
-            .backlog
-            .spent
-            .try_lock()
-            .map(|mut spent| std::mem::take(&mut *spent));
-        drop(spent);
+        self.backlog.wake();
+        // Never waits for the writer (what it holds now, a later send frees). The list itself
+        // stays: its buffer came from the writer thread's heap, and freeing it here took that
+        // heap's lock, which the writer holds whenever it allocates.
+        if let Ok(mut spent) = self.backlog.spent.try_lock() {
+            spent.exchanges.clear();
+            spent.bytes = 0;
+        }
     }
 
     /// Returns once the writer's backlog is under [`BACKLOG_LIMIT`] (at once, normally).
@@ -210,6 +240,7 @@ impl Writer {
         let thread = std::thread::Builder::new()
             .name("traffic-writer".to_string())
             .spawn(move || {
+                let _ = thread_backlog.writer.set(std::thread::current());
                 lower_priority();
                 run(rx, path, file, cap, &thread_stats, &thread_backlog)
             })?;
@@ -227,6 +258,7 @@ impl Writer {
     /// Writes everything queued so far, then stops the thread.
     pub fn close(self) {
         let _ = self.handle.tx.send(Msg::Stop);
+        self.handle.backlog.wake();
         if self.thread.join().is_err() {
             tracing::error!("traffic log writer thread panicked");
         }
@@ -266,24 +298,21 @@ fn run(
     // When to print `lines` and, if no exchange came meanwhile, free the spent exchanges.
     let mut due: Option<Instant> = None;
     let mut spent = Vec::new();
+    let mut spent_bytes = 0;
     let mut stop = false;
     while !stop {
-        let next = match due {
-            None => rx.recv().ok(),
-            Some(due_at) => match rx.recv_timeout(due_at.saturating_duration_since(Instant::now()))
-            {
-                Ok(msg) => Some(msg),
-                Err(mpsc::RecvTimeoutError::Timeout) => {
-                    console.print(std::mem::take(&mut lines));
-                    backlog.free_spent();
-                    due = None;
-                    continue;
-                }
-                Err(mpsc::RecvTimeoutError::Disconnected) => None,
-            },
+        let first = match next_msg(&rx, backlog, due) {
+            Next::Msg(msg) => msg,
+            Next::Due => {
+                console.print(std::mem::take(&mut lines));
+                spent.clear();
+                spent_bytes = 0;
+                backlog.free_spent();
+                due = None;
+                continue;
+            }
+            Next::Closed => break,
         };
-        let Some(first) = next else { break };
-        let mut spent_bytes = 0;
         for msg in std::iter::once(first).chain(rx.try_iter().take(BATCH_MAX - 1)) {
             let Msg::Exchange(exchange, bytes) = msg else {
                 stop = true;
@@ -291,10 +320,10 @@ fn run(
             };
             let record = record::build(&exchange, cap);
             backlog.taken(bytes);
-            spent.push(*exchange);
+            spent.push(exchange);
             spent_bytes += bytes;
             if spent_bytes > SPENT_LIMIT {
-                backlog.bury(&mut spent, std::mem::take(&mut spent_bytes));
+                backlog.bury(&mut spent, &mut spent_bytes);
             }
             lines.push_str(&summary::line(&record));
             lines.push('\n');
@@ -305,7 +334,7 @@ fn run(
         }
         // Nothing is held back waiting for more: the queue is empty (or a batch is done).
         log.flush(stats);
-        backlog.bury(&mut spent, spent_bytes);
+        backlog.bury(&mut spent, &mut spent_bytes);
         let now = Instant::now();
         let due_at = *due.get_or_insert(now + CONSOLE_EVERY);
         if now >= due_at {
@@ -315,6 +344,54 @@ fn run(
     }
     console.print(lines);
     console.close();
+}
+
+enum Next {
+    Msg(Msg),
+    /// The deadline passed with nothing queued.
+    Due,
+    Closed,
+}
+
+/// The next message, sleeping until one is sent or `due` passes.
+///
+/// The writer parks rather than blocking in `recv`: a blocked receiver registers in the
+/// channel's waker list, under a mutex that the waking send then held while the woken writer
+/// already wanted it back, and three exchanges in four cost the forwarding thread a second
+/// futex call for that mutex (strace of sequential 50 KB POSTs). A parked writer costs a send
+/// one atomic swap, and one `unpark` when it sleeps.
+fn next_msg(rx: &mpsc::Receiver<Msg>, backlog: &Backlog, due: Option<Instant>) -> Next {
+    loop {
+        match rx.try_recv() {
+            Ok(msg) => return Next::Msg(msg),
+            Err(TryRecvError::Disconnected) => return Next::Closed,
+            Err(TryRecvError::Empty) => {}
+        }
+        let wait = match due {
+            None => None,
+            Some(due) => match due.checked_duration_since(Instant::now()) {
+                Some(wait) if !wait.is_zero() => Some(wait),
+                _ => return Next::Due,
+            },
+        };
+        // Say so, then look once more: a message sent before the flag was set is seen here,
+        // and a send after it sees the flag (`Backlog::wake`).
+        backlog.asleep.store(true, Ordering::Relaxed);
+        fence(Ordering::SeqCst);
+        match rx.try_recv() {
+            Ok(msg) => {
+                backlog.asleep.store(false, Ordering::Relaxed);
+                return Next::Msg(msg);
+            }
+            Err(TryRecvError::Disconnected) => return Next::Closed,
+            Err(TryRecvError::Empty) => {}
+        }
+        match wait {
+            None => std::thread::park(),
+            Some(wait) => std::thread::park_timeout(wait),
+        }
+        backlog.asleep.store(false, Ordering::Relaxed);
+    }
 }
 
 /// How long console lines are collected before they go to stdout in one write. A write per
@@ -395,25 +472,35 @@ impl LogFile {
 /// Bytes appended between two releases of the log's page cache.
 const RELEASE_EVERY: u64 = 16 << 20;
 
+/// Bytes appended between two starts of writeback.
+const WRITEBACK_EVERY: u64 = 1 << 20;
+
 /// Keeps the log from filling the page cache. The log is written once and read once, by the
 /// shipper right behind the writer, so nothing gains from gigabytes of it staying cached; and
 /// every page cached anew costs the kernel a fresh page. On the VMs this is developed on,
 /// where the host backs a page only once it is touched, that made appending 8x dearer
 /// (0.42 against 3.7 GB per CPU-second) than writing into pages just released.
 ///
-/// Every [`RELEASE_EVERY`] bytes the writer starts writing back the stretch appended since
-/// the last time (`sync_file_range`, which does not wait) and drops the stretch before it,
-/// written back by then (`POSIX_FADV_DONTNEED`). So the newest 16-32 MiB stay cached for the
-/// shipper. Dropping only clean pages matters: given a dirty one, `fadvise` cannot drop it and
-/// drains every CPU's page lists to try again, a kernel work item on each CPU that the writer
-/// waits for; asking it to write back and drop in one call cost the 50 KB POST 46-80 µs at p99
-/// (docs/performance-history.md).
+/// Every [`WRITEBACK_EVERY`] bytes the writer starts writing back what it appended since the
+/// last time (`sync_file_range`, which does not wait), and every [`RELEASE_EVERY`] bytes it
+/// drops the stretch before the last release point, written back by then
+/// (`POSIX_FADV_DONTNEED`). So the newest 16-32 MiB stay cached for the shipper.
+///
+/// Writeback in 1 MiB steps rather than 16 MiB ones: each step's I/O completes in the
+/// interrupt handler of the CPU the disk interrupts, and 16 MiB at once held that CPU long
+/// enough to show in the latency of requests forwarded there (sustained 50 KB POST p99 0.46-0.69
+/// ms against 0.76-1.63; docs/performance-history.md). Dropping only clean pages matters:
+/// given a dirty one, `fadvise` cannot drop it and drains every CPU's page lists to try again,
+/// a kernel work item on each CPU that the writer waits for; asking it to write back and drop
+/// in one call cost the 50 KB POST 46-80 µs at p99.
 #[derive(Debug, Default)]
 struct PageCache {
     /// Bytes appended since writeback was last started.
     since: u64,
-    /// The stretch being written back (from the previous release point to the end of the log
-    /// then), to be dropped at the next release.
+    /// Writeback has been started up to here.
+    started_to: u64,
+    /// The stretch to drop at the next release (from the release point before the last to the
+    /// last one).
     written_from: u64,
     written_to: u64,
 }
@@ -422,7 +509,7 @@ impl PageCache {
     fn wrote(&mut self, file: &File, bytes: usize) {
         use std::io::Seek;
         self.since += bytes as u64;
-        if self.since < RELEASE_EVERY {
+        if self.since < WRITEBACK_EVERY {
             return;
         }
         self.since = 0;
@@ -431,11 +518,15 @@ impl PageCache {
             return;
         };
         // A log truncated under us (logrotate's copytruncate) starts over at 0.
-        if end < self.written_to {
+        if end < self.started_to {
             *self = PageCache::default();
         }
         // Both are advice: a failure costs page cache, never a record.
-        start_writeback(file, self.written_to, end - self.written_to);
+        start_writeback(file, self.started_to, end - self.started_to);
+        self.started_to = end;
+        if end - self.written_to < RELEASE_EVERY {
+            return;
+        }
         if let Some(len) = std::num::NonZeroU64::new(self.written_to - self.written_from) {
             let _ = rustix::fs::fadvise(
                 file,
@@ -576,6 +667,34 @@ mod tests {
             response: None,
             response_body: Capture::new(1 << 20),
         }
+    }
+
+    #[test]
+    fn every_send_wakes_a_sleeping_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("traffic.log");
+        let writer = Writer::start(path.clone(), open_log(&path).unwrap(), 1 << 20).unwrap();
+        let handle = writer.handle();
+        let (freed_tx, _freed) = mpsc::channel();
+        // Sent back to back, each racing the writer going to sleep after the one before; and
+        // now and then after a pause that lets it sleep with no deadline at all. A lost
+        // wake-up leaves a record unwritten.
+        for i in 1..=2000u64 {
+            if i % 500 == 0 {
+                std::thread::sleep(CONSOLE_EVERY * 2);
+            }
+            handle.send(exchange(&freed_tx));
+            let wait = Instant::now();
+            while writer.stats.written.load(Ordering::SeqCst) < i {
+                assert!(
+                    wait.elapsed() < Duration::from_secs(5),
+                    "record {i} not written: the writer missed its wake-up"
+                );
+                std::thread::yield_now();
+            }
+        }
+        writer.close();
+        assert_eq!(std::fs::read_to_string(&path).unwrap().lines().count(), 2000);
     }
 
     #[test]
