@@ -75,9 +75,7 @@ struct Backlog {
 /// they hold more than [`SPENT_LIMIT`] bytes.
 #[derive(Debug, Default)]
 struct Spent {
-    /// Boxed as they were sent: the box, too, goes back to the thread that allocated it.
-    #[allow(clippy::vec_box)]
-    exchanges: Vec<Box<Exchange>>,
+    exchanges: Vec<Exchange>,
     bytes: u64,
 }
 
@@ -98,25 +96,15 @@ impl Backlog {
         }
     }
 
-    /// Hands `exchanges` (`bytes` of captures) over to be freed by the next send. Never
-    /// waits: while a send is freeing, they stay with the writer until the next call, unless
-    /// they are over [`SPENT_LIMIT`], which the writer then frees itself.
-    #[allow(clippy::vec_box)]
-    fn bury(&self, exchanges: &mut Vec<Box<Exchange>>, bytes: &mut u64) {
-        match self.spent.try_lock() {
-            Ok(mut spent) => {
-                spent.exchanges.append(exchanges);
-                spent.bytes += std::mem::take(bytes);
-                if spent.bytes > SPENT_LIMIT {
-                    spent.exchanges.clear();
-                    spent.bytes = 0;
-                }
-            }
-            Err(_) if *bytes > SPENT_LIMIT => {
-                exchanges.clear();
-                *bytes = 0;
-            }
-            Err(_) => {}
+    /// Hands `exchanges` (`bytes` of captures) over to be freed by the next send.
+    fn bury(&self, exchanges: &mut Vec<Exchange>, bytes: u64) {
+        let mut spent = self.spent.lock().unwrap_or_else(|e| e.into_inner());
+        spent.exchanges.append(exchanges);
+        spent.bytes += bytes;
+        if spent.bytes > SPENT_LIMIT {
+            let full = std::mem::take(&mut *spent);
+            drop(spent);
+            drop(full);
         }
     }
 
@@ -134,9 +122,8 @@ impl Backlog {
 
     /// Frees the spent exchanges.
     fn free_spent(&self) {
-        let mut spent = self.spent.lock().unwrap_or_else(|e| e.into_inner());
-        spent.exchanges.clear();
-        spent.bytes = 0;
+        let spent = std::mem::take(&mut *self.spent.lock().unwrap_or_else(|e| e.into_inner()));
+        drop(spent);
     }
 }
 
@@ -167,13 +154,14 @@ impl WriterHandle {
             tracing::error!("traffic log writer has stopped; an exchange was not logged");
         }
         self.backlog.wake();
-        // Never waits for the writer (what it holds now, a later send frees). The list itself
-        // stays: its buffer came from the writer thread's heap, and freeing it here took that
-        // heap's lock, which the writer holds whenever it allocates.
-        if let Ok(mut spent) = self.backlog.spent.try_lock() {
-            spent.exchanges.clear();
-            spent.bytes = 0;
-        }
+        // Never waits for the writer (what it holds now, a later send frees), and frees after
+        // the lock is released.
+        let spent = self
+            .backlog
+            .spent
+            .try_lock()
+            .map(|mut spent| std::mem::take(&mut *spent));
+        drop(spent);
     }
 
     /// Returns once the writer's backlog is under [`BACKLOG_LIMIT`] (at once, normally).
@@ -298,21 +286,19 @@ fn run(
     // When to print `lines` and, if no exchange came meanwhile, free the spent exchanges.
     let mut due: Option<Instant> = None;
     let mut spent = Vec::new();
-    let mut spent_bytes = 0;
     let mut stop = false;
     while !stop {
         let first = match next_msg(&rx, backlog, due) {
             Next::Msg(msg) => msg,
             Next::Due => {
                 console.print(std::mem::take(&mut lines));
-                spent.clear();
-                spent_bytes = 0;
                 backlog.free_spent();
                 due = None;
                 continue;
             }
             Next::Closed => break,
         };
+        let mut spent_bytes = 0;
         for msg in std::iter::once(first).chain(rx.try_iter().take(BATCH_MAX - 1)) {
             let Msg::Exchange(exchange, bytes) = msg else {
                 stop = true;
@@ -320,10 +306,10 @@ fn run(
             };
             let record = record::build(&exchange, cap);
             backlog.taken(bytes);
-            spent.push(exchange);
+            spent.push(*exchange);
             spent_bytes += bytes;
             if spent_bytes > SPENT_LIMIT {
-                backlog.bury(&mut spent, &mut spent_bytes);
+                backlog.bury(&mut spent, std::mem::take(&mut spent_bytes));
             }
             lines.push_str(&summary::line(&record));
             lines.push('\n');
@@ -334,7 +320,7 @@ fn run(
         }
         // Nothing is held back waiting for more: the queue is empty (or a batch is done).
         log.flush(stats);
-        backlog.bury(&mut spent, &mut spent_bytes);
+        backlog.bury(&mut spent, spent_bytes);
         let now = Instant::now();
         let due_at = *due.get_or_insert(now + CONSOLE_EVERY);
         if now >= due_at {
@@ -694,7 +680,10 @@ mod tests {
             }
         }
         writer.close();
-        assert_eq!(std::fs::read_to_string(&path).unwrap().lines().count(), 2000);
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap().lines().count(),
+            2000
+        );
     }
 
     #[test]
