@@ -4,12 +4,15 @@
 # claude-api-proxy, which logs every exchange. Shows what writing ~200 MB/s of log costs the
 # p99 on this machine, whoever writes it (docs/performance-history.md). A diagnostic, not in CI.
 #
-# usage: scripts/sustained-latency.sh [SECS] [ROUNDS]   (defaults: 6 s, 3 rounds)
+# usage: scripts/sustained-latency.sh [SECS] [ROUNDS] [NAME=PATH ...]   (defaults: 6 s, 3 rounds)
+# Each NAME=PATH is another build of claude-api-proxy, measured in the same rounds (an A/B of
+# two builds: the sustained p99 shows what the benchmark's short phases cannot resolve).
 # Needs wrk and nginx (apt install wrk nginx-light), python3, and the release builds:
 #   cargo build --release -p claude-api-proxy -p fake-anthropic
 set -euo pipefail
 secs=${1:-6}
 rounds=${2:-3}
+shift $(($# < 2 ? $# : 2))
 root=$(cd "$(dirname "$0")/.." && pwd)
 release=$root/target/release
 for tool in wrk nginx python3; do
@@ -58,6 +61,18 @@ pids+=($!)
 "$release/claude-api-proxy" --listen "$via_ours" --upstream "http://$upstream" \
     --log-file "$work/traffic.log" >/dev/null 2>&1 &
 pids+=($!)
+also_names=() also_addrs=()
+for spec in "$@"; do
+    name=${spec%%=*} bin=${spec#*=}
+    if [ "$name" = "$spec" ] || [ ! -x "$bin" ]; then
+        echo "not NAME=PATH to an executable: $spec" >&2
+        exit 64
+    fi
+    addr=127.0.0.1:$(free_port)
+    "$bin" --listen "$addr" --upstream "http://$upstream" --log-file "$work/also-$name.log" >/dev/null 2>&1 &
+    pids+=($!)
+    also_names+=("$name") also_addrs+=("$addr")
+done
 
 # The benchmark's 50 KB Messages body, sent by wrk.
 python3 - "$work/body.json" <<'EOF'
@@ -100,7 +115,7 @@ EOF
 
 # measure ADDR [with-writer]: p50, p99 and requests/s of SECS seconds of sequential POSTs.
 measure() {
-    : >"$work/traffic.log"
+    for log in "$work"/*.log; do : >"$log"; done
     sync
     sleep 2
     local writer=
@@ -114,12 +129,18 @@ measure() {
     [ -z "$writer" ] || wait "$writer"
 }
 
+# Every target in every round; the order turns each round and runs backwards every other one
+# (as in the benchmark), so that no target always follows the same one.
+labels=(nginx "nginx + a 200 MB/s log writer" claude-api-proxy "${also_names[@]}")
+addrs=("$via_nginx" "$via_nginx" "$via_ours" "${also_addrs[@]}")
+modes=("" with-writer "" "${also_names[@]/*/}")
+n=${#labels[@]}
 sleep 1
 for round in $(seq "$rounds"); do
-    printf 'round %s  nginx                         ' "$round"
-    measure "$via_nginx"
-    printf 'round %s  nginx + a 200 MB/s log writer ' "$round"
-    measure "$via_nginx" with-writer
-    printf 'round %s  claude-api-proxy              ' "$round"
-    measure "$via_ours"
+    for k in $(seq 0 $((n - 1))); do
+        j=$(((k + round) % n))
+        [ $((round % 2)) = 1 ] || j=$((n - 1 - j))
+        printf 'round %s  %-29s ' "$round" "${labels[$j]}"
+        measure "${addrs[$j]}" "${modes[$j]}"
+    done
 done
