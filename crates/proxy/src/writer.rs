@@ -44,7 +44,8 @@ const BACKLOG_RESUME: u64 = BACKLOG_LIMIT / 2;
 /// instead of ~0.4 ms (all its work then lands in one burst) with no gain at p50.
 const BATCH_MAX: usize = 256;
 
-/// Bytes handed to the writer and not yet written, and a way to wait until that is small.
+/// Bytes handed to the writer and not yet written, a way to wait until that is small, and what
+/// is shared to wake the writer and to free what it is done with.
 #[derive(Debug, Default)]
 struct Backlog {
     bytes: AtomicU64,
@@ -476,10 +477,11 @@ const WRITEBACK_EVERY: u64 = 1 << 20;
 /// completed at once (on this VM in the interrupt handler of the one CPU that takes the disk's
 /// interrupts), showed in the latency of the requests forwarded meanwhile: sequential 50 KB
 /// POSTs held for seconds had a p99 of 0.46-0.69 ms against 0.76-1.63
-/// (docs/performance-history.md). Dropping only clean pages matters:
-/// given a dirty one, `fadvise` cannot drop it and drains every CPU's page lists to try again,
-/// a kernel work item on each CPU that the writer waits for; asking it to write back and drop
-/// in one call cost the 50 KB POST 46-80 µs at p99.
+/// (docs/performance-history.md).
+///
+/// Dropping only clean pages matters: given a dirty one, `fadvise` cannot drop it and drains
+/// every CPU's page lists to try again, a kernel work item on each CPU that the writer waits
+/// for; asking it to write back and drop in one call cost the 50 KB POST 46-80 µs at p99.
 #[derive(Debug, Default)]
 struct PageCache {
     /// Bytes appended since writeback was last started.
