@@ -137,6 +137,7 @@ async fn serve(
 
     let token = CancellationToken::new();
     tokio::spawn(shutdown::on_signal(token.clone()));
+    tokio::spawn(forwarder.writer.clone().after_sends());
     // No timeout or compression layer here: either would break live SSE streams.
     let app = axum::Router::new()
         .fallback(forward)
