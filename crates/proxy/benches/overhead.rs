@@ -6,7 +6,7 @@
 //! alike. claude-api-proxy runs as its real binary, capturing every exchange to a temp log file.
 //!
 //! ```text
-//! cargo bench -p claude-api-proxy --bench overhead            # full run, ~4 minutes
+//! cargo bench -p claude-api-proxy --bench overhead            # full run, ~6 minutes
 //! cargo bench -p claude-api-proxy --bench overhead -- --smoke  # tiny counts, seconds
 //! cargo test  -p claude-api-proxy --bench overhead -- --smoke  # the same on the debug build
 //! ```
@@ -75,8 +75,8 @@ struct Plan {
 const FULL: Plan = Plan {
     warmup: 200,
     rounds: 5,
-    latency_requests: 400,
-    ttfe_requests: 400,
+    latency_requests: 2000,
+    ttfe_requests: 2000,
     throughput_conns: 16,
     throughput_secs: 3.0,
     streams: 100,
