@@ -696,6 +696,18 @@ mod tests {
         }
     }
 
+    /// Waits until `n` records are written; a lost wake-up leaves one unwritten.
+    fn wait_written(writer: &Writer, n: u64) {
+        let wait = Instant::now();
+        while writer.stats.written.load(Ordering::SeqCst) < n {
+            assert!(
+                wait.elapsed() < Duration::from_secs(5),
+                "record {n} not written: the writer missed its wake-up"
+            );
+            std::thread::yield_now();
+        }
+    }
+
     #[test]
     fn every_send_wakes_a_sleeping_writer() {
         let dir = tempfile::tempdir().unwrap();
@@ -711,14 +723,7 @@ mod tests {
                 std::thread::sleep(CONSOLE_EVERY * 2);
             }
             handle.send(exchange(&freed_tx));
-            let wait = Instant::now();
-            while writer.stats.written.load(Ordering::SeqCst) < i {
-                assert!(
-                    wait.elapsed() < Duration::from_secs(5),
-                    "record {i} not written: the writer missed its wake-up"
-                );
-                std::thread::yield_now();
-            }
+            wait_written(&writer, i);
         }
         writer.close();
         assert_eq!(
@@ -734,16 +739,7 @@ mod tests {
         let writer = Writer::start(path.clone(), open_log(&path).unwrap(), 1 << 20).unwrap();
         let handle = writer.handle();
         let (freed_tx, _freed) = mpsc::channel();
-        let written = |n: u64| {
-            let wait = Instant::now();
-            while writer.stats.written.load(Ordering::SeqCst) < n {
-                assert!(
-                    wait.elapsed() < Duration::from_secs(5),
-                    "record {n} not written: the writer missed its wake-up"
-                );
-                std::thread::yield_now();
-            }
-        };
+        let written = |n| wait_written(&writer, n);
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
