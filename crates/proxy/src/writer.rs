@@ -696,6 +696,14 @@ mod tests {
         }
     }
 
+    /// A writer on a log in a fresh temp directory (kept while the returned guard lives).
+    fn start_writer() -> (tempfile::TempDir, PathBuf, Writer) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("traffic.log");
+        let writer = Writer::start(path.clone(), open_log(&path).unwrap(), 1 << 20).unwrap();
+        (dir, path, writer)
+    }
+
     /// Waits until `n` records are written; a lost wake-up leaves one unwritten.
     fn wait_written(writer: &Writer, n: u64) {
         let wait = Instant::now();
@@ -710,9 +718,7 @@ mod tests {
 
     #[test]
     fn every_send_wakes_a_sleeping_writer() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("traffic.log");
-        let writer = Writer::start(path.clone(), open_log(&path).unwrap(), 1 << 20).unwrap();
+        let (_dir, path, writer) = start_writer();
         let handle = writer.handle();
         let (freed_tx, _freed) = mpsc::channel();
         // Sent back to back, each racing the writer going to sleep after the one before; and
@@ -734,9 +740,7 @@ mod tests {
 
     #[test]
     fn after_sends_wakes_the_writer_once_the_sending_task_yields() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("traffic.log");
-        let writer = Writer::start(path.clone(), open_log(&path).unwrap(), 1 << 20).unwrap();
+        let (_dir, _, writer) = start_writer();
         let handle = writer.handle();
         let (freed_tx, _freed) = mpsc::channel();
         let written = |n| wait_written(&writer, n);
@@ -778,9 +782,7 @@ mod tests {
 
     #[test]
     fn captures_are_freed_by_the_next_send_or_by_the_writer_once_idle() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("traffic.log");
-        let writer = Writer::start(path.clone(), open_log(&path).unwrap(), 1 << 20).unwrap();
+        let (_dir, path, writer) = start_writer();
         let handle = writer.handle();
         let (freed_tx, freed) = mpsc::channel();
         let here = std::thread::current().id();
