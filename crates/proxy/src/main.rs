@@ -8,14 +8,15 @@ use std::process::ExitCode;
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
-        Err(e) => {
+        // --help and --version are not errors.
+        Err(e) if !e.use_stderr() => {
             let _ = e.print();
-            // --help and --version are not errors; a bad flag is a usage error (64).
-            return if e.use_stderr() {
-                ExitCode::from(64)
-            } else {
-                ExitCode::SUCCESS
-            };
+            return ExitCode::SUCCESS;
+        }
+        // A bad flag is a usage error (64).
+        Err(e) => {
+            write_stderr(&e.render().to_string());
+            return ExitCode::from(64);
         }
     };
     tracing_subscriber::fmt()
@@ -29,15 +30,28 @@ fn main() -> ExitCode {
     let config = match Config::try_from(cli) {
         Ok(config) => config,
         Err(e) => {
-            eprintln!("claude-api-proxy: {e}");
+            fatal(format_args!("{e}"));
             return ExitCode::from(64);
         }
     };
     match claude_api_proxy::run(config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("claude-api-proxy: {e:#}");
+            fatal(format_args!("{e:#}"));
             ExitCode::from(e.exit_code())
         }
     }
+}
+
+/// Prints a fatal error as one line.
+fn fatal(message: std::fmt::Arguments<'_>) {
+    write_stderr(&format!("claude-api-proxy: {message}\n"));
+}
+
+/// Writes `text` to stderr in one `write`: stderr is unbuffered and `eprintln!` (or clap's
+/// `print`) writes each formatted piece on its own, which another process sharing the
+/// container's stderr (the supervisor's other child) could split.
+fn write_stderr(text: &str) {
+    use std::io::Write;
+    let _ = std::io::stderr().write_all(text.as_bytes());
 }

@@ -474,7 +474,7 @@ impl LogFile {
             Ok(()) => {
                 stats.written.fetch_add(self.records, Ordering::Relaxed);
                 if let Some(file) = &self.file {
-                    self.cache.wrote(file, self.pending.len());
+                    self.cache.wrote(file, self.pending.len(), self.records);
                 }
             }
             Err(e) => {
@@ -497,8 +497,10 @@ impl LogFile {
 /// Bytes appended between two releases of the log's page cache.
 const RELEASE_EVERY: u64 = 16 << 20;
 
-/// Bytes appended between two starts of writeback.
-const WRITEBACK_EVERY: u64 = 1 << 20;
+/// Bytes appended between two starts of writeback while the writer keeps up with the traffic
+/// (one record per write), and while records queue up for it (several per write).
+const WRITEBACK_STEP: u64 = 256 << 10;
+const WRITEBACK_STEP_BUSY: u64 = 1 << 20;
 
 /// Keeps the log from filling the page cache. The log is written once and read once, by the
 /// shipper right behind the writer, so nothing gains from gigabytes of it staying cached; and
@@ -506,15 +508,17 @@ const WRITEBACK_EVERY: u64 = 1 << 20;
 /// where the host backs a page only once it is touched, that made appending 8x dearer
 /// (0.42 against 3.7 GB per CPU-second) than writing into pages just released.
 ///
-/// Every [`WRITEBACK_EVERY`] bytes the writer starts writing back what it appended since the
-/// last time (`sync_file_range`, which does not wait), and every [`RELEASE_EVERY`] bytes it
+/// The writer starts writing back what it appended since the last time (`sync_file_range`,
+/// which does not wait) every [`WRITEBACK_STEP`] bytes, and every [`RELEASE_EVERY`] bytes it
 /// drops the stretch before the last release point, written back by then
 /// (`POSIX_FADV_DONTNEED`). So the newest 16-32 MiB stay cached for the shipper.
 ///
-/// Writeback in 1 MiB steps rather than 16 MiB ones: 16 MiB of I/O started at once, and
-/// completed at once (on this VM in the interrupt handler of the one CPU that takes the disk's
-/// interrupts), showed in the latency of the requests forwarded meanwhile: sequential 50 KB
-/// POSTs held for seconds had a p99 of 0.46-0.69 ms against 0.76-1.63
+/// Writeback in small steps because starting it is kernel work that nothing preempts on
+/// kernels built `PREEMPT_NONE`, and a request woken on the writer's core waits for it: 16 MiB
+/// steps gave sequential 50 KB POSTs a p99 of 0.76-1.63 ms, 1 MiB steps 0.46-0.69, and at 1 MiB
+/// a scheduler trace still put most of the forwarding thread's longest waits behind the
+/// writer's ~140 µs `sync_file_range`. While records queue up (several per write) the writer
+/// is the bottleneck and steps of [`WRITEBACK_STEP_BUSY`] cost it less per byte
 /// (docs/performance-history.md).
 ///
 /// Dropping only clean pages matters: given a dirty one, `fadvise` cannot drop it and drains
@@ -533,10 +537,15 @@ struct PageCache {
 }
 
 impl PageCache {
-    fn wrote(&mut self, file: &File, bytes: usize) {
+    fn wrote(&mut self, file: &File, bytes: usize, records: u64) {
         use std::io::Seek;
         self.since += bytes as u64;
-        if self.since < WRITEBACK_EVERY {
+        let step = if records > 1 {
+            WRITEBACK_STEP_BUSY
+        } else {
+            WRITEBACK_STEP
+        };
+        if self.since < step {
             return;
         }
         self.since = 0;

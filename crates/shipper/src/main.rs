@@ -13,7 +13,7 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Err(e) => {
-            let _ = e.print();
+            write_stderr(&e.render().to_string());
             return ExitCode::from(64);
         }
     };
@@ -22,7 +22,7 @@ fn main() -> ExitCode {
     {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("otlp-shipper: {e}");
+            fatal(format_args!("{e}"));
             return ExitCode::from(64);
         }
     };
@@ -37,7 +37,7 @@ fn main() -> ExitCode {
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("otlp-shipper: cannot start the runtime: {e}");
+            fatal(format_args!("cannot start the runtime: {e}"));
             return ExitCode::FAILURE;
         }
     };
@@ -54,8 +54,21 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("otlp-shipper: {e:#}");
+            fatal(format_args!("{e:#}"));
             ExitCode::FAILURE
         }
     }
+}
+
+/// Prints a fatal error as one line.
+fn fatal(message: std::fmt::Arguments<'_>) {
+    write_stderr(&format!("otlp-shipper: {message}\n"));
+}
+
+/// Writes `text` to stderr in one `write`: stderr is unbuffered and `eprintln!` (or clap's
+/// `print`) writes each formatted piece on its own, which another process sharing the
+/// container's stderr (the supervisor's other child) could split.
+fn write_stderr(text: &str) {
+    use std::io::Write;
+    let _ = std::io::stderr().write_all(text.as_bytes());
 }
