@@ -30,7 +30,7 @@ fn main() -> ExitCode {
     let config = match Config::try_from(cli) {
         Ok(config) => config,
         Err(e) => {
-            fatal(format_args!("{e}"));
+            fatal(e);
             return ExitCode::from(64);
         }
     };
@@ -44,7 +44,7 @@ fn main() -> ExitCode {
 }
 
 /// Prints a fatal error as one line.
-fn fatal(message: std::fmt::Arguments<'_>) {
+fn fatal(message: impl std::fmt::Display) {
     write_stderr(&format!("claude-api-proxy: {message}\n"));
 }
 

@@ -498,8 +498,10 @@ impl LogFile {
 const RELEASE_EVERY: u64 = 16 << 20;
 
 /// Bytes appended between two starts of writeback while the writer keeps up with the traffic
-/// (one record per write), and while records queue up for it (several per write).
+/// (one record per write).
 const WRITEBACK_STEP: u64 = 256 << 10;
+
+/// The same while records queue up for the writer (several per write).
 const WRITEBACK_STEP_BUSY: u64 = 1 << 20;
 
 /// Keeps the log from filling the page cache. The log is written once and read once, by the

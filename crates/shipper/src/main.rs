@@ -22,7 +22,7 @@ fn main() -> ExitCode {
     {
         Ok(c) => c,
         Err(e) => {
-            fatal(format_args!("{e}"));
+            fatal(e);
             return ExitCode::from(64);
         }
     };
@@ -61,7 +61,7 @@ fn main() -> ExitCode {
 }
 
 /// Prints a fatal error as one line.
-fn fatal(message: std::fmt::Arguments<'_>) {
+fn fatal(message: impl std::fmt::Display) {
     write_stderr(&format!("otlp-shipper: {message}\n"));
 }
 
