@@ -13,7 +13,8 @@
 //!
 //! Measured: p50/p99 latency of a 50 KB non-streaming POST, time to the first SSE event,
 //! requests/s at 16 concurrent keep-alive connections, and peak RSS (VmHWM) idle and under 100
-//! concurrent streams with 1 MB request bodies. Prints a markdown table with the ratios.
+//! concurrent streams with 1 MB request bodies. Prints a markdown table with the ratios, and
+//! each round's POST p99 per target on stderr.
 //! Every run fails (exit 1) when any request fails or the proxy did not log exactly one record
 //! per exchange.
 //! `--proxy-bin PATH` measures another build of claude-api-proxy (e.g. one with symbols, for
@@ -212,7 +213,15 @@ async fn run(plan: &Plan, smoke: bool) -> bool {
     let mut lat = vec![Vec::new(); targets.len()];
     let mut tt = vec![Vec::new(); targets.len()];
     let mut tp = vec![(0u64, 0f64); targets.len()];
+    let names: Vec<&str> = ALL
+        .iter()
+        .map(|via| via.name())
+        .chain(extras.iter().map(|e| e.0.as_str()))
+        .collect();
     for round in 0..plan.rounds {
+        // Each target's POST p99 in this round alone: a run's p99 that one round decided (a
+        // stall of the host) shows here.
+        let mut round_p99 = vec![f64::NAN; targets.len()];
         for i in round_order(targets.len(), round) {
             settle(plan.settle_secs).await;
             let mut conn = Conn::open(targets[i]).await;
@@ -221,6 +230,9 @@ async fn run(plan: &Plan, smoke: bool) -> bool {
                 conn.post(&body, "json").await;
                 lat[i].push(t.elapsed());
             }
+            let mut this_round = lat[i][lat[i].len() - plan.latency_requests..].to_vec();
+            this_round.sort();
+            round_p99[i] = pct(&this_round, 0.99);
             for _ in 0..plan.ttfe_requests {
                 tt[i].push(conn.first_event(&stream_body).await);
             }
@@ -239,7 +251,17 @@ async fn run(plan: &Plan, smoke: bool) -> bool {
                 ledger.settle().await;
             }
         }
-        eprintln!("round {}/{} done", round + 1, plan.rounds);
+        let p99s: Vec<String> = names
+            .iter()
+            .zip(&round_p99)
+            .map(|(name, p99)| format!("{name} {p99:.3}"))
+            .collect();
+        eprintln!(
+            "round {}/{} done; 50 KB POST p99 (ms): {}",
+            round + 1,
+            plan.rounds,
+            p99s.join(", ")
+        );
     }
     let mut extra_latency = lat.split_off(ALL.len());
     let mut extra_ttfe = tt.split_off(ALL.len());
