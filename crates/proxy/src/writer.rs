@@ -312,13 +312,7 @@ fn run(
     stats: &WriterStats,
     backlog: &Backlog,
 ) {
-    let mut log = LogFile {
-        path,
-        file: Some(file),
-        pending: Vec::new(),
-        records: 0,
-        cache: PageCache::default(),
-    };
+    let mut log = LogFile::new(path, file);
     let mut console = Console::start();
     // Console lines not yet handed to the console thread.
     let mut lines = String::new();
@@ -437,10 +431,24 @@ struct LogFile {
     pending: Vec<u8>,
     /// Records in `pending`.
     records: u64,
+    /// The log ends part way through a line (a crash or a failed write cut it short): the next
+    /// append ends that line first, so that the next record is a line of its own.
+    torn: bool,
     cache: PageCache,
 }
 
 impl LogFile {
+    fn new(path: PathBuf, file: File) -> LogFile {
+        LogFile {
+            torn: ends_mid_line(&path),
+            path,
+            file: Some(file),
+            pending: Vec::new(),
+            records: 0,
+            cache: PageCache::default(),
+        }
+    }
+
     /// Serializes `record` as one line onto `pending`.
     fn push(&mut self, record: &TrafficRecord, stats: &WriterStats) {
         let start = self.pending.len();
@@ -465,13 +473,19 @@ impl LogFile {
         }
         if self.file.is_none() {
             self.file = open_log(&self.path).ok();
+            self.torn = ends_mid_line(&self.path);
         }
         let result = match &mut self.file {
-            Some(f) => f.write_all(&self.pending),
+            Some(f) => {
+                let newline: &[u8] = if self.torn { b"\n" } else { b"" };
+                f.write_all(newline)
+                    .and_then(|()| f.write_all(&self.pending))
+            }
             None => Err(std::io::Error::other("log file is not open")),
         };
         match result {
             Ok(()) => {
+                self.torn = false;
                 stats.written.fetch_add(self.records, Ordering::Relaxed);
                 if let Some(file) = &self.file {
                     self.cache.wrote(file, self.pending.len(), self.records);
@@ -492,6 +506,17 @@ impl LogFile {
             self.pending = Vec::new();
         }
     }
+}
+
+/// Whether the file at `path` ends part way through a line.
+fn ends_mid_line(path: &Path) -> bool {
+    use std::os::unix::fs::FileExt;
+    let Ok(file) = File::open(path) else {
+        return false;
+    };
+    let len = file.metadata().map_or(0, |m| m.len());
+    let mut last = [0];
+    len > 0 && file.read_at(&mut last, len - 1).is_ok() && last[0] != b'\n'
 }
 
 /// Bytes appended between two releases of the log's page cache.
@@ -851,5 +876,37 @@ mod tests {
             .await
             .expect("goes on once the writer is under half the limit")
             .unwrap();
+    }
+
+    #[test]
+    fn a_line_cut_short_is_ended_before_the_next_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("traffic.log");
+        let stats = WriterStats::default();
+        let append_record = |log: &mut LogFile, text: &str| {
+            log.pending.extend_from_slice(text.as_bytes());
+            log.pending.push(b'\n');
+            log.records += 1;
+            log.flush(&stats);
+        };
+        // Left by a proxy killed part way through a write.
+        std::fs::write(&path, "{\"id\":\"cut").unwrap();
+        let mut log = LogFile::new(path.clone(), open_log(&path).unwrap());
+        append_record(&mut log, "{}");
+        append_record(&mut log, "[]");
+        // A failed write (the disk filled up) left part of a line; the log is reopened.
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap()
+            .write_all(b"{\"id\":\"half")
+            .unwrap();
+        log.file = None;
+        append_record(&mut log, "{\"id\":\"next\"}");
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "{\"id\":\"cut\n{}\n[]\n{\"id\":\"half\n{\"id\":\"next\"}\n"
+        );
+        assert_eq!(stats.written.load(Ordering::Relaxed), 3);
     }
 }
