@@ -440,7 +440,7 @@ struct LogFile {
 impl LogFile {
     fn new(path: PathBuf, file: File) -> LogFile {
         LogFile {
-            torn: ends_mid_line(&path),
+            torn: ends_mid_line(&file, &path),
             path,
             file: Some(file),
             pending: Vec::new(),
@@ -473,7 +473,10 @@ impl LogFile {
         }
         if self.file.is_none() {
             self.file = open_log(&self.path).ok();
-            self.torn = ends_mid_line(&self.path);
+            self.torn = self
+                .file
+                .as_ref()
+                .is_some_and(|f| ends_mid_line(f, &self.path));
         }
         let result = match &mut self.file {
             Some(f) => {
@@ -508,15 +511,18 @@ impl LogFile {
     }
 }
 
-/// Whether the file at `path` ends part way through a line.
-fn ends_mid_line(path: &Path) -> bool {
+/// Whether the log, a regular file open as `file` (for appending only), ends part way through
+/// a line.
+fn ends_mid_line(file: &File, path: &Path) -> bool {
     use std::os::unix::fs::FileExt;
-    let Ok(file) = File::open(path) else {
-        return false;
+    let len = match file.metadata() {
+        Ok(meta) if meta.is_file() => meta.len(),
+        _ => return false,
     };
-    let len = file.metadata().map_or(0, |m| m.len());
     let mut last = [0];
-    len > 0 && file.read_at(&mut last, len - 1).is_ok() && last[0] != b'\n'
+    len > 0
+        && File::open(path).is_ok_and(|f| f.read_at(&mut last, len - 1).is_ok())
+        && last[0] != b'\n'
 }
 
 /// Bytes appended between two releases of the log's page cache.
