@@ -431,21 +431,31 @@ struct LogFile {
     pending: Vec<u8>,
     /// Records in `pending`.
     records: u64,
-    /// The log ends part way through a line (a crash or a failed write cut it short): the next
-    /// append ends that line first, so that the next record is a line of its own.
-    torn: bool,
     cache: PageCache,
 }
 
 impl LogFile {
     fn new(path: PathBuf, file: File) -> LogFile {
-        LogFile {
-            torn: ends_mid_line(&file, &path),
+        let mut log = LogFile {
             path,
             file: Some(file),
             pending: Vec::new(),
             records: 0,
             cache: PageCache::default(),
+        };
+        log.end_a_cut_line();
+        log
+    }
+
+    /// A crash or a failed write may have cut the log's last line short: the next append then
+    /// ends it first, so that the next record is a line of its own.
+    fn end_a_cut_line(&mut self) {
+        if self
+            .file
+            .as_ref()
+            .is_some_and(|f| ends_mid_line(f, &self.path))
+        {
+            self.pending.insert(0, b'\n');
         }
     }
 
@@ -473,22 +483,14 @@ impl LogFile {
         }
         if self.file.is_none() {
             self.file = open_log(&self.path).ok();
-            self.torn = self
-                .file
-                .as_ref()
-                .is_some_and(|f| ends_mid_line(f, &self.path));
+            self.end_a_cut_line();
         }
         let result = match &mut self.file {
-            Some(f) => {
-                let newline: &[u8] = if self.torn { b"\n" } else { b"" };
-                f.write_all(newline)
-                    .and_then(|()| f.write_all(&self.pending))
-            }
+            Some(f) => f.write_all(&self.pending),
             None => Err(std::io::Error::other("log file is not open")),
         };
         match result {
             Ok(()) => {
-                self.torn = false;
                 stats.written.fetch_add(self.records, Ordering::Relaxed);
                 if let Some(file) = &self.file {
                     self.cache.wrote(file, self.pending.len(), self.records);
