@@ -12,8 +12,8 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 use std::time::SystemTime;
 use traffic_record::{
-    Body, Headers, KIND, REDACTED, Request, Response, SCHEMA_VERSION, SECRET_HEADERS, Sse,
-    SseEvent, TrafficRecord, Usage,
+    Body, CacheCreation, Headers, KIND, REDACTED, Request, Response, SCHEMA_VERSION,
+    SECRET_HEADERS, Sse, SseEvent, TrafficRecord, Usage,
 };
 
 /// The record of `exchange`; `cap` bounds decoded output as it bounds captures.
@@ -188,6 +188,13 @@ fn usage_of(u: &Value) -> Option<Usage> {
         output_tokens: field("output_tokens"),
         cache_creation_input_tokens: field("cache_creation_input_tokens"),
         cache_read_input_tokens: field("cache_read_input_tokens"),
+        cache_creation: u.get("cache_creation").map(|c| {
+            let field = |name: &str| c.get(name).and_then(Value::as_u64);
+            CacheCreation {
+                ephemeral_5m_input_tokens: field("ephemeral_5m_input_tokens"),
+                ephemeral_1h_input_tokens: field("ephemeral_1h_input_tokens"),
+            }
+        }),
     };
     (usage != Usage::default()).then_some(usage)
 }
