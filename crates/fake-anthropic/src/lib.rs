@@ -14,6 +14,7 @@
 //! |---|---|
 //! | a `tool_result` block | `Tool result received: <first 200 chars of its content>` |
 //! | `[[tool:Bash:<command>]]` | a `tool_use` block, input streamed as `input_json_delta` |
+//! | `[[tool:Agent:<prompt>]]` | a sub-agent call (`Task` works too): input `description`, `prompt`, `subagent_type` |
 //! | `[[thinking]]` | a thinking block (thinking + signature deltas) before the text |
 //! | `[[error:<status>]]` | that status with the Anthropic error shape |
 //! | `[[sse-error]]` | an `event: error` frame after the first delta |
@@ -290,6 +291,16 @@ impl Block {
     }
 }
 
+/// A tool call's input: a sub-agent's (`Task`/`Agent`: the text is its prompt) or a command's.
+fn tool_input(name: &str, text: &str) -> Value {
+    match name {
+        "Task" | "Agent" => {
+            json!({"description": "sub-agent task", "prompt": text, "subagent_type": "general-purpose"})
+        }
+        _ => json!({"command": text, "description": "run it"}),
+    }
+}
+
 fn reply_blocks(d: &Directives) -> (Vec<Block>, &'static str) {
     let mut blocks = Vec::new();
     if d.thinking {
@@ -311,7 +322,7 @@ fn reply_blocks(d: &Directives) -> (Vec<Block>, &'static str) {
         blocks.push(Block::ToolUse {
             id: new_id("toolu"),
             name: name.clone(),
-            input: json!({"command": command, "description": "run it"}),
+            input: tool_input(name, command),
         });
         return (blocks, "tool_use");
     }

@@ -19,6 +19,12 @@ pub struct Cli {
 pub enum Command {
     /// Exit 0 when the proxy accepts connections (the image's HEALTHCHECK; needs no curl).
     Health(HealthArgs),
+    /// List the Claude Code sessions in the traffic log, newest first.
+    Sessions(viewer::cli::SessionsArgs),
+    /// Show one session as a conversation in the terminal.
+    Show(viewer::cli::ShowArgs),
+    /// Write one session to a self-contained HTML page.
+    Html(viewer::cli::HtmlArgs),
 }
 
 #[derive(Debug, Args)]

@@ -18,6 +18,23 @@ use crate::config::{Cli, Command, Config};
 /// Exit code for a configuration error (EX_CONFIG-like, as linkerd uses 64 for bad config).
 pub const EXIT_CONFIG: u8 = 64;
 
+/// The session viewer's subcommands (they read the log; nothing is supervised).
+fn viewer_command(command: &Option<Command>) -> Option<ExitCode> {
+    let result = match command {
+        Some(Command::Sessions(args)) => viewer::cli::sessions(args),
+        Some(Command::Show(args)) => viewer::cli::show(args),
+        Some(Command::Html(args)) => viewer::cli::html(args),
+        _ => return None,
+    };
+    Some(match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("claude-api-logger: {err}");
+            ExitCode::FAILURE
+        }
+    })
+}
+
 /// The whole program, minus `std::env`, so tests can drive it with arguments.
 pub fn main_with_args<I: IntoIterator<Item = OsString>>(args: I) -> ExitCode {
     let cli = match Cli::try_parse_from(args) {
@@ -28,6 +45,9 @@ pub fn main_with_args<I: IntoIterator<Item = OsString>>(args: I) -> ExitCode {
             return ExitCode::from(code);
         }
     };
+    if let Some(code) = viewer_command(&cli.command) {
+        return code;
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("LOG_LEVEL")

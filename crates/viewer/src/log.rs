@@ -1,0 +1,507 @@
+//! Reading the traffic log: its rotated segments oldest first, then the live file, line by
+//! line, keeping for each exchange only a small head (ids, times, usage, where its line is) so
+//! that memory follows the number of exchanges, never the bytes of their bodies. Lines that are
+//! not whole traffic records are skipped and counted by kind.
+
+use serde::Deserialize;
+use serde::de::{self, Deserializer, SeqAccess, Visitor};
+use serde_json::value::RawValue;
+use std::collections::hash_map::DefaultHasher;
+use std::fs::File;
+use std::hash::{Hash, Hasher};
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+use traffic_record::{Outcome, Usage};
+
+use crate::Error;
+
+/// The rotated segments of `log` (`<log>.<UTC YYYYMMDDTHHMMSSZ>.<n>`), oldest first, then the
+/// live file itself when it exists.
+pub fn segments(log: &Path) -> Result<Vec<PathBuf>, Error> {
+    let dir = match log.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let name = log
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let read_err = |source| Error::Read {
+        path: log.display().to_string(),
+        source,
+    };
+    let mut rotated: Vec<((String, u64), PathBuf)> = Vec::new();
+    for entry in std::fs::read_dir(&dir).map_err(read_err)? {
+        let entry = entry.map_err(read_err)?;
+        let file = entry.file_name().to_string_lossy().into_owned();
+        if let Some(key) = file
+            .strip_prefix(&name)
+            .and_then(|rest| rest.strip_prefix('.'))
+            .and_then(rotation_key)
+        {
+            rotated.push((key, entry.path()));
+        }
+    }
+    rotated.sort();
+    let mut all: Vec<PathBuf> = rotated.into_iter().map(|(_, p)| p).collect();
+    if log.exists() {
+        all.push(log.to_path_buf());
+    }
+    if all.is_empty() {
+        return Err(read_err(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            "no such file, and no rotated segment of it",
+        )));
+    }
+    Ok(all)
+}
+
+/// `20261203T101500Z.1` -> its time and number, so `.10` sorts after `.9`.
+fn rotation_key(suffix: &str) -> Option<(String, u64)> {
+    let (stamp, n) = suffix.split_once('.')?;
+    let b = stamp.as_bytes();
+    let stamp_ok = b.len() == 16
+        && b[8] == b'T'
+        && b[15] == b'Z'
+        && b[..8].iter().chain(&b[9..15]).all(u8::is_ascii_digit);
+    (stamp_ok && !n.is_empty() && n.bytes().all(|c| c.is_ascii_digit()))
+        .then(|| (stamp.to_string(), n.parse().unwrap_or(u64::MAX)))
+}
+
+/// Where a line is: which segment, at which byte, how long (without its newline).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Location {
+    pub segment: usize,
+    pub offset: u64,
+    pub len: usize,
+}
+
+/// Lines that were not traffic records, by kind. Each was skipped.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Skipped {
+    /// A record cut short (a crash mid-write, or the last line still being written).
+    pub cut: u64,
+    /// Bytes that are not UTF-8.
+    pub invalid_utf8: u64,
+    /// Text that is not JSON.
+    pub not_json: u64,
+    /// JSON that is not a traffic record (another `kind`, or fields missing).
+    pub not_record: u64,
+}
+
+impl Skipped {
+    pub fn total(&self) -> u64 {
+        self.cut + self.invalid_utf8 + self.not_json + self.not_record
+    }
+}
+
+/// What the index keeps of one exchange.
+#[derive(Debug, Clone)]
+pub struct Head {
+    pub id: String,
+    pub session_id: Option<String>,
+    pub started_at: String,
+    pub ended_at: String,
+    pub start: Option<SystemTime>,
+    pub end: Option<SystemTime>,
+    pub duration_ms: f64,
+    pub ttfb_ms: Option<f64>,
+    pub outcome: Outcome,
+    pub error: Option<String>,
+    pub model: Option<String>,
+    pub stop_reason: Option<String>,
+    pub usage: Option<Usage>,
+    pub path: String,
+    pub status: Option<u16>,
+    pub request_size: u64,
+    /// The conversation the request belongs to: a hash of its first message (0: none).
+    pub thread: u64,
+    pub messages: usize,
+    /// The last message is the user's own input (not only tool results).
+    pub ends_with_prompt: bool,
+    pub location: Location,
+}
+
+impl Head {
+    /// An error status or an outcome other than `complete`.
+    pub fn is_error(&self) -> bool {
+        self.outcome != Outcome::Complete || self.status.is_none_or(|s| s >= 400)
+    }
+}
+
+/// Every exchange head of a log, in file order, and what was skipped.
+#[derive(Debug, Default)]
+pub struct Index {
+    pub segments: Vec<PathBuf>,
+    pub heads: Vec<Head>,
+    pub skipped: Skipped,
+    pub bytes: u64,
+}
+
+impl Index {
+    /// Reads the whole log once.
+    pub fn build(log: &Path) -> Result<Index, Error> {
+        let segments = segments(log)?;
+        let mut index = Index {
+            segments: segments.clone(),
+            ..Index::default()
+        };
+        for (n, path) in segments.iter().enumerate() {
+            index.read_segment(n, path)?;
+        }
+        Ok(index)
+    }
+
+    fn read_segment(&mut self, segment: usize, path: &Path) -> Result<(), Error> {
+        let read_err = |source| Error::Read {
+            path: path.display().to_string(),
+            source,
+        };
+        let file = File::open(path).map_err(read_err)?;
+        let mut reader = BufReader::with_capacity(1 << 20, file);
+        let mut line = Vec::new();
+        let mut offset = 0u64;
+        loop {
+            line.clear();
+            let n = reader.read_until(b'\n', &mut line).map_err(read_err)?;
+            if n == 0 {
+                return Ok(());
+            }
+            self.bytes += n as u64;
+            let whole = line.last() == Some(&b'\n');
+            let text = if whole { &line[..n - 1] } else { &line[..] };
+            let location = Location {
+                segment,
+                offset,
+                len: text.len(),
+            };
+            offset += n as u64;
+            if text.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            match parse_head(text, location) {
+                Ok(head) if whole => self.heads.push(head),
+                // No newline yet: the writer has not finished it (or a crash cut it).
+                Ok(_) => self.skipped.cut += 1,
+                Err(kind) => kind.count(&mut self.skipped),
+            }
+        }
+    }
+
+    /// The full text of an exchange's line.
+    pub fn read_line(&self, location: Location) -> Result<String, Error> {
+        let path = &self.segments[location.segment];
+        let read_err = |source| Error::Read {
+            path: path.display().to_string(),
+            source,
+        };
+        let mut file = File::open(path).map_err(read_err)?;
+        file.seek(SeekFrom::Start(location.offset))
+            .map_err(read_err)?;
+        let mut buf = vec![0; location.len];
+        file.read_exact(&mut buf).map_err(read_err)?;
+        String::from_utf8(buf).map_err(|e| {
+            read_err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("the line changed since it was indexed: {e}"),
+            ))
+        })
+    }
+}
+
+/// Why a line is not a record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reject {
+    Cut,
+    InvalidUtf8,
+    NotJson,
+    NotRecord,
+}
+
+impl Reject {
+    fn count(self, skipped: &mut Skipped) {
+        match self {
+            Reject::Cut => skipped.cut += 1,
+            Reject::InvalidUtf8 => skipped.invalid_utf8 += 1,
+            Reject::NotJson => skipped.not_json += 1,
+            Reject::NotRecord => skipped.not_record += 1,
+        }
+    }
+}
+
+/// The head of one line, or why it is not a traffic record.
+pub fn parse_head(line: &[u8], location: Location) -> Result<Head, Reject> {
+    let text = std::str::from_utf8(line).map_err(|_| Reject::InvalidUtf8)?;
+    let raw: RawHead<'_> = serde_json::from_str(text).map_err(|e| match e.classify() {
+        serde_json::error::Category::Eof => Reject::Cut,
+        serde_json::error::Category::Syntax => Reject::NotJson,
+        _ => Reject::NotRecord,
+    })?;
+    if raw.kind != traffic_record::KIND {
+        return Err(Reject::NotRecord);
+    }
+    let messages = raw.request.body.json.and_then(|j| j.messages);
+    let (thread, count, ends_with_prompt) = match messages {
+        Some(m) => (
+            m.first.map(thread_key).unwrap_or(0),
+            m.count,
+            ends_with_prompt(&m.last),
+        ),
+        None => (0, 0, false),
+    };
+    Ok(Head {
+        start: humantime::parse_rfc3339_weak(&raw.started_at).ok(),
+        end: humantime::parse_rfc3339_weak(&raw.ended_at).ok(),
+        id: raw.id,
+        session_id: raw.session_id,
+        started_at: raw.started_at,
+        ended_at: raw.ended_at,
+        duration_ms: raw.duration_ms,
+        ttfb_ms: raw.ttfb_ms,
+        outcome: raw.outcome,
+        error: raw.error,
+        model: raw.model,
+        stop_reason: raw.stop_reason,
+        usage: raw.usage,
+        path: raw.request.path,
+        status: raw.response.map(|r| r.status),
+        request_size: raw.request.body.size,
+        thread,
+        messages: count,
+        ends_with_prompt,
+        location,
+    })
+}
+
+/// A conversation's key: its first message without `cache_control` marks (Claude Code moves
+/// them from request to request), hashed.
+pub fn thread_key(first: &RawValue) -> u64 {
+    match serde_json::from_str::<serde_json::Value>(first.get()) {
+        Ok(v) => value_hash(&v),
+        Err(_) => 0,
+    }
+}
+
+/// A hash of a JSON value that ignores `cache_control` keys.
+pub fn value_hash(v: &serde_json::Value) -> u64 {
+    let mut h = DefaultHasher::new();
+    hash_value(v, &mut h);
+    h.finish()
+}
+
+fn hash_value(v: &serde_json::Value, h: &mut DefaultHasher) {
+    use serde_json::Value::*;
+    match v {
+        Null => 0u8.hash(h),
+        Bool(b) => (1u8, b).hash(h),
+        Number(n) => (2u8, n.to_string()).hash(h),
+        String(s) => (3u8, s).hash(h),
+        Array(a) => {
+            (4u8, a.len()).hash(h);
+            a.iter().for_each(|x| hash_value(x, h));
+        }
+        Object(o) => {
+            5u8.hash(h);
+            for (k, x) in o.iter().filter(|(k, _)| *k != "cache_control") {
+                k.hash(h);
+                match (k.as_str(), single_text(x)) {
+                    // Claude Code sends a message's content as one text block while it carries
+                    // the cache mark, and as a plain string later: the same message.
+                    ("content", Some(text)) => (3u8, text).hash(h),
+                    _ => hash_value(x, h),
+                }
+            }
+        }
+    }
+}
+
+/// The text of a content list that is one text block and nothing else.
+fn single_text(content: &serde_json::Value) -> Option<&str> {
+    let [block] = content.as_array()?.as_slice() else {
+        return None;
+    };
+    let o = block.as_object()?;
+    let only_text = o
+        .keys()
+        .all(|k| matches!(k.as_str(), "type" | "text" | "cache_control"));
+    (only_text && o.get("type")? == "text").then(|| o.get("text")?.as_str())?
+}
+
+/// Whether the request ends with the user's own input: its last message that is not a
+/// `system` one (Claude Code appends its environment as a system message) has role `user`,
+/// text, and no tool result.
+fn ends_with_prompt(last: &[&RawValue]) -> bool {
+    last.iter()
+        .rev()
+        .filter_map(|m| serde_json::from_str::<LastMessage>(m.get()).ok())
+        .find(|m| m.role != "system")
+        .is_some_and(|m| {
+            m.role == "user"
+                && match m.content {
+                    Kinds::Text => true,
+                    Kinds::Blocks { text, tool_result } => text && !tool_result,
+                }
+        })
+}
+
+#[derive(Deserialize)]
+struct RawHead<'a> {
+    kind: String,
+    id: String,
+    started_at: String,
+    ended_at: String,
+    duration_ms: f64,
+    #[serde(default)]
+    ttfb_ms: Option<f64>,
+    outcome: Outcome,
+    #[serde(default)]
+    error: Option<String>,
+    #[serde(default)]
+    session_id: Option<String>,
+    #[serde(default)]
+    model: Option<String>,
+    #[serde(default)]
+    stop_reason: Option<String>,
+    #[serde(default)]
+    usage: Option<Usage>,
+    #[serde(borrow)]
+    request: RawRequest<'a>,
+    #[serde(default)]
+    response: Option<RawResponse>,
+}
+
+#[derive(Deserialize)]
+struct RawRequest<'a> {
+    path: String,
+    #[serde(borrow)]
+    body: RawBody<'a>,
+}
+
+#[derive(Deserialize)]
+struct RawBody<'a> {
+    #[serde(default)]
+    size: u64,
+    #[serde(default, borrow)]
+    json: Option<RequestJson<'a>>,
+}
+
+#[derive(Deserialize)]
+struct RequestJson<'a> {
+    #[serde(default, borrow)]
+    messages: Option<Messages<'a>>,
+}
+
+#[derive(Deserialize)]
+struct RawResponse {
+    status: u16,
+}
+
+/// A request's `messages`, skimmed: how many, and the first and last unparsed.
+struct Messages<'a> {
+    count: usize,
+    first: Option<&'a RawValue>,
+    /// The last few, oldest first.
+    last: Vec<&'a RawValue>,
+}
+
+/// How many of the last messages are kept to find the last non-system one.
+const LAST_KEPT: usize = 4;
+
+impl<'de: 'a, 'a> Deserialize<'de> for Messages<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
+            type Value = Messages<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a list of messages")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let mut m = Messages {
+                    count: 0,
+                    first: None,
+                    last: Vec::with_capacity(LAST_KEPT),
+                };
+                while let Some(raw) = seq.next_element::<&'de RawValue>()? {
+                    if m.first.is_none() {
+                        m.first = Some(raw);
+                    }
+                    if m.last.len() == LAST_KEPT {
+                        m.last.remove(0);
+                    }
+                    m.last.push(raw);
+                    m.count += 1;
+                }
+                Ok(m)
+            }
+        }
+        d.deserialize_seq(V(std::marker::PhantomData))
+    }
+}
+
+#[derive(Deserialize)]
+struct LastMessage {
+    role: String,
+    content: Kinds,
+}
+
+/// The kinds of blocks a message's content holds (a string is text).
+enum Kinds {
+    Text,
+    Blocks { text: bool, tool_result: bool },
+}
+
+impl<'de> Deserialize<'de> for Kinds {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        #[derive(Deserialize)]
+        struct Block<'a> {
+            #[serde(rename = "type")]
+            kind: String,
+            #[serde(default, borrow)]
+            text: Option<std::borrow::Cow<'a, str>>,
+        }
+        impl<'de> Visitor<'de> for V {
+            type Value = Kinds;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string or a list of content blocks")
+            }
+            fn visit_str<E: de::Error>(self, _: &str) -> Result<Kinds, E> {
+                Ok(Kinds::Text)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Kinds, A::Error> {
+                let (mut text, mut tool_result) = (false, false);
+                while let Some(b) = seq.next_element::<Block<'_>>()? {
+                    // Claude Code's own notes to the model are not the user typing.
+                    text |= b.kind == "text"
+                        && !b
+                            .text
+                            .is_some_and(|t| t.trim_start().starts_with("<system-reminder>"));
+                    tool_result |= b.kind == "tool_result";
+                }
+                Ok(Kinds::Blocks { text, tool_result })
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rotated_segments_sort_by_time_then_number() {
+        assert_eq!(
+            rotation_key("20261203T101500Z.10"),
+            Some(("20261203T101500Z".into(), 10))
+        );
+        assert!(
+            rotation_key("20261203T101500Z.1").unwrap()
+                < rotation_key("20261203T101500Z.10").unwrap()
+        );
+        assert_eq!(rotation_key("20261203T1015Z.1"), None);
+        assert_eq!(rotation_key("checkpoint"), None);
+        assert_eq!(rotation_key("20261203T101500Z.1.gz"), None);
+    }
+}
