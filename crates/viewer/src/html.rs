@@ -416,9 +416,10 @@ fn exchange_data(e: &Exchange) -> Value {
     json!({
         "id": e.head.id,
         "base": e.base,
-        "kept": e.kept,
+        "kept": e.exact_kept,
         "dropped": e.dropped,
-        "added": e.added,
+        "added": e.resent.iter().chain(&e.added).collect::<Vec<_>>(),
+        "new_messages": e.added.len(),
         "changed": e.changed,
         "system": e.system,
         "tools": e.tools,
@@ -547,14 +548,21 @@ const SCRIPT: &str = r#"
     if (tail > 0) pre.appendChild(el("span", "dim", "… " + tail + " unchanged lines"));
     return pre;
   }
+  function addedLines(text) {
+    var pre = el("pre");
+    text.split("\n").forEach(function (l) { pre.appendChild(el("span", "add", "+ " + l)); });
+    return pre;
+  }
   function diff(i) {
     var e = ex[i], b = e.base;
     var box = el("div", "diff");
     box.appendChild(el("h4", null, "What changed since #" + (b + 1)));
     var before = request(b).body, after = request(i).body;
-    var p = el("p", null, "messages: " + e.kept + " kept, " + e.dropped + " dropped, " + e.added.length + " added");
+    var added = e.added.slice(e.added.length - e.new_messages);
+    var resent = e.added.length - e.new_messages;
+    var p = el("p", null, "messages: " + (e.kept + resent) + " kept" + (resent ? " (" + resent + " with a moved cache mark)" : "") + ", " + e.dropped + " dropped, " + added.length + " added");
     box.appendChild(p);
-    if (e.added.length) box.appendChild(lineDiff("", pretty(e.added)));
+    if (added.length) box.appendChild(addedLines(pretty(added)));
     var keys = {};
     Object.keys(before).concat(Object.keys(after)).forEach(function (k) { if (k !== "messages") keys[k] = true; });
     Object.keys(keys).forEach(function (k) {
@@ -565,7 +573,7 @@ const SCRIPT: &str = r#"
         box.appendChild(lineDiff(x, y));
       }
     });
-    if (!e.dropped && !e.added.length && e.changed.length === 0) box.appendChild(el("p", "dim", "the same request again (a retry)"));
+    if (!e.dropped && !added.length && e.changed.length === 0) box.appendChild(el("p", "dim", "the same request again (a retry)"));
     return box;
   }
   function fill(details) {

@@ -283,14 +283,22 @@ pub fn thread_key(first: &RawValue) -> u64 {
     }
 }
 
-/// A hash of a JSON value that ignores `cache_control` keys.
+/// A hash of a JSON value that ignores `cache_control` keys and the string/one-text-block
+/// spelling of a message's content: "the same message" as Claude Code re-sends it.
 pub fn value_hash(v: &serde_json::Value) -> u64 {
     let mut h = DefaultHasher::new();
-    hash_value(v, &mut h);
+    hash_value(v, &mut h, true);
     h.finish()
 }
 
-fn hash_value(v: &serde_json::Value, h: &mut DefaultHasher) {
+/// A hash of a JSON value as it is, byte for byte in meaning.
+pub fn exact_hash(v: &serde_json::Value) -> u64 {
+    let mut h = DefaultHasher::new();
+    hash_value(v, &mut h, false);
+    h.finish()
+}
+
+fn hash_value(v: &serde_json::Value, h: &mut DefaultHasher, loose: bool) {
     use serde_json::Value::*;
     match v {
         Null => 0u8.hash(h),
@@ -299,17 +307,17 @@ fn hash_value(v: &serde_json::Value, h: &mut DefaultHasher) {
         String(s) => (3u8, s).hash(h),
         Array(a) => {
             (4u8, a.len()).hash(h);
-            a.iter().for_each(|x| hash_value(x, h));
+            a.iter().for_each(|x| hash_value(x, h, loose));
         }
         Object(o) => {
             5u8.hash(h);
-            for (k, x) in o.iter().filter(|(k, _)| *k != "cache_control") {
+            for (k, x) in o.iter().filter(|(k, _)| !loose || *k != "cache_control") {
                 k.hash(h);
                 match (k.as_str(), single_text(x)) {
                     // Claude Code sends a message's content as one text block while it carries
                     // the cache mark, and as a plain string later: the same message.
-                    ("content", Some(text)) => (3u8, text).hash(h),
-                    _ => hash_value(x, h),
+                    ("content", Some(text)) if loose => (3u8, text).hash(h),
+                    _ => hash_value(x, h, loose),
                 }
             }
         }

@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use crate::Error;
-use crate::log::{Head, Index, value_hash};
+use crate::log::{Head, Index, exact_hash, value_hash};
 
 /// One line of `sessions` (and one element of `sessions --json`).
 #[derive(Debug, Clone, Serialize)]
@@ -206,8 +206,13 @@ pub struct Exchange {
     pub conversation: usize,
     /// The previous exchange (index into `Session::exchanges`) of the same conversation.
     pub base: Option<usize>,
-    /// Messages of `base`'s request this request starts with.
+    /// Messages of `base`'s request this request starts with (the same message, perhaps with
+    /// its cache mark moved).
     pub kept: usize,
+    /// Of those, how many are byte for byte the same; `resent` holds the others as sent now,
+    /// so the page can rebuild the exact request.
+    pub exact_kept: usize,
+    pub resent: Vec<Value>,
     /// Messages of `base`'s request this one no longer has (history rewritten or compacted).
     pub dropped: usize,
     /// The messages this request added (all of them when there is no `base`).
@@ -301,6 +306,7 @@ fn what_key<'a>(sessions: &BTreeMap<&'a str, Vec<&'a Head>>, what: &str) -> &'a 
 struct Previous {
     exchange: usize,
     messages: Vec<u64>,
+    exact: Vec<u64>,
     fields: BTreeMap<String, u64>,
 }
 
@@ -369,6 +375,8 @@ impl Session {
             conversation: 0,
             base: None,
             kept: 0,
+            exact_kept: 0,
+            resent: Vec::new(),
             dropped: 0,
             added: Vec::new(),
             changed: Vec::new(),
@@ -401,6 +409,7 @@ impl Session {
             _ => Vec::new(),
         };
         let hashes: Vec<u64> = messages.iter().map(value_hash).collect();
+        let exact: Vec<u64> = messages.iter().map(exact_hash).collect();
         let field_hashes: BTreeMap<String, u64> = fields
             .iter()
             .map(|(k, v)| (k.clone(), value_hash(v)))
@@ -438,8 +447,17 @@ impl Session {
                     .zip(&hashes)
                     .take_while(|(a, b)| a == b)
                     .count();
+                let exact_kept = prev
+                    .exact
+                    .iter()
+                    .zip(&exact)
+                    .take_while(|(a, b)| a == b)
+                    .count()
+                    .min(kept);
                 exchange.base = Some(prev.exchange);
                 exchange.kept = kept;
+                exchange.exact_kept = exact_kept;
+                exchange.resent = messages[exact_kept..kept].to_vec();
                 exchange.dropped = prev.messages.len() - kept;
                 exchange.changed = changed_fields(&prev.fields, &field_hashes);
                 exchange.added = messages.into_iter().skip(kept).collect();
@@ -451,6 +469,7 @@ impl Session {
                 Previous {
                     exchange: n,
                     messages: hashes,
+                    exact,
                     fields: field_hashes,
                 },
             );

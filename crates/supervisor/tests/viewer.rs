@@ -1,0 +1,652 @@
+//! `claude-api-logger sessions | show | html` over real traffic logs: sessions of the real
+//! Claude Code CLI (text turns, a tool turn, a sub-agent) through the real proxy binary against
+//! fake-anthropic, the HTML page checked in Debian's headless Chromium, and logs with broken
+//! lines and rotated segments.
+//!
+//! Peers come from `scripts/test.sh` (`CLAUDE_BIN`: npm `@anthropic-ai/claude-code`; Debian's
+//! `chromium`; npm `playwright-core` under `$CAL_CACHE/npm`); a missing one fails the test.
+
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_claude-api-logger");
+const PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+fn required_env(name: &str, what: &str) -> PathBuf {
+    let value = std::env::var_os(name)
+        .unwrap_or_else(|| panic!("{name} not set: run scripts/test.sh, which installs {what}"));
+    let path = PathBuf::from(value);
+    assert!(
+        path.exists(),
+        "{name}={} does not exist: run scripts/test.sh, which installs {what}",
+        path.display()
+    );
+    path
+}
+
+/// The cargo target directory this binary was built into (`target/`).
+fn target_dir() -> PathBuf {
+    Path::new(BIN)
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>/claude-api-logger")
+        .to_path_buf()
+}
+
+fn temp_dir(test: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("cal-viewer-{test}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Runs `claude-api-logger ARGS --log-file LOG`; returns stdout, panics on failure.
+fn viewer(log: &Path, args: &[&str]) -> String {
+    let out = Command::new(BIN)
+        .args(args)
+        .arg("--log-file")
+        .arg(log)
+        .env_clear()
+        .env("PATH", PATH)
+        .output()
+        .expect("run claude-api-logger");
+    assert!(
+        out.status.success(),
+        "claude-api-logger {args:?} failed: {}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("UTF-8 output")
+}
+
+/// `sessions --json`, validated against docs/viewer-sessions.schema.json.
+fn sessions_json(log: &Path) -> Value {
+    let doc: Value = serde_json::from_str(&viewer(log, &["sessions", "--json"])).expect("JSON");
+    let schema_path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/viewer-sessions.schema.json");
+    let schema: Value =
+        serde_json::from_str(&std::fs::read_to_string(&schema_path).unwrap()).unwrap();
+    let validator = jsonschema::draft202012::new(&schema).expect("a valid 2020-12 schema");
+    let errors: Vec<String> = validator
+        .iter_errors(&doc)
+        .map(|e| format!("{e} at {}", e.instance_path))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "sessions --json does not fit the schema: {errors:#?}"
+    );
+    doc
+}
+
+fn count(haystack: &str, needle: &str) -> usize {
+    haystack.matches(needle).count()
+}
+
+/// fake-anthropic on its own runtime thread; its base URL.
+fn fake_upstream() -> String {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let addr = fake_anthropic::spawn("127.0.0.1:0".parse().unwrap())
+                .await
+                .expect("start fake-anthropic");
+            tx.send(addr).unwrap();
+            std::future::pending::<()>().await;
+        });
+    });
+    format!("http://{}", rx.recv().unwrap())
+}
+
+/// The real proxy binary (built next to this one by the workspace build), logging to `log`.
+struct Proxy {
+    child: Child,
+    url: String,
+}
+
+impl Proxy {
+    fn start(upstream: &str, log: &Path, dir: &Path) -> Proxy {
+        let bin = Path::new(BIN).with_file_name("claude-api-proxy");
+        assert!(
+            bin.exists(),
+            "{} not built: run scripts/test.sh (or `cargo build -p claude-api-proxy`)",
+            bin.display()
+        );
+        let stdout = dir.join("proxy.stdout");
+        let mut child = Command::new(bin)
+            .args([
+                "--listen",
+                "127.0.0.1:0",
+                "--upstream",
+                upstream,
+                "--log-file",
+            ])
+            .arg(log)
+            .env_clear()
+            .env("PATH", PATH)
+            .stdout(std::fs::File::create(&stdout).unwrap())
+            .stderr(std::fs::File::create(dir.join("proxy.stderr")).unwrap())
+            .spawn()
+            .expect("start claude-api-proxy");
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let text = std::fs::read_to_string(&stdout).unwrap_or_default();
+            if let Some(addr) = text.lines().find_map(|l| l.strip_prefix("listening on ")) {
+                return Proxy {
+                    url: format!("http://{}", addr.trim()),
+                    child,
+                };
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the proxy printed no `listening on` line"
+            );
+            assert!(child.try_wait().unwrap().is_none(), "the proxy exited");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `claude ARGS --output-format json` in print mode through the proxy; its JSON result.
+fn claude(proxy: &Proxy, dir: &Path, args: &[&str]) -> Value {
+    let claude = required_env("CLAUDE_BIN", "Claude Code");
+    let (home, tmp, work) = (dir.join("home"), dir.join("tmp"), dir.join("work"));
+    for d in [&home, &tmp, &work] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    let mut child = Command::new(claude)
+        .args(args)
+        .args(["--model", "claude-sonnet-4-5", "--output-format", "json"])
+        .arg("--dangerously-skip-permissions")
+        .current_dir(&work)
+        .env_clear()
+        .env("PATH", PATH)
+        .env("HOME", &home)
+        .env("TMPDIR", &tmp)
+        .env("ANTHROPIC_API_KEY", "sk-ant-test-viewer-0000")
+        .env("ANTHROPIC_BASE_URL", &proxy.url)
+        .env("DISABLE_TELEMETRY", "1")
+        .env("DISABLE_ERROR_REPORTING", "1")
+        .env("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
+        .env("DISABLE_AUTOUPDATER", "1")
+        .env("IS_SANDBOX", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start claude");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("claude {args:?} did not finish within 120 s");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "claude {args:?}: {}\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let result: Value = serde_json::from_str(stdout.trim()).expect("claude printed JSON");
+    assert_eq!(result["is_error"], false, "{result}");
+    result
+}
+
+/// Every record of the log (the live file), parsed independently of the viewer.
+fn records(log: &Path) -> Vec<Value> {
+    std::fs::read_to_string(log)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a record"))
+        .collect()
+}
+
+/// Waits until the log holds a record whose request mentions `needle` (the proxy writes a
+/// record once its exchange has ended, just after the client got the response).
+fn wait_for(log: &Path, needle: &str, n: usize) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        if count(&text, needle) >= n && text.ends_with('\n') {
+            return records(log);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no record with {needle:?} in the log"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn real_claude_code_sessions_are_listed_shown_and_rendered_in_a_browser() {
+    let dir = temp_dir("real");
+    let log = dir.join("traffic.log");
+    let upstream = fake_upstream();
+    let proxy = Proxy::start(&upstream, &log, &dir);
+
+    // Session A: a text turn, a tool turn, a sub-agent turn (`-c` continues the session).
+    let a = claude(&proxy, &dir, &["-p", "Say hello [vw-text-1]"]);
+    let a2 = claude(
+        &proxy,
+        &dir,
+        &["-c", "-p", "Run it [[tool:Bash:echo vw-marker-7]]"],
+    );
+    let a3 = claude(
+        &proxy,
+        &dir,
+        &["-c", "-p", "Ask an agent [[tool:Agent:find vw-agent-3]]"],
+    );
+    let session_a = a["session_id"].as_str().unwrap().to_string();
+    assert_eq!(a2["session_id"], session_a);
+    assert_eq!(a3["session_id"], session_a);
+    assert!(
+        a2["result"].as_str().unwrap().contains("vw-marker-7"),
+        "{a2}"
+    );
+    // Session B, newer: one text turn.
+    std::thread::sleep(Duration::from_millis(20));
+    let b = claude(&proxy, &dir, &["-p", "Another session [vw-text-b]"]);
+    let session_b = b["session_id"].as_str().unwrap().to_string();
+    assert_ne!(session_a, session_b);
+    let all = wait_for(&log, "vw-text-b", 1);
+    // The sub-agent's own request (its prompt as the first message) is in the log.
+    assert!(
+        all.iter()
+            .any(|r| r["request"]["body"]["json"]["messages"][0]
+                .to_string()
+                .contains("find vw-agent-3")),
+        "Claude Code started no sub-agent"
+    );
+
+    // sessions --json: right counts and tokens, newest first.
+    let doc = sessions_json(&log);
+    let sessions = doc["sessions"].as_array().unwrap();
+    assert_eq!(sessions.len(), 2, "{doc:#}");
+    assert_eq!(
+        sessions[0]["session_id"],
+        session_b.as_str(),
+        "newest first"
+    );
+    assert_eq!(sessions[1]["session_id"], session_a.as_str());
+    let prices = pricing::PriceTable::builtin();
+    for (summary, id) in [(&sessions[1], &session_a), (&sessions[0], &session_b)] {
+        let mine: Vec<&Value> = all
+            .iter()
+            .filter(|r| r["session_id"] == id.as_str())
+            .collect();
+        assert_eq!(summary["exchanges"], mine.len(), "{summary:#}");
+        let sum = |f: &str| -> u64 {
+            mine.iter()
+                .map(|r| r["usage"][f].as_u64().unwrap_or(0))
+                .sum()
+        };
+        assert_eq!(
+            summary["tokens"]["input"],
+            sum("input_tokens"),
+            "{summary:#}"
+        );
+        assert_eq!(
+            summary["tokens"]["output"],
+            sum("output_tokens"),
+            "{summary:#}"
+        );
+        assert_eq!(
+            summary["tokens"]["cache_read"],
+            sum("cache_read_input_tokens")
+        );
+        assert_eq!(
+            summary["tokens"]["cache_write"],
+            sum("cache_creation_input_tokens")
+        );
+        let cost: f64 = mine
+            .iter()
+            .filter_map(|r| {
+                let usage: traffic_record::Usage =
+                    serde_json::from_value(r["usage"].clone()).ok()?;
+                prices.cost(r["model"].as_str()?, &pricing::Tokens::from_usage(&usage))
+            })
+            .map(|c| c.usd)
+            .sum();
+        assert!(cost > 0.0);
+        assert!(
+            (summary["cost_usd"].as_f64().unwrap() - cost).abs() < 1e-9,
+            "{summary:#} vs {cost}"
+        );
+        assert_eq!(summary["models"], json!(["claude-sonnet-4-5"]));
+        assert_eq!(summary["errors"], 0);
+    }
+    assert_eq!(
+        sessions[1]["turns"], 3,
+        "three prompts typed in session A: {:#}",
+        sessions[1]
+    );
+    assert_eq!(sessions[0]["turns"], 1);
+    assert_eq!(
+        doc["skipped"],
+        json!({"cut": 0, "invalid_utf8": 0, "not_json": 0, "not_record": 0})
+    );
+
+    // The table says the same.
+    let table = viewer(&log, &["sessions"]);
+    assert!(
+        table.lines().nth(1).unwrap().starts_with(&session_b),
+        "{table}"
+    );
+
+    // show: each turn's text and tool input, each once (only what each request added).
+    let shown = viewer(&log, &["show", &session_a, "--color", "never"]);
+    assert!(!shown.contains("\x1b["), "no colour when not a terminal");
+    assert_eq!(count(&shown, "Say hello [vw-text-1]"), 1, "{shown}");
+    assert_eq!(
+        count(&shown, "Run it [[tool:Bash:echo vw-marker-7]]"),
+        1,
+        "{shown}"
+    );
+    assert!(
+        shown.contains("tool call Bash {\"command\":\"echo vw-marker-7\""),
+        "{shown}"
+    );
+    assert!(shown.contains("tool result: vw-marker-7"), "{shown}");
+    assert!(shown.contains("tool call Agent"), "{shown}");
+    assert!(
+        shown.contains("sub-agent"),
+        "the sub-agent's requests are marked: {shown}"
+    );
+    assert!(shown.contains("user: find vw-agent-3"), "{shown}");
+    assert!(
+        shown.contains("Tool result received: vw-marker-7"),
+        "assistant text: {shown}"
+    );
+    for r in all.iter().filter(|r| r["session_id"] == session_a.as_str()) {
+        assert!(
+            shown.contains(r["id"].as_str().unwrap()),
+            "every exchange is shown"
+        );
+    }
+    assert!(shown.contains("ttft ") && shown.contains("$"), "{shown}");
+    let latest = viewer(&log, &["show", "latest"]);
+    assert!(
+        latest.contains(&session_b) && latest.contains("vw-text-b"),
+        "{latest}"
+    );
+    let one = all
+        .iter()
+        .find(|r| r["session_id"] == session_a.as_str())
+        .unwrap();
+    let single = viewer(&log, &["show", one["id"].as_str().unwrap()]);
+    assert_eq!(
+        count(&single, "── #"),
+        1,
+        "an exchange id shows that exchange: {single}"
+    );
+
+    // html in a real browser.
+    let out_dir = target_dir().join("viewer-test");
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let page = out_dir.join("session.html");
+    let shot = out_dir.join("session.png");
+    let _ = std::fs::remove_file(&shot);
+    viewer(&log, &["html", &session_a, "-o", page.to_str().unwrap()]);
+    let report = browser_check(&page, &shot);
+    assert_eq!(report["console_errors"], json!([]), "{report:#}");
+    assert_eq!(report["page_errors"], json!([]), "{report:#}");
+    assert_eq!(
+        report["blocked"],
+        json!([]),
+        "no request leaves the page: {report:#}"
+    );
+    let page_url = format!("file://{}", page.display());
+    assert!(
+        report["requests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|u| *u == page_url.as_str()),
+        "{report:#}"
+    );
+    assert_eq!(
+        report["turns"],
+        json!(["Turn 1", "Turn 2", "Turn 3"]),
+        "{report:#}"
+    );
+    let exchanges = report["exchanges"].as_array().unwrap();
+    let texts: String = exchanges
+        .iter()
+        .map(|x| x["text"].as_str().unwrap())
+        .collect();
+    for needle in [
+        "Say hello [vw-text-1]",
+        "echo vw-marker-7",
+        "find vw-agent-3",
+    ] {
+        assert!(texts.contains(needle), "the page shows {needle}");
+    }
+    assert!(
+        exchanges
+            .iter()
+            .any(|x| x["classes"].as_str().unwrap().contains("subagent")),
+        "sub-agent requests are marked"
+    );
+    // The expanded (last) exchange shows its full request: the whole re-sent history.
+    let detail = &report["detail"];
+    assert_eq!(detail["open"], true);
+    let request = &detail["request"];
+    let last = all
+        .iter()
+        .rev()
+        .find(|r| r["session_id"] == session_a.as_str())
+        .unwrap();
+    assert_eq!(
+        request["body"]["messages"], last["request"]["body"]["json"]["messages"],
+        "the full messages are rebuilt"
+    );
+    assert_eq!(
+        request["body"]["system"],
+        last["request"]["body"]["json"]["system"]
+    );
+    assert_eq!(
+        request["body"]["tools"],
+        last["request"]["body"]["json"]["tools"]
+    );
+    assert_eq!(request["headers"]["x-api-key"], "[REDACTED]");
+    assert!(
+        detail["diff"]
+            .as_str()
+            .unwrap()
+            .contains("What changed since #"),
+        "{detail:#}"
+    );
+    assert!(
+        shot.metadata().unwrap().len() > 10_000,
+        "screenshot kept at {}",
+        shot.display()
+    );
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(!html.contains("sk-ant-test-viewer"), "no key in the page");
+    drop(proxy);
+}
+
+/// Opens `page` in headless Chromium (tests/browser/check_page.js); its JSON report.
+fn browser_check(page: &Path, shot: &Path) -> Value {
+    let cache = required_env("CAL_CACHE", "the test peers");
+    let modules = cache.join("npm/lib/node_modules");
+    assert!(
+        modules.join("playwright-core").exists(),
+        "{} missing: run scripts/test.sh, which installs playwright-core",
+        modules.join("playwright-core").display()
+    );
+    assert!(
+        Path::new("/usr/bin/chromium").exists(),
+        "/usr/bin/chromium missing: run scripts/test.sh, which installs Debian's chromium"
+    );
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/check_page.js");
+    let out = Command::new("node")
+        .arg(script)
+        .arg(page)
+        .arg(shot)
+        .env("NODE_PATH", &modules)
+        .output()
+        .expect("run node (scripts/test.sh installs it with Claude Code)");
+    assert!(
+        out.status.success(),
+        "check_page.js failed: {}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("check_page.js prints JSON")
+}
+
+/// A minimal traffic record of session `session` (shape of docs/log-format.md) whose request
+/// holds the conversation so far: `prompts`, each answered but the last.
+fn record(id: u32, session: &str, started: &str, prompts: &[&str]) -> String {
+    let mut messages = Vec::new();
+    for (i, p) in prompts.iter().enumerate() {
+        messages.push(json!({"role": "user", "content": p}));
+        if i + 1 < prompts.len() {
+            messages.push(json!({"role": "assistant", "content": [{"type": "text", "text": format!("answer to {p}")}]}));
+        }
+    }
+    let prompt = prompts.last().unwrap();
+    json!({
+        "v": 1, "kind": "claude_api_exchange", "id": format!("{id:032x}"),
+        "started_at": started, "ended_at": started, "duration_ms": 12.5, "ttfb_ms": 3.0,
+        "outcome": "complete", "session_id": session, "model": "claude-haiku-4-5", "stream": false,
+        "stop_reason": "end_turn",
+        "usage": {"input_tokens": 100, "output_tokens": 10},
+        "request": {"method": "POST", "path": "/v1/messages", "headers": {"x-api-key": "[REDACTED]"},
+            "body": {"size": 80, "json": {"model": "claude-haiku-4-5", "max_tokens": 10,
+                "messages": messages}}},
+        "response": {"status": 200, "headers": {}, "body": {"size": 60, "json": {
+            "type": "message", "role": "assistant", "content": [{"type": "text", "text": format!("answer to {prompt}")}]}}}
+    })
+    .to_string()
+}
+
+#[test]
+fn cut_invalid_utf8_and_non_record_lines_are_counted_and_skipped() {
+    let dir = temp_dir("broken");
+    let log = dir.join("traffic.log");
+    let good = record(1, "sess-broken", "2026-12-03T10:00:00Z", &["first prompt"]);
+    let mut bytes = Vec::new();
+    bytes.extend_from_slice(good.as_bytes());
+    bytes.push(b'\n');
+    // A record cut short by a crash, then the proxy's newline.
+    bytes.extend_from_slice(
+        &record(2, "sess-broken", "2026-12-03T10:00:01Z", &["cut"])[..150].as_bytes(),
+    );
+    bytes.push(b'\n');
+    bytes
+        .extend_from_slice(b"{\"kind\":\"claude_api_exchange\",\"note\":\"\xff\xfe not utf-8\"}\n");
+    bytes.extend_from_slice(b"{\"level\":\"info\",\"msg\":\"not a traffic record\"}\n");
+    bytes.extend_from_slice(b"plain text, not JSON\n");
+    bytes.extend_from_slice(
+        record(
+            3,
+            "sess-broken",
+            "2026-12-03T10:00:02Z",
+            &["first prompt", "second prompt"],
+        )
+        .as_bytes(),
+    );
+    bytes.push(b'\n');
+    std::fs::write(&log, &bytes).unwrap();
+
+    let doc = sessions_json(&log);
+    assert_eq!(
+        doc["skipped"],
+        json!({"cut": 1, "invalid_utf8": 1, "not_json": 1, "not_record": 1}),
+        "{doc:#}"
+    );
+    assert_eq!(doc["sessions"][0]["exchanges"], 2);
+    let table = viewer(&log, &["sessions"]);
+    assert!(table.contains("skipped 4 lines"), "{table}");
+    let shown = viewer(&log, &["show", "sess-broken"]);
+    assert!(
+        shown.contains("first prompt") && shown.contains("second prompt"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("1 cut short, 1 not UTF-8, 1 not JSON, 1 other JSON"),
+        "{shown}"
+    );
+}
+
+#[test]
+fn rotated_segments_are_read_oldest_first_then_the_live_file() {
+    let dir = temp_dir("rotated");
+    let log = dir.join("claude-logger.log");
+    let seg = |stamp: &str| dir.join(format!("claude-logger.log.{stamp}"));
+    std::fs::write(
+        seg("20261203T100000Z.2"),
+        record(2, "s-rot", "2026-12-03T10:00:02Z", &["p-one", "p-two"]) + "\n",
+    )
+    .unwrap();
+    std::fs::write(
+        seg("20261203T100000Z.10"),
+        record(
+            3,
+            "s-rot",
+            "2026-12-03T10:00:03Z",
+            &["p-one", "p-two", "p-three"],
+        ) + "\n",
+    )
+    .unwrap();
+    std::fs::write(
+        seg("20261203T090000Z.1"),
+        record(1, "s-rot", "2026-12-03T10:00:01Z", &["p-one"]) + "\n",
+    )
+    .unwrap();
+    std::fs::write(
+        &log,
+        record(
+            4,
+            "s-rot",
+            "2026-12-03T10:00:04Z",
+            &["p-one", "p-two", "p-three", "p-four"],
+        ) + "\n",
+    )
+    .unwrap();
+    // Not a segment of this log: ignored.
+    std::fs::write(dir.join("claude-logger.log.checkpoint"), "{}\n").unwrap();
+
+    let doc = sessions_json(&log);
+    assert_eq!(doc["segments"], 4, "{doc:#}");
+    assert_eq!(doc["sessions"][0]["exchanges"], 4);
+    assert_eq!(doc["sessions"][0]["turns"], 4);
+    let shown = viewer(&log, &["show", "latest"]);
+    let at = |p: &str| shown.find(p).unwrap_or_else(|| panic!("{p} in {shown}"));
+    assert!(
+        at("p-one") < at("p-two") && at("p-two") < at("p-three") && at("p-three") < at("p-four")
+    );
+
+    // The live file rotated away entirely: the segments are still read.
+    std::fs::remove_file(&log).unwrap();
+    assert_eq!(sessions_json(&log)["sessions"][0]["exchanges"], 3);
+    // No log at all: an error naming the setting.
+    let out = Command::new(BIN)
+        .args(["sessions", "--log-file"])
+        .arg(dir.join("nothing.log"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("LOG_FILE"), "{err}");
+}
