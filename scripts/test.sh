@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs the whole test suite. First installs what the tests need, idempotently, cached under
-# $CAL_CACHE: podman (+runc), nginx, shellcheck, debootstrap and fincore (util-linux-extra) from
-# apt; the real Claude Code CLI from npm; a Python venv with the official anthropic SDK,
-# opentelemetry-proto and rotel.
+# $CAL_CACHE: podman (+runc), nginx, shellcheck, debootstrap, fincore (util-linux-extra) and
+# chromium from apt; the real Claude Code CLI and playwright-core from npm; a Python venv with
+# the official anthropic SDK, opentelemetry-proto and rotel.
 # Tests find these through the variables exported below and fail, naming this script, when one
 # is missing.
 set -euo pipefail
@@ -18,7 +18,7 @@ $SUDO chown "$(id -u):$(id -g)" "$CACHE"
 step() { printf '\n== %s\n' "$*"; }
 
 apt_pkgs=(podman runc nginx-light shellcheck debootstrap uidmap iproute2 openssl ca-certificates
-  util-linux-extra)
+  util-linux-extra chromium)
 missing=()
 for p in "${apt_pkgs[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
@@ -32,6 +32,12 @@ fi
 if [ "$("$CACHE/npm/bin/claude" --version 2>/dev/null)" != "$CLAUDE_CODE_VERSION (Claude Code)" ]; then
   step "npm install @anthropic-ai/claude-code@$CLAUDE_CODE_VERSION"
   npm install --no-fund --no-audit --prefix "$CACHE/npm" -g "@anthropic-ai/claude-code@$CLAUDE_CODE_VERSION"
+fi
+
+PLAYWRIGHT_VERSION=1.65.2
+if [ "$(node -p "require('$CACHE/npm/lib/node_modules/playwright-core/package.json').version" 2>/dev/null)" != "$PLAYWRIGHT_VERSION" ]; then
+  step "npm install playwright-core@$PLAYWRIGHT_VERSION (drives Debian's chromium; no browser download)"
+  npm install --no-fund --no-audit --prefix "$CACHE/npm" -g "playwright-core@$PLAYWRIGHT_VERSION"
 fi
 
 PY_REQS="anthropic==2.14.0 opentelemetry-proto==1.45.2 rotel==0.0.1a15"
