@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use std::fmt::Write as _;
 
 use crate::log::Skipped;
-use crate::session::{Exchange, Role, Session, content_text};
+use crate::session::{Exchange, Role, Session, content_text, is_reminder};
 use crate::term::{duration, short_time, skipped_line, thousands, usd};
 
 /// Text longer than this (or than `FOLD_LINES` lines) is folded behind a click.
@@ -323,18 +323,35 @@ fn message(page: &mut String, m: &Value) {
         Value::Array(b) => b.clone(),
         _ => Vec::new(),
     };
-    for b in &blocks {
+    let mut i = 0;
+    while i < blocks.len() {
+        let run = blocks[i..].iter().take_while(|b| is_reminder(b)).count();
+        if run > 0 {
+            let texts: Vec<&str> = blocks[i..i + run]
+                .iter()
+                .map(|b| b["text"].as_str().unwrap_or(""))
+                .collect();
+            let chars: usize = texts.iter().map(|t| t.len()).sum();
+            let _ = writeln!(
+                page,
+                "<details class=\"blk reminder\"><summary>{run} system reminder{} <span class=\"dim\">({} chars added by Claude Code)</span></summary>{}</details>",
+                if run == 1 { "" } else { "s" },
+                thousands(chars as u64),
+                texts
+                    .iter()
+                    .map(|t| format!("<pre>{}</pre>", escape(t)))
+                    .collect::<Vec<_>>()
+                    .join("<hr>")
+            );
+            i += run;
+            continue;
+        }
+        let b = &blocks[i];
+        i += 1;
         match b["type"].as_str().unwrap_or("") {
             "text" => {
                 let text = b["text"].as_str().unwrap_or("");
-                if text.trim_start().starts_with("<system-reminder>") {
-                    let _ = writeln!(
-                        page,
-                        "<details class=\"blk reminder\"><summary>system reminder <span class=\"dim\">({} chars)</span></summary><pre>{}</pre></details>",
-                        thousands(text.len() as u64),
-                        escape(text)
-                    );
-                } else {
+                {
                     let _ = writeln!(
                         page,
                         "<div class=\"blk {who}\"><span class=\"who\">{who}</span>{}</div>",
@@ -481,7 +498,8 @@ pre{margin:0;white-space:pre-wrap;word-break:break-word;font:12.5px/1.45 ui-mono
 .blk.tool-use.agent{background:#f5e6fb}
 .blk.tool-result{background:#f3f3f3}.blk.err{background:#fdecea}
 .blk.reminder{background:transparent;padding:0 10px;font-size:12px;color:var(--dim)}
-.blk.reminder>summary{cursor:pointer}
+.blk.reminder>summary{cursor:pointer}.blk.reminder hr{border:0;border-top:1px solid var(--line)}
+.blk.user pre,.blk.assistant pre{font:14px/1.5 -apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif}
 details.fold>summary{cursor:pointer;list-style:none}
 details.fold>summary .preview{color:#333}
 details.fold[open]>summary .preview{display:none}

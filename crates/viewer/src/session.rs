@@ -591,3 +591,11 @@ pub fn content_text(content: &Value) -> String {
         _ => String::new(),
     }
 }
+
+/// A text block Claude Code adds for the model (`<system-reminder>…`), not typed by the user.
+pub fn is_reminder(block: &Value) -> bool {
+    block["type"] == "text"
+        && block["text"]
+            .as_str()
+            .is_some_and(|t| t.trim_start().starts_with("<system-reminder>"))
+}

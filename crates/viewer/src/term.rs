@@ -6,7 +6,7 @@ use serde_json::Value;
 use std::fmt::Write as _;
 
 use crate::log::Skipped;
-use crate::session::{Exchange, Role, Session, Summary, content_text};
+use crate::session::{Exchange, Role, Session, Summary, content_text, is_reminder};
 
 /// Tool results and reminders longer than this many lines are folded.
 const FOLD_LINES: usize = 8;
@@ -354,17 +354,32 @@ fn message(out: &mut String, m: &Value, style: Style) {
         Value::Array(b) => b.clone(),
         _ => Vec::new(),
     };
-    for b in &blocks {
+    let mut i = 0;
+    while i < blocks.len() {
+        let run = blocks[i..].iter().take_while(|b| is_reminder(b)).count();
+        if run > 0 {
+            let chars: usize = blocks[i..i + run]
+                .iter()
+                .map(|b| b["text"].as_str().map_or(0, str::len))
+                .sum();
+            let _ = writeln!(
+                out,
+                "   {}",
+                style.dim(&format!(
+                    "{run} system reminder{} ({} chars added by Claude Code)",
+                    if run == 1 { "" } else { "s" },
+                    thousands(chars as u64)
+                ))
+            );
+            i += run;
+            continue;
+        }
+        let b = &blocks[i];
+        i += 1;
         match b["type"].as_str().unwrap_or("") {
             "text" => {
                 let text = b["text"].as_str().unwrap_or("");
-                if text.trim_start().starts_with("<system-reminder>") {
-                    let _ = writeln!(
-                        out,
-                        "   {}",
-                        style.dim(&format!("{who} system reminder ({} chars)", text.len()))
-                    );
-                } else if role == "system" {
+                if role == "system" {
                     let _ = writeln!(out, "   {who}: {}", fold(text, style));
                 } else {
                     let _ = writeln!(out, "   {who}: {}", indent(text));
