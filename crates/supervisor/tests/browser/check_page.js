@@ -1,7 +1,8 @@
 // Opens a page written by `claude-api-logger html` in Debian's headless Chromium (driven by
 // playwright-core), from disk, and reports as JSON what a reader would see: console errors,
 // every request the page tried to make, the turns and exchanges shown, and the full request
-// shown once the first exchange's details are expanded. Saves a screenshot.
+// shown once the last exchange's details are expanded. Saves two screenshots: the top of the
+// page, and the expanded exchange (SCREENSHOT with -detail before .png).
 //
 // usage: node check_page.js PAGE.html SCREENSHOT.png
 "use strict";
@@ -63,6 +64,8 @@ const path = require("path");
       response: JSON.parse(detail.response),
       diff: detail.diff,
     };
+    // A second picture: the expanded exchange, its diff and full request.
+    await target.screenshot({ path: screenshot.replace(/\.png$/, "-detail.png") });
     await page.evaluate(() => window.scrollTo(0, 0));
     await page.screenshot({ path: screenshot, fullPage: false });
     report.screenshot = screenshot;
