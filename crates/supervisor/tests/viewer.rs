@@ -550,7 +550,7 @@ fn cut_invalid_utf8_and_non_record_lines_are_counted_and_skipped() {
     bytes.push(b'\n');
     // A record cut short by a crash, then the proxy's newline.
     bytes.extend_from_slice(
-        &record(2, "sess-broken", "2026-12-03T10:00:01Z", &["cut"])[..150].as_bytes(),
+        &record(2, "sess-broken", "2026-12-03T10:00:01Z", &["cut"]).as_bytes()[..150],
     );
     bytes.push(b'\n');
     bytes

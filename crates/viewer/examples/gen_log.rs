@@ -26,11 +26,14 @@ fn main() -> std::io::Result<()> {
     let mut n = 0u64;
     match mode.as_str() {
         "many" => {
-            let limit: u64 = args.get(3).expect(usage).parse::<u64>().expect("MEGABYTES") * 1_000_000;
+            let limit: u64 =
+                args.get(3).expect(usage).parse::<u64>().expect("MEGABYTES") * 1_000_000;
             let mut s = 0;
             while written < limit {
                 let session = format!("00000000-0000-4000-8000-{s:012}");
-                let mut history = vec![json!({"role": "user", "content": format!("Please fix the bug number {s}.")})];
+                let mut history = vec![
+                    json!({"role": "user", "content": format!("Please fix the bug number {s}.")}),
+                ];
                 for turn in 0..30 {
                     if written >= limit {
                         break;
@@ -76,7 +79,14 @@ fn grow(history: &mut Vec<Value>, turn: usize, bytes: usize) {
         {"type": "tool_result", "tool_use_id": id, "content": "fn main() { println!(\"hello\"); }\n".repeat(bytes / 34)}]}));
 }
 
-fn record(n: &mut u64, session: &str, system: &str, tools: &[Value], history: &[Value], reply: usize) -> String {
+fn record(
+    n: &mut u64,
+    session: &str,
+    system: &str,
+    tools: &[Value],
+    history: &[Value],
+    reply: usize,
+) -> String {
     *n += 1;
     let text = "The answer is in the code. ".repeat(reply / 27);
     let mut events = vec![

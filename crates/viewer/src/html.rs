@@ -611,3 +611,31 @@ const SCRIPT: &str = r#"
   });
 })();
 "#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn logged_text_cannot_close_the_script_or_inject_markup() {
+        let data = json!({"text": "</script><script>alert(1)</script><!--"});
+        let embedded = script_json(&data);
+        assert!(!embedded.contains('<'), "{embedded}");
+        assert_eq!(serde_json::from_str::<Value>(&embedded).unwrap(), data);
+        assert_eq!(
+            escape("<b a=\"x\">&'"),
+            "&lt;b a=&quot;x&quot;&gt;&amp;&#39;"
+        );
+    }
+
+    #[test]
+    fn long_text_is_folded_short_text_is_not() {
+        assert!(!folded("short").contains("<details"));
+        let long = "line\n".repeat(100);
+        let f = folded(&long);
+        assert!(
+            f.contains("<details class=\"fold\">") && f.contains("100 lines"),
+            "{f}"
+        );
+    }
+}

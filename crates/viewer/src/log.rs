@@ -498,6 +498,94 @@ impl<'de> Deserialize<'de> for Kinds {
 mod tests {
     use super::*;
 
+    const AT: Location = Location {
+        segment: 0,
+        offset: 0,
+        len: 0,
+    };
+
+    fn line(messages: serde_json::Value) -> String {
+        serde_json::json!({
+            "v": 1, "kind": "claude_api_exchange", "id": "00000000000000000000000000000001",
+            "started_at": "2026-12-03T10:00:00Z", "ended_at": "2026-12-03T10:00:01Z",
+            "duration_ms": 1000.0, "outcome": "complete", "session_id": "s",
+            "request": {"method": "POST", "path": "/v1/messages", "headers": {},
+                "body": {"size": 10, "json": {"messages": messages}}},
+            "response": {"status": 200, "headers": {}, "body": {"size": 0}}
+        })
+        .to_string()
+    }
+
+    #[test]
+    fn broken_lines_are_told_apart() {
+        let good = line(serde_json::json!([{"role": "user", "content": "hi"}]));
+        let head = parse_head(good.as_bytes(), AT).unwrap();
+        assert_eq!(
+            (head.messages, head.status, head.ends_with_prompt),
+            (1, Some(200), true)
+        );
+        assert_eq!(
+            parse_head(&good.as_bytes()[..good.len() / 2], AT).unwrap_err(),
+            Reject::Cut
+        );
+        assert_eq!(
+            parse_head(b"{\"a\":\"\xff\"}", AT).unwrap_err(),
+            Reject::InvalidUtf8
+        );
+        assert_eq!(parse_head(b"hello there", AT).unwrap_err(), Reject::NotJson);
+        assert_eq!(
+            parse_head(b"{\"level\":\"info\"}", AT).unwrap_err(),
+            Reject::NotRecord
+        );
+        let other_kind = good.replace("claude_api_exchange", "something_else");
+        assert_eq!(
+            parse_head(other_kind.as_bytes(), AT).unwrap_err(),
+            Reject::NotRecord
+        );
+    }
+
+    #[test]
+    fn a_moved_cache_mark_or_a_string_content_is_the_same_message() {
+        let marked: serde_json::Value = serde_json::json!({"role": "user", "content": [
+            {"type": "text", "text": "hi", "cache_control": {"type": "ephemeral"}}]});
+        let plain = serde_json::json!({"role": "user", "content": "hi"});
+        let block =
+            serde_json::json!({"role": "user", "content": [{"type": "text", "text": "hi"}]});
+        assert_eq!(value_hash(&marked), value_hash(&plain));
+        assert_eq!(value_hash(&block), value_hash(&plain));
+        assert_ne!(
+            exact_hash(&marked),
+            exact_hash(&plain),
+            "the page rebuilds exact requests"
+        );
+        let other = serde_json::json!({"role": "user", "content": "ho"});
+        assert_ne!(value_hash(&other), value_hash(&plain));
+    }
+
+    #[test]
+    fn a_prompt_is_the_users_text_not_tool_results_reminders_or_the_environment() {
+        let prompt = |messages: serde_json::Value| {
+            parse_head(line(messages).as_bytes(), AT)
+                .unwrap()
+                .ends_with_prompt
+        };
+        assert!(prompt(serde_json::json!([
+            {"role": "user", "content": [{"type": "text", "text": "<system-reminder>x</system-reminder>"}, {"type": "text", "text": "do it"}]},
+            {"role": "system", "content": "# Environment"}
+        ])));
+        assert!(!prompt(serde_json::json!([
+            {"role": "user", "content": "do it"},
+            {"role": "assistant", "content": [{"type": "tool_use", "id": "t", "name": "Bash", "input": {}}]},
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t", "content": "ok"}, {"type": "text", "text": "more"}]}
+        ])));
+        assert!(!prompt(serde_json::json!([
+            {"role": "user", "content": [{"type": "text", "text": "<system-reminder>agent done</system-reminder>"}]}
+        ])));
+        assert!(!prompt(
+            serde_json::json!([{"role": "assistant", "content": "prefill"}])
+        ));
+    }
+
     #[test]
     fn rotated_segments_sort_by_time_then_number() {
         assert_eq!(

@@ -272,10 +272,13 @@ pub fn select<'a>(index: &'a Index, what: &str) -> Result<Selection<'a>, Error> 
         let heads = sessions.remove(id).expect("indexed");
         return Ok(Selection::Exchange(id, heads, what.to_string()));
     }
+    if let Some((id, heads)) = sessions.remove_entry(what) {
+        return Ok(Selection::Session(id, heads));
+    }
     let matches: Vec<&str> = sessions
         .keys()
         .copied()
-        .filter(|id| *id == what || id.starts_with(what))
+        .filter(|id| id.starts_with(what))
         .collect();
     match matches.as_slice() {
         [] => Err(Error::NoMatch(what.to_string())),
@@ -286,20 +289,8 @@ pub fn select<'a>(index: &'a Index, what: &str) -> Result<Selection<'a>, Error> 
                 sessions.remove(id).expect("present"),
             ))
         }
-        many if many.contains(&what) => Ok(Selection::Session(
-            what_key(&sessions, what),
-            sessions.remove(what).expect("present"),
-        )),
         many => Err(Error::Ambiguous(what.to_string(), many.join(", "))),
     }
-}
-
-fn what_key<'a>(sessions: &BTreeMap<&'a str, Vec<&'a Head>>, what: &str) -> &'a str {
-    sessions
-        .keys()
-        .copied()
-        .find(|k| *k == what)
-        .expect("present")
 }
 
 /// Per conversation: the last exchange seen and its request's message and field hashes.
@@ -598,4 +589,85 @@ pub fn is_reminder(block: &Value) -> bool {
         && block["text"]
             .as_str()
             .is_some_and(|t| t.trim_start().starts_with("<system-reminder>"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn line(n: u32, messages: Value) -> String {
+        json!({
+            "v": 1, "kind": "claude_api_exchange", "id": format!("{n:032x}"),
+            "started_at": format!("2026-12-03T10:00:0{n}Z"), "ended_at": format!("2026-12-03T10:00:0{n}.5Z"),
+            "duration_ms": 500.0, "outcome": "complete", "session_id": "s1", "model": "claude-haiku-4-5",
+            "usage": {"input_tokens": 1000, "output_tokens": 100},
+            "request": {"method": "POST", "path": "/v1/messages", "headers": {},
+                "body": {"size": 10, "json": {"model": "claude-haiku-4-5", "system": "be brief", "messages": messages}}},
+            "response": {"status": 200, "headers": {}, "body": {"size": 0, "json": {"role": "assistant", "content": [{"type": "text", "text": "ok"}]}}}
+        })
+        .to_string()
+    }
+
+    #[test]
+    fn each_request_keeps_only_what_it_added_and_retries_are_not_turns() {
+        let u1 = json!({"role": "user", "content": "first"});
+        let u1_marked = json!({"role": "user", "content": [{"type": "text", "text": "first", "cache_control": {"type": "ephemeral"}}]});
+        let a1 = json!({"role": "assistant", "content": [{"type": "text", "text": "ok"}]});
+        let u2 = json!({"role": "user", "content": "second"});
+        let side = json!({"role": "user", "content": "write a title"});
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("traffic.log");
+        let lines = [
+            line(1, json!([u1_marked])),
+            line(2, json!([u1, a1, u2])),
+            line(3, json!([u1, a1, u2])),
+            line(4, json!([side])),
+        ];
+        std::fs::write(&log, lines.join("\n") + "\n").unwrap();
+        let index = Index::build(&log).unwrap();
+        let prices = PriceTable::builtin();
+        let summaries = summaries(&index, &prices);
+        assert_eq!(summaries.len(), 1);
+        let s = &summaries[0];
+        assert_eq!((s.exchanges, s.turns, s.errors), (4, 2, 0), "{s:?}");
+        assert_eq!(s.tokens.input, 4_000);
+        // Haiku 4.5: $1 in, $5 out per million.
+        assert!(
+            (s.cost_usd - 4.0 * (1_000.0 + 500.0) / 1e6).abs() < 1e-12,
+            "{}",
+            s.cost_usd
+        );
+
+        let Selection::Session(id, heads) = select(&index, "s").unwrap() else {
+            panic!("a session prefix selects the session");
+        };
+        let session = Session::load(&index, id, &heads, &prices).unwrap();
+        let e = &session.exchanges;
+        assert_eq!(e[1].base, Some(0));
+        assert_eq!((e[1].kept, e[1].exact_kept, e[1].dropped), (1, 0, 0));
+        assert_eq!(
+            e[1].resent,
+            vec![u1.clone()],
+            "the exact message as sent now"
+        );
+        assert_eq!(e[1].added, vec![a1, u2]);
+        assert!(e[2].added.is_empty(), "a retry adds nothing");
+        assert!(e[2].changed.is_empty());
+        assert_eq!(e[0].system, e[1].system, "one system prompt, kept once");
+        assert_eq!(session.systems.len(), 1);
+        assert_eq!(
+            e.iter().map(|x| x.role).collect::<Vec<_>>(),
+            [Role::Main, Role::Main, Role::Main, Role::Side]
+        );
+        assert!(matches!(
+            select(&index, "latest"),
+            Ok(Selection::Session("s1", _))
+        ));
+        assert!(matches!(
+            select(&index, &format!("{:032x}", 3)),
+            Ok(Selection::Exchange("s1", _, _))
+        ));
+        assert!(matches!(select(&index, "nope"), Err(Error::NoMatch(_))));
+    }
 }

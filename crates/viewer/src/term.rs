@@ -464,3 +464,55 @@ fn fold(text: &str, style: Style) -> String {
         ))
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_and_durations_read_well() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(1_234_567), "1,234,567");
+        assert_eq!(duration(412.4), "412 ms");
+        assert_eq!(duration(2306.0), "2.31 s");
+        assert_eq!(duration(61_234.5), "1m 01s");
+        assert_eq!(duration(7_300_000.0), "2h 01m");
+        assert_eq!(usd(0.05), "$0.0500");
+        assert_eq!(usd(417.6), "$417.60");
+    }
+
+    #[test]
+    fn long_tool_output_is_folded_unless_full() {
+        let text = (0..50)
+            .map(|i| format!("line {i}"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let plain = Style {
+            color: false,
+            full: false,
+        };
+        let folded = fold(&text, plain);
+        assert!(
+            folded.contains("line 7") && !folded.contains("line 8\n"),
+            "{folded}"
+        );
+        assert!(
+            folded.contains("folded") && folded.contains("50 lines"),
+            "{folded}"
+        );
+        let full = fold(
+            &text,
+            Style {
+                color: false,
+                full: true,
+            },
+        );
+        assert!(full.contains("line 49") && !full.contains("folded"));
+        let coloured = Style {
+            color: true,
+            full: false,
+        };
+        assert!(coloured.red("x").starts_with("\x1b[31m"));
+        assert_eq!(plain.red("x"), "x");
+    }
+}
