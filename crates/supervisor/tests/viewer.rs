@@ -650,3 +650,54 @@ fn rotated_segments_are_read_oldest_first_then_the_live_file() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("LOG_FILE"), "{err}");
 }
+
+#[test]
+fn on_a_terminal_show_is_coloured_and_paged_like_git_log() {
+    let dir = temp_dir("pty");
+    let log = dir.join("traffic.log");
+    std::fs::write(
+        &log,
+        record(1, "s-pty", "2026-12-03T10:00:01Z", &["p-paged"]) + "\n",
+    )
+    .unwrap();
+    // A pager that keeps what it was given.
+    let pager = dir.join("pager.sh");
+    let paged = dir.join("paged.txt");
+    std::fs::write(&pager, format!("#!/bin/sh\ncat > {}\n", paged.display())).unwrap();
+    std::fs::set_permissions(&pager, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    // util-linux `script` gives the command a pseudo-terminal as its stdout.
+    let on_terminal = |extra: &str| {
+        let command = format!("{BIN} show s-pty --log-file {} {extra}", log.display());
+        let out = Command::new("script")
+            .args(["-qec", &command, "/dev/null"])
+            .env_clear()
+            .env("PATH", PATH)
+            .env("TERM", "xterm")
+            .env("PAGER", &pager)
+            .output()
+            .expect("run util-linux script");
+        assert!(
+            out.status.success(),
+            "{command}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    on_terminal("");
+    let text = std::fs::read_to_string(&paged).expect("the pager got the output");
+    assert!(text.contains("p-paged"), "{text}");
+    assert!(text.contains("\x1b[1m"), "coloured on a terminal: {text:?}");
+    std::fs::remove_file(&paged).unwrap();
+
+    let direct = on_terminal("--no-pager");
+    assert!(
+        direct.contains("p-paged") && direct.contains("\x1b["),
+        "{direct:?}"
+    );
+    assert!(!paged.exists(), "--no-pager starts no pager");
+    let plain = on_terminal("--no-pager --color never");
+    assert!(
+        plain.contains("p-paged") && !plain.contains("\x1b["),
+        "{plain:?}"
+    );
+}
