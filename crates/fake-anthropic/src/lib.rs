@@ -580,6 +580,21 @@ mod tests {
     }
 
     #[test]
+    fn an_agent_call_carries_what_claude_code_needs_to_start_a_sub_agent() {
+        let d = parse_directives(
+            &json!({"messages": [{"role": "user", "content": "go [[tool:Agent:find it]]"}]}),
+        );
+        let (blocks, stop) = reply_blocks(&d);
+        assert_eq!(stop, "tool_use");
+        let call = blocks.last().unwrap().to_json();
+        assert_eq!(call["name"], "Agent");
+        assert_eq!(
+            call["input"],
+            json!({"description": "sub-agent task", "prompt": "find it", "subagent_type": "general-purpose"})
+        );
+    }
+
+    #[test]
     fn tool_result_content_may_be_a_list_of_blocks() {
         let request = json!({"messages": [{"role": "user", "content": [
             {"type": "tool_result", "tool_use_id": "t", "content": [{"type": "text", "text": "file.txt"}]}
