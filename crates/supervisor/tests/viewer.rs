@@ -481,6 +481,26 @@ fn real_claude_code_sessions_are_listed_shown_and_rendered_in_a_browser() {
     );
     let html = std::fs::read_to_string(&page).unwrap();
     assert!(!html.contains("sk-ant-test-viewer"), "no key in the page");
+
+    // The check sees a request that does leave: the same page without its Content-Security-
+    // Policy and with an image from the network.
+    let csp_start = html
+        .find("<meta http-equiv=\"Content-Security-Policy\"")
+        .expect("a CSP");
+    let csp_end = csp_start + html[csp_start..].find('>').unwrap() + 1;
+    let leaky = html[..csp_start].to_string()
+        + &html[csp_end..].replace(
+            "</main>",
+            "<img src=\"http://127.0.0.1:9/leak.png\"></main>",
+        );
+    let leaky_page = out_dir.join("leaky.html");
+    std::fs::write(&leaky_page, leaky).unwrap();
+    let caught = browser_check(&leaky_page, &out_dir.join("leaky.png"));
+    assert_eq!(
+        caught["blocked"],
+        json!(["http://127.0.0.1:9/leak.png"]),
+        "{caught:#}"
+    );
     drop(proxy);
 }
 
