@@ -381,7 +381,7 @@ fn real_claude_code_sessions_are_listed_shown_and_rendered_in_a_browser() {
             "every exchange is shown"
         );
     }
-    assert!(shown.contains("ttft ") && shown.contains("$"), "{shown}");
+    assert!(shown.contains("ttfb ") && shown.contains("$"), "{shown}");
     let latest = viewer(&log, &["show", "latest"]);
     assert!(
         latest.contains(&session_b) && latest.contains("vw-text-b"),

@@ -228,7 +228,7 @@ fn exchange(page: &mut String, session: &Session, e: &Exchange) {
         );
     }
     if let Some(ttfb) = h.ttfb_ms {
-        let _ = write!(page, " <span class=\"dim\">ttft {}</span>", duration(ttfb));
+        let _ = write!(page, " <span class=\"dim\">ttfb {}</span>", duration(ttfb));
     }
     let _ = write!(
         page,

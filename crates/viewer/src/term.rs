@@ -260,7 +260,7 @@ fn exchange(out: &mut String, session: &Session, e: &Exchange, style: Style) {
         );
     }
     if let Some(ttfb) = h.ttfb_ms {
-        let _ = write!(line, " · ttft {}", duration(ttfb));
+        let _ = write!(line, " · ttfb {}", duration(ttfb));
     }
     let _ = write!(line, " · {}", duration(h.duration_ms));
     if let Some(c) = e.cost_usd {
