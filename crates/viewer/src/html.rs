@@ -114,7 +114,7 @@ pub fn render(session: &Session, skipped: &Skipped, price_date: &str) -> String 
                 );
             }
         }
-        exchange(&mut page, session, e);
+        exchange(&mut page, e);
     }
     page.push_str("</section>\n</main>\n");
     let data = json!({
@@ -185,7 +185,7 @@ fn first_line(text: &str, max: usize) -> String {
     }
 }
 
-fn exchange(page: &mut String, session: &Session, e: &Exchange) {
+fn exchange(page: &mut String, e: &Exchange) {
     let h = &e.head;
     let role_class = match e.role {
         Role::Main => "main",
@@ -309,7 +309,6 @@ fn exchange(page: &mut String, session: &Session, e: &Exchange) {
         "<details class=\"detail\" data-n=\"{n}\"><summary>Full request and response{diff}</summary><div class=\"detail-body\"></div></details>\n</article>",
         n = e.number
     );
-    let _ = session;
 }
 
 fn message(page: &mut String, m: &Value) {

@@ -3,7 +3,7 @@
 //! conversation in the terminal, `html` writes it to one self-contained HTML page.
 //!
 //! Imports go one way: `log` (reading and indexing lines) <- `session` (what a session holds)
-//! <- `term` / `html` (rendering) <- `cli` (the subcommands).
+//! <- `term` (terminal text and number formats) <- `html` (the page) <- `cli` (the subcommands).
 
 pub mod cli;
 pub mod html;

@@ -293,6 +293,15 @@ pub fn select<'a>(index: &'a Index, what: &str) -> Result<Selection<'a>, Error> 
     }
 }
 
+/// What loading has seen so far: system prompts and tool lists by hash, each conversation's
+/// last request, the conversations in order of appearance.
+#[derive(Default)]
+struct Seen {
+    blobs: HashMap<u64, usize>,
+    threads: HashMap<u64, Previous>,
+    conversations: Vec<u64>,
+}
+
 /// Per conversation: the last exchange seen and its request's message and field hashes.
 struct Previous {
     exchange: usize,
@@ -316,39 +325,31 @@ impl Session {
             systems: Vec::new(),
             tools: Vec::new(),
         };
-        let mut blobs: HashMap<u64, usize> = HashMap::new();
-        let mut threads: HashMap<u64, Previous> = HashMap::new();
-        let mut conversations: Vec<u64> = Vec::new();
+        let mut seen = Seen::default();
         for (n, head) in heads.iter().enumerate() {
             let line = index.read_line(head.location)?;
             let record: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
             drop(line);
-            let exchange = session.exchange(
-                n,
-                head,
-                record,
-                &mut blobs,
-                &mut threads,
-                &mut conversations,
-                prices,
-            );
+            let exchange = session.exchange(n, head, record, &mut seen, prices);
             session.exchanges.push(exchange);
         }
         session.assign_roles(heads);
         Ok(session)
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn exchange(
         &mut self,
         n: usize,
         head: &Head,
         mut record: Value,
-        blobs: &mut HashMap<u64, usize>,
-        threads: &mut HashMap<u64, Previous>,
-        conversations: &mut Vec<u64>,
+        seen: &mut Seen,
         prices: &PriceTable,
     ) -> Exchange {
+        let Seen {
+            blobs,
+            threads,
+            conversations,
+        } = seen;
         let (tokens, cost_usd) = tokens_and_cost(head, prices);
         let mut request = record
             .get_mut("request")
