@@ -721,3 +721,62 @@ fn on_a_terminal_show_is_coloured_and_paged_like_git_log() {
         "{plain:?}"
     );
 }
+
+#[test]
+fn failed_exchanges_are_counted_as_errors_and_shown_with_their_cause() {
+    let dir = temp_dir("errors");
+    let log = dir.join("traffic.log");
+    let ok = record(1, "s-err", "2026-12-03T10:00:01Z", &["fine"]);
+    let mut overloaded: Value = serde_json::from_str(&record(
+        2,
+        "s-err",
+        "2026-12-03T10:00:02Z",
+        &["fine", "busy?"],
+    ))
+    .unwrap();
+    overloaded["response"]["status"] = json!(529);
+    overloaded["response"]["body"]["json"] = json!({"type": "error",
+        "error": {"type": "overloaded_error", "message": "Overloaded"}, "request_id": "req_1"});
+    overloaded.as_object_mut().unwrap().remove("usage");
+    let mut unreachable: Value = serde_json::from_str(&record(
+        3,
+        "s-err",
+        "2026-12-03T10:00:03Z",
+        &["fine", "busy?"],
+    ))
+    .unwrap();
+    unreachable["outcome"] = json!("upstream_unreachable");
+    unreachable["error"] = json!("connection refused");
+    let u = unreachable.as_object_mut().unwrap();
+    u.remove("response");
+    u.remove("usage");
+    u.remove("ttfb_ms");
+    std::fs::write(&log, format!("{ok}\n{overloaded}\n{unreachable}\n")).unwrap();
+
+    let doc = sessions_json(&log);
+    let s = &doc["sessions"][0];
+    assert_eq!(
+        (s["exchanges"].as_u64(), s["errors"].as_u64()),
+        (Some(3), Some(2)),
+        "{s:#}"
+    );
+    let shown = viewer(&log, &["show", "s-err", "--color", "never"]);
+    assert!(
+        shown.contains("529 complete") && shown.contains("overloaded_error"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("upstream_unreachable") && shown.contains("error: connection refused"),
+        "{shown}"
+    );
+    assert!(shown.contains("2 errors"), "{shown}");
+    let page = dir.join("errors.html");
+    viewer(&log, &["html", "s-err", "-o", page.to_str().unwrap()]);
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert_eq!(
+        count(&html, "<article class=\"ex main error\""),
+        2,
+        "failed exchanges stand out"
+    );
+    assert!(html.contains("connection refused") && html.contains("<b>errors</b> 2"));
+}
