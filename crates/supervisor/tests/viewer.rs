@@ -354,6 +354,7 @@ fn real_claude_code_sessions_are_listed_shown_and_rendered_in_a_browser() {
     // show: each turn's text and tool input, each once (only what each request added).
     let shown = viewer(&log, &["show", &session_a, "--color", "never"]);
     assert!(!shown.contains("\x1b["), "no colour when not a terminal");
+    assert_eq!(count(&shown, "══ Turn "), 3, "{shown}");
     assert_eq!(count(&shown, "Say hello [vw-text-1]"), 1, "{shown}");
     assert_eq!(
         count(&shown, "Run it [[tool:Bash:echo vw-marker-7]]"),

@@ -100,19 +100,12 @@ pub fn render(session: &Session, skipped: &Skipped, price_date: &str) -> String 
     );
     definitions(&mut page, session);
     page.push_str("<section class=\"timeline\">\n<h2>Timeline</h2>\n");
-    let mut turn = 0;
-    let mut longest = 0;
-    for e in &session.exchanges {
-        if e.role == Role::Main {
-            let new_prompt = e.head.ends_with_prompt && e.head.messages > longest;
-            longest = longest.max(e.head.messages);
-            if new_prompt {
-                turn += 1;
-                let _ = writeln!(
-                    page,
-                    "<h3 class=\"turn\" id=\"turn-{turn}\">Turn {turn}</h3>"
-                );
-            }
+    for (e, turn) in session.exchanges.iter().zip(session.turn_starts()) {
+        if let Some(turn) = turn {
+            let _ = writeln!(
+                page,
+                "<h3 class=\"turn\" id=\"turn-{turn}\">Turn {turn}</h3>"
+            );
         }
         exchange(&mut page, e);
     }

@@ -311,6 +311,26 @@ struct Previous {
 }
 
 impl Session {
+    /// For each exchange, the turn it starts (1, 2, ...): a main-conversation request ending
+    /// with the user's own text and longer than any before (the rule `Summary::turns` counts).
+    pub fn turn_starts(&self) -> Vec<Option<usize>> {
+        let (mut turn, mut longest) = (0, 0);
+        self.exchanges
+            .iter()
+            .map(|e| {
+                if e.role != Role::Main {
+                    return None;
+                }
+                let starts = e.head.ends_with_prompt && e.head.messages > longest;
+                longest = longest.max(e.head.messages);
+                starts.then(|| {
+                    turn += 1;
+                    turn
+                })
+            })
+            .collect()
+    }
+
     /// Reads the session's lines one at a time, keeping only what each request added.
     pub fn load(
         index: &Index,
@@ -654,6 +674,7 @@ mod tests {
         );
         assert_eq!(e[1].added, vec![a1, u2]);
         assert!(e[2].added.is_empty(), "a retry adds nothing");
+        assert_eq!(session.turn_starts(), [Some(1), Some(2), None, None]);
         assert!(e[2].changed.is_empty());
         assert_eq!(e[0].system, e[1].system, "one system prompt, kept once");
         assert_eq!(session.systems.len(), 1);

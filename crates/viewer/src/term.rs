@@ -217,11 +217,18 @@ pub fn show(session: &Session, only: Option<&str>, skipped: &Skipped, style: Sty
     if skipped.total() > 0 {
         let _ = writeln!(out, "  {}", style.yellow(&skipped_line(skipped)));
     }
-    for e in &session.exchanges {
+    for (e, turn) in session.exchanges.iter().zip(session.turn_starts()) {
         if only.is_some_and(|id| id != e.head.id) {
             continue;
         }
         out.push('\n');
+        if let Some(turn) = turn {
+            let _ = writeln!(
+                out,
+                "{}",
+                style.bold(&style.blue(&format!("══ Turn {turn}")))
+            );
+        }
         exchange(&mut out, session, e, style);
     }
     out
