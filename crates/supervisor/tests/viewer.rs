@@ -781,3 +781,44 @@ fn failed_exchanges_are_counted_as_errors_and_shown_with_their_cause() {
     );
     assert!(html.contains("connection refused") && html.contains("<b>errors</b> 2"));
 }
+
+#[test]
+fn a_long_session_re_sending_its_history_makes_a_small_page_that_rebuilds_every_request() {
+    let dir = temp_dir("long");
+    let log = dir.join("traffic.log");
+    let mut history = vec![
+        json!({"role": "user", "content": format!("read this {}", "big file line\n".repeat(10_000))}),
+    ];
+    let mut text = String::new();
+    for n in 1..=200u32 {
+        let mut r: Value =
+            serde_json::from_str(&record(n, "s-long", "2026-12-03T10:00:00Z", &["x"])).unwrap();
+        r["started_at"] = json!(format!("2026-12-03T10:{:02}:{:02}Z", n / 60, n % 60));
+        r["request"]["body"]["json"]["messages"] = json!(history);
+        text += &r.to_string();
+        text.push('\n');
+        let id = format!("toolu_{n}");
+        history.push(json!({"role": "assistant", "content": [{"type": "tool_use", "id": id, "name": "Bash", "input": {"command": format!("step {n}")}}]}));
+        history.push(json!({"role": "user", "content": [{"type": "tool_result", "tool_use_id": id, "content": format!("output {n}")}]}));
+    }
+    std::fs::write(&log, &text).unwrap();
+    let out_dir = target_dir().join("viewer-test");
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let page = out_dir.join("long-session.html");
+    viewer(&log, &["html", "s-long", "-o", page.to_str().unwrap()]);
+    let size = page.metadata().unwrap().len();
+    assert!(
+        size * 20 < text.len() as u64,
+        "the page ({size} bytes) stores deltas, not the {} bytes of re-sent history",
+        text.len()
+    );
+    let report = browser_check(&page, &out_dir.join("long-session.png"));
+    assert_eq!(report["console_errors"], json!([]), "{report:#}");
+    assert_eq!(report["exchanges"].as_array().unwrap().len(), 200);
+    let last: Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+    assert_eq!(
+        report["detail"]["request"]["body"]["messages"],
+        last["request"]["body"]["json"]["messages"],
+        "the 200th request is rebuilt from 199 deltas"
+    );
+}
