@@ -6,6 +6,7 @@ use pricing::{PriceTable, Tokens};
 use serde::Serialize;
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::time::SystemTime;
 
 use crate::Error;
 use crate::log::{Head, Index, exact_hash, value_hash};
@@ -77,12 +78,13 @@ pub fn by_session(index: &Index) -> BTreeMap<&str, Vec<&Head>> {
 
 /// Every session, newest first.
 pub fn summaries(index: &Index, prices: &PriceTable) -> Vec<Summary> {
-    let mut out: Vec<Summary> = by_session(index)
+    let mut out: Vec<(Option<SystemTime>, Summary)> = by_session(index)
         .into_iter()
-        .map(|(id, heads)| summarize(id, &heads, prices))
+        .map(|(id, heads)| (heads[0].start, summarize(id, &heads, prices)))
         .collect();
-    out.sort_by(|a, b| b.started_at.cmp(&a.started_at));
-    out
+    // By time, not by text: `10:00:00Z` is before `10:00:00.5Z`.
+    out.sort_by(|a, b| b.0.cmp(&a.0).then(b.1.started_at.cmp(&a.1.started_at)));
+    out.into_iter().map(|(_, s)| s).collect()
 }
 
 fn is_conversation(h: &Head) -> bool {
@@ -260,7 +262,7 @@ pub fn select<'a>(index: &'a Index, what: &str) -> Result<Selection<'a>, Error> 
     if what == "latest" {
         let (id, _) = sessions
             .iter()
-            .max_by(|a, b| a.1[0].started_at.cmp(&b.1[0].started_at))
+            .max_by_key(|(_, heads)| (heads[0].start, heads[0].started_at.clone()))
             .map(|(k, v)| (*k, v.clone()))
             .expect("not empty");
         let heads = sessions.remove(id).expect("present");
@@ -691,5 +693,26 @@ mod tests {
             Ok(Selection::Exchange("s1", _, _))
         ));
         assert!(matches!(select(&index, "nope"), Err(Error::NoMatch(_))));
+    }
+
+    #[test]
+    fn newest_first_is_by_time_not_by_text() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("traffic.log");
+        let older = line(1, json!([{"role": "user", "content": "a"}]))
+            .replace("\"s1\"", "\"older\"")
+            .replace("2026-12-03T10:00:01Z", "2026-12-03T10:00:00Z");
+        let newer = line(2, json!([{"role": "user", "content": "b"}]))
+            .replace("\"s1\"", "\"newer\"")
+            .replace("2026-12-03T10:00:02Z", "2026-12-03T10:00:00.5Z");
+        std::fs::write(&log, format!("{older}\n{newer}\n")).unwrap();
+        let index = Index::build(&log).unwrap();
+        let list = summaries(&index, &PriceTable::builtin());
+        let ids: Vec<&str> = list.iter().map(|s| s.session_id.as_str()).collect();
+        assert_eq!(ids, ["newer", "older"]);
+        assert!(matches!(
+            select(&index, "latest"),
+            Ok(Selection::Session("newer", _))
+        ));
     }
 }
