@@ -128,7 +128,7 @@ pub fn render(session: &Session, skipped: &Skipped, price_date: &str) -> String 
 
 /// The system prompts and tool lists, each shown once.
 fn definitions(page: &mut String, session: &Session) {
-    page.push_str("<section class=\"defs\">\n");
+    page.push_str("<h2>System prompts and tools</h2>\n<section class=\"defs\">\n");
     for (i, system) in session.systems.iter().enumerate() {
         let text = match system {
             Value::String(s) => s.clone(),
