@@ -14,6 +14,10 @@ fn sandbox(scope: &Scope) -> Command {
     let mut cmd = Command::new(repo_root().join("scripts/claude-sandbox.sh"));
     cmd.env("SANDBOX_NAME", &scope.name)
         .env("SEQ_IMAGE", STANDIN_IMAGE)
+        .env("SEQCLI_IMAGE", SEQCLI_IMAGE)
+        .env("CLAUDE_SANDBOX_STATE", sandbox_state_root())
+        .env_remove("SEQ_ADMIN_PASSWORD")
+        .env_remove("SEQ_API_KEY")
         .env("LOGGER_IMAGE", LOGGER_IMAGE)
         .env("CLAUDE_IMAGE", CLAUDE_IMAGE)
         .env("SEQ_UI_PORT", "")
@@ -31,7 +35,8 @@ fn claude_sandbox_script_is_shellcheck_clean() {
     run(Command::new("shellcheck")
         .arg(root.join("scripts/claude-sandbox.sh"))
         .arg(root.join("crates/supervisor/tests/podman/bases.sh"))
-        .arg(root.join("crates/supervisor/tests/podman/build-logger.sh")));
+        .arg(root.join("crates/supervisor/tests/podman/build-logger.sh"))
+        .arg(root.join("crates/supervisor/tests/podman/rootless.sh")));
 }
 
 #[test]
@@ -51,15 +56,36 @@ fn log_api_without_otel_fails_and_starts_nothing() {
     assert!(!podman_ok(&["network", "exists", &scope.net()]));
 }
 
+/// The card's command, `podman build -t claude-api-logger scripts/claude-api-logger/` from the
+/// repository root, builds the image (build-logger.sh runs exactly that, adding only the local
+/// bases and the offline crates); with `--format docker` the same build keeps the HEALTHCHECK.
 #[test]
 fn image_is_small_non_root_and_has_a_healthcheck() {
     build_logger_image();
-    let size: u64 = podman(&["image", "inspect", "-f", "{{.Size}}", LOGGER_IMAGE])
+    let oci_health = podman(&[
+        "image",
+        "inspect",
+        "-f",
+        "{{json .Config.Healthcheck}}",
+        LOGGER_IMAGE,
+    ]);
+    assert_eq!(
+        oci_health, "null",
+        "the OCI format has no HEALTHCHECK field"
+    );
+    build_logger_image_as(LOGGER_IMAGE_DOCKER, &["--format", "docker"]);
+    let size: u64 = podman(&["image", "inspect", "-f", "{{.Size}}", LOGGER_IMAGE_DOCKER])
         .parse()
         .unwrap();
     assert!(size <= 40_000_000, "image is {size} bytes");
     assert_eq!(
-        podman(&["image", "inspect", "-f", "{{.Config.User}}", LOGGER_IMAGE]),
+        podman(&[
+            "image",
+            "inspect",
+            "-f",
+            "{{.Config.User}}",
+            LOGGER_IMAGE_DOCKER
+        ]),
         "65532:65532"
     );
     let health = podman(&[
@@ -67,7 +93,7 @@ fn image_is_small_non_root_and_has_a_healthcheck() {
         "inspect",
         "-f",
         "{{json .Config.Healthcheck.Test}}",
-        LOGGER_IMAGE,
+        LOGGER_IMAGE_DOCKER,
     ]);
     assert_eq!(
         health,
@@ -78,7 +104,7 @@ fn image_is_small_non_root_and_has_a_healthcheck() {
         "inspect",
         "-f",
         "{{json .Config.ExposedPorts}}",
-        LOGGER_IMAGE,
+        LOGGER_IMAGE_DOCKER,
     ]);
     assert!(ports.contains("8000/tcp"), "{ports}");
 }
@@ -124,11 +150,71 @@ fn claude_image_builds_from_its_containerfile_and_runs_claude_code_as_uid_1000()
     );
 }
 
+/// Seq 2025.2+ refuses to start a new instance without a first-run setting; so does the
+/// stand-in's container, so a script that forgot them fails the e2e tests.
+#[test]
+fn seq_standin_container_refuses_to_start_without_first_run_settings() {
+    build_peer_images();
+    let out = Command::new("podman")
+        .args(["run", "--rm", "-e", "ACCEPT_EULA=Y", STANDIN_IMAGE])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("SEQ_FIRSTRUN_ADMINPASSWORD"), "{stderr}");
+}
+
+/// A second run under a name whose Claude container is live (another terminal) stops before
+/// touching anything of that session.
+#[test]
+fn a_running_sandbox_of_the_same_name_is_refused_not_replaced() {
+    build_bases();
+    let scope = Scope::new("busy");
+    podman(&[
+        "run",
+        "-d",
+        "--name",
+        &scope.name,
+        "--entrypoint",
+        "sleep",
+        CLAUDE_IMAGE,
+        "600",
+    ]);
+    let out = sandbox(&scope)
+        .args(["--otel", "mount", "--version"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("is running"), "{stderr}");
+    assert_eq!(
+        podman(&["inspect", "-f", "{{.State.Running}}", &scope.name]),
+        "true"
+    );
+    assert_eq!(
+        scope.containers(),
+        [scope.name.clone()],
+        "nothing else started"
+    );
+}
+
 #[test]
 fn without_log_api_no_logger_container_starts() {
     build_peer_images();
     build_bases();
     let scope = Scope::new("nolog");
+    // A logger left by an earlier --log-api run of this sandbox...
+    let stale = format!("{}-api-logger", scope.name);
+    podman(&[
+        "run",
+        "-d",
+        "--name",
+        &stale,
+        "--entrypoint",
+        "sleep",
+        CLAUDE_IMAGE,
+        "600",
+    ]);
     let out = sandbox(&scope)
         .args(["--otel", "--no-persist", "--rm", "mount", "--version"])
         .output()
@@ -141,11 +227,82 @@ fn without_log_api_no_logger_container_starts() {
     );
     assert!(stdout.contains("Claude Code"), "{stdout}");
     let containers = scope.containers();
+    // ...is stopped: only Seq keeps running.
     assert_eq!(
         containers,
         [format!("{}-seq", scope.name)],
         "only Seq keeps running"
     );
+}
+
+/// Rootless podman as a non-root user, as on a workstation: the Claude container (uid 1000
+/// inside) creates, edits and deletes files in the user's project, and what it creates is
+/// owned by the user on the host. The container image here stands in for Claude Code (a shell
+/// entrypoint doing that round trip), and it runs with no network: rootless networking cannot
+/// start on this machine (see rootless.sh), so Seq and the logger are not run rootless here.
+#[test]
+fn rootless_mount_round_trips_project_files_as_the_invoking_user() {
+    require_podman_env();
+    let user = "cal-rootless";
+    let out =
+        run(Command::new(repo_root().join("crates/supervisor/tests/podman/rootless.sh")).arg(user));
+    let env: Vec<(String, String)> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let home = &env.iter().find(|(k, _)| k == "HOME").unwrap().1;
+    let project = std::path::PathBuf::from(home).join(format!("project-{}", std::process::id()));
+    let as_user = |args: &[&str]| {
+        let mut cmd = Command::new("runuser");
+        cmd.args(["-u", user, "--", "env"])
+            .args(env.iter().map(|(k, v)| format!("{k}={v}")))
+            .args(args);
+        cmd
+    };
+    let _ = std::fs::remove_dir_all(&project);
+    run(&mut as_user(&["mkdir", project.to_str().unwrap()]));
+    run(&mut as_user(&[
+        "sh",
+        "-c",
+        &format!(
+            "cd {} && echo from-host >host.txt && echo bye >delete-me.txt",
+            project.display()
+        ),
+    ]));
+    let name = format!("cal-rootless-{}", std::process::id());
+    let script = repo_root().join("scripts/claude-sandbox.sh");
+    let out = run(as_user(&[
+        &format!("SANDBOX_NAME={name}"),
+        "bash",
+        script.to_str().unwrap(),
+        "--rm",
+        "mount",
+    ])
+    .current_dir(&project));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("inside: uid=1000 gid=1000"), "{stdout}");
+    use std::os::unix::fs::MetadataExt as _;
+    let uid = |p: &std::path::Path| std::fs::metadata(p).unwrap().uid();
+    let user_uid = uid(&project);
+    assert_ne!(user_uid, 0);
+    let created = project.join("created.txt");
+    assert_eq!(
+        std::fs::read_to_string(&created).unwrap(),
+        "created-inside\n"
+    );
+    assert_eq!(
+        uid(&created),
+        user_uid,
+        "created inside, owned by the user outside"
+    );
+    assert_eq!(
+        std::fs::read_to_string(project.join("host.txt")).unwrap(),
+        "from-host\nedited-inside\n"
+    );
+    assert!(!project.join("delete-me.txt").exists(), "deleted inside");
+    let _ = as_user(&["podman", "volume", "rm", "-f", &format!("{name}-config")]).output();
+    let _ = std::fs::remove_dir_all(&project);
 }
 
 #[test]
@@ -560,13 +717,82 @@ fn sandbox_log_api_ships_a_real_claude_code_tool_use_session_to_seq() {
         .collect();
     assert_eq!(sessions.len(), 1, "{sessions:?}");
 
-    // --otel: Claude Code's own telemetry reached the same Seq.
+    // --otel: Claude Code's own telemetry reached the same Seq (with the API key, which the
+    // stand-in requires because the script started it with an admin password).
     assert!(
         events
             .iter()
             .any(|e| e["resource"]["service.name"] == "claude-code"),
         "no Claude Code OTel event at the stand-in"
     );
+    let auth: Value = serde_json::from_str(
+        &std::fs::read_to_string(store.join("standin-auth.json")).expect("first-run state"),
+    )
+    .unwrap();
+    assert!(
+        auth["authentication"]["admin"]["password"].is_string(),
+        "Seq started with an admin password: {auth}"
+    );
+    assert!(
+        stderr.contains("generated Seq admin password")
+            && stderr.contains("created the Seq API key"),
+        "{stderr}"
+    );
+    use std::os::unix::fs::PermissionsExt as _;
+    let password = scope.state_dir().join("seq-admin-password");
+    assert_eq!(
+        std::fs::metadata(&password).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    // Where to look is printed again when the run ends (Claude Code's screen covered it).
+    let last = stderr
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("");
+    assert!(
+        last.contains("this run's API exchanges in Seq: has(claude.outcome)"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.matches("[sandbox] Seq: ").count(), 2, "{stderr}");
+    // ~/.claude.json (onboarding state) is kept on the config volume.
+    let config = podman(&[
+        "volume",
+        "inspect",
+        "-f",
+        "{{.Mountpoint}}",
+        &format!("{}-config", scope.name),
+    ]);
+    assert!(
+        std::path::Path::new(&config).join(".claude.json").exists(),
+        "no .claude.json on the config volume"
+    );
+    // No API key in the logger's output or files.
+    let logger_out = Command::new("podman")
+        .args(["logs", &logger])
+        .output()
+        .unwrap();
+    let logger_out = format!(
+        "{}{}",
+        String::from_utf8_lossy(&logger_out.stdout),
+        String::from_utf8_lossy(&logger_out.stderr)
+    );
+    assert!(!logger_out.contains("sk-ant-test-secret"), "{logger_out}");
+    let log_volume = podman(&[
+        "volume",
+        "inspect",
+        "-f",
+        "{{.Mountpoint}}",
+        &format!("{}-api-log", scope.name),
+    ]);
+    for file in std::fs::read_dir(&log_volume).unwrap().flatten() {
+        let bytes = std::fs::read(file.path()).unwrap_or_default();
+        assert!(
+            !String::from_utf8_lossy(&bytes).contains("sk-ant-test-secret"),
+            "the API key is in {}",
+            file.path().display()
+        );
+    }
     // `clean` removes what the script started; the fake upstream is this test's own.
     run(sandbox(&scope).args(["clean", "--containers", "--volumes"]));
     assert_eq!(scope.containers(), [format!("{}-fake", scope.name)]);
