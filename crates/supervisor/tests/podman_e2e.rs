@@ -193,7 +193,7 @@ fn a_running_sandbox_of_the_same_name_is_refused_not_replaced() {
     );
     assert_eq!(
         scope.containers(),
-        [scope.name.clone()],
+        std::slice::from_ref(&scope.name),
         "nothing else started"
     );
 }
