@@ -486,6 +486,35 @@ fn recover_restarts_the_kept_claude_container_and_its_traffic_is_logged_again() 
     let _ = std::fs::remove_dir_all(&workspace);
 }
 
+/// `clone` builds a missing Claude image before anything runs it (it used to run the image
+/// for the git clone first and fail on the missing image). The build itself fails here: its
+/// node base image cannot be pulled without a registry.
+#[test]
+fn clone_builds_a_missing_claude_image_before_running_it() {
+    require_podman_env();
+    let scope = Scope::new("clonebuild");
+    let cwd = temp_dir("clonebuild-cwd");
+    let out = sandbox(&scope)
+        .current_dir(&cwd)
+        .env("CLAUDE_IMAGE", "localhost/cal-test-missing-claude:none")
+        .args(["--rm", "--repo=/srv/fixture.git", "clone", "-p", "hi"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains(
+            "building localhost/cal-test-missing-claude:none from container/claude/Containerfile"
+        ),
+        "{stderr}"
+    );
+    assert!(
+        !podman_ok(&["volume", "exists", &format!("{}-workspace", scope.name)]),
+        "nothing ran before the build"
+    );
+    let _ = std::fs::remove_dir_all(&cwd);
+}
+
 #[test]
 fn clone_runs_claude_code_in_a_kept_clone_of_the_branch() {
     build_peer_images();
