@@ -215,16 +215,22 @@ fn without_log_api_no_logger_container_starts() {
         CLAUDE_IMAGE,
         "600",
     ]);
+    // Seq's port published on a free host port: on 127.0.0.1 only.
+    let ui_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let out = sandbox(&scope)
+        .env("SEQ_UI_PORT", ui_port.to_string())
+        // The stand-in "logger" (sleep as PID 1) ignores SIGTERM: don't wait 90 s for it.
+        .env("LOGGER_STOP_TIMEOUT", "5")
         .args(["--otel", "--no-persist", "--rm", "mount", "--version"])
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
     assert!(stdout.contains("Claude Code"), "{stdout}");
     let containers = scope.containers();
     // ...is stopped: only Seq keeps running.
@@ -233,6 +239,20 @@ fn without_log_api_no_logger_container_starts() {
         [format!("{}-seq", scope.name)],
         "only Seq keeps running"
     );
+    let seq = format!("{}-seq", scope.name);
+    assert_eq!(
+        podman(&["port", &seq, "80"]),
+        format!("127.0.0.1:{ui_port}")
+    );
+    assert!(
+        stderr.contains(&format!(
+            "Seq: http://127.0.0.1:{ui_port}, log in: user admin"
+        )),
+        "{stderr}"
+    );
+    // --no-persist: a new Seq each run, so the generated password is printed, not kept.
+    assert!(stderr.contains("generated Seq admin password"), "{stderr}");
+    assert!(!scope.state_dir().join("seq-admin-password").exists());
 }
 
 /// Rootless podman as a non-root user, as on a workstation: the Claude container (uid 1000
