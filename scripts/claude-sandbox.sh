@@ -168,8 +168,8 @@ seq_first_run() {
       SEQ_ADMIN_SOURCE="user admin, the password printed above"
     fi
     log "generated Seq admin password (user admin): $SEQ_FIRSTRUN_ADMINPASSWORD"
-  elif [ -z "${SEQ_API_KEY:-}" ]; then
-    die "the Seq volume $SEQ_VOLUME exists but its admin password is unknown: set SEQ_ADMIN_PASSWORD (and SEQ_API_KEY), or remove it with 'clean --volumes'" 64
+  elif [ -z "${SEQ_API_KEY:-}" ] && [ ! -s "$STATE_DIR/seq-api-key" ]; then
+    die "the Seq volume $SEQ_VOLUME exists but neither its admin password nor an API key is known: set SEQ_ADMIN_PASSWORD or SEQ_API_KEY, or remove it with 'clean --volumes'" 64
   else
     SEQ_ADMIN_SOURCE="user admin, the password you set when $SEQ_VOLUME was created"
   fi
