@@ -38,7 +38,8 @@ Modes:
   clone     run Claude Code in a volume-backed clone of --repo (default: this repo's origin)
   recover   restart and attach to the stopped Claude container of a previous run
   build     build the Claude image and the logger image
-  clean     remove sandbox pieces: --containers, --volumes, --images, --all
+  clean     remove sandbox pieces: --containers, --volumes (with the kept Seq password and
+            API key), --images, --all
 
 Options:
   --otel          start Seq and send Claude Code's OpenTelemetry logs to it
