@@ -164,6 +164,31 @@ fn seq_standin_container_refuses_to_start_without_first_run_settings() {
     assert!(stderr.contains("SEQ_FIRSTRUN_ADMINPASSWORD"), "{stderr}");
 }
 
+/// Seq exiting at start (as Seq 2025.2 does without a first-run setting) fails the script with
+/// Seq's own last log lines, instead of a "success" with nothing reaching Seq. Any image that
+/// exits at once stands in for it here: the seqcli stand-in without arguments prints its usage.
+#[test]
+fn seq_exiting_at_start_fails_the_script_with_its_last_log_lines() {
+    build_peer_images();
+    let scope = Scope::new("seqdies");
+    let out = sandbox(&scope)
+        .env("SEQ_IMAGE", SEQCLI_IMAGE)
+        .args(["--otel", "--rm", "mount", "--version"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("exited while starting"), "{stderr}");
+    assert!(
+        stderr.contains("Usage: seqcli-standin"),
+        "Seq's log: {stderr}"
+    );
+    assert!(
+        !scope.containers().contains(&scope.name),
+        "Claude Code never started"
+    );
+}
+
 /// A second run under a name whose Claude container is live (another terminal) stops before
 /// touching anything of that session.
 #[test]
