@@ -107,6 +107,26 @@ fn image_is_small_non_root_and_has_a_healthcheck() {
         LOGGER_IMAGE_DOCKER,
     ]);
     assert!(ports.contains("8000/tcp"), "{ports}");
+    // The image's own HEALTHCHECK passes on a running container (no --health-cmd given).
+    let scope = Scope::new("health");
+    let name = format!("{}-logger", scope.name);
+    podman(&[
+        "run",
+        "-d",
+        "--name",
+        &name,
+        "-e",
+        "SEQ_HOST=seq",
+        LOGGER_IMAGE_DOCKER,
+    ]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !podman_ok(&["healthcheck", "run", &name]) {
+        assert!(
+            Instant::now() < deadline,
+            "the image's HEALTHCHECK never passed"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 /// container/claude/Containerfile itself, on a local stand-in for its node base image (no
