@@ -6,6 +6,17 @@
 //! - only `Content-Type: application/x-protobuf` (anything else: 415; Seq refuses OTLP JSON
 //!   over HTTP);
 //! - `X-Seq-ApiKey` must match when a key is configured (401 otherwise);
+//! - run as the Seq container (`--first-run-rules`), a new instance refuses to start without
+//!   `ACCEPT_EULA=Y` and one of `SEQ_FIRSTRUN_ADMINPASSWORD`, `SEQ_FIRSTRUN_ADMINPASSWORDHASH` or
+//!   `SEQ_FIRSTRUN_NOAUTHENTICATION=true`, as Seq 2025.2+ does; the choice is kept in the data
+//!   directory and later starts ignore these settings ([`first_run`]). With an administrator,
+//!   ingestion needs an API key with the `Ingest` permission created by that administrator
+//!   (401 otherwise). Keys are created through the stand-in's own `POST /api/apikeys` by its
+//!   `seqcli-standin` program, which takes the arguments of `seqcli apikey create`
+//!   (`--connect-username`, `--connect-password-stdin`, `--token`, `--permissions`); Seq's HTTP
+//!   API itself is not emulated. `GET /api` answers without authentication, like Seq's API
+//!   root. In the container it serves the same routes on port 80 (Seq's UI port, which also
+//!   ingests) and 5341;
 //! - at most 10 MB per request (413);
 //! - the body must decode as an `ExportLogsServiceRequest` (400 otherwise);
 //! - at most 256 KiB per event; one event over it rejects the WHOLE batch with 400 and nothing
@@ -22,6 +33,7 @@
 
 pub mod control;
 pub mod event;
+pub mod first_run;
 pub mod limits;
 mod listener;
 mod server;

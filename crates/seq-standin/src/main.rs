@@ -25,6 +25,14 @@ struct Cli {
     /// Directory where accepted events are appended to events.jsonl.
     #[arg(long)]
     store: Option<PathBuf>,
+    /// Also serve on this address (the Seq container's UI port 80, which ingests too).
+    #[arg(long)]
+    also_listen: Option<SocketAddr>,
+    /// Behave as the Seq container at start: refuse to start a new instance (no auth state in
+    /// --store) without ACCEPT_EULA=Y and SEQ_FIRSTRUN_ADMINPASSWORD,
+    /// SEQ_FIRSTRUN_ADMINPASSWORDHASH or SEQ_FIRSTRUN_NOAUTHENTICATION=true (Seq 2025.2+).
+    #[arg(long, requires = "store")]
+    first_run_rules: bool,
     /// Also keep accepted events in memory for GET /events.
     #[arg(long)]
     keep_events: bool,
@@ -33,8 +41,21 @@ struct Cli {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
+    let auth = match (&cli.store, cli.first_run_rules) {
+        (Some(store), true) => {
+            match seq_standin::first_run::start(|name| std::env::var(name).ok(), store) {
+                Ok(state) => Some(state),
+                Err(e) => {
+                    eprintln!("seq-standin: {e}");
+                    return ExitCode::from(64);
+                }
+            }
+        }
+        _ => None,
+    };
     let options = seq_standin::Options {
         api_key: cli.api_key,
+        auth,
         event_limit: cli.event_limit,
         request_limit: cli.request_limit,
         keep_events: cli.keep_events,
@@ -42,7 +63,7 @@ async fn main() -> ExitCode {
         keep_raw: false,
         decode: true,
     };
-    let handle = match seq_standin::spawn(cli.listen, options).await {
+    let mut handle = match seq_standin::spawn(cli.listen, options).await {
         Ok(h) => h,
         Err(e) => {
             eprintln!(
@@ -53,6 +74,15 @@ async fn main() -> ExitCode {
         }
     };
     println!("listening on {}", handle.addr());
+    if let Some(addr) = cli.also_listen {
+        match handle.listen_also(addr).await {
+            Ok(bound) => println!("listening on {bound}"),
+            Err(e) => {
+                eprintln!("seq-standin: cannot listen on {addr} (--also-listen): {e}");
+                return ExitCode::from(64);
+            }
+        }
+    }
     tokio::select! {
         _ = handle.wait() => ExitCode::FAILURE,
         _ = stop_signal() => ExitCode::SUCCESS,

@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 
 use crate::control::{Control, Failure};
 use crate::event::{StoredEvent, attributes};
+use crate::first_run::{ApiKey, AuthState, Authentication};
 use crate::limits::{DEFAULT_EVENT_LIMIT, DEFAULT_REQUEST_LIMIT, event_size};
 use crate::listener::RefusingListener;
 
@@ -31,8 +32,13 @@ pub const INGEST_PATH: &str = "/ingest/otlp/v1/logs";
 /// How the stand-in is set up.
 #[derive(Debug, Clone)]
 pub struct Options {
-    /// Required `X-Seq-ApiKey` value; `None` accepts any request.
+    /// Required `X-Seq-ApiKey` value; `None` accepts any request (unless [`Options::auth`]
+    /// turns authentication on).
     pub api_key: Option<String>,
+    /// Seq's authentication as fixed at its first start ([`crate::first_run`]): with an
+    /// administrator, ingestion needs an API key with the `Ingest` permission that the
+    /// administrator created (`POST /api/apikeys`). Keys created are saved to `store_dir`.
+    pub auth: Option<AuthState>,
     /// Per-event limit in bytes (see [`crate::limits::event_size`]).
     pub event_limit: usize,
     /// Per-request limit in bytes.
@@ -54,6 +60,7 @@ impl Default for Options {
     fn default() -> Self {
         Options {
             api_key: None,
+            auth: None,
             event_limit: DEFAULT_EVENT_LIMIT,
             request_limit: DEFAULT_REQUEST_LIMIT,
             keep_events: true,
@@ -105,6 +112,7 @@ pub(crate) struct State {
     started: Instant,
     answered: Mutex<Vec<Answered>>,
     raw: Mutex<Vec<bytes::Bytes>>,
+    auth: Mutex<Option<AuthState>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -181,9 +189,22 @@ impl State {
             }
             return response;
         }
+        let given = headers.get("x-seq-apikey").and_then(|v| v.to_str().ok());
         if let Some(key) = &self.options.api_key {
-            let given = headers.get("x-seq-apikey").and_then(|v| v.to_str().ok());
             if given != Some(key.as_str()) {
+                return self.reject(
+                    StatusCode::UNAUTHORIZED,
+                    "a valid X-Seq-ApiKey header is required".into(),
+                );
+            }
+        } else if let Some(auth) = lock(&self.auth).as_ref()
+            && auth.authentication != Authentication::Off
+        {
+            let valid = auth
+                .api_keys
+                .iter()
+                .any(|k| Some(k.token.as_str()) == given && k.can_ingest());
+            if !valid {
                 return self.reject(
                     StatusCode::UNAUTHORIZED,
                     "a valid X-Seq-ApiKey header is required".into(),
@@ -292,6 +313,70 @@ impl State {
         ok_response()
     }
 
+    /// `POST /api/apikeys`: the stand-in's own form of key creation, used by its `seqcli`
+    /// stand-in (Seq's real HTTP API is not emulated). HTTP Basic credentials of the
+    /// administrator are required when authentication is on.
+    fn create_api_key(&self, headers: &HeaderMap, body: &[u8]) -> Response {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "PascalCase")]
+        struct NewKey {
+            title: String,
+            token: Option<String>,
+            #[serde(default)]
+            assigned_permissions: Vec<String>,
+        }
+        let mut guard = lock(&self.auth);
+        let Some(auth) = guard.as_mut() else {
+            return error_response(StatusCode::NOT_FOUND, "this stand-in runs without auth");
+        };
+        if let Authentication::Admin { username, password } = &auth.authentication {
+            let given = headers
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Basic "))
+                .and_then(|b| {
+                    use base64::Engine as _;
+                    base64::engine::general_purpose::STANDARD.decode(b).ok()
+                })
+                .and_then(|b| String::from_utf8(b).ok());
+            let expected = password.as_ref().map(|p| format!("{username}:{p}"));
+            if expected.is_none() || given != expected {
+                return error_response(
+                    StatusCode::UNAUTHORIZED,
+                    "the administrator's username and password are required",
+                );
+            }
+        }
+        let new: NewKey = match serde_json::from_slice(body) {
+            Ok(k) => k,
+            Err(e) => return error_response(StatusCode::BAD_REQUEST, &format!("bad key: {e}")),
+        };
+        let token = new
+            .token
+            .unwrap_or_else(|| format!("standin{:x}", self.started.elapsed().as_nanos()));
+        let permissions = if new.assigned_permissions.is_empty() {
+            vec!["Ingest".to_string()]
+        } else {
+            new.assigned_permissions
+        };
+        auth.api_keys.push(ApiKey {
+            title: new.title,
+            token: token.clone(),
+            permissions,
+        });
+        if let Some(dir) = &self.options.store_dir
+            && let Err(e) = crate::first_run::save(dir, auth)
+        {
+            return error_response(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string());
+        }
+        (
+            StatusCode::CREATED,
+            [(header::CONTENT_TYPE, "application/json")],
+            serde_json::json!({ "Token": token }).to_string(),
+        )
+            .into_response()
+    }
+
     fn store(&self, events: &[StoredEvent]) -> io::Result<()> {
         let mut file = lock(&self.store);
         let Some(file) = file.as_mut() else {
@@ -370,6 +455,32 @@ async fn control(Extract(state): Extract<Arc<State>>, body: axum::body::Bytes) -
     }
 }
 
+/// `GET /api`: Seq answers its API root without authentication; the sandbox script probes it
+/// to know Seq is up.
+async fn api_root(Extract(state): Extract<Arc<State>>) -> Response {
+    let auth = lock(&state.auth)
+        .as_ref()
+        .is_some_and(|a| a.authentication != Authentication::Off);
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        serde_json::json!({
+            "Product": "seq-standin (a test stand-in, not Seq)",
+            "Version": env!("CARGO_PKG_VERSION"),
+            "IsAuthenticationEnabled": auth,
+        })
+        .to_string(),
+    )
+        .into_response()
+}
+
+async fn api_keys(
+    Extract(state): Extract<Arc<State>>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    state.create_api_key(&headers, &body)
+}
+
 async fn not_found() -> Response {
     error_response(StatusCode::NOT_FOUND, "not found")
 }
@@ -380,6 +491,9 @@ fn router(state: Arc<State>) -> Router {
         .route("/counters", get(counters))
         .route("/events", get(events))
         .route("/control", post(control))
+        .route("/api", get(api_root))
+        .route("/api/", get(api_root))
+        .route("/api/apikeys", post(api_keys))
         .fallback(not_found)
         .with_state(state)
 }
@@ -389,6 +503,7 @@ pub struct Handle {
     addr: SocketAddr,
     state: Arc<State>,
     task: tokio::task::JoinHandle<()>,
+    also: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Handle {
@@ -434,6 +549,18 @@ impl Handle {
         lock(&self.state.events).len()
     }
 
+    /// Serves the same routes, on the same state, on another address too (Seq serves
+    /// ingestion on its UI port 80 as well as on 5341). Returns the bound address.
+    pub async fn listen_also(&mut self, addr: SocketAddr) -> io::Result<SocketAddr> {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        let bound = listener.local_addr()?;
+        let app = router(self.state.clone());
+        self.also.push(tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        }));
+        Ok(bound)
+    }
+
     /// Waits until the server task ends (it only ends on a fatal error).
     pub async fn wait(self) {
         let _ = (&mut { self }.task).await;
@@ -443,6 +570,9 @@ impl Handle {
 impl Drop for Handle {
     fn drop(&mut self) {
         self.task.abort();
+        for task in &self.also {
+            task.abort();
+        }
     }
 }
 
@@ -461,8 +591,10 @@ pub async fn spawn(addr: SocketAddr, options: Options) -> io::Result<Handle> {
         }
         None => None,
     };
+    let auth = options.auth.clone();
     let state = Arc::new(State {
         options,
+        auth: Mutex::new(auth),
         refuse_until: Mutex::new(None),
         fail_next: Mutex::new(VecDeque::new()),
         reject_marker: Mutex::new(None),
@@ -484,5 +616,10 @@ pub async fn spawn(addr: SocketAddr, options: Options) -> io::Result<Handle> {
     let task = tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
     });
-    Ok(Handle { addr, state, task })
+    Ok(Handle {
+        addr,
+        state,
+        task,
+        also: Vec::new(),
+    })
 }

@@ -319,3 +319,93 @@ async fn sink_mode_answers_200_without_decoding_but_still_checks_the_request() {
     let c = h.counters();
     assert_eq!((c.accepted_requests, c.accepted_events), (1, 0));
 }
+
+#[tokio::test]
+async fn with_an_administrator_ingestion_needs_an_api_key_the_administrator_created() {
+    use seq_standin::first_run::{AuthState, Authentication};
+    let h = standin(Options {
+        auth: Some(AuthState {
+            authentication: Authentication::Admin {
+                username: "admin".into(),
+                password: Some("pw".into()),
+            },
+            api_keys: Vec::new(),
+        }),
+        ..Options::default()
+    })
+    .await;
+    let r = post(&h, PROTOBUF, batch(vec![record("no key", 1)])).await;
+    assert_eq!(r.status(), 401);
+    let client = reqwest::Client::new();
+    let create = |user: &'static str, pw: &'static str| {
+        use base64::Engine as _;
+        let basic = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pw}"));
+        client
+            .post(format!("http://{}/api/apikeys", h.addr()))
+            .header("authorization", format!("Basic {basic}"))
+            .body(r#"{"Title":"t","Token":"tok-1","AssignedPermissions":["Ingest"]}"#)
+            .send()
+    };
+    assert_eq!(create("admin", "wrong").await.unwrap().status(), 401);
+    assert_eq!(create("admin", "pw").await.unwrap().status(), 201);
+    let with_key = |key: &'static str| {
+        client
+            .post(h.logs_url())
+            .header("content-type", PROTOBUF)
+            .header("x-seq-apikey", key)
+            .body(batch(vec![record("keyed", 2)]))
+            .send()
+    };
+    assert_eq!(with_key("tok-2").await.unwrap().status(), 401);
+    assert_eq!(with_key("tok-1").await.unwrap().status(), 200);
+    // The API root answers without authentication (the sandbox probes it).
+    let root = client
+        .get(format!("http://{}/api", h.addr()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(root.status(), 200);
+}
+
+#[test]
+fn as_the_seq_container_a_new_instance_refuses_to_start_without_a_first_run_setting() {
+    let dir = std::env::temp_dir().join(format!("seq-standin-firstrun-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let run = |envs: &[(&str, &str)]| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_seq-standin"));
+        cmd.args(["--listen", "127.0.0.1:0", "--first-run-rules", "--store"])
+            .arg(&dir)
+            .env_remove("ACCEPT_EULA")
+            .env_remove("SEQ_FIRSTRUN_ADMINPASSWORD")
+            .env_remove("SEQ_FIRSTRUN_ADMINPASSWORDHASH")
+            .env_remove("SEQ_FIRSTRUN_NOAUTHENTICATION")
+            .envs(envs.iter().copied())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        cmd.spawn().unwrap()
+    };
+    let out = run(&[("ACCEPT_EULA", "Y")]).wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("SEQ_FIRSTRUN_ADMINPASSWORD")
+            && stderr.contains("SEQ_FIRSTRUN_NOAUTHENTICATION=true"),
+        "{stderr}"
+    );
+    let out = run(&[("SEQ_FIRSTRUN_NOAUTHENTICATION", "true")])
+        .wait_with_output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64), "no ACCEPT_EULA=Y");
+    // With a setting it starts (and keeps running until stopped).
+    let mut child = run(&[("ACCEPT_EULA", "Y"), ("SEQ_FIRSTRUN_ADMINPASSWORD", "pw")]);
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert!(line.starts_with("listening on"), "{line}");
+    child.kill().unwrap();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+}

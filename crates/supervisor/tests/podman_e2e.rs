@@ -14,6 +14,10 @@ fn sandbox(scope: &Scope) -> Command {
     let mut cmd = Command::new(repo_root().join("scripts/claude-sandbox.sh"));
     cmd.env("SANDBOX_NAME", &scope.name)
         .env("SEQ_IMAGE", STANDIN_IMAGE)
+        .env("SEQCLI_IMAGE", SEQCLI_IMAGE)
+        .env("CLAUDE_SANDBOX_STATE", sandbox_state_root())
+        .env_remove("SEQ_ADMIN_PASSWORD")
+        .env_remove("SEQ_API_KEY")
         .env("LOGGER_IMAGE", LOGGER_IMAGE)
         .env("CLAUDE_IMAGE", CLAUDE_IMAGE)
         .env("SEQ_UI_PORT", "")
@@ -31,7 +35,8 @@ fn claude_sandbox_script_is_shellcheck_clean() {
     run(Command::new("shellcheck")
         .arg(root.join("scripts/claude-sandbox.sh"))
         .arg(root.join("crates/supervisor/tests/podman/bases.sh"))
-        .arg(root.join("crates/supervisor/tests/podman/build-logger.sh")));
+        .arg(root.join("crates/supervisor/tests/podman/build-logger.sh"))
+        .arg(root.join("crates/supervisor/tests/podman/rootless.sh")));
 }
 
 #[test]
@@ -51,15 +56,36 @@ fn log_api_without_otel_fails_and_starts_nothing() {
     assert!(!podman_ok(&["network", "exists", &scope.net()]));
 }
 
+/// The card's command, `podman build -t claude-api-logger scripts/claude-api-logger/` from the
+/// repository root, builds the image (build-logger.sh runs exactly that, adding only the local
+/// bases and the offline crates); with `--format docker` the same build keeps the HEALTHCHECK.
 #[test]
 fn image_is_small_non_root_and_has_a_healthcheck() {
     build_logger_image();
-    let size: u64 = podman(&["image", "inspect", "-f", "{{.Size}}", LOGGER_IMAGE])
+    let oci_health = podman(&[
+        "image",
+        "inspect",
+        "-f",
+        "{{json .Config.Healthcheck}}",
+        LOGGER_IMAGE,
+    ]);
+    assert_eq!(
+        oci_health, "null",
+        "the OCI format has no HEALTHCHECK field"
+    );
+    build_logger_image_as(LOGGER_IMAGE_DOCKER, &["--format", "docker"]);
+    let size: u64 = podman(&["image", "inspect", "-f", "{{.Size}}", LOGGER_IMAGE_DOCKER])
         .parse()
         .unwrap();
     assert!(size <= 40_000_000, "image is {size} bytes");
     assert_eq!(
-        podman(&["image", "inspect", "-f", "{{.Config.User}}", LOGGER_IMAGE]),
+        podman(&[
+            "image",
+            "inspect",
+            "-f",
+            "{{.Config.User}}",
+            LOGGER_IMAGE_DOCKER
+        ]),
         "65532:65532"
     );
     let health = podman(&[
@@ -67,7 +93,7 @@ fn image_is_small_non_root_and_has_a_healthcheck() {
         "inspect",
         "-f",
         "{{json .Config.Healthcheck.Test}}",
-        LOGGER_IMAGE,
+        LOGGER_IMAGE_DOCKER,
     ]);
     assert_eq!(
         health,
@@ -78,9 +104,29 @@ fn image_is_small_non_root_and_has_a_healthcheck() {
         "inspect",
         "-f",
         "{{json .Config.ExposedPorts}}",
-        LOGGER_IMAGE,
+        LOGGER_IMAGE_DOCKER,
     ]);
     assert!(ports.contains("8000/tcp"), "{ports}");
+    // The image's own HEALTHCHECK passes on a running container (no --health-cmd given).
+    let scope = Scope::new("health");
+    let name = format!("{}-logger", scope.name);
+    podman(&[
+        "run",
+        "-d",
+        "--name",
+        &name,
+        "-e",
+        "SEQ_HOST=seq",
+        LOGGER_IMAGE_DOCKER,
+    ]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !podman_ok(&["healthcheck", "run", &name]) {
+        assert!(
+            Instant::now() < deadline,
+            "the image's HEALTHCHECK never passed"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 /// container/claude/Containerfile itself, on a local stand-in for its node base image (no
@@ -124,28 +170,204 @@ fn claude_image_builds_from_its_containerfile_and_runs_claude_code_as_uid_1000()
     );
 }
 
+/// Seq 2025.2+ refuses to start a new instance without a first-run setting; so does the
+/// stand-in's container, so a script that forgot them fails the e2e tests.
+#[test]
+fn seq_standin_container_refuses_to_start_without_first_run_settings() {
+    build_peer_images();
+    let out = Command::new("podman")
+        .args(["run", "--rm", "-e", "ACCEPT_EULA=Y", STANDIN_IMAGE])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("SEQ_FIRSTRUN_ADMINPASSWORD"), "{stderr}");
+}
+
+/// Seq exiting at start (as Seq 2025.2 does without a first-run setting) fails the script with
+/// Seq's own last log lines, instead of a "success" with nothing reaching Seq. Any image that
+/// exits at once stands in for it here: the seqcli stand-in without arguments prints its usage.
+#[test]
+fn seq_exiting_at_start_fails_the_script_with_its_last_log_lines() {
+    build_peer_images();
+    let scope = Scope::new("seqdies");
+    let out = sandbox(&scope)
+        .env("SEQ_IMAGE", SEQCLI_IMAGE)
+        .args(["--otel", "--rm", "mount", "--version"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("exited while starting"), "{stderr}");
+    assert!(
+        stderr.contains("Usage: seqcli-standin"),
+        "Seq's log: {stderr}"
+    );
+    assert!(
+        !scope.containers().contains(&scope.name),
+        "Claude Code never started"
+    );
+}
+
+/// A second run under a name whose Claude container is live (another terminal) stops before
+/// touching anything of that session.
+#[test]
+fn a_running_sandbox_of_the_same_name_is_refused_not_replaced() {
+    build_bases();
+    let scope = Scope::new("busy");
+    podman(&[
+        "run",
+        "-d",
+        "--name",
+        &scope.name,
+        "--entrypoint",
+        "sleep",
+        CLAUDE_IMAGE,
+        "600",
+    ]);
+    let out = sandbox(&scope)
+        .args(["--otel", "mount", "--version"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("is running"), "{stderr}");
+    assert_eq!(
+        podman(&["inspect", "-f", "{{.State.Running}}", &scope.name]),
+        "true"
+    );
+    assert_eq!(
+        scope.containers(),
+        std::slice::from_ref(&scope.name),
+        "nothing else started"
+    );
+}
+
 #[test]
 fn without_log_api_no_logger_container_starts() {
     build_peer_images();
     build_bases();
     let scope = Scope::new("nolog");
+    // A logger left by an earlier --log-api run of this sandbox...
+    let stale = format!("{}-api-logger", scope.name);
+    podman(&[
+        "run",
+        "-d",
+        "--name",
+        &stale,
+        "--entrypoint",
+        "sleep",
+        CLAUDE_IMAGE,
+        "600",
+    ]);
+    // Seq's port published on a free host port: on 127.0.0.1 only.
+    let ui_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let out = sandbox(&scope)
+        .env("SEQ_UI_PORT", ui_port.to_string())
+        // The stand-in "logger" (sleep as PID 1) ignores SIGTERM: don't wait 90 s for it.
+        .env("LOGGER_STOP_TIMEOUT", "5")
         .args(["--otel", "--no-persist", "--rm", "mount", "--version"])
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
     assert!(stdout.contains("Claude Code"), "{stdout}");
     let containers = scope.containers();
+    // ...is stopped: only Seq keeps running.
     assert_eq!(
         containers,
         [format!("{}-seq", scope.name)],
         "only Seq keeps running"
     );
+    let seq = format!("{}-seq", scope.name);
+    assert_eq!(
+        podman(&["port", &seq, "80"]),
+        format!("127.0.0.1:{ui_port}")
+    );
+    assert!(
+        stderr.contains(&format!(
+            "Seq: http://127.0.0.1:{ui_port}, log in: user admin"
+        )),
+        "{stderr}"
+    );
+    // --no-persist: a new Seq each run, so the generated password is printed, not kept.
+    assert!(stderr.contains("generated Seq admin password"), "{stderr}");
+    assert!(!scope.state_dir().join("seq-admin-password").exists());
+}
+
+/// Rootless podman as a non-root user, as on a workstation: the Claude container (uid 1000
+/// inside) creates, edits and deletes files in the user's project, and what it creates is
+/// owned by the user on the host. The container image here stands in for Claude Code (a shell
+/// entrypoint doing that round trip), and it runs with no network: rootless networking cannot
+/// start on this machine (see rootless.sh), so Seq and the logger are not run rootless here.
+#[test]
+fn rootless_mount_round_trips_project_files_as_the_invoking_user() {
+    require_podman_env();
+    let user = "cal-rootless";
+    let out =
+        run(Command::new(repo_root().join("crates/supervisor/tests/podman/rootless.sh")).arg(user));
+    let env: Vec<(String, String)> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let home = &env.iter().find(|(k, _)| k == "HOME").unwrap().1;
+    let project = std::path::PathBuf::from(home).join(format!("project-{}", std::process::id()));
+    let as_user = |args: &[&str]| {
+        let mut cmd = Command::new("runuser");
+        cmd.args(["-u", user, "--", "env"])
+            .args(env.iter().map(|(k, v)| format!("{k}={v}")))
+            .args(args);
+        cmd
+    };
+    let _ = std::fs::remove_dir_all(&project);
+    run(&mut as_user(&["mkdir", project.to_str().unwrap()]));
+    run(&mut as_user(&[
+        "sh",
+        "-c",
+        &format!(
+            "cd {} && echo from-host >host.txt && echo bye >delete-me.txt",
+            project.display()
+        ),
+    ]));
+    let name = format!("cal-rootless-{}", std::process::id());
+    let script = repo_root().join("scripts/claude-sandbox.sh");
+    let out = run(as_user(&[
+        &format!("SANDBOX_NAME={name}"),
+        "bash",
+        script.to_str().unwrap(),
+        "--rm",
+        "mount",
+    ])
+    .current_dir(&project));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("inside: uid=1000 gid=1000"), "{stdout}");
+    use std::os::unix::fs::MetadataExt as _;
+    let uid = |p: &std::path::Path| std::fs::metadata(p).unwrap().uid();
+    let user_uid = uid(&project);
+    assert_ne!(user_uid, 0);
+    let created = project.join("created.txt");
+    assert_eq!(
+        std::fs::read_to_string(&created).unwrap(),
+        "created-inside\n"
+    );
+    assert_eq!(
+        uid(&created),
+        user_uid,
+        "created inside, owned by the user outside"
+    );
+    assert_eq!(
+        std::fs::read_to_string(project.join("host.txt")).unwrap(),
+        "from-host\nedited-inside\n"
+    );
+    assert!(!project.join("delete-me.txt").exists(), "deleted inside");
+    let _ = as_user(&["podman", "volume", "rm", "-f", &format!("{name}-config")]).output();
+    let _ = std::fs::remove_dir_all(&project);
 }
 
 #[test]
@@ -327,6 +549,35 @@ fn recover_restarts_the_kept_claude_container_and_its_traffic_is_logged_again() 
     );
     run(sandbox(&scope).args(["clean", "--volumes"]));
     let _ = std::fs::remove_dir_all(&workspace);
+}
+
+/// `clone` builds a missing Claude image before anything runs it (it used to run the image
+/// for the git clone first and fail on the missing image). The build itself fails here: its
+/// node base image cannot be pulled without a registry.
+#[test]
+fn clone_builds_a_missing_claude_image_before_running_it() {
+    require_podman_env();
+    let scope = Scope::new("clonebuild");
+    let cwd = temp_dir("clonebuild-cwd");
+    let out = sandbox(&scope)
+        .current_dir(&cwd)
+        .env("CLAUDE_IMAGE", "localhost/cal-test-missing-claude:none")
+        .args(["--rm", "--repo=/srv/fixture.git", "clone", "-p", "hi"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains(
+            "building localhost/cal-test-missing-claude:none from container/claude/Containerfile"
+        ),
+        "{stderr}"
+    );
+    assert!(
+        !podman_ok(&["volume", "exists", &format!("{}-workspace", scope.name)]),
+        "nothing ran before the build"
+    );
+    let _ = std::fs::remove_dir_all(&cwd);
 }
 
 #[test]
@@ -560,13 +811,82 @@ fn sandbox_log_api_ships_a_real_claude_code_tool_use_session_to_seq() {
         .collect();
     assert_eq!(sessions.len(), 1, "{sessions:?}");
 
-    // --otel: Claude Code's own telemetry reached the same Seq.
+    // --otel: Claude Code's own telemetry reached the same Seq (with the API key, which the
+    // stand-in requires because the script started it with an admin password).
     assert!(
         events
             .iter()
             .any(|e| e["resource"]["service.name"] == "claude-code"),
         "no Claude Code OTel event at the stand-in"
     );
+    let auth: Value = serde_json::from_str(
+        &std::fs::read_to_string(store.join("standin-auth.json")).expect("first-run state"),
+    )
+    .unwrap();
+    assert!(
+        auth["authentication"]["admin"]["password"].is_string(),
+        "Seq started with an admin password: {auth}"
+    );
+    assert!(
+        stderr.contains("generated Seq admin password")
+            && stderr.contains("created the Seq API key"),
+        "{stderr}"
+    );
+    use std::os::unix::fs::PermissionsExt as _;
+    let password = scope.state_dir().join("seq-admin-password");
+    assert_eq!(
+        std::fs::metadata(&password).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    // Where to look is printed again when the run ends (Claude Code's screen covered it).
+    let last = stderr
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("");
+    assert!(
+        last.contains("this run's API exchanges in Seq: has(claude.outcome)"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.matches("[sandbox] Seq: ").count(), 2, "{stderr}");
+    // ~/.claude.json (onboarding state) is kept on the config volume.
+    let config = podman(&[
+        "volume",
+        "inspect",
+        "-f",
+        "{{.Mountpoint}}",
+        &format!("{}-config", scope.name),
+    ]);
+    assert!(
+        std::path::Path::new(&config).join(".claude.json").exists(),
+        "no .claude.json on the config volume"
+    );
+    // No API key in the logger's output or files.
+    let logger_out = Command::new("podman")
+        .args(["logs", &logger])
+        .output()
+        .unwrap();
+    let logger_out = format!(
+        "{}{}",
+        String::from_utf8_lossy(&logger_out.stdout),
+        String::from_utf8_lossy(&logger_out.stderr)
+    );
+    assert!(!logger_out.contains("sk-ant-test-secret"), "{logger_out}");
+    let log_volume = podman(&[
+        "volume",
+        "inspect",
+        "-f",
+        "{{.Mountpoint}}",
+        &format!("{}-api-log", scope.name),
+    ]);
+    for file in std::fs::read_dir(&log_volume).unwrap().flatten() {
+        let bytes = std::fs::read(file.path()).unwrap_or_default();
+        assert!(
+            !String::from_utf8_lossy(&bytes).contains("sk-ant-test-secret"),
+            "the API key is in {}",
+            file.path().display()
+        );
+    }
     // `clean` removes what the script started; the fake upstream is this test's own.
     run(sandbox(&scope).args(["clean", "--containers", "--volumes"]));
     assert_eq!(scope.containers(), [format!("{}-fake", scope.name)]);

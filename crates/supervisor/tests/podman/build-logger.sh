@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# Builds the real logger image from container/Containerfile, offline, on the local bases that
-# bases.sh makes: crates come from a `cargo vendor` directory (refreshed when Cargo.lock
-# changes) mounted at /vendor. Usage: build-logger.sh IMAGE_TAG. Prints the build seconds.
+# Builds the real logger image with the documented command, `podman build -t TAG
+# scripts/claude-api-logger/` run from the repository root, offline: the only additions are the
+# local bases that bases.sh makes (no registry here) and crates from a `cargo vendor` directory
+# (refreshed when Cargo.lock changes) mounted at /vendor. Usage: build-logger.sh IMAGE_TAG
+# [podman build options, e.g. --format docker]. Prints the build seconds.
 set -euo pipefail
-tag=${1:?usage: build-logger.sh IMAGE_TAG}
+tag=${1:?usage: build-logger.sh IMAGE_TAG [podman build options]}
+shift
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../../../.." && pwd)
 CACHE=${CAL_CACHE:?CAL_CACHE not set: run scripts/test.sh}
@@ -23,9 +26,9 @@ fi
 exec 7>"$CACHE/podman/build-logger.lock"
 flock 7
 start=$(date +%s)
-podman build --format docker -f "$root/container/Containerfile" \
-  --build-arg RUST_IMAGE="$rust" --build-arg RUNTIME_IMAGE="$distroless" \
-  -v "$vendor:/vendor:ro" -t "$tag" "$root" >"$CACHE/podman/build-logger.log" 2>&1 \
+(cd "$root" && podman build "$@" --build-arg RUST_IMAGE="$rust" \
+  --build-arg RUNTIME_IMAGE="$distroless" -v "$vendor:/vendor:ro" \
+  -t "$tag" scripts/claude-api-logger/) >"$CACHE/podman/build-logger.log" 2>&1 \
   || { tail -40 "$CACHE/podman/build-logger.log" >&2; exit 1; }
 # The previous build's stage image is dangling now; the cache mounts keep what matters. The
 # other test image builds hold these locks, so no build loses an intermediate image.

@@ -13,6 +13,11 @@ use serde_json::Value;
 pub const LOGGER_IMAGE: &str = "localhost/claude-api-logger:test";
 pub const FAKE_IMAGE: &str = "localhost/cal-test-fake-anthropic:latest";
 pub const STANDIN_IMAGE: &str = "localhost/cal-test-seq-standin:latest";
+/// seqcli-standin: `seqcli apikey create` against the stand-in (SEQCLI_IMAGE of the sandbox).
+pub const SEQCLI_IMAGE: &str = "localhost/cal-test-seqcli-standin:latest";
+/// The logger built with `--format docker` (with its HEALTHCHECK); LOGGER_IMAGE is built with
+/// the card's plain command (OCI format, no HEALTHCHECK).
+pub const LOGGER_IMAGE_DOCKER: &str = "localhost/claude-api-logger:test-docker";
 pub const CLAUDE_IMAGE: &str = "localhost/cal-test-claude:3";
 /// The stand-in for container/claude/Containerfile's node base (bases.sh).
 pub const NODE_IMAGE: &str = "localhost/cal-test-node:20";
@@ -73,13 +78,19 @@ pub fn podman_ok(args: &[&str]) -> bool {
         .is_ok_and(|s| s.success())
 }
 
-/// Builds the logger image from container/Containerfile (offline, on local bases); returns
-/// the build's seconds.
+/// Builds the logger image with `podman build -t LOGGER_IMAGE scripts/claude-api-logger/`
+/// (offline, on local bases); returns the build's seconds.
 pub fn build_logger_image() -> u64 {
+    build_logger_image_as(LOGGER_IMAGE, &[])
+}
+
+/// [`build_logger_image`] with another tag and extra `podman build` options.
+pub fn build_logger_image_as(tag: &str, options: &[&str]) -> u64 {
     require_podman_env();
     let out = run(
         Command::new(repo_root().join("crates/supervisor/tests/podman/build-logger.sh"))
-            .arg(LOGGER_IMAGE),
+            .arg(tag)
+            .args(options),
     );
     String::from_utf8_lossy(&out.stdout)
         .trim()
@@ -107,7 +118,7 @@ pub fn build_peer_images() {
         "seq-standin",
     ]));
     let ctx = temp_dir("peers");
-    for bin in ["fake-anthropic", "seq-standin"] {
+    for bin in ["fake-anthropic", "seq-standin", "seqcli-standin"] {
         std::fs::copy(root.join("target/debug").join(bin), ctx.join(bin)).unwrap();
     }
     std::fs::write(
@@ -119,14 +130,22 @@ pub fn build_peer_images() {
     std::fs::write(
         ctx.join("seq.Containerfile"),
         "FROM localhost/cal-test-debian:bookworm\nCOPY seq-standin /usr/local/bin/\n\
-         RUN mkdir -p /data\nEXPOSE 5341\n\
-         ENTRYPOINT [\"seq-standin\", \"--listen\", \"0.0.0.0:5341\", \"--store\", \"/data\"]\n",
+         RUN mkdir -p /data\nEXPOSE 80 5341\n\
+         ENTRYPOINT [\"seq-standin\", \"--listen\", \"0.0.0.0:5341\", \"--also-listen\", \
+         \"0.0.0.0:80\", \"--store\", \"/data\", \"--first-run-rules\"]\n",
+    )
+    .unwrap();
+    std::fs::write(
+        ctx.join("seqcli.Containerfile"),
+        "FROM localhost/cal-test-debian:bookworm\nCOPY seqcli-standin /usr/local/bin/\n\
+         ENTRYPOINT [\"seqcli-standin\"]\n",
     )
     .unwrap();
     let lock = format!("{}/podman/peers.lock", require_env("CAL_CACHE"));
     for (file, tag) in [
         ("fake.Containerfile", FAKE_IMAGE),
         ("seq.Containerfile", STANDIN_IMAGE),
+        ("seqcli.Containerfile", SEQCLI_IMAGE),
     ] {
         run(Command::new("flock")
             .arg(&lock)
@@ -136,6 +155,11 @@ pub fn build_peer_images() {
             .arg(&ctx));
     }
     let _ = std::fs::remove_dir_all(&ctx);
+}
+
+/// CLAUDE_SANDBOX_STATE of the tests: never the invoking user's own state directory.
+pub fn sandbox_state_root() -> PathBuf {
+    std::env::temp_dir().join("cal-podman-sandbox-state")
 }
 
 pub fn temp_dir(what: &str) -> PathBuf {
@@ -158,6 +182,12 @@ impl Scope {
         };
         scope.clean();
         scope
+    }
+
+    /// Where the sandbox script keeps this scope's Seq password and API key
+    /// (CLAUDE_SANDBOX_STATE/SANDBOX_NAME).
+    pub fn state_dir(&self) -> PathBuf {
+        sandbox_state_root().join(&self.name)
     }
 
     pub fn net(&self) -> String {
@@ -195,6 +225,7 @@ impl Scope {
             let _ = podman_ok(&["volume", "rm", "-f", v]);
         }
         let _ = podman_ok(&["network", "rm", "-f", &self.net()]);
+        let _ = std::fs::remove_dir_all(self.state_dir());
     }
 }
 
@@ -235,6 +266,10 @@ impl Stack {
             "127.0.0.1::5341",
             "-v",
             &format!("{}:/data", store.display()),
+            "-e",
+            "ACCEPT_EULA=Y",
+            "-e",
+            "SEQ_FIRSTRUN_NOAUTHENTICATION=true",
             STANDIN_IMAGE,
         ]);
         let fake = format!("{}-fake", scope.name);
@@ -259,6 +294,9 @@ impl Stack {
             &net,
             "-p",
             "127.0.0.1::8000",
+            // LOGGER_IMAGE is OCI (no HEALTHCHECK); the sandbox script passes it the same way.
+            "--health-cmd",
+            r#"["/usr/local/bin/claude-api-logger","health"]"#,
             "-e",
             "SEQ_HOST=seq",
             "-e",
