@@ -202,6 +202,8 @@ pub async fn forward(State(fwd): State<Arc<Forwarder>>, request: Request) -> Res
     }
 
     headers.remove(header::HOST);
+    // Credentials for this hop (RFC 9110 §11.7.2), never for the Anthropic API.
+    headers.remove(header::PROXY_AUTHORIZATION);
     // hyper already answered any `Expect: 100-continue` on this hop.
     headers.remove(header::EXPECT);
     let leftover = Arc::new(Mutex::new(None));

@@ -30,6 +30,8 @@ pub mod decode;
 pub mod exchange;
 pub mod forward;
 pub mod record;
+pub mod redact;
+pub mod server;
 pub mod shutdown;
 pub mod sse;
 pub mod summary;
@@ -39,7 +41,6 @@ pub mod writer;
 use crate::config::Config;
 use crate::exchange::ShutdownFlag;
 use crate::forward::{Forwarder, forward};
-use axum::serve::ListenerExt;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -79,6 +80,18 @@ impl RunError {
 /// Runs the proxy until SIGTERM/SIGINT, then drains in-flight exchanges (up to the drain
 /// timeout), writes their records and returns.
 pub fn run(config: Config) -> Result<(), RunError> {
+    redact::install(config.redactor.clone());
+    if let Some(nofile) = server::raise_nofile_limit() {
+        // A client connection and its upstream connection are two descriptors.
+        let needed = 2 * config.max_connections as u64 + 64;
+        if nofile < needed {
+            tracing::warn!(
+                nofile,
+                max_connections = config.max_connections,
+                "the open files limit is below what --max-connections (env MAX_CONNECTIONS) needs; lower it or raise the hard limit (ulimit -Hn)"
+            );
+        }
+    }
     let file = writer::open_log(&config.log_file).map_err(|source| RunError::LogFile {
         path: config.log_file.clone(),
         source,
@@ -142,11 +155,12 @@ async fn serve(
     let app = axum::Router::new()
         .fallback(forward)
         .with_state(Arc::new(forwarder));
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    let server = axum::serve(listener, app).with_graceful_shutdown(token.clone().cancelled_owned());
-    let mut server = tokio::spawn(async move { server.await });
+    let limits = server::Limits {
+        header_read_timeout: config.header_read_timeout,
+        max_header_bytes: config.max_header_bytes,
+        max_connections: config.max_connections,
+    };
+    let mut server = tokio::spawn(server::serve(listener, app, limits, token.clone()));
     tokio::select! {
         result = &mut server => return finished(result),
         () = token.cancelled() => {}
