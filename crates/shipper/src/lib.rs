@@ -141,6 +141,8 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         batch_max_bytes: config.batch_max_bytes,
         event_max_bytes: config.event_max_bytes,
         exit_when_drained: config.exit_when_drained,
+        max_line_bytes: config.max_line_bytes,
+        dead_letter: config.dead_letter.clone(),
     };
     let reader = {
         let (m, stop) = (metrics.clone(), reader_stop.clone());
