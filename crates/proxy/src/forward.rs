@@ -80,6 +80,11 @@ impl Forwarder {
         let client =
             hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
                 .pool_idle_timeout(Duration::from_secs(90))
+                // A request handed an idle pooled connection found dead before any of the
+                // request was written is sent again, on another connection (the default, set
+                // here because the pool's hygiene depends on it). A connection whose response
+                // ended in an error is never pooled again: hyper drops it.
+                .retry_canceled_requests(true)
                 .build(https);
         let base: http::Uri = upstream.as_str().parse()?;
         let (Some(scheme), Some(authority)) = (base.scheme(), base.authority()) else {
