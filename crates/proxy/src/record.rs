@@ -226,7 +226,7 @@ fn redact_events(events: &mut [sse::Event], redactor: &Redactor) {
             })
             .collect();
         let joined = pieces.concat();
-        let found = redactor.find(&joined);
+        let found = redactor.find(&joined, *field == "partial_json");
         if found.is_empty() {
             continue;
         }
@@ -262,14 +262,18 @@ fn redact_events(events: &mut [sse::Event], redactor: &Redactor) {
         }
     }
     for e in events.iter_mut() {
-        e.data = redactor.text(std::mem::take(&mut e.data));
+        e.data = redactor.json(std::mem::take(&mut e.data));
     }
 }
 
 /// `raw` with secrets redacted; a JSON string of the redacted text should a pattern file's
 /// pattern have cut the JSON (the built-in ones cannot), so the record stays parseable.
 fn redacted_raw(raw: Box<RawValue>, redactor: &Redactor) -> Option<Box<RawValue>> {
-    let out = redactor.text(raw.get().to_string());
+    let found = redactor.find(raw.get(), true);
+    if found.is_empty() {
+        return Some(raw);
+    }
+    let out = redact::apply(raw.get(), &found);
     RawValue::from_string(out.clone())
         .or_else(|_| serde_json::value::to_raw_value(&out))
         .ok()
@@ -399,7 +403,7 @@ fn body_of(
     }
     // JSON is UTF-8 (RFC 8259): anything else is logged base64 (and not scanned for secrets).
     let text = match String::from_utf8(bytes) {
-        Ok(text) => redactor.text(text),
+        Ok(text) => text,
         Err(e) => {
             body.base64 = Some(base64::engine::general_purpose::STANDARD.encode(e.as_bytes()));
             return (body, Vec::new(), None);
@@ -407,11 +411,11 @@ fn body_of(
     };
     match json_body(text) {
         Ok((raw, summary)) => {
-            body.json = Some(raw);
+            body.json = redacted_raw(raw, redactor);
             (body, Vec::new(), summary)
         }
         Err(text) => {
-            body.text = Some(text);
+            body.text = Some(redactor.text(text));
             (body, Vec::new(), None)
         }
     }

@@ -58,13 +58,14 @@ const BUILT_IN: &[(&str, &str)] = &[
         "private-key",
         r"-----BEGIN [A-Z ]{0,40}PRIVATE KEY( BLOCK)?-----(?:[^\x22]*?-----END [A-Z ]{0,40}PRIVATE KEY( BLOCK)?-----|(?:[A-Za-z0-9+/=\s]|\\[nr])*)",
     ),
-    // `.env` style: a name holding a credential word, `=`, a value (possibly quoted, its
-    // quote escaped in JSON text). Only the value is replaced. Upper-case names (`.env`,
+    // `.env` style: a name holding a credential word, `=`, a value (possibly quoted; in JSON
+    // text only an escaped quote opens it, a bare one ends the string). Only the value is
+    // replaced. Upper-case names (`.env`,
     // settings files) may have spaces around `=`; other names (`password=`, `?token=`) may
     // not, so prose such as "tokens = many" is left alone.
     (
         "secret-assignment",
-        r#"(?:[A-Z0-9_]*(?:PASSWORD|PASSWD|SECRET|TOKEN|API_?KEY|ACCESS_?KEY|PRIVATE_?KEY|CREDENTIALS?|AUTH)[A-Z0-9_]*[ \t]*=[ \t]*|(?i:[a-z0-9_.\-]*(?:password|passwd|secret|token|api_?key|access_?key|private_?key|credentials?|auth)[a-z0-9_.\-]*)=)(?:\\?["'])?(?P<secret>[^\s"'\\=&\[][^\s"'\\&]*)"#,
+        r#"(?:[A-Z0-9_]*(?:PASSWORD|PASSWD|SECRET|TOKEN|API_?KEY|ACCESS_?KEY|PRIVATE_?KEY|CREDENTIALS?|AUTH)[A-Z0-9_]*[ \t]*=[ \t]*|(?i:[a-z0-9_.\-]*(?:password|passwd|secret|token|api_?key|access_?key|private_?key|credentials?|auth)[a-z0-9_.\-]*)=)(?:QUOTE)?(?P<secret>[^\s"'\\=&\[][^\s"'\\&]*)"#,
     ),
 ];
 
@@ -78,6 +79,14 @@ pub struct Redactor {
 
 #[derive(Debug)]
 struct Scanner {
+    /// For text known to be JSON: no match starts or ends at a structural character.
+    json: Patterns,
+    /// For any other text (a bare `"` may open a quoted value).
+    plain: Patterns,
+}
+
+#[derive(Debug)]
+struct Patterns {
     set: RegexSet,
     formats: Vec<Format>,
 }
@@ -183,28 +192,34 @@ impl Redactor {
         self.text(out)
     }
 
-    /// `text` with every known credential format replaced by `[REDACTED:<kind>]`; returned
-    /// as is (no copy) when the scan is off or finds nothing.
+    /// `text` (any text) with every known credential format replaced by
+    /// `[REDACTED:<kind>]`; returned as is (no copy) when the scan is off or finds nothing.
     pub fn text(&self, text: String) -> String {
-        match &self.body {
-            Some(scanner) => {
-                let found = scanner.find(&text);
-                if found.is_empty() {
-                    text
-                } else {
-                    apply(&text, &found)
-                }
-            }
-            None => text,
+        self.redact(text, false)
+    }
+
+    /// [`Redactor::text`] for text that is JSON: it stays JSON.
+    pub fn json(&self, text: String) -> String {
+        self.redact(text, true)
+    }
+
+    fn redact(&self, text: String, json: bool) -> String {
+        let found = self.find(&text, json);
+        if found.is_empty() {
+            text
+        } else {
+            apply(&text, &found)
         }
     }
 
-    /// Where the known credential formats are in `text`, sorted, not overlapping, each with
-    /// its kind.
-    pub fn find(&self, text: &str) -> Vec<(Range<usize>, &str)> {
-        self.body
-            .as_ref()
-            .map_or_else(Vec::new, |scanner| scanner.find(text))
+    /// Where the known credential formats are in `text` (JSON text if `json`), sorted, not
+    /// overlapping, each with its kind.
+    pub fn find(&self, text: &str, json: bool) -> Vec<(Range<usize>, &str)> {
+        match &self.body {
+            Some(scanner) if json => scanner.json.find(text),
+            Some(scanner) => scanner.plain.find(text),
+            None => Vec::new(),
+        }
     }
 
     /// Whether body scanning is on.
@@ -229,9 +244,19 @@ impl Default for Redactor {
 
 impl Scanner {
     fn new(extra: &[(String, String)]) -> Result<Self, RedactError> {
+        Ok(Scanner {
+            json: Patterns::new(r#"\\"|'"#, extra)?,
+            plain: Patterns::new(r#"\\?"|'"#, extra)?,
+        })
+    }
+}
+
+impl Patterns {
+    fn new(quote: &str, extra: &[(String, String)]) -> Result<Self, RedactError> {
         let mut formats = Vec::new();
         for (kind, pattern) in BUILT_IN {
-            formats.push(format(kind, pattern).expect("a built-in pattern compiles"));
+            let pattern = pattern.replace("QUOTE", quote);
+            formats.push(format(kind, &pattern).expect("a built-in pattern compiles"));
         }
         for (kind, pattern) in extra {
             formats.push(
@@ -249,7 +274,7 @@ impl Scanner {
                 reason: e.to_string(),
             }
         })?;
-        Ok(Scanner { set, formats })
+        Ok(Patterns { set, formats })
     }
 
     fn find(&self, text: &str) -> Vec<(Range<usize>, &str)> {
@@ -466,13 +491,18 @@ mod tests {
 
     #[test]
     fn env_assignments_keep_the_name_and_lose_the_value_also_in_json_text() {
-        let json = r#"{"content":"DB_PASSWORD=hunter22\nAPI_KEY=\"abc123\"\nPORT=8080\n"}"#;
-        let out = redacted(json);
+        let json = r#"{"content":"DB_PASSWORD=hunter22\nAPI_KEY=\"abc123\"\nPORT=8080\n","b":"PASSWORD="}"#;
+        let out = Redactor::default().json(json.to_string());
         assert_eq!(
             out,
-            r#"{"content":"DB_PASSWORD=[REDACTED:secret-assignment]\nAPI_KEY=\"[REDACTED:secret-assignment]\"\nPORT=8080\n"}"#
+            r#"{"content":"DB_PASSWORD=[REDACTED:secret-assignment]\nAPI_KEY=\"[REDACTED:secret-assignment]\"\nPORT=8080\n","b":"PASSWORD="}"#
         );
         serde_json::from_str::<serde_json::Value>(&out).unwrap();
+        // In plain text a bare quote opens a value.
+        assert_eq!(
+            redacted("SECRET=\"abc\""),
+            "SECRET=\"[REDACTED:secret-assignment]\""
+        );
     }
 
     #[test]
