@@ -1,6 +1,7 @@
 //! Secrets wherever they hide: in the query, in headers named like credentials, in request
 //! and response bodies (a secret split across two SSE deltas included). None reaches the log,
-//! stdout or stderr, while the upstream and the client get every byte unchanged, and
+//! stdout or stderr, nor, once the log is shipped, the Seq stand-in or the shipper's
+//! dead-letter file (the shipper's metrics are counters, the proxy has none), while the upstream and the client get every byte unchanged, and
 //! `Proxy-Authorization` never goes upstream.
 
 mod common;
@@ -165,7 +166,7 @@ async fn secrets_in_query_headers_and_bodies_are_redacted_but_forwarded_unchange
         "hdr-secret",
     ];
     secrets.extend(header_secrets.iter().map(|(_, v)| *v));
-    for secret in secrets {
+    for &secret in &secrets {
         assert!(!log.contains(secret), "{secret} in the log file");
         assert!(!stdout.contains(secret), "{secret} on stdout");
         assert!(!stderr.contains(secret), "{secret} on stderr");
@@ -207,6 +208,8 @@ async fn secrets_in_query_headers_and_bodies_are_redacted_but_forwarded_unchange
         record["response"]["sse"]["message"]["content"][0]["text"],
         "Your key is [REDACTED:anthropic-key], keep it safe."
     );
+    assert_shipped_without(&proxy.log, &secrets).await;
+
     // The request body is still JSON, the non-secret parts as sent.
     assert_eq!(record["request"]["body"]["json"]["max_tokens"], 1024);
     assert!(
@@ -261,4 +264,86 @@ async fn body_scanning_can_be_turned_off_and_extended_by_a_file() {
         .unwrap();
     let r = off.only_record().await;
     assert_eq!(r["request"]["body"]["json"]["k"], AWS);
+}
+
+/// Ships `log` with the real shipper (its library, in-process) twice: to a Seq stand-in that
+/// accepts everything, and to one that refuses every event for good (so all go to the
+/// dead-letter file). No secret may be in what the stand-in received (its raw requests and
+/// decoded events) or in the dead letters.
+async fn assert_shipped_without(log: &std::path::Path, secrets: &[&str]) {
+    use clap::Parser;
+    let dir = tempfile::tempdir().unwrap();
+    for (name, refuse) in [("accepted", false), ("refused", true)] {
+        let seq = seq_standin::spawn(
+            "127.0.0.1:0".parse().unwrap(),
+            seq_standin::Options {
+                keep_raw: true,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+        if refuse {
+            seq.control(
+                serde_json::from_value(serde_json::json!({"reject_event_containing": "claude"}))
+                    .unwrap(),
+            );
+        }
+        let dead = dir.path().join(format!("{name}.dead-letter.jsonl"));
+        let cli = otlp_shipper::config::Cli::try_parse_from([
+            "otlp-shipper".to_string(),
+            "--file".into(),
+            log.display().to_string(),
+            "--endpoint".into(),
+            seq.logs_url(),
+            "--checkpoint".into(),
+            dir.path()
+                .join(format!("{name}.checkpoint"))
+                .display()
+                .to_string(),
+            "--dead-letter".into(),
+            dead.display().to_string(),
+            "--exit-when-drained".into(),
+            "--flush-interval".into(),
+            "0.1".into(),
+        ])
+        .unwrap();
+        let config = otlp_shipper::config::Config::from_cli(cli, &|_| None).unwrap();
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        tokio::time::timeout(
+            std::time::Duration::from_secs(60),
+            otlp_shipper::run(config, shutdown),
+        )
+        .await
+        .expect("the shipper drains the log")
+        .unwrap();
+        let events = serde_json::to_string(&seq.events()).unwrap();
+        let raw: Vec<u8> = seq.raw_requests().concat();
+        let dead_letters = std::fs::read_to_string(&dead).unwrap_or_default();
+        if refuse {
+            assert!(
+                !dead_letters.is_empty(),
+                "the refused events were dead-lettered"
+            );
+        } else {
+            assert!(
+                events.contains("[REDACTED:anthropic-key]"),
+                "the record arrived"
+            );
+        }
+        for secret in secrets {
+            assert!(
+                !events.contains(secret),
+                "{secret} in the events Seq stored"
+            );
+            assert!(
+                !raw.windows(secret.len()).any(|w| w == secret.as_bytes()),
+                "{secret} in a request the shipper sent"
+            );
+            assert!(
+                !dead_letters.contains(secret),
+                "{secret} in the dead letters"
+            );
+        }
+    }
 }
