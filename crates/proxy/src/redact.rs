@@ -282,10 +282,8 @@ impl Patterns {
         for i in self.set.matches(text).iter() {
             let format = &self.formats[i];
             for captures in format.regex.captures_iter(text) {
-                if let Some(m) = captures.get(format.group) {
-                    if !m.is_empty() {
-                        found.push((m.range(), format.kind.as_str()));
-                    }
+                if let Some(m) = captures.get(format.group).filter(|m| !m.is_empty()) {
+                    found.push((m.range(), format.kind.as_str()));
                 }
             }
         }

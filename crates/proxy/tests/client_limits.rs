@@ -153,11 +153,11 @@ async fn the_connection_cap_holds_and_open_connections_are_served_during_the_att
     let started = Instant::now();
     for s in &mut held {
         let mut buf = [0u8; 1024];
-        if let Ok(Ok(n)) = tokio::time::timeout(Duration::from_millis(100), s.read(&mut buf)).await
+        let read = tokio::time::timeout(Duration::from_millis(100), s.read(&mut buf)).await;
+        if let Ok(Ok(n)) = read
+            && String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 503")
         {
-            if String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 503") {
-                refused += 1;
-            }
+            refused += 1;
         }
     }
     // The cap minus the one connection of the real client.

@@ -134,7 +134,7 @@ proptest! {
         let line = serde_json::to_string(&record).unwrap();
         prop_assert!(!line.contains(secret), "{}", line);
         // Neither half long enough to tell the key is left where it was written.
-        let sse = serde_json::to_value(&record.response.unwrap().sse.unwrap()).unwrap();
+        let sse = serde_json::to_value(record.response.unwrap().sse.unwrap()).unwrap();
         let events = sse["events"].as_array().unwrap();
         prop_assert!(!events[2]["data"]["delta"]["text"].as_str().unwrap().contains(&secret[..at]) || at < 4);
         let message = sse["message"]["content"][0]["text"].as_str().unwrap();

@@ -136,14 +136,15 @@ async fn metrics_of(scratch: &Scratch, endpoint: &str) -> (serde_json::Value, St
     let mut last = serde_json::Value::Null;
     for _ in 0..100 {
         tokio::time::sleep(Duration::from_millis(200)).await;
-        if let Ok(r) = reqwest::get(&url).await {
-            if let Ok(v) =
-                serde_json::from_str::<serde_json::Value>(&r.text().await.unwrap_or_default())
-            {
-                last = v;
-                if last["lag_records"] == 0 && last["shipped_lines"] != 0 {
-                    break;
-                }
+        let Ok(r) = reqwest::get(&url).await else {
+            continue;
+        };
+        if let Ok(v) =
+            serde_json::from_str::<serde_json::Value>(&r.text().await.unwrap_or_default())
+        {
+            last = v;
+            if last["lag_records"] == 0 && last["shipped_lines"] != 0 {
+                break;
             }
         }
     }
