@@ -15,14 +15,17 @@
 //! logged base64, as the record format says), `memchr` (the line-break scan of every JSON body),
 //! `rustix` (already in the tree through tempfile and tokio; for `posix_fadvise`, which keeps
 //! the log out of the page cache, and `setpriority`, which lowers the writer's priority: std
-//! has neither), `libc` (already in the tree; for `sync_file_range`, which rustix lacks) and, for
-//! tests only, `jsonschema` (every record a test writes is validated against
-//! `docs/log-format.schema.json`).
+//! has neither; also `setrlimit`, to raise the open-files limit at start), `libc` (already in
+//! the tree; for `sync_file_range`, which rustix lacks, and glibc's `malloc_trim`), `regex`
+//! (already in the tree; the body secret scan of [`redact`], a `RegexSet` and one `Regex` per
+//! credential format) and, for tests only, `jsonschema` (every record a test writes is validated
+//! against `docs/log-format.schema.json`) and `proptest` (property tests,
+//! `tests/properties.rs`).
 //!
-//! The workspace denies `unsafe`; the two exceptions are `record::json_body`, which wraps a
+//! The workspace denies `unsafe`; the three exceptions are `record::json_body`, which wraps a
 //! body serde_json has just parsed in serde_json's `RawValue::from_string_unchecked` rather
-//! than have it parsed a second time, and `writer::start_writeback`, a `sync_file_range` call
-//! (an fd and integers, no memory).
+//! than have it parsed a second time, `writer::start_writeback`, a `sync_file_range` call
+//! (an fd and integers, no memory), and `server::trim`, a `malloc_trim(0)` call (an integer).
 
 pub mod capture;
 pub mod config;

@@ -8,7 +8,9 @@
 //! Dependencies beyond the workspace basics: `notify` (file change events),
 //! `opentelemetry-proto` and `prost` (the OTLP wire format), `reqwest` (HTTP/TLS client),
 //! `axum` (metrics endpoint), `humantime` (RFC 3339 timestamps), `rand` (retry jitter),
-//! `bytes` (cheap request resends).
+//! `bytes` (cheap request resends), `memchr` (a line's end found in the read buffer, so a
+//! line longer than `--max-line-bytes` is never held); for tests only, `proptest` (property
+//! tests of the config parser and the encoder, `tests/properties.rs`).
 
 pub mod batch;
 pub mod checkpoint;
