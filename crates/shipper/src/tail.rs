@@ -575,6 +575,32 @@ mod tests {
     }
 
     #[test]
+    fn a_line_over_the_cap_is_handed_out_as_its_prefix_and_length() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("t.log");
+        append(&p, b"a\n");
+        let mut t = Tailer::new(&p, Start::Head, Duration::ZERO)
+            .unwrap()
+            .with_max_line(100_000);
+        let mut buf = Vec::new();
+        assert!(t.next_line(&mut buf).unwrap().unwrap().oversized.is_none());
+        // Written in two goes, the second after the reader has already passed the cap.
+        append(&p, &vec![b'x'; 150_000]);
+        assert!(t.next_line(&mut buf).unwrap().is_none(), "no newline yet");
+        append(&p, &vec![b'y'; 50_000]);
+        append(&p, b"\nb\n");
+        let line = t.next_line(&mut buf).unwrap().unwrap();
+        assert_eq!(line.oversized, Some(200_000));
+        assert_eq!(buf.len(), OVERSIZED_PREFIX);
+        assert!(buf.iter().all(|&b| b == b'x'));
+        assert_eq!(line.end.offset, 2 + 200_001);
+        let next = t.next_line(&mut buf).unwrap().unwrap();
+        assert_eq!(buf, b"b");
+        assert!(next.oversized.is_none());
+        assert_eq!(next.end.offset, 2 + 200_001 + 2);
+    }
+
+    #[test]
     fn resume_from_a_checkpoint_offset() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("t.log");
