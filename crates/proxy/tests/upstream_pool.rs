@@ -1,5 +1,5 @@
-//! Upstream pool hygiene: a connection whose response ended in an error is never handed to a
-//! later request.
+//! Upstream pool hygiene: a connection whose response ended in an error, or that the upstream
+//! closed, is never handed to a later request.
 
 mod common;
 
@@ -161,5 +161,76 @@ async fn after_an_upstream_closed_every_connection_later_requests_still_succeed(
         bad.is_empty(),
         "{} requests failed after the upstream closed its connections: {bad:?}",
         bad.len()
+    );
+}
+
+/// An upstream that answers each request keep-alive (no `Connection: close`) and then closes
+/// the connection at once: every pooled connection dies just after its response.
+async fn one_shot_upstream() -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let (mut s, _) = listener.accept().await.unwrap();
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 65536];
+                loop {
+                    if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        let head = String::from_utf8_lossy(&buf[..i]).to_ascii_lowercase();
+                        let len = head
+                            .lines()
+                            .find_map(|l| l.strip_prefix("content-length:"))
+                            .map_or(0, |v| v.trim().parse::<usize>().unwrap());
+                        if buf.len() >= i + 4 + len {
+                            break;
+                        }
+                    }
+                    match s.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                }
+                let answer = "{\"type\":\"message\",\"content\":[]}";
+                let _ = s
+                    .write_all(
+                        format!(
+                            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{answer}",
+                            answer.len()
+                        )
+                        .as_bytes(),
+                    )
+                    .await;
+                // Closed without saying so: the proxy's pool learns it only from the socket.
+            });
+        }
+    });
+    format!("http://{addr}")
+}
+
+#[tokio::test]
+async fn an_upstream_closing_each_connection_after_its_response_fails_no_later_request() {
+    let proxy = Proxy::start(&one_shot_upstream().await).await;
+    let client = client();
+    let mut bad = Vec::new();
+    for i in 0..300 {
+        let r = client
+            .post(proxy.url("/v1/messages"))
+            .json(&message_request(&format!("n {i}"), false))
+            .send()
+            .await
+            .unwrap();
+        let status = r.status();
+        let text = r.text().await.unwrap_or_default();
+        if status != 200 {
+            bad.push(format!("{status} {text}"));
+        }
+    }
+    assert!(
+        bad.is_empty(),
+        "{} of 300 failed: {:?}",
+        bad.len(),
+        &bad[..bad.len().min(3)]
     );
 }
