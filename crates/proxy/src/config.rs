@@ -1,8 +1,10 @@
 //! The command line (flags with env fallbacks) and the validated configuration built from it.
 
+use crate::redact::{BodyScan, Redactor};
 use clap::Parser;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Transparent logging proxy for Claude Code's Anthropic API traffic.
@@ -56,6 +58,71 @@ pub struct Cli {
     /// Seconds to let in-flight exchanges finish after SIGTERM/SIGINT before exiting.
     #[arg(long, env = "DRAIN_TIMEOUT", default_value = "30", value_name = "SECS")]
     pub drain_timeout: String,
+
+    /// Seconds a client connection may take to send a request head, counted from when the
+    /// connection starts waiting for one (so it is also how long an idle keep-alive connection
+    /// is kept); a slower client's connection is closed.
+    #[arg(
+        long,
+        env = "HEADER_READ_TIMEOUT",
+        default_value = "30",
+        value_name = "SECS"
+    )]
+    pub header_read_timeout: String,
+
+    /// Most bytes of a request head (request line and headers); a larger one gets 431 and the
+    /// connection is closed.
+    #[arg(
+        long,
+        env = "MAX_HEADER_BYTES",
+        default_value = "64KiB",
+        value_name = "BYTES"
+    )]
+    pub max_header_bytes: String,
+
+    /// Most client connections open at once; a connection over it is answered 503 and closed
+    /// at once, those open are served on.
+    #[arg(
+        long,
+        env = "MAX_CONNECTIONS",
+        default_value = "1024",
+        value_name = "N"
+    )]
+    pub max_connections: String,
+
+    /// Header names whose values are logged as [REDACTED]: comma-separated, `*` matches any
+    /// run of characters, a leading `!` keeps a name an earlier glob matched.
+    #[arg(
+        long,
+        env = "REDACT_HEADERS",
+        default_value = crate::redact::DEFAULT_HEADERS,
+        value_name = "GLOBS"
+    )]
+    pub redact_headers: String,
+
+    /// Query parameter names whose values are logged as [REDACTED] (same syntax as
+    /// --redact-headers).
+    #[arg(
+        long,
+        env = "REDACT_QUERY",
+        default_value = crate::redact::DEFAULT_QUERY,
+        value_name = "GLOBS"
+    )]
+    pub redact_query: String,
+
+    /// Replace known credential formats in logged bodies by `[REDACTED:<kind>]`: on or off.
+    #[arg(
+        long,
+        env = "REDACT_BODIES",
+        default_value = "on",
+        value_name = "on|off"
+    )]
+    pub redact_bodies: String,
+
+    /// Extra body patterns, one `KIND REGEX` a line (`#` comments); a `(?P<secret>...)` group,
+    /// when present, is what gets replaced.
+    #[arg(long, env = "REDACT_PATTERNS_FILE", value_name = "PATH")]
+    pub redact_patterns_file: Option<PathBuf>,
 }
 
 /// A setting the proxy cannot run with; the message names the flag and its env variable.
@@ -69,6 +136,18 @@ pub enum ConfigError {
         "invalid --capture-cap (env CAPTURE_CAP) {value:?}: expected a byte count above 0, e.g. 64MiB or 1048576"
     )]
     CaptureCap { value: String },
+    #[error(
+        "invalid --max-header-bytes (env MAX_HEADER_BYTES) {value:?}: expected a byte count from 8KiB, e.g. 64KiB"
+    )]
+    MaxHeaderBytes { value: String },
+    #[error(
+        "invalid --max-connections (env MAX_CONNECTIONS) {value:?}: expected a whole number above 0"
+    )]
+    MaxConnections { value: String },
+    #[error("invalid --redact-bodies (env REDACT_BODIES) {value:?}: expected on or off")]
+    RedactBodies { value: String },
+    #[error(transparent)]
+    Redact(#[from] crate::redact::RedactError),
     #[error("invalid --{flag} (env {env}) {value:?}: expected whole seconds above 0")]
     Seconds {
         flag: &'static str,
@@ -87,6 +166,10 @@ pub struct Config {
     pub capture_cap: usize,
     pub idle_timeout: Duration,
     pub drain_timeout: Duration,
+    pub header_read_timeout: Duration,
+    pub max_header_bytes: usize,
+    pub max_connections: usize,
+    pub redactor: Arc<Redactor>,
 }
 
 impl TryFrom<Cli> for Config {
@@ -106,6 +189,44 @@ impl TryFrom<Cli> for Config {
                 })?;
         let idle_timeout = parse_secs(&cli.idle_timeout, "idle-timeout", "IDLE_TIMEOUT")?;
         let drain_timeout = parse_secs(&cli.drain_timeout, "drain-timeout", "DRAIN_TIMEOUT")?;
+        let header_read_timeout = parse_secs(
+            &cli.header_read_timeout,
+            "header-read-timeout",
+            "HEADER_READ_TIMEOUT",
+        )?;
+        // hyper's smallest read buffer is 8 KiB; a head must fit in it.
+        let max_header_bytes = parse_size(&cli.max_header_bytes)
+            .filter(|&n| n >= 8192)
+            .ok_or(ConfigError::MaxHeaderBytes {
+                value: cli.max_header_bytes,
+            })?;
+        let max_connections = cli
+            .max_connections
+            .trim()
+            .parse::<usize>()
+            .ok()
+            .filter(|&n| n > 0 && n <= tokio::sync::Semaphore::MAX_PERMITS)
+            .ok_or(ConfigError::MaxConnections {
+                value: cli.max_connections,
+            })?;
+        let enabled = match cli.redact_bodies.trim().to_ascii_lowercase().as_str() {
+            "on" | "true" | "1" => true,
+            "off" | "false" | "0" => false,
+            _ => {
+                return Err(ConfigError::RedactBodies {
+                    value: cli.redact_bodies,
+                });
+            }
+        };
+        let extra = match &cli.redact_patterns_file {
+            Some(path) => crate::redact::read_patterns(path)?,
+            None => Vec::new(),
+        };
+        let redactor = Redactor::new(
+            &cli.redact_headers,
+            &cli.redact_query,
+            &BodyScan { enabled, extra },
+        )?;
         Ok(Config {
             listen,
             upstream,
@@ -113,6 +234,10 @@ impl TryFrom<Cli> for Config {
             capture_cap,
             idle_timeout,
             drain_timeout,
+            header_read_timeout,
+            max_header_bytes,
+            max_connections,
+            redactor: Arc::new(redactor),
         })
     }
 }

@@ -80,6 +80,11 @@ impl Forwarder {
         let client =
             hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
                 .pool_idle_timeout(Duration::from_secs(90))
+                // A request handed an idle pooled connection found dead before any of the
+                // request was written is sent again, on another connection (the default, set
+                // here because the pool's hygiene depends on it). A connection whose response
+                // ended in an error is never pooled again: hyper drops it.
+                .retry_canceled_requests(true)
                 .build(https);
         let base: http::Uri = upstream.as_str().parse()?;
         let (Some(scheme), Some(authority)) = (base.scheme(), base.authority()) else {
@@ -202,6 +207,8 @@ pub async fn forward(State(fwd): State<Arc<Forwarder>>, request: Request) -> Res
     }
 
     headers.remove(header::HOST);
+    // Credentials for this hop (RFC 9110 §11.7.2), never for the Anthropic API.
+    headers.remove(header::PROXY_AUTHORIZATION);
     // hyper already answered any `Expect: 100-continue` on this hop.
     headers.remove(header::EXPECT);
     let leftover = Arc::new(Mutex::new(None));

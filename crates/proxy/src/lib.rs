@@ -15,14 +15,17 @@
 //! logged base64, as the record format says), `memchr` (the line-break scan of every JSON body),
 //! `rustix` (already in the tree through tempfile and tokio; for `posix_fadvise`, which keeps
 //! the log out of the page cache, and `setpriority`, which lowers the writer's priority: std
-//! has neither), `libc` (already in the tree; for `sync_file_range`, which rustix lacks) and, for
-//! tests only, `jsonschema` (every record a test writes is validated against
-//! `docs/log-format.schema.json`).
+//! has neither; also `setrlimit`, to raise the open-files limit at start), `libc` (already in
+//! the tree; for `sync_file_range`, which rustix lacks, and glibc's `malloc_trim`), `regex`
+//! (already in the tree; the body secret scan of [`redact`], a `RegexSet` and one `Regex` per
+//! credential format) and, for tests only, `jsonschema` (every record a test writes is validated
+//! against `docs/log-format.schema.json`) and `proptest` (property tests,
+//! `tests/properties.rs`).
 //!
-//! The workspace denies `unsafe`; the two exceptions are `record::json_body`, which wraps a
+//! The workspace denies `unsafe`; the three exceptions are `record::json_body`, which wraps a
 //! body serde_json has just parsed in serde_json's `RawValue::from_string_unchecked` rather
-//! than have it parsed a second time, and `writer::start_writeback`, a `sync_file_range` call
-//! (an fd and integers, no memory).
+//! than have it parsed a second time, `writer::start_writeback`, a `sync_file_range` call
+//! (an fd and integers, no memory), and `server::trim`, a `malloc_trim(0)` call (an integer).
 
 pub mod capture;
 pub mod config;
@@ -30,6 +33,8 @@ pub mod decode;
 pub mod exchange;
 pub mod forward;
 pub mod record;
+pub mod redact;
+pub mod server;
 pub mod shutdown;
 pub mod sse;
 pub mod summary;
@@ -39,7 +44,6 @@ pub mod writer;
 use crate::config::Config;
 use crate::exchange::ShutdownFlag;
 use crate::forward::{Forwarder, forward};
-use axum::serve::ListenerExt;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -79,6 +83,18 @@ impl RunError {
 /// Runs the proxy until SIGTERM/SIGINT, then drains in-flight exchanges (up to the drain
 /// timeout), writes their records and returns.
 pub fn run(config: Config) -> Result<(), RunError> {
+    redact::install(config.redactor.clone());
+    if let Some(nofile) = server::raise_nofile_limit() {
+        // A client connection and its upstream connection are two descriptors.
+        let needed = 2 * config.max_connections as u64 + 64;
+        if nofile < needed {
+            tracing::warn!(
+                nofile,
+                max_connections = config.max_connections,
+                "the open files limit is below what --max-connections (env MAX_CONNECTIONS) needs; lower it or raise the hard limit (ulimit -Hn)"
+            );
+        }
+    }
     let file = writer::open_log(&config.log_file).map_err(|source| RunError::LogFile {
         path: config.log_file.clone(),
         source,
@@ -142,11 +158,12 @@ async fn serve(
     let app = axum::Router::new()
         .fallback(forward)
         .with_state(Arc::new(forwarder));
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    let server = axum::serve(listener, app).with_graceful_shutdown(token.clone().cancelled_owned());
-    let mut server = tokio::spawn(async move { server.await });
+    let limits = server::Limits {
+        header_read_timeout: config.header_read_timeout,
+        max_header_bytes: config.max_header_bytes,
+        max_connections: config.max_connections,
+    };
+    let mut server = tokio::spawn(server::serve(listener, app, limits, token.clone()));
     tokio::select! {
         result = &mut server => return finished(result),
         () = token.cancelled() => {}

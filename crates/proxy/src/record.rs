@@ -5,24 +5,33 @@
 use crate::capture::Capture;
 use crate::decode::decode;
 use crate::exchange::Exchange;
+use crate::redact::{self, Redactor};
 use crate::sse;
 use base64::Engine;
 use http::HeaderMap;
 use serde_json::Value;
 use serde_json::value::RawValue;
+use std::collections::BTreeMap;
 use std::time::SystemTime;
 use traffic_record::{
-    Body, CacheCreation, Headers, KIND, REDACTED, Request, Response, SCHEMA_VERSION,
-    SECRET_HEADERS, Sse, SseEvent, TrafficRecord, Usage,
+    Body, CacheCreation, Headers, KIND, REDACTED, Request, Response, SCHEMA_VERSION, Sse, SseEvent,
+    TrafficRecord, Usage,
 };
 
-/// The record of `exchange`; `cap` bounds decoded output as it bounds captures.
+/// The record of `exchange`; `cap` bounds decoded output as it bounds captures. Secrets are
+/// redacted by the installed rules ([`redact::active`]).
 pub fn build(exchange: &Exchange, cap: usize) -> TrafficRecord {
+    build_with(exchange, cap, redact::active())
+}
+
+/// [`build`] with explicit redaction rules.
+pub fn build_with(exchange: &Exchange, cap: usize, redactor: &Redactor) -> TrafficRecord {
     let (request_body, _, request_summary) = body_of(
         &exchange.request_body,
         &exchange.request_headers,
         cap,
         false,
+        redactor,
     );
 
     let mut model = None;
@@ -33,18 +42,28 @@ pub fn build(exchange: &Exchange, cap: usize) -> TrafficRecord {
     let response = exchange.response.as_ref().map(|head| {
         let is_sse = header(&head.headers, "content-type")
             .is_some_and(|ct| ct.to_ascii_lowercase().starts_with("text/event-stream"));
-        let (body, decoded, body_summary) =
-            body_of(&exchange.response_body, &head.headers, cap, is_sse);
+        let (body, decoded, body_summary) = body_of(
+            &exchange.response_body,
+            &head.headers,
+            cap,
+            is_sse,
+            redactor,
+        );
         let mut sse_part = None;
         let message: Option<Summary> = if is_sse {
-            let events = sse::parse(&decoded);
+            let mut events = sse::parse(&decoded);
+            redact_events(&mut events, redactor);
             let rebuilt = sse::reassemble(&events);
             if error.is_none() {
                 error = rebuilt
                     .error
                     .map(|e| format!("error event in the stream: {e}"));
             }
-            let message_raw = rebuilt.message.as_ref().and_then(to_raw);
+            let message_raw = rebuilt
+                .message
+                .as_ref()
+                .and_then(to_raw)
+                .and_then(|raw| redacted_raw(raw, redactor));
             sse_part = Some(Sse {
                 events: events
                     .into_iter()
@@ -72,7 +91,7 @@ pub fn build(exchange: &Exchange, cap: usize) -> TrafficRecord {
         }
         Response {
             status: head.status.as_u16(),
-            headers: redact(&head.headers),
+            headers: redact_with(&head.headers, redactor),
             body,
             sse: sse_part,
         }
@@ -113,9 +132,9 @@ pub fn build(exchange: &Exchange, cap: usize) -> TrafficRecord {
         usage,
         request: Request {
             method: exchange.method.to_string(),
-            path: exchange.path.clone(),
-            query: exchange.query.clone(),
-            headers: redact(&exchange.request_headers),
+            path: redactor.text(exchange.path.clone()),
+            query: exchange.query.as_deref().map(|q| redactor.query(q)),
+            headers: redact_with(&exchange.request_headers, redactor),
             body: request_body,
         },
         response,
@@ -134,16 +153,19 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
-/// Header map for the log: names lowercase, repeats joined with ", ", secrets redacted.
+/// Header map for the log: names lowercase, repeats joined with ", ", secrets redacted by
+/// the installed rules.
 pub fn redact(headers: &HeaderMap) -> Headers {
+    redact_with(headers, redact::active())
+}
+
+/// [`redact`] with explicit rules.
+pub fn redact_with(headers: &HeaderMap, redactor: &Redactor) -> Headers {
     let mut out = Headers::new();
     for (name, value) in headers {
         let name = name.as_str();
-        let value = if SECRET_HEADERS.contains(&name) {
-            REDACTED.to_string()
-        } else {
-            String::from_utf8_lossy(value.as_bytes()).into_owned()
-        };
+        let value =
+            redactor.header_value(name, String::from_utf8_lossy(value.as_bytes()).into_owned());
         out.entry(name.to_string())
             .and_modify(|v| {
                 if v != REDACTED {
@@ -154,6 +176,107 @@ pub fn redact(headers: &HeaderMap) -> Headers {
             .or_insert(value);
     }
     out
+}
+
+/// Redacts secrets in the events of a stream, as written: first those split across the
+/// deltas of one content block (the text, thinking or tool input pieces are joined, scanned,
+/// and each piece loses its part of a secret, the first piece getting the marker), then any
+/// left whole inside one event. The message rebuilt from the redacted events holds no secret
+/// either.
+fn redact_events(events: &mut [sse::Event], redactor: &Redactor) {
+    if !redactor.scans_bodies() {
+        return;
+    }
+    // (block index, field) -> the events' parsed data and where the piece is.
+    let mut parsed: BTreeMap<usize, Value> = BTreeMap::new();
+    let mut groups: BTreeMap<(u64, &'static str), Vec<usize>> = BTreeMap::new();
+    for (i, e) in events.iter().enumerate() {
+        if !e.data.contains("content_block_delta") {
+            continue;
+        }
+        let Ok(value) = serde_json::from_str::<Value>(&e.data) else {
+            continue;
+        };
+        let index = value.get("index").and_then(Value::as_u64).unwrap_or(0);
+        let field = match value.pointer("/delta/type").and_then(Value::as_str) {
+            Some("text_delta") => "text",
+            Some("thinking_delta") => "thinking",
+            Some("input_json_delta") => "partial_json",
+            _ => continue,
+        };
+        if value
+            .pointer(&format!("/delta/{field}"))
+            .is_some_and(Value::is_string)
+        {
+            groups.entry((index, field)).or_default().push(i);
+            parsed.insert(i, value);
+        }
+    }
+    let mut changed: BTreeMap<usize, ()> = BTreeMap::new();
+    for ((_, field), members) in &groups {
+        let pointer = format!("/delta/{field}");
+        let pieces: Vec<String> = members
+            .iter()
+            .map(|i| {
+                parsed[i]
+                    .pointer(&pointer)
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string()
+            })
+            .collect();
+        let joined = pieces.concat();
+        let found = redactor.find(&joined, *field == "partial_json");
+        if found.is_empty() {
+            continue;
+        }
+        let mut start = 0;
+        for (piece, i) in pieces.iter().zip(members) {
+            let end = start + piece.len();
+            let mut out = String::with_capacity(piece.len());
+            let mut at = start;
+            for (range, kind) in &found {
+                if range.end <= start || range.start >= end {
+                    continue;
+                }
+                let (from, to) = (range.start.max(start), range.end.min(end));
+                out.push_str(&joined[at..from]);
+                if range.start >= start {
+                    out.push_str(&redact::marker(kind));
+                }
+                at = to;
+            }
+            if at != start {
+                out.push_str(&joined[at..end]);
+                if let Some(slot) = parsed.get_mut(i).and_then(|v| v.pointer_mut(&pointer)) {
+                    *slot = Value::String(out);
+                }
+                changed.insert(*i, ());
+            }
+            start = end;
+        }
+    }
+    for i in changed.keys() {
+        if let Ok(data) = serde_json::to_string(&parsed[i]) {
+            events[*i].data = data;
+        }
+    }
+    for e in events.iter_mut() {
+        e.data = redactor.json(std::mem::take(&mut e.data));
+    }
+}
+
+/// `raw` with secrets redacted; a JSON string of the redacted text should a pattern file's
+/// pattern have cut the JSON (the built-in ones cannot), so the record stays parseable.
+fn redacted_raw(raw: Box<RawValue>, redactor: &Redactor) -> Option<Box<RawValue>> {
+    let found = redactor.find(raw.get(), true);
+    if found.is_empty() {
+        return Some(raw);
+    }
+    let out = redact::apply(raw.get(), &found);
+    RawValue::from_string(out.clone())
+        .or_else(|_| serde_json::value::to_raw_value(&out))
+        .ok()
 }
 
 /// The few top-level fields of a request or message the record lifts out. Deserializing into
@@ -255,6 +378,7 @@ fn body_of(
     headers: &HeaderMap,
     cap: usize,
     is_sse: bool,
+    redactor: &Redactor,
 ) -> (Body, Vec<u8>, Option<Summary>) {
     let size = capture.size;
     let mut truncated = capture.truncated;
@@ -277,7 +401,7 @@ fn body_of(
     if bytes.is_empty() || is_sse {
         return (body, bytes, None);
     }
-    // JSON is UTF-8 (RFC 8259): anything else is logged base64.
+    // JSON is UTF-8 (RFC 8259): anything else is logged base64 (and not scanned for secrets).
     let text = match String::from_utf8(bytes) {
         Ok(text) => text,
         Err(e) => {
@@ -287,11 +411,11 @@ fn body_of(
     };
     match json_body(text) {
         Ok((raw, summary)) => {
-            body.json = Some(raw);
+            body.json = redacted_raw(raw, redactor);
             (body, Vec::new(), summary)
         }
         Err(text) => {
-            body.text = Some(text);
+            body.text = Some(redactor.text(text));
             (body, Vec::new(), None)
         }
     }

@@ -198,6 +198,23 @@ fn bad_configuration_exits_64_naming_the_setting() {
         (vec![], vec![("UPSTREAM_URL", "not a url")], "UPSTREAM_URL"),
         (vec!["--capture-cap", "0"], vec![], "--capture-cap"),
         (vec!["--capture-cap", "lots"], vec![], "CAPTURE_CAP"),
+        (vec!["--max-connections", "0"], vec![], "--max-connections"),
+        (
+            vec![],
+            vec![("HEADER_READ_TIMEOUT", "0")],
+            "HEADER_READ_TIMEOUT",
+        ),
+        (
+            vec!["--max-header-bytes", "1k"],
+            vec![],
+            "--max-header-bytes",
+        ),
+        (vec![], vec![("REDACT_BODIES", "maybe")], "REDACT_BODIES"),
+        (
+            vec!["--redact-patterns-file", "/no/such/file"],
+            vec![],
+            "--redact-patterns-file",
+        ),
         (vec!["--idle-timeout", "soon"], vec![], "--idle-timeout"),
         (vec![], vec![("DRAIN_TIMEOUT", "-1")], "DRAIN_TIMEOUT"),
         (

@@ -97,7 +97,15 @@ pub fn save(path: &Path, pos: Position, file: &Path) -> Result<(), CheckpointErr
     })
     .expect("a checkpoint serializes");
     {
-        let mut f = std::fs::File::create(&tmp).map_err(err)?;
+        use std::os::unix::fs::OpenOptionsExt;
+        // Owner-only, as the log it points into.
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(err)?;
         f.write_all(&body).map_err(err)?;
         f.sync_all().map_err(err)?;
     }

@@ -19,6 +19,11 @@ pub const DEFAULT_BATCH_MAX_BYTES: usize = 2_000_000;
 pub const DEFAULT_EVENT_MAX_BYTES: usize = 200_000;
 /// Below this an event could not hold its own attributes.
 pub const MIN_EVENT_MAX_BYTES: usize = 8_192;
+/// Default longest line held in memory: above the largest record the proxy writes with its
+/// default capture cap (two 64 MiB bodies and the stream's events and message).
+pub const DEFAULT_MAX_LINE_BYTES: usize = 512 << 20;
+/// A line's dead-letter entry keeps this many leading bytes; the cap cannot go below it.
+pub const MIN_MAX_LINE_BYTES: usize = 65_536;
 pub const DEFAULT_FILE: &str = "/var/log/claude-logger.log";
 
 /// The raw command line. Turned into a [`Config`] by [`Config::from_cli`].
@@ -81,6 +86,11 @@ pub struct Cli {
     /// are split into ordered parts [default: 200000].
     #[arg(long, env = "EVENT_MAX_BYTES", value_name = "N")]
     pub event_max_bytes: Option<usize>,
+    /// Longest line held in memory; a longer line is not shipped: its first 64 KiB go to the
+    /// dead-letter file with its offset and length, and reading goes on after it
+    /// [default: 536870912].
+    #[arg(long, env = "MAX_LINE_BYTES", value_name = "N")]
+    pub max_line_bytes: Option<usize>,
     /// Serve counters at http://ADDR/metrics (Prometheus text; JSON with ?format=json).
     #[arg(long, env = "METRICS_LISTEN", value_name = "ADDR")]
     pub metrics_listen: Option<SocketAddr>,
@@ -160,6 +170,7 @@ pub struct Config {
     pub read_from_head: bool,
     pub batch_max_bytes: usize,
     pub event_max_bytes: usize,
+    pub max_line_bytes: usize,
     pub metrics_listen: Option<SocketAddr>,
     pub metrics_interval: Duration,
     pub exit_when_drained: bool,
@@ -309,6 +320,15 @@ impl Config {
             ));
         }
 
+        let max_line_bytes = cli.max_line_bytes.unwrap_or(DEFAULT_MAX_LINE_BYTES);
+        if max_line_bytes < MIN_MAX_LINE_BYTES {
+            return Err(invalid(
+                "--max-line-bytes",
+                &max_line_bytes.to_string(),
+                format!("must be at least {MIN_MAX_LINE_BYTES}"),
+            ));
+        }
+
         let log_level = cli
             .log_level
             .or(fb.log_level)
@@ -345,6 +365,7 @@ impl Config {
             read_from_head: cli.read_from_head.or(fb.read_from_head).unwrap_or(true),
             batch_max_bytes,
             event_max_bytes,
+            max_line_bytes,
             metrics_listen: cli.metrics_listen.or(fb.metrics_listen),
             metrics_interval,
             exit_when_drained: cli.exit_when_drained,

@@ -39,9 +39,12 @@ pub fn append(path: &Path, entries: &[DeadLetter<'_>]) -> Result<(), DeadLetterE
         serde_json::to_writer(&mut buf, e).expect("a dead letter serializes");
         buf.push(b'\n');
     }
+    use std::os::unix::fs::OpenOptionsExt;
+    // Owner-only: it holds full bodies, as the log (0600) does.
     let mut f = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
+        .mode(0o600)
         .open(path)
         .map_err(err)?;
     f.write_all(&buf).map_err(err)?;

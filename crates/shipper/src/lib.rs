@@ -8,7 +8,9 @@
 //! Dependencies beyond the workspace basics: `notify` (file change events),
 //! `opentelemetry-proto` and `prost` (the OTLP wire format), `reqwest` (HTTP/TLS client),
 //! `axum` (metrics endpoint), `humantime` (RFC 3339 timestamps), `rand` (retry jitter),
-//! `bytes` (cheap request resends).
+//! `bytes` (cheap request resends), `memchr` (a line's end found in the read buffer, so a
+//! line longer than `--max-line-bytes` is never held); for tests only, `proptest` (property
+//! tests of the config parser and the encoder, `tests/properties.rs`).
 
 pub mod batch;
 pub mod checkpoint;
@@ -141,6 +143,8 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         batch_max_bytes: config.batch_max_bytes,
         event_max_bytes: config.event_max_bytes,
         exit_when_drained: config.exit_when_drained,
+        max_line_bytes: config.max_line_bytes,
+        dead_letter: config.dead_letter.clone(),
     };
     let reader = {
         let (m, stop) = (metrics.clone(), reader_stop.clone());

@@ -21,6 +21,8 @@ pub struct Metrics {
     pub retried: AtomicU64,
     /// LogRecords written to the dead-letter file.
     pub dead_lettered: AtomicU64,
+    /// LogRecords a 2xx reply said it rejected (OTLP partial success).
+    pub rejected: AtomicU64,
     /// Lines read from the file (delivered or not).
     pub read_lines: AtomicU64,
     /// Offset read so far in the current file, and its size.
@@ -41,6 +43,7 @@ pub struct Snapshot {
     pub requests: u64,
     pub retried: u64,
     pub dead_lettered: u64,
+    pub rejected: u64,
     /// Bytes of the file not yet delivered.
     pub lag_bytes: u64,
     /// Lines read but not yet delivered.
@@ -63,6 +66,7 @@ impl Metrics {
             requests: self.requests.load(Relaxed),
             retried: self.retried.load(Relaxed),
             dead_lettered: self.dead_lettered.load(Relaxed),
+            rejected: self.rejected.load(Relaxed),
             lag_bytes: file_size.saturating_sub(self.delivered_offset.load(Relaxed)),
             lag_records: self.read_lines.load(Relaxed).saturating_sub(shipped_lines),
         }
@@ -70,7 +74,7 @@ impl Metrics {
 
     pub fn prometheus(&self) -> String {
         let s = self.snapshot();
-        let rows: [(&str, &str, &str, u64); 8] = [
+        let rows: [(&str, &str, &str, u64); 9] = [
             (
                 "otlp_shipper_shipped_lines_total",
                 "counter",
@@ -108,6 +112,12 @@ impl Metrics {
                 s.dead_lettered,
             ),
             (
+                "otlp_shipper_rejected_total",
+                "counter",
+                "LogRecords a 2xx reply rejected (OTLP partial success)",
+                s.rejected,
+            ),
+            (
                 "otlp_shipper_lag_bytes",
                 "gauge",
                 "Bytes of the file not yet delivered",
@@ -136,6 +146,7 @@ impl Metrics {
             shipped_events = s.shipped_events,
             retried = s.retried,
             dead_lettered = s.dead_lettered,
+            rejected = s.rejected,
             lag_bytes = s.lag_bytes,
             lag_records = s.lag_records,
             "shipper counters"

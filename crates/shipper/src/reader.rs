@@ -25,6 +25,9 @@ pub struct ReaderSettings {
     pub batch_max_bytes: usize,
     pub event_max_bytes: usize,
     pub exit_when_drained: bool,
+    /// Longest line held; longer ones are dead-lettered (their first bytes) in `dead_letter`.
+    pub max_line_bytes: usize,
+    pub dead_letter: PathBuf,
 }
 
 fn now_ns() -> u64 {
@@ -42,7 +45,7 @@ pub fn run(
     metrics: Arc<Metrics>,
     stop: CancellationToken,
 ) -> std::io::Result<()> {
-    let mut tailer = Tailer::new(&s.file, s.start, s.rotate_wait)?;
+    let mut tailer = Tailer::new(&s.file, s.start, s.rotate_wait)?.with_max_line(s.max_line_bytes);
     let mut encoder = Encoder::new(s.event_max_bytes);
     let max = s.batch_max_bytes - ENVELOPE_ROOM;
     let mut batch = Batch::default();
@@ -68,6 +71,13 @@ pub fn run(
                     metrics.file_size.store(tailer.file_len(), Relaxed);
                 }
                 metrics.read_offset.store(l.end.offset, Relaxed);
+                if let Some(len) = l.oversized {
+                    dead_letter_oversized(&s, &line, len, l.end.offset, &metrics)?;
+                    batch.lines += 1;
+                    batch.line_bytes += len + 1;
+                    batch.checkpoint = Some(l.end);
+                    continue;
+                }
                 let mut sent_ok = true;
                 encoder.encode_line(&line, now_ns(), &mut |ev| {
                     if !sent_ok {
@@ -115,4 +125,37 @@ pub fn run(
             }
         }
     }
+}
+
+/// Writes a line too long to hold to the dead-letter file: its first bytes, its offset and
+/// length, and why. Synced before the checkpoint can pass the line.
+fn dead_letter_oversized(
+    s: &ReaderSettings,
+    prefix: &[u8],
+    len: u64,
+    end: u64,
+    metrics: &Metrics,
+) -> std::io::Result<()> {
+    let offset = end.saturating_sub(len + 1);
+    let reason = format!(
+        "line of {len} bytes at offset {offset} is longer than --max-line-bytes (env MAX_LINE_BYTES, {}): not shipped; its first {} bytes are kept here",
+        s.max_line_bytes,
+        prefix.len()
+    );
+    let mut attributes = serde_json::Map::new();
+    attributes.insert("log.file.path".into(), s.file.display().to_string().into());
+    attributes.insert("log.line.offset".into(), offset.into());
+    attributes.insert("log.line.length".into(), len.into());
+    let entry = crate::deadletter::DeadLetter {
+        time: humantime::format_rfc3339_nanos(SystemTime::now()).to_string(),
+        status: 0,
+        reason: &reason,
+        exchange_id: None,
+        body: String::from_utf8_lossy(prefix).into_owned(),
+        attributes,
+    };
+    crate::deadletter::append(&s.dead_letter, &[entry]).map_err(std::io::Error::other)?;
+    metrics.dead_lettered.fetch_add(1, Relaxed);
+    tracing::error!(len, offset, max_line_bytes = s.max_line_bytes, file = %s.dead_letter.display(), "line too long to ship: its first bytes were written to the dead-letter file");
+    Ok(())
 }

@@ -84,7 +84,7 @@ impl Sender {
         })
     }
 
-    async fn post(&self, body: bytes::Bytes) -> (Attempt, String) {
+    async fn post(&self, body: bytes::Bytes) -> (Attempt, String, bytes::Bytes) {
         self.metrics.requests.fetch_add(1, Relaxed);
         let sent = self
             .client
@@ -94,7 +94,7 @@ impl Sender {
             .send()
             .await;
         match sent {
-            Err(e) => (Attempt::Transport, format!("{e:#}")),
+            Err(e) => (Attempt::Transport, format!("{e:#}"), bytes::Bytes::new()),
             Ok(resp) => {
                 let code = resp.status().as_u16();
                 let retry_after = resp
@@ -102,7 +102,8 @@ impl Sender {
                     .get(RETRY_AFTER)
                     .and_then(|v| v.to_str().ok())
                     .and_then(parse_retry_after);
-                let mut reason = resp.text().await.unwrap_or_default();
+                let raw = resp.bytes().await.unwrap_or_default();
+                let mut reason = String::from_utf8_lossy(&raw).into_owned();
                 if reason.len() > REASON_MAX {
                     let mut cut = REASON_MAX;
                     while !reason.is_char_boundary(cut) {
@@ -110,7 +111,7 @@ impl Sender {
                     }
                     reason.truncate(cut);
                 }
-                (Attempt::Status { code, retry_after }, reason)
+                (Attempt::Status { code, retry_after }, reason, raw)
             }
         }
     }
@@ -125,16 +126,17 @@ impl Sender {
             let body = bytes::Bytes::from(self.envelope.request(batch, range.clone()));
             let mut attempt: u32 = 0;
             loop {
-                let (outcome, reason) = self.post(body.clone()).await;
+                let (outcome, reason, raw) = self.post(body.clone()).await;
                 let status = match &outcome {
                     Attempt::Status { code, .. } => *code,
                     Attempt::Transport => 0,
                 };
                 match decide(&outcome, attempt, rand::random::<f64>()) {
                     Decision::Delivered => {
+                        let rejected = self.partial_success(batch, range.clone(), status, &raw)?;
                         self.metrics
                             .shipped_events
-                            .fetch_add(range.len() as u64, Relaxed);
+                            .fetch_add(range.len() as u64 - rejected, Relaxed);
                         break;
                     }
                     Decision::Retry { after, reason: why } => {
@@ -186,6 +188,55 @@ impl Sender {
             }
         }
         Ok(Delivery::Done)
+    }
+
+    /// Reads an OTLP partial success from a 2xx reply: counts the rejected records, logs the
+    /// endpoint's message, and dead-letters them when it can tell which they are (all of the
+    /// request's). Returns how many were rejected.
+    fn partial_success(
+        &self,
+        batch: &Batch,
+        range: Range<usize>,
+        status: u16,
+        raw: &[u8],
+    ) -> Result<u64, DeadLetterError> {
+        use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceResponse;
+        use prost::Message;
+        let Some(partial) = ExportLogsServiceResponse::decode(raw)
+            .ok()
+            .and_then(|r| r.partial_success)
+        else {
+            return Ok(0);
+        };
+        let rejected = u64::try_from(partial.rejected_log_records)
+            .unwrap_or(0)
+            .min(range.len() as u64);
+        let message = partial.error_message.trim();
+        if rejected == 0 {
+            if !message.is_empty() {
+                tracing::warn!(
+                    status,
+                    message,
+                    "endpoint accepted the batch with a warning"
+                );
+            }
+            return Ok(0);
+        }
+        self.metrics.rejected.fetch_add(rejected, Relaxed);
+        if rejected == range.len() as u64 {
+            let reason = format!("partial success: every record rejected: {message}");
+            self.dead_letter(batch, range, status, &reason)?;
+        } else {
+            // OTLP does not say which ones: they cannot be told apart from those kept.
+            tracing::error!(
+                status,
+                rejected,
+                events = range.len(),
+                message,
+                "endpoint rejected some records of a batch (OTLP partial success) without saying which; they are lost"
+            );
+        }
+        Ok(rejected)
     }
 
     fn dead_letter(

@@ -109,6 +109,61 @@ impl Open {
     }
 }
 
+/// `read_until(b'\n')` that appends at most `limit` bytes (stopping early at a newline or
+/// the end of the data), so a line without a newline is never read into memory whole.
+fn read_until_at_most<R: BufRead>(r: &mut R, out: &mut Vec<u8>, limit: usize) -> io::Result<usize> {
+    let mut read = 0;
+    while read < limit {
+        let buf = match r.fill_buf() {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if buf.is_empty() {
+            break;
+        }
+        let window = &buf[..buf.len().min(limit - read)];
+        let (take, done) = match memchr::memchr(b'\n', window) {
+            Some(i) => (i + 1, true),
+            None => (window.len(), false),
+        };
+        out.extend_from_slice(&window[..take]);
+        r.consume(take);
+        read += take;
+        if done {
+            break;
+        }
+    }
+    Ok(read)
+}
+
+/// Consumes bytes up to and including the next newline, keeping none; returns how many and
+/// whether the newline was reached (else the data ended for now).
+fn skip_line<R: BufRead>(r: &mut R) -> io::Result<(usize, bool)> {
+    let mut skipped = 0;
+    loop {
+        let buf = match r.fill_buf() {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if buf.is_empty() {
+            return Ok((skipped, false));
+        }
+        match memchr::memchr(b'\n', buf) {
+            Some(i) => {
+                r.consume(i + 1);
+                return Ok((skipped + i + 1, true));
+            }
+            None => {
+                let n = buf.len();
+                r.consume(n);
+                skipped += n;
+            }
+        }
+    }
+}
+
 /// The first `min(offset, HEAD_LEN)` bytes of `file`.
 fn read_head(file: &File, offset: u64) -> io::Result<Vec<u8>> {
     use std::os::unix::fs::FileExt;
@@ -134,12 +189,28 @@ pub struct Tailer {
     partial: Vec<u8>,
     rotate_wait: Duration,
     wake: Option<(notify::RecommendedWatcher, mpsc::Receiver<()>)>,
+    /// Longest line held in memory ([`Tailer::with_max_line`]).
+    max_line: usize,
+    /// A line found longer than `max_line`, being skipped to its end.
+    oversized: Option<Oversized>,
 }
+
+/// What is kept of a line too long to hold: its first bytes and its length so far.
+struct Oversized {
+    prefix: Vec<u8>,
+    len: u64,
+}
+
+/// Leading bytes kept of a line longer than the cap (for its dead-letter entry).
+pub const OVERSIZED_PREFIX: usize = 64 * 1024;
 
 /// A complete line; the newline is stripped.
 pub struct Line {
     /// Position just after this line (what the checkpoint becomes once it is delivered).
     pub end: Position,
+    /// Set when the line was longer than the cap: its full length. The line buffer then
+    /// holds only its first [`OVERSIZED_PREFIX`] bytes.
+    pub oversized: Option<u64>,
 }
 
 impl Tailer {
@@ -150,6 +221,8 @@ impl Tailer {
             partial: Vec::new(),
             rotate_wait,
             wake: None,
+            max_line: usize::MAX,
+            oversized: None,
         };
         t.wake = watch(path);
         match start {
@@ -250,6 +323,13 @@ impl Tailer {
         }
     }
 
+    /// Holds at most `max_line` bytes of a line (at least [`OVERSIZED_PREFIX`]): a longer one
+    /// is read past without being kept, and handed out as its prefix, marked oversized.
+    pub fn with_max_line(mut self, max_line: usize) -> Self {
+        self.max_line = max_line.max(OVERSIZED_PREFIX);
+        self
+    }
+
     /// Reads the next complete line into `line` (cleared first). `Ok(None)`: nothing complete
     /// is available now; call [`Tailer::wait`] and try again.
     pub fn next_line(&mut self, line: &mut Vec<u8>) -> io::Result<Option<Line>> {
@@ -266,32 +346,63 @@ impl Tailer {
                 }
                 continue;
             };
-            let buffered = open.reader.buffer().len();
-            // Grow a long line's buffer by exact steps of one read, not by doubling: a 20 MB
-            // line then costs 20 MB, not up to twice that.
-            if self.partial.capacity() - self.partial.len() < READ_BUF {
-                self.partial.reserve_exact(READ_BUF);
-            }
-            let n = open.reader.read_until(b'\n', &mut self.partial)?;
-            // More than was buffered: bytes came from the file just now. Checked after the
-            // read, so a head still unchanged vouches for everything that read returned.
-            if n > buffered && open.head_changed(&self.partial)? {
-                tracing::warn!(path = %self.path.display(), offset = open.offset, "file truncated and rewritten (copytruncate; its first bytes changed): reading again from 0");
-                open.rewind()?;
-                self.partial.clear();
-                continue;
-            }
-            if n > 0 && self.partial.last() == Some(&b'\n') {
-                open.advance(&self.partial);
-                self.partial.pop();
-                line.clear();
-                std::mem::swap(line, &mut self.partial);
-                return Ok(Some(Line {
-                    end: open.position(),
-                }));
-            }
-            if n > 0 {
-                continue; // more of a long line may be there
+            if let Some(over) = self.oversized.as_mut() {
+                // Past the cap: consume up to the newline without keeping anything.
+                let (n, ended) = skip_line(&mut open.reader)?;
+                open.offset += n as u64;
+                over.len += n as u64;
+                if ended {
+                    let over = self.oversized.take().expect("checked above");
+                    *line = over.prefix;
+                    return Ok(Some(Line {
+                        end: open.position(),
+                        oversized: Some(over.len - 1),
+                    }));
+                }
+                if n > 0 {
+                    continue;
+                }
+            } else {
+                let buffered = open.reader.buffer().len();
+                // Grow a long line's buffer by exact steps of one read, not by doubling: a 20
+                // MB line then costs 20 MB, not up to twice that.
+                if self.partial.capacity() - self.partial.len() < READ_BUF {
+                    self.partial.reserve_exact(READ_BUF);
+                }
+                let room =
+                    (self.max_line - self.partial.len().min(self.max_line)).saturating_add(1);
+                let n = read_until_at_most(&mut open.reader, &mut self.partial, room)?;
+                // More than was buffered: bytes came from the file just now. Checked after the
+                // read, so a head still unchanged vouches for everything that read returned.
+                if n > buffered && open.head_changed(&self.partial)? {
+                    tracing::warn!(path = %self.path.display(), offset = open.offset, "file truncated and rewritten (copytruncate; its first bytes changed): reading again from 0");
+                    open.rewind()?;
+                    self.partial.clear();
+                    continue;
+                }
+                if n > 0 && self.partial.last() == Some(&b'\n') {
+                    open.advance(&self.partial);
+                    self.partial.pop();
+                    line.clear();
+                    std::mem::swap(line, &mut self.partial);
+                    return Ok(Some(Line {
+                        end: open.position(),
+                        oversized: None,
+                    }));
+                }
+                if self.partial.len() > self.max_line {
+                    // Too long to hold: keep its first bytes, let the rest go by.
+                    open.advance(&self.partial);
+                    let prefix = self.partial[..OVERSIZED_PREFIX].to_vec();
+                    let len = self.partial.len() as u64;
+                    self.partial = Vec::new();
+                    tracing::warn!(path = %self.path.display(), offset = open.offset - len, max_line = self.max_line, "line longer than --max-line-bytes: skipping it");
+                    self.oversized = Some(Oversized { prefix, len });
+                    continue;
+                }
+                if n > 0 {
+                    continue; // more of a long line may be there
+                }
             }
             // End of the data for now: truncated, rotated, or just caught up?
             let read_pos = open.offset + self.partial.len() as u64;
@@ -301,6 +412,7 @@ impl Tailer {
                 tracing::warn!(path = %self.path.display(), len, read_pos, "file truncated (copytruncate): reading again from 0");
                 open.rewind()?;
                 self.partial.clear();
+                self.oversized = None;
                 continue;
             }
             let path_id = std::fs::metadata(&self.path).ok().map(|m| FileId::of(&m));
@@ -310,6 +422,14 @@ impl Tailer {
                     if since.elapsed() < self.rotate_wait {
                         return Ok(None);
                     }
+                    if let Some(over) = self.oversized.take() {
+                        // The writer moved on: the unterminated end of the old file is final.
+                        *line = over.prefix;
+                        return Ok(Some(Line {
+                            end: open.position(),
+                            oversized: Some(over.len),
+                        }));
+                    }
                     if !self.partial.is_empty() {
                         // The writer moved on: the unterminated end of the old file is final.
                         open.advance(&self.partial);
@@ -317,6 +437,7 @@ impl Tailer {
                         std::mem::swap(line, &mut self.partial);
                         return Ok(Some(Line {
                             end: open.position(),
+                            oversized: None,
                         }));
                     }
                     tracing::info!(path = %self.path.display(), "file rotated: following the new file");
@@ -451,6 +572,32 @@ mod tests {
         assert_eq!(buf.len(), 50 << 20);
         t.next_line(&mut buf).unwrap().unwrap();
         assert_eq!(buf, b"b");
+    }
+
+    #[test]
+    fn a_line_over_the_cap_is_handed_out_as_its_prefix_and_length() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("t.log");
+        append(&p, b"a\n");
+        let mut t = Tailer::new(&p, Start::Head, Duration::ZERO)
+            .unwrap()
+            .with_max_line(100_000);
+        let mut buf = Vec::new();
+        assert!(t.next_line(&mut buf).unwrap().unwrap().oversized.is_none());
+        // Written in two goes, the second after the reader has already passed the cap.
+        append(&p, &vec![b'x'; 150_000]);
+        assert!(t.next_line(&mut buf).unwrap().is_none(), "no newline yet");
+        append(&p, &vec![b'y'; 50_000]);
+        append(&p, b"\nb\n");
+        let line = t.next_line(&mut buf).unwrap().unwrap();
+        assert_eq!(line.oversized, Some(200_000));
+        assert_eq!(buf.len(), OVERSIZED_PREFIX);
+        assert!(buf.iter().all(|&b| b == b'x'));
+        assert_eq!(line.end.offset, 2 + 200_001);
+        let next = t.next_line(&mut buf).unwrap().unwrap();
+        assert_eq!(buf, b"b");
+        assert!(next.oversized.is_none());
+        assert_eq!(next.end.offset, 2 + 200_001 + 2);
     }
 
     #[test]

@@ -1,0 +1,284 @@
+//! The proxy faces a network: one client cannot exhaust it. A slow client is closed within the
+//! header-read timeout, connections over the cap are refused while those open are served, the
+//! open-files limit is raised at start, and memory held by an attack is given back after it.
+
+mod common;
+
+use common::{Proxy, client, fake_upstream, message_request};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// The proxy's resident memory in KiB, from /proc.
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS in /proc/PID/status")
+}
+
+/// Lets this test process open as many sockets as its hard limit allows.
+fn raise_own_nofile() {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    let _ = setrlimit(
+        Resource::Nofile,
+        Rlimit {
+            current: limit.maximum,
+            maximum: limit.maximum,
+        },
+    );
+}
+
+#[tokio::test]
+async fn slowloris_is_closed_within_the_header_read_timeout() {
+    let proxy =
+        Proxy::start_with(&fake_upstream().await, &["--header-read-timeout", "2"], &[]).await;
+    let mut stream = TcpStream::connect(proxy.addr).await.unwrap();
+    stream
+        .write_all(b"POST /v1/messages HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    // One header byte every 200 ms, never the blank line that ends the head.
+    let closed_after = loop {
+        if stream.write_all(b"X").await.is_err() {
+            break started.elapsed();
+        }
+        let mut buf = [0u8; 512];
+        match tokio::time::timeout(Duration::from_millis(200), stream.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => break started.elapsed(),
+            Ok(Ok(_)) => {
+                // hyper may answer 408 before closing; the close follows.
+                continue;
+            }
+            Err(_) => {}
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "a slowloris client was still connected after 10 s"
+        );
+    };
+    assert!(
+        closed_after >= Duration::from_millis(1500) && closed_after < Duration::from_secs(5),
+        "closed after {closed_after:?}, expected about the 2 s timeout"
+    );
+}
+
+#[tokio::test]
+async fn an_idle_keep_alive_connection_is_closed_after_the_header_read_timeout() {
+    let proxy =
+        Proxy::start_with(&fake_upstream().await, &["--header-read-timeout", "2"], &[]).await;
+    let mut stream = TcpStream::connect(proxy.addr).await.unwrap();
+    stream
+        .write_all(b"GET /v1/models HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let mut buf = vec![0u8; 65536];
+    let mut got = Vec::new();
+    let end = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return started.elapsed(),
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await
+    .expect("an idle keep-alive connection was still open after 10 s");
+    assert!(got.starts_with(b"HTTP/1.1 "), "answered first");
+    assert!(end >= Duration::from_millis(1500), "closed after {end:?}");
+}
+
+#[tokio::test]
+async fn oversized_request_heads_get_431() {
+    let proxy = Proxy::start_with(
+        &fake_upstream().await,
+        &["--max-header-bytes", "16KiB"],
+        &[],
+    )
+    .await;
+    let big = "a".repeat(20 * 1024);
+    let response = client()
+        .get(proxy.url("/v1/models"))
+        .header("x-big", big)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 431);
+    let ok = client()
+        .post(proxy.url("/v1/messages"))
+        .header("x-small", "a".repeat(8 * 1024))
+        .json(&message_request("small head", false))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+}
+
+#[tokio::test]
+async fn the_connection_cap_holds_and_open_connections_are_served_during_the_attack() {
+    raise_own_nofile();
+    let cap = 50;
+    let proxy = Proxy::start_with(
+        &fake_upstream().await,
+        &["--max-connections", &cap.to_string()],
+        &[],
+    )
+    .await;
+    // A client with a keep-alive connection open before the attack.
+    let client = client();
+    let first = client
+        .post(proxy.url("/v1/messages"))
+        .json(&message_request("before", false))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(first.status(), 200);
+    first.bytes().await.unwrap();
+
+    // The attack: three times the cap of connections, each sending a partial head.
+    let mut held = Vec::new();
+    let mut refused = 0;
+    for _ in 0..3 * cap {
+        let mut s = TcpStream::connect(proxy.addr).await.unwrap();
+        s.write_all(b"POST /v1/messages HTTP/1.1\r\nHost: x\r\n")
+            .await
+            .unwrap();
+        held.push(s);
+    }
+    let started = Instant::now();
+    for s in &mut held {
+        let mut buf = [0u8; 1024];
+        let read = tokio::time::timeout(Duration::from_millis(100), s.read(&mut buf)).await;
+        if let Ok(Ok(n)) = read
+            && String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 503")
+        {
+            refused += 1;
+        }
+    }
+    // The cap minus the one connection of the real client.
+    assert_eq!(
+        refused,
+        3 * cap - (cap - 1),
+        "connections over the cap refused"
+    );
+    assert!(started.elapsed() < Duration::from_secs(30));
+
+    // The open connection still serves during the attack.
+    let during = client
+        .post(proxy.url("/v1/messages"))
+        .json(&message_request("during", false))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(during.status(), 200);
+    let pid = proxy.child.id().unwrap();
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .count();
+    assert!(
+        fds < cap + 30,
+        "{fds} descriptors open with a cap of {cap} connections"
+    );
+    drop(held);
+}
+
+#[tokio::test]
+async fn the_open_files_limit_is_raised_to_the_hard_limit_at_start() {
+    let upstream = fake_upstream().await;
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("t.log");
+    let mut child = tokio::process::Command::new("sh")
+        .arg("-c")
+        .arg("ulimit -Sn 256 && exec \"$0\" \"$@\"")
+        .arg(env!("CARGO_BIN_EXE_claude-api-proxy"))
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--upstream",
+            &upstream,
+            "--log-file",
+        ])
+        .arg(&log)
+        .env_clear()
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut out = tokio::io::BufReader::new(child.stdout.take().unwrap());
+    common::read_listen_addr(&mut out).await;
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", child.id().unwrap())).unwrap();
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap();
+    let numbers: Vec<&str> = line.split_whitespace().skip(3).take(2).collect();
+    assert_eq!(
+        numbers[0], numbers[1],
+        "soft limit raised to the hard: {line}"
+    );
+    assert_ne!(numbers[0], "256", "{line}");
+}
+
+#[tokio::test]
+async fn memory_returns_near_idle_after_an_attack_of_partial_heads() {
+    raise_own_nofile();
+    let clients = 1500;
+    let proxy =
+        Proxy::start_with(&fake_upstream().await, &["--max-connections", "2000"], &[]).await;
+    let pid = proxy.child.id().unwrap();
+    client().get(proxy.url("/v1/models")).send().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let idle = rss_kib(pid);
+
+    // Each client holds a partial head just under the 64 KiB cap.
+    let line = format!("x-pad: {}\r\n", "a".repeat(1000));
+    let mut held = Vec::new();
+    for _ in 0..clients {
+        let mut s = TcpStream::connect(proxy.addr).await.unwrap();
+        s.write_all(b"POST /v1/messages HTTP/1.1\r\nHost: x\r\n")
+            .await
+            .unwrap();
+        held.push(s);
+    }
+    for _ in 0..60 {
+        for s in &mut held {
+            s.write_all(line.as_bytes()).await.unwrap();
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let during = rss_kib(pid);
+    drop(held);
+
+    // The trim runs within a few seconds of the connections closing.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let after = loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let now = rss_kib(pid);
+        if now < idle + 20 * 1024 || Instant::now() > deadline {
+            break now;
+        }
+    };
+    eprintln!("RSS idle {idle} KiB, during {during} KiB, after {after} KiB");
+    assert!(
+        during > idle + 40 * 1024,
+        "the attack held memory ({during} KiB against {idle} KiB idle)"
+    );
+    assert!(
+        after < idle + 20 * 1024,
+        "RSS after the attack {after} KiB, idle {idle} KiB, during {during} KiB"
+    );
+    // And the proxy still serves.
+    let ok = client()
+        .post(proxy.url("/v1/messages"))
+        .json(&message_request("after", false))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+}
