@@ -285,7 +285,7 @@ async fn a_log_write_failure_never_fails_the_request_and_is_reported() {
     assert_eq!(output.status.code(), Some(0));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
-        stderr.contains("could not append traffic records") && stderr.contains("failed=1"),
+        stderr.contains("cannot append to the traffic log") && stderr.contains("lost=1"),
         "the failure is reported and counted: {stderr}"
     );
 }
