@@ -1,8 +1,10 @@
 //! Following the traffic log: complete lines of any size from a known position, across
-//! rename rotation (finish the old file, then follow the new one at the same path) and
-//! copy-truncation (size below the read position, or first bytes no longer those read: start
-//! again at 0). A file is identified by device + inode, never by its path. Blocking I/O: it
-//! runs on the shipper's reader thread.
+//! rename rotation (finish the old file, then follow the next one) and copy-truncation (size
+//! below the read position, or first bytes no longer those read: start again at 0). A file is
+//! identified by device + inode, never by its path. The proxy's rotated segments
+//! (`<path>.<stamp>.<n>`, [`traffic_record::segments`]) are read oldest first, each to its
+//! end, then the live file: none is ever skipped. Blocking I/O: it runs on the shipper's
+//! reader thread.
 
 use crate::checkpoint::Position;
 use std::fs::File;
@@ -11,6 +13,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
+use traffic_record::segments;
 
 /// Read buffer; lines longer than this are assembled in a growable buffer.
 const READ_BUF: usize = 1 << 20;
@@ -193,8 +196,45 @@ impl Tailer {
             }
             return Ok(());
         }
-        tracing::warn!(path = %self.path.display(), "checkpointed file is gone; reading the current file from its head");
-        self.open_path(false)
+        tracing::warn!(path = %self.path.display(), "checkpointed file is gone; reading the oldest segment (or the current file) from its head");
+        self.open_oldest()
+    }
+
+    /// Opens the oldest rotated segment, or the live path when there is none.
+    fn open_oldest(&mut self) -> io::Result<()> {
+        match segments::list(&self.path)?.into_iter().next() {
+            Some(segment) => self.open_segment(&segment.path),
+            None => self.open_path(false),
+        }
+    }
+
+    /// Opens a rotated segment at its head; it is final, so its end is the end of it.
+    fn open_segment(&mut self, path: &Path) -> io::Result<()> {
+        let file = File::open(path)?;
+        let id = FileId::of(&file.metadata()?);
+        tracing::info!(segment = %path.display(), "reading a rotated segment");
+        self.start_in(file, id, 0)?;
+        if let Some(o) = self.open.as_mut() {
+            o.rotated_at = Some(
+                Instant::now()
+                    .checked_sub(self.rotate_wait)
+                    .unwrap_or_else(Instant::now),
+            );
+        }
+        Ok(())
+    }
+
+    /// The segment that follows the file `id` in rotation order, if `id` is a segment and one
+    /// follows it; with `Err(())` when `id` is not a segment (renamed by someone else).
+    fn segment_after(&self, id: FileId) -> io::Result<Result<Option<PathBuf>, ()>> {
+        let list = segments::list(&self.path)?;
+        let at = list
+            .iter()
+            .position(|s| std::fs::metadata(&s.path).is_ok_and(|m| FileId::of(&m) == id));
+        Ok(match at {
+            Some(i) => Ok(list.get(i + 1).map(|s| s.path.clone())),
+            None => Err(()),
+        })
     }
 
     fn find_in_dir(&self, want: FileId) -> Option<PathBuf> {
@@ -306,7 +346,24 @@ impl Tailer {
             let path_id = std::fs::metadata(&self.path).ok().map(|m| FileId::of(&m));
             match path_id {
                 Some(id) if id != open.id => {
-                    let since = *open.rotated_at.get_or_insert_with(Instant::now);
+                    if open.rotated_at.is_none() {
+                        let id = open.id;
+                        // A segment the proxy rotated is final (it renames only after its
+                        // last write): read once more for what came before the rename, then
+                        // go on. A file renamed by someone else may still be written to for
+                        // a while (until the proxy's SIGHUP): wait `rotate_wait` for it.
+                        let final_segment = self.segment_after(id)?.is_ok();
+                        let open = self.open.as_mut().expect("open above");
+                        open.rotated_at = Some(if final_segment {
+                            Instant::now()
+                                .checked_sub(self.rotate_wait)
+                                .unwrap_or_else(Instant::now)
+                        } else {
+                            Instant::now()
+                        });
+                        continue;
+                    }
+                    let since = open.rotated_at.expect("set above");
                     if since.elapsed() < self.rotate_wait {
                         return Ok(None);
                     }
@@ -319,11 +376,26 @@ impl Tailer {
                             end: open.position(),
                         }));
                     }
-                    tracing::info!(path = %self.path.display(), "file rotated: following the new file");
-                    self.open_path(false)?;
+                    let id = open.id;
+                    match self.segment_after(id)? {
+                        Ok(Some(next)) => self.open_segment(&next)?,
+                        _ => {
+                            tracing::info!(path = %self.path.display(), "file rotated: following the new file");
+                            self.open_path(false)?;
+                        }
+                    }
                     continue;
                 }
-                _ => return Ok(None),
+                _ => {
+                    if !self.partial.is_empty() {
+                        // A line still being written, or one the proxy takes back (it cuts off
+                        // an append that failed part way, then writes something else there):
+                        // read it again from its start once it is complete.
+                        open.reader.seek(SeekFrom::Start(open.offset))?;
+                        self.partial.clear();
+                    }
+                    return Ok(None);
+                }
             }
         }
     }
@@ -356,7 +428,16 @@ impl Tailer {
 
 /// Where a fresh start begins in the file at `path` (its head, or its end), with its
 /// identity; `None` when there is no file yet.
+///
+/// From the head, the oldest rotated segment comes first: a shipper started next to a log
+/// that has already rotated delivers every segment.
 pub fn initial_position(path: &Path, at_end: bool) -> io::Result<Option<Position>> {
+    let oldest = if at_end {
+        None
+    } else {
+        segments::list(path)?.into_iter().next()
+    };
+    let path = oldest.as_ref().map_or(path, |s| s.path.as_path());
     let file = match File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
@@ -708,6 +789,79 @@ mod tests {
                 .unwrap()
                 .is_none()
         );
+    }
+
+    fn segment(dir: &Path, n: u64) -> PathBuf {
+        dir.join(format!("t.log.20261203T101500Z.{n}"))
+    }
+
+    #[test]
+    fn segments_rotated_behind_the_reader_are_all_read_in_order_then_the_live_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("t.log");
+        append(&p, b"a\n");
+        let mut t = Tailer::new(&p, Start::Head, Duration::from_secs(60)).unwrap();
+        assert_eq!(drain(&mut t), ["a"]);
+        // The proxy rotates three times (up to n = 11, so names do not sort as text) while
+        // the reader looks elsewhere.
+        append(&p, b"b\n");
+        std::fs::rename(&p, segment(dir.path(), 9)).unwrap();
+        append(&p, b"c\n");
+        std::fs::rename(&p, segment(dir.path(), 10)).unwrap();
+        append(&p, b"d\n");
+        std::fs::rename(&p, segment(dir.path(), 11)).unwrap();
+        append(&p, b"e\n");
+        // No rotate_wait for the proxy's own segments: they are final.
+        assert_eq!(drain(&mut t), ["b", "c", "d", "e"]);
+    }
+
+    #[test]
+    fn a_fresh_start_from_the_head_reads_every_segment_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("t.log");
+        append(&segment(dir.path(), 2), b"two\n");
+        append(&segment(dir.path(), 1), b"one\n");
+        append(&p, b"live\n");
+        let pos = initial_position(&p, false).unwrap().unwrap();
+        let mut t = Tailer::new(&p, Start::At(pos), Duration::from_secs(60)).unwrap();
+        assert_eq!(drain(&mut t), ["one", "two", "live"]);
+    }
+
+    #[test]
+    fn resume_in_a_segment_goes_on_with_the_later_segments() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("t.log");
+        append(&p, b"one\ntwo\n");
+        let meta = std::fs::metadata(&p).unwrap();
+        let pos = Position {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            offset: 4,
+            head: 0,
+        };
+        std::fs::rename(&p, segment(dir.path(), 1)).unwrap();
+        append(&segment(dir.path(), 2), b"three\n");
+        append(&p, b"four\n");
+        let mut t = Tailer::new(&p, Start::At(pos), Duration::from_secs(60)).unwrap();
+        assert_eq!(drain(&mut t), ["two", "three", "four"]);
+    }
+
+    #[test]
+    fn a_partial_line_taken_back_and_rewritten_is_read_as_rewritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("t.log");
+        append(&p, b"first\n{\"id\":\"full-record-that-failed");
+        let mut t = Tailer::new(&p, Start::Head, Duration::ZERO).unwrap();
+        assert_eq!(drain(&mut t), ["first"]);
+        // The proxy cuts the failed append off and writes the degraded record there.
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&p)
+            .unwrap()
+            .set_len(6)
+            .unwrap();
+        append(&p, b"{\"id\":\"degraded\"}\n");
+        assert_eq!(drain(&mut t), ["{\"id\":\"degraded\"}"]);
     }
 
     #[test]
