@@ -224,17 +224,30 @@ impl Tailer {
         Ok(())
     }
 
-    /// The segment that follows the file `id` in rotation order, if `id` is a segment and one
-    /// follows it; with `Err(())` when `id` is not a segment (renamed by someone else).
-    fn segment_after(&self, id: FileId) -> io::Result<Result<Option<PathBuf>, ()>> {
+    /// Where reading goes after the file `id` (open as `file`): whether it is one of the
+    /// proxy's segments, and the segment to read next, if any (else the live file).
+    ///
+    /// After a segment comes the next one in rotation order. After a file renamed by someone
+    /// else (logrotate), the first segment last written no earlier than that file: the proxy
+    /// rotated it after reopening the live path.
+    fn after(&self, id: FileId, file: &File) -> io::Result<(bool, Option<PathBuf>)> {
         let list = segments::list(&self.path)?;
-        let at = list
+        let metas: Vec<Option<std::fs::Metadata>> = list
             .iter()
-            .position(|s| std::fs::metadata(&s.path).is_ok_and(|m| FileId::of(&m) == id));
-        Ok(match at {
-            Some(i) => Ok(list.get(i + 1).map(|s| s.path.clone())),
-            None => Err(()),
-        })
+            .map(|s| std::fs::metadata(&s.path).ok())
+            .collect();
+        let at = metas
+            .iter()
+            .position(|m| m.as_ref().is_some_and(|m| FileId::of(m) == id));
+        if let Some(i) = at {
+            return Ok((true, list.get(i + 1).map(|s| s.path.clone())));
+        }
+        let last_write = file.metadata()?.modified()?;
+        let next = list.iter().zip(&metas).find_map(|(s, m)| {
+            let modified = m.as_ref()?.modified().ok()?;
+            (modified >= last_write).then(|| s.path.clone())
+        });
+        Ok((false, next))
     }
 
     fn find_in_dir(&self, want: FileId) -> Option<PathBuf> {
@@ -352,7 +365,8 @@ impl Tailer {
                         // last write): read once more for what came before the rename, then
                         // go on. A file renamed by someone else may still be written to for
                         // a while (until the proxy's SIGHUP): wait `rotate_wait` for it.
-                        let final_segment = self.segment_after(id)?.is_ok();
+                        let file = open.reader.get_ref().try_clone()?;
+                        let (final_segment, _) = self.after(id, &file)?;
                         let open = self.open.as_mut().expect("open above");
                         open.rotated_at = Some(if final_segment {
                             Instant::now()
@@ -377,9 +391,10 @@ impl Tailer {
                         }));
                     }
                     let id = open.id;
-                    match self.segment_after(id)? {
-                        Ok(Some(next)) => self.open_segment(&next)?,
-                        _ => {
+                    let file = open.reader.get_ref().try_clone()?;
+                    match self.after(id, &file)? {
+                        (_, Some(next)) => self.open_segment(&next)?,
+                        (_, None) => {
                             tracing::info!(path = %self.path.display(), "file rotated: following the new file");
                             self.open_path(false)?;
                         }
@@ -844,6 +859,28 @@ mod tests {
         append(&p, b"four\n");
         let mut t = Tailer::new(&p, Start::At(pos), Duration::from_secs(60)).unwrap();
         assert_eq!(drain(&mut t), ["two", "three", "four"]);
+    }
+
+    #[test]
+    fn after_a_file_renamed_by_logrotate_come_the_segments_rotated_since() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("t.log");
+        append(&segment(dir.path(), 1), b"delivered-before\n");
+        // File times are coarse (a clock tick): a segment last written in the same tick as
+        // the renamed file would be read again (a duplicate, never a loss).
+        std::thread::sleep(Duration::from_millis(20));
+        append(&p, b"a\n");
+        let mut t = Tailer::new(&p, Start::Head, Duration::ZERO).unwrap();
+        // Start::Head is the live file itself here (the segment predates it).
+        assert_eq!(drain(&mut t), ["a"]);
+        // logrotate renames, the proxy reopens (SIGHUP), writes, then rotates by size
+        // before the reader looks again.
+        std::fs::rename(&p, dir.path().join("t.log.1")).unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        append(&p, b"b\n");
+        std::fs::rename(&p, segment(dir.path(), 2)).unwrap();
+        append(&p, b"c\n");
+        assert_eq!(drain(&mut t), ["b", "c"]);
     }
 
     #[test]
