@@ -12,7 +12,7 @@ use std::io::{self, BufRead, BufReader, Seek, SeekFrom};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 use traffic_record::segments;
 
 /// Read buffer; lines longer than this are assembled in a growable buffer.
@@ -137,6 +137,8 @@ pub struct Tailer {
     partial: Vec<u8>,
     rotate_wait: Duration,
     wake: Option<(notify::RecommendedWatcher, mpsc::Receiver<()>)>,
+    /// Rotated files read to their end in this run.
+    finished: Vec<FileId>,
 }
 
 /// A complete line; the newline is stripped.
@@ -153,6 +155,7 @@ impl Tailer {
             partial: Vec::new(),
             rotate_wait,
             wake: None,
+            finished: Vec::new(),
         };
         t.wake = watch(path);
         match start {
@@ -225,29 +228,38 @@ impl Tailer {
     }
 
     /// Where reading goes after the file `id` (open as `file`): whether it is one of the
-    /// proxy's segments, and the segment to read next, if any (else the live file).
+    /// proxy's segments, and the rotated file to read next, if any (else the live file).
     ///
-    /// After a segment comes the next one in rotation order. After a file renamed by someone
-    /// else (logrotate), the first segment last written no earlier than that file: the proxy
-    /// rotated it after reopening the live path.
-    fn after(&self, id: FileId, file: &File) -> io::Result<(bool, Option<PathBuf>)> {
-        let list = segments::list(&self.path)?;
-        let metas: Vec<Option<std::fs::Metadata>> = list
-            .iter()
-            .map(|s| std::fs::metadata(&s.path).ok())
-            .collect();
-        let at = metas
-            .iter()
-            .position(|m| m.as_ref().is_some_and(|m| FileId::of(m) == id));
-        if let Some(i) = at {
-            return Ok((true, list.get(i + 1).map(|s| s.path.clone())));
+    /// The proxy writes one file at a time, so the order in which rotated files were last
+    /// written is the order to read them in: next comes the unread rotated file (a segment of
+    /// the proxy, or a file logrotate renamed to `<path>.<digits>`) last written no earlier
+    /// than this one, the earliest such (ties: segment order). Files finished in this run are
+    /// never read again (file times are coarse: two may share one).
+    fn after(&mut self, id: FileId, file: &File) -> io::Result<(bool, Option<PathBuf>)> {
+        if !self.finished.contains(&id) {
+            self.finished.push(id);
         }
         let last_write = file.metadata()?.modified()?;
-        let next = list.iter().zip(&metas).find_map(|(s, m)| {
-            let modified = m.as_ref()?.modified().ok()?;
-            (modified >= last_write).then(|| s.path.clone())
-        });
-        Ok((false, next))
+        let mut is_segment = false;
+        let mut next: Option<(SystemTime, String, u64, PathBuf)> = None;
+        for (path, stamp, n) in rotated_files(&self.path)? {
+            let Ok(m) = std::fs::metadata(&path) else {
+                continue;
+            };
+            let (fid, modified) = (FileId::of(&m), m.modified()?);
+            if fid == id {
+                is_segment = !stamp.is_empty();
+                continue;
+            }
+            if modified < last_write || self.finished.contains(&fid) {
+                continue;
+            }
+            let candidate = (modified, stamp, n, path);
+            if next.as_ref().is_none_or(|best| candidate < *best) {
+                next = Some(candidate);
+            }
+        }
+        Ok((is_segment, next.map(|(_, _, _, path)| path)))
     }
 
     fn find_in_dir(&self, want: FileId) -> Option<PathBuf> {
@@ -439,6 +451,35 @@ impl Tailer {
             .map(|m| m.len())
             .unwrap_or(0)
     }
+}
+
+/// The rotated files of the log at `path`: the proxy's segments (with their stamp and number)
+/// and files logrotate renamed to `<path>.<digits>` (empty stamp).
+fn rotated_files(path: &Path) -> io::Result<Vec<(PathBuf, String, u64)>> {
+    let mut out: Vec<(PathBuf, String, u64)> = segments::list(path)?
+        .into_iter()
+        .map(|s| (s.path, s.stamp, s.n))
+        .collect();
+    let (Some(name), Some(dir)) = (
+        path.file_name().and_then(|n| n.to_str()),
+        path.parent().filter(|d| !d.as_os_str().is_empty()),
+    ) else {
+        return Ok(out);
+    };
+    for entry in std::fs::read_dir(dir)?.flatten() {
+        let file_name = entry.file_name();
+        let digits = file_name
+            .to_str()
+            .and_then(|f| f.strip_prefix(name))
+            .and_then(|f| f.strip_prefix('.'));
+        if let Some(digits) = digits
+            && let Ok(n) = digits.parse::<u64>()
+            && digits.bytes().all(|b| b.is_ascii_digit())
+        {
+            out.push((entry.path(), String::new(), n));
+        }
+    }
+    Ok(out)
 }
 
 /// Where a fresh start begins in the file at `path` (its head, or its end), with its
@@ -879,6 +920,23 @@ mod tests {
         std::thread::sleep(Duration::from_millis(20));
         append(&p, b"b\n");
         std::fs::rename(&p, segment(dir.path(), 2)).unwrap();
+        append(&p, b"c\n");
+        assert_eq!(drain(&mut t), ["b", "c"]);
+    }
+
+    #[test]
+    fn a_file_logrotate_renamed_after_the_newest_segment_is_read_before_the_live_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("t.log");
+        append(&p, b"a\n");
+        let mut t = Tailer::new(&p, Start::Head, Duration::ZERO).unwrap();
+        assert_eq!(drain(&mut t), ["a"]);
+        // The proxy rotates (the reader is now in a segment), writes the next live file,
+        // then logrotate renames that one away before the reader got to it.
+        std::fs::rename(&p, segment(dir.path(), 1)).unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        append(&p, b"b\n");
+        std::fs::rename(&p, dir.path().join("t.log.1")).unwrap();
         append(&p, b"c\n");
         assert_eq!(drain(&mut t), ["b", "c"]);
     }
