@@ -28,7 +28,7 @@ type Client = hyper_util::client::legacy::Client<
 /// The upstream is reached through hyper-util's client directly rather than through reqwest
 /// (which wraps the same client): reqwest's per-request layers (URL re-parsing, redirect,
 /// retry and timeout wrappers) took ~17 µs of the forwarding thread's ~64 µs per request, and
-/// 57-92 µs of added latency to the first SSE event (docs/performance-history.md).
+/// 57-92 µs of added latency to the first SSE event.
 pub struct Forwarder {
     pub client: Client,
     /// The upstream's scheme and authority, parsed once at start.
