@@ -351,3 +351,52 @@ async fn an_unread_stdout_never_holds_up_traffic_or_records() {
     }
     drop(reader);
 }
+
+#[tokio::test]
+async fn sighup_reopens_the_log_after_an_external_rename_and_never_stops_the_proxy() {
+    let proxy = Proxy::start(&fake_upstream().await).await;
+    let send = |text: &'static str| {
+        client()
+            .post(proxy.url("/v1/messages"))
+            .json(&message_request(text, false))
+            .send()
+    };
+    assert_eq!(send("before").await.unwrap().status(), 200);
+    proxy.records(1).await;
+    // logrotate's `create` mode: rename, new empty file, `postrotate kill -HUP`.
+    let rotated = proxy.dir.path().join("traffic.log.1");
+    std::fs::rename(&proxy.log, &rotated).unwrap();
+    std::fs::write(&proxy.log, b"").unwrap();
+    let pid = proxy.child.id().unwrap().to_string();
+    for _ in 0..2 {
+        let status = std::process::Command::new("kill")
+            .args(["-HUP", &pid])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while proxy
+        .stderr()
+        .matches("reopening the traffic log (SIGHUP)")
+        .count()
+        < 1
+    {
+        assert!(std::time::Instant::now() < deadline, "{}", proxy.stderr());
+        // The writer reopens before its next record: send one.
+        let _ = send("during").await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(send("after").await.unwrap().status(), 200);
+    let records = proxy.records(1).await;
+    let last = records.last().unwrap();
+    assert_eq!(
+        last["request"]["body"]["json"]["messages"][0]["content"], "after",
+        "new records go to the reopened path"
+    );
+    let old = common::validate_log(&rotated);
+    assert_eq!(
+        old[0]["request"]["body"]["json"]["messages"][0]["content"],
+        "before"
+    );
+}
