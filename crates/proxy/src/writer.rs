@@ -300,6 +300,7 @@ impl Worker {
                 }
             }
             self.flush();
+            self.reopen_if_asked();
             let now = Instant::now();
             let due = *self.due.get_or_insert(now + CONSOLE_EVERY);
             if now >= due {
@@ -334,14 +335,19 @@ impl Worker {
         self.push(record);
     }
 
-    /// Serializes `record` onto the pending lines, within the disk budget; rotates or flushes
-    /// first when due.
-    fn push(&mut self, mut record: TrafficRecord) {
+    /// Reopens the log path if a SIGHUP asked for it (what is pending goes to the old file).
+    fn reopen_if_asked(&mut self) {
         if self.shared.reopen.swap(false, Ordering::SeqCst) {
             self.flush();
             tracing::info!(path = %self.log.path().display(), "reopening the traffic log (SIGHUP)");
             self.log.reopen();
         }
+    }
+
+    /// Serializes `record` onto the pending lines, within the disk budget; rotates or flushes
+    /// first when due.
+    fn push(&mut self, mut record: TrafficRecord) {
+        self.reopen_if_asked();
         let mut line = to_line(&record);
         let budget = self.config.disk_budget;
         if budget > 0
