@@ -133,7 +133,12 @@ async fn sdk_to_seq_under_rotation_logrotate_shipper_kills_and_outages_loses_not
         let until = Instant::now() + alive;
         while Instant::now() < until {
             tokio::time::sleep(Duration::from_millis(100)).await;
-            if !outage && started.elapsed() > Duration::from_secs(3) {
+            // Once the shipper demonstrably delivers (so that it is mid-backlog when Seq goes
+            // away), or after 4 s at the latest.
+            if !outage
+                && (seq.counters().accepted_requests > 0
+                    || started.elapsed() > Duration::from_secs(4))
+            {
                 outage = true;
                 seq.control(Control {
                     refuse_connections_for_secs: Some(6.0),
