@@ -70,6 +70,11 @@ pub struct Cli {
     )]
     pub log_disk_budget: String,
 
+    /// Serve the traffic log's counters (records written, degraded, lost) at
+    /// http://ADDR/metrics, Prometheus text [default: off].
+    #[arg(long, env = "PROXY_METRICS_LISTEN", value_name = "ADDR")]
+    pub metrics_listen: Option<String>,
+
     /// Seconds the upstream may stay silent (no byte) before the exchange is ended.
     #[arg(long, env = "IDLE_TIMEOUT", default_value = "600", value_name = "SECS")]
     pub idle_timeout: String,
@@ -84,6 +89,10 @@ pub struct Cli {
 pub enum ConfigError {
     #[error("invalid --listen (env PROXY_LISTEN) {value:?}: expected IP:PORT, e.g. 0.0.0.0:8000")]
     Listen { value: String },
+    #[error(
+        "invalid --metrics-listen (env PROXY_METRICS_LISTEN) {value:?}: expected IP:PORT, e.g. 127.0.0.1:9100"
+    )]
+    MetricsListen { value: String },
     #[error("invalid --upstream (env UPSTREAM_URL) {value:?}: {reason}")]
     Upstream { value: String, reason: String },
     #[error(
@@ -118,6 +127,7 @@ pub struct Config {
     pub rotate_size: u64,
     /// 0: no budget.
     pub disk_budget: u64,
+    pub metrics_listen: Option<SocketAddr>,
     pub idle_timeout: Duration,
     pub drain_timeout: Duration,
 }
@@ -148,6 +158,14 @@ impl TryFrom<Cli> for Config {
         };
         let rotate_size = bytes(&cli.rotate_size, "rotate-size", "LOG_ROTATE_SIZE")?;
         let disk_budget = bytes(&cli.log_disk_budget, "log-disk-budget", "LOG_DISK_BUDGET")?;
+        let metrics_listen = match cli.metrics_listen {
+            None => None,
+            Some(value) => Some(
+                value
+                    .parse()
+                    .map_err(|_| ConfigError::MetricsListen { value })?,
+            ),
+        };
         let idle_timeout = parse_secs(&cli.idle_timeout, "idle-timeout", "IDLE_TIMEOUT")?;
         let drain_timeout = parse_secs(&cli.drain_timeout, "drain-timeout", "DRAIN_TIMEOUT")?;
         Ok(Config {
@@ -157,6 +175,7 @@ impl TryFrom<Cli> for Config {
             capture_cap,
             rotate_size,
             disk_budget,
+            metrics_listen,
             idle_timeout,
             drain_timeout,
         })

@@ -23,6 +23,7 @@ pub mod error;
 pub mod exchange;
 pub mod forward;
 pub mod logfile;
+pub mod metrics;
 pub mod record;
 pub mod signals;
 pub mod sse;
@@ -53,6 +54,11 @@ pub enum RunError {
         addr: std::net::SocketAddr,
         source: std::io::Error,
     },
+    #[error("cannot listen on --metrics-listen (env PROXY_METRICS_LISTEN) {addr}: {source}")]
+    MetricsListen {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
     #[error(
         "cannot build the upstream HTTP client for --upstream (env UPSTREAM_URL) {upstream}: {cause} (an https upstream needs the system CA certificates, e.g. the ca-certificates package)"
     )]
@@ -69,7 +75,9 @@ impl RunError {
     /// 64 (EX_USAGE) for a setting the user must change, 1 otherwise.
     pub fn exit_code(&self) -> u8 {
         match self {
-            RunError::LogFile { .. } | RunError::Listen { .. } => 64,
+            RunError::LogFile { .. } | RunError::Listen { .. } | RunError::MetricsListen { .. } => {
+                64
+            }
             RunError::Client { .. } | RunError::WriterDied | RunError::Io(_) => 1,
         }
     }
@@ -147,6 +155,13 @@ async fn serve(
     shutdown_flag: Arc<ShutdownFlag>,
     token: CancellationToken,
 ) -> Result<(), RunError> {
+    if let Some(addr) = config.metrics_listen {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|source| RunError::MetricsListen { addr, source })?;
+        tracing::info!(addr = %listener.local_addr()?, "metrics at http://{}/metrics", listener.local_addr()?);
+        tokio::spawn(metrics::serve(listener, writer.clone(), token.clone()));
+    }
     // Before the port opens: from then on a SIGHUP reopens the log, never kills the proxy.
     let hangups = signals::hangups()?;
     tokio::spawn(signals::on_hangup(hangups, move || writer.reopen()));

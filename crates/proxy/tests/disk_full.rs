@@ -99,9 +99,21 @@ async fn a_full_disk_degrades_records_without_touching_clients_and_recovers_when
     std::fs::write(volume.path("ballast"), vec![0u8; 1 << 20]).unwrap();
     let log = volume.path("traffic.log");
     let log_arg = log.to_str().unwrap().to_string();
+    let metrics = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .to_string();
     let mut proxy = Proxy::start_with(
         &fake_upstream().await,
-        &["--log-file", &log_arg, "--rotate-size", "0"],
+        &[
+            "--log-file",
+            &log_arg,
+            "--rotate-size",
+            "0",
+            "--metrics-listen",
+            &metrics,
+        ],
         &[],
     )
     .await;
@@ -133,6 +145,24 @@ async fn a_full_disk_degrades_records_without_touching_clients_and_recovers_when
         records[0].get("degraded").is_none(),
         "the first fit in full"
     );
+    // Counted where monitoring sees it (the counter moves just after the append).
+    let want = format!("\nclaude_proxy_records_degraded_total {}\n", degraded.len());
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let counters = client()
+            .get(format!("http://{metrics}/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if counters.contains(&want) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{counters}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let stderr = proxy.stderr();
     assert_eq!(
         stderr

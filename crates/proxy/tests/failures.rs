@@ -243,6 +243,10 @@ async fn a_log_write_failure_never_fails_the_request_and_is_reported() {
     // /dev/full opens fine and fails every write with ENOSPC.
     let upstream = fake_upstream().await;
     let dir = tempfile::tempdir().unwrap();
+    let metrics = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
     let mut proxy = tokio::process::Command::new(env!("CARGO_BIN_EXE_claude-api-proxy"))
         .args([
             "--listen",
@@ -252,6 +256,8 @@ async fn a_log_write_failure_never_fails_the_request_and_is_reported() {
             "--upstream",
         ])
         .arg(&upstream)
+        .arg("--metrics-listen")
+        .arg(metrics.to_string())
         .current_dir(dir.path())
         .env_clear()
         .stdout(std::process::Stdio::piped())
@@ -273,6 +279,27 @@ async fn a_log_write_failure_never_fails_the_request_and_is_reported() {
         reply["content"][0]["text"],
         "Hello from fake-anthropic. You said: log this if you can"
     );
+    // The loss is counted where an operator's monitoring can see it.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = client()
+            .get(format!("http://{metrics}/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if text.contains("\nclaude_proxy_records_lost_total 1\n") {
+            assert!(
+                text.contains("\nclaude_proxy_records_written_total 0\n"),
+                "{text}"
+            );
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{text}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let pid = proxy.id().unwrap().to_string();
     std::process::Command::new("kill")
         .args(["-TERM", &pid])
