@@ -2,7 +2,7 @@
 # Counts the instructions claude-api-proxy executes per exchange (all its threads, user space),
 # with valgrind's callgrind. Timings on a shared 2-core machine move by 10-20% from run to run;
 # this count repeats to within 0.5%, so it shows what a small change to the forwarding path
-# saves (docs/performance-history.md). It says nothing about the kernel's share or about waiting.
+# saves. It says nothing about the kernel's share or about waiting.
 #
 # usage: scripts/proxy-instructions.sh [json|stream|50k] [N] [PROXY_BIN]
 #   json    tiny non-streaming /v1/messages requests (default)

@@ -2,7 +2,7 @@
 # Latency of sequential 50 KB POSTs held for SECS seconds (wrk, one connection), through nginx,
 # through nginx while another process appends the same volume of log lines, and through
 # claude-api-proxy, which logs every exchange. Shows what writing ~200 MB/s of log costs the
-# p99 on this machine, whoever writes it (docs/performance-history.md). A diagnostic, not in CI.
+# p99 on this machine, whoever writes it. A diagnostic, not in CI.
 #
 # usage: scripts/sustained-latency.sh [SECS] [ROUNDS] [NAME=PATH ...]   (defaults: 6 s, 3 rounds)
 # Each NAME=PATH is another build of claude-api-proxy, measured in the same rounds (an A/B of

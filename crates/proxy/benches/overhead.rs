@@ -12,16 +12,18 @@
 //! ```
 //!
 //! Measured: p50/p99 latency of a 50 KB non-streaming POST, time to the first SSE event,
-//! requests/s at 16 concurrent keep-alive connections, and peak RSS (VmHWM) idle and under 100
-//! concurrent streams with 1 MB request bodies. Prints a markdown table with the ratios, and
-//! each round's POST p99 per target on stderr.
+//! requests/s at 16 concurrent keep-alive connections, a saturation phase (a 50 KB request and
+//! a 50 KB response at 16 connections, ~100 KB of log per exchange: p50/p99, requests/s, CPU
+//! per exchange, and the records the proxy wrote degraded), and peak RSS (VmHWM) idle and
+//! under 100 concurrent streams with 1 MB request bodies. Prints a markdown table with the
+//! ratios, and each round's POST p99 per target on stderr.
 //! Every run fails (exit 1) when any request fails or the proxy did not log exactly one record
 //! per exchange.
 //! `--proxy-bin PATH` measures another build of claude-api-proxy (e.g. one with symbols, for
 //! `perf record -p`). `--also-bin NAME=PATH` (repeatable) runs further builds side by side in
 //! the same rounds and prints their added latency and throughput next to ours: an A/B
 //! comparison that load drift over minutes cannot fake (the order of the targets changes each
-//! round), though single runs still spread ±15% in requests/s (docs/performance-history.md).
+//! round), though single runs still spread ±15% in requests/s.
 //! `--soak SECS` runs only the throughput phase, SECS per target and round.
 
 use bytes::Bytes;
@@ -65,6 +67,7 @@ struct Plan {
     ttfe_requests: usize,
     throughput_conns: usize,
     throughput_secs: f64,
+    saturation_secs: f64,
     streams: usize,
     stream_body_bytes: usize,
     slow_events: usize,
@@ -80,6 +83,7 @@ const FULL: Plan = Plan {
     ttfe_requests: 2000,
     throughput_conns: 16,
     throughput_secs: 3.0,
+    saturation_secs: 3.0,
     streams: 100,
     stream_body_bytes: 1 << 20,
     slow_events: 20,
@@ -94,6 +98,7 @@ const SMOKE: Plan = Plan {
     ttfe_requests: 20,
     throughput_conns: 16,
     throughput_secs: 0.3,
+    saturation_secs: 0.3,
     streams: 10,
     stream_body_bytes: 1 << 20,
     slow_events: 4,
@@ -102,6 +107,9 @@ const SMOKE: Plan = Plan {
 };
 
 const LATENCY_BODY_BYTES: usize = 50 * 1024;
+
+/// The response body of the saturation phase's upstream (`x-bench: json-50k`).
+const SATURATION_RESPONSE_BYTES: usize = 50 * 1024;
 
 fn main() {
     // `cargo bench` passes `--bench`; `cargo test --benches` passes nothing; ignore the rest.
@@ -210,9 +218,24 @@ async fn run(plan: &Plan, smoke: bool) -> bool {
     for ledger in ledgers.iter_mut().flatten() {
         ledger.sent += plan.warmup as u64;
     }
+    // The processes whose CPU time a target costs (none for direct: the upstream is this one).
+    let pids: Vec<Vec<u32>> = ALL
+        .into_iter()
+        .map(|via| match via {
+            Via::Direct => Vec::new(),
+            Via::Nginx => {
+                let mut p = vec![nginx.child.id()];
+                p.extend(children_of(nginx.child.id()));
+                p
+            }
+            Via::Ours => vec![ours.child.id()],
+        })
+        .chain(extras.iter().map(|e| vec![e.1.child.id()]))
+        .collect();
     let mut lat = vec![Vec::new(); targets.len()];
     let mut tt = vec![Vec::new(); targets.len()];
     let mut tp = vec![(0u64, 0f64); targets.len()];
+    let mut sat = vec![Saturation::default(); targets.len()];
     let names: Vec<&str> = ALL
         .iter()
         .map(|via| via.name())
@@ -236,11 +259,12 @@ async fn run(plan: &Plan, smoke: bool) -> bool {
             for _ in 0..plan.ttfe_requests {
                 tt[i].push(conn.first_event(&stream_body).await);
             }
-            let (n, secs, failed) = saturate(
+            let (n, secs, failed, _) = saturate(
                 targets[i],
                 plan.throughput_conns,
                 Duration::from_secs_f64(plan.throughput_secs),
                 &body,
+                "json",
             )
             .await;
             tp[i].0 += n;
@@ -250,6 +274,28 @@ async fn run(plan: &Plan, smoke: bool) -> bool {
                 ledger.sent += (plan.latency_requests + plan.ttfe_requests) as u64 + n;
                 ledger.settle().await;
             }
+            // Saturation: 50 KB in, 50 KB out, so ~100 KB of log per exchange.
+            settle(plan.settle_secs).await;
+            let cpu_before = cpu_ms(&pids[i]);
+            let (n, secs, failed, mut latencies) = saturate(
+                targets[i],
+                plan.throughput_conns,
+                Duration::from_secs_f64(plan.saturation_secs),
+                &body,
+                "json-50k",
+            )
+            .await;
+            failures += failed;
+            if let Some(ledger) = &mut ledgers[i] {
+                ledger.sent += n;
+                // Records still being written when the load stops cost CPU too.
+                ledger.settle().await;
+            }
+            let s = &mut sat[i];
+            s.done += n;
+            s.secs += secs;
+            s.cpu_ms += cpu_ms(&pids[i]) - cpu_before;
+            s.latency.append(&mut latencies);
         }
         let p99s: Vec<String> = names
             .iter()
@@ -266,6 +312,8 @@ async fn run(plan: &Plan, smoke: bool) -> bool {
     let mut extra_latency = lat.split_off(ALL.len());
     let mut extra_ttfe = tt.split_off(ALL.len());
     let extra_rps = tp.split_off(ALL.len());
+    let mut extra_sat = sat.split_off(ALL.len());
+    let saturation: [Saturation; 3] = sat.try_into().expect("three main targets");
     let latency: [Vec<Duration>; 3] = lat.try_into().expect("three main targets");
     let ttfe: [Vec<Duration>; 3] = tt.try_into().expect("three main targets");
     let throughput: [(u64, f64); 3] = tp.try_into().expect("three main targets");
@@ -290,6 +338,10 @@ async fn run(plan: &Plan, smoke: bool) -> bool {
             v
         }),
         rps: throughput.map(|(n, secs)| n as f64 / secs),
+        saturation: saturation.map(|mut s| {
+            s.latency.sort();
+            s
+        }),
         memory,
         busy_hwm,
     };
@@ -308,9 +360,11 @@ async fn run(plan: &Plan, smoke: bool) -> bool {
     );
     println!("{}", table.markdown());
     println!(
-        "claude-api-proxy wrote {records} records ({:.1} MB of log) for the latency, first-event \
-         and throughput phases.",
-        log_bytes as f64 / 1e6
+        "claude-api-proxy wrote {records} records ({:.1} MB of log) for the latency, first-event, \
+         throughput and saturation phases; {} of them degraded (bodies dropped to keep traffic \
+         flowing).",
+        log_bytes as f64 / 1e6,
+        ours_ledger.degraded
     );
 
     let stream_failures: u64 = table.memory.iter().map(|m| m.3).sum();
@@ -325,25 +379,35 @@ async fn run(plan: &Plan, smoke: bool) -> bool {
         };
         println!("\nA/B in the same rounds (added latency over direct, ms; requests/s):\n");
         println!(
-            "| build | 50 KB POST p50 added | p99 added | first SSE event p50 added | p99 added | requests/s |"
+            "| build | 50 KB POST p50 added | p99 added | first SSE event p50 added | p99 added | requests/s | saturation p50 (ms) | p99 (ms) | requests/s | CPU ms per exchange | degraded |"
         );
-        println!("| --- | --- | --- | --- | --- | --- |");
-        for (name, lat, ttf, rps) in [
-            ("nginx", &base.latency[1], &base.ttfe[1], base.rps[1]),
+        println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+        for (name, lat, ttf, rps, sat, degraded) in [
+            (
+                "nginx",
+                &base.latency[1],
+                &base.ttfe[1],
+                base.rps[1],
+                &base.saturation[1],
+                "-".to_string(),
+            ),
             (
                 "claude-api-proxy",
                 &base.latency[2],
                 &base.ttfe[2],
                 base.rps[2],
+                &base.saturation[2],
+                ours_ledger.degraded.to_string(),
             ),
         ] {
             let d = |v: &[Duration], direct: &[Duration], p: f64| pct(v, p) - pct(direct, p);
             println!(
-                "| {name} | {:.3} | {:.3} | {:.3} | {:.3} | {rps:.0} |",
+                "| {name} | {:.3} | {:.3} | {:.3} | {:.3} | {rps:.0} | {} | {degraded} |",
                 d(lat, &base.latency[0], 0.5),
                 d(lat, &base.latency[0], 0.99),
                 d(ttf, &base.ttfe[0], 0.5),
                 d(ttf, &base.ttfe[0], 0.99),
+                sat.cells(),
             );
         }
         for (i, (name, ledger)) in extra_names.iter().zip(ledgers).enumerate() {
@@ -352,7 +416,12 @@ async fn run(plan: &Plan, smoke: bool) -> bool {
             let ttf = added(&mut extra_ttfe[i], &base.ttfe[0], 0.5);
             let ttf99 = added(&mut extra_ttfe[i], &base.ttfe[0], 0.99);
             let rps = extra_rps[i].0 as f64 / extra_rps[i].1;
-            println!("| {name} | {lat:.3} | {lat99:.3} | {ttf:.3} | {ttf99:.3} | {rps:.0} |");
+            extra_sat[i].latency.sort();
+            println!(
+                "| {name} | {lat:.3} | {lat99:.3} | {ttf:.3} | {ttf99:.3} | {rps:.0} | {} | {} |",
+                extra_sat[i].cells(),
+                ledger.degraded
+            );
             let (got, _) = ledger.total();
             if got != ledger.sent {
                 eprintln!(
@@ -415,6 +484,17 @@ fn sse_events(deltas: usize) -> Vec<Bytes> {
 
 type UpBody = http_body_util::combinators::BoxBody<Bytes, Infallible>;
 
+/// A message of [`SATURATION_RESPONSE_BYTES`] (its text padded).
+fn big_message() -> Bytes {
+    static BIG: std::sync::OnceLock<Bytes> = std::sync::OnceLock::new();
+    BIG.get_or_init(|| {
+        let pad = SATURATION_RESPONSE_BYTES - MESSAGE_JSON.len();
+        let text = format!("Hello from the bench upstream.{}", "y".repeat(pad));
+        Bytes::from(MESSAGE_JSON.replace("Hello from the bench upstream.", &text))
+    })
+    .clone()
+}
+
 /// Answers after reading the whole request body. `x-bench: json` (default) → a message;
 /// `sse` → the first event at once, the rest 2 ms later (so the first event is measured alone);
 /// `sse-slow` → events `gap_ms` apart (keeps many streams open at once).
@@ -456,6 +536,9 @@ async fn upstream_handle(
                 .header("cache-control", "no-cache")
                 .body(StreamBody::new(stream).boxed())
         }
+        "json-50k" => builder
+            .header("content-type", "application/json")
+            .body(Full::new(big_message()).boxed()),
         _ => builder
             .header("content-type", "application/json")
             .body(Full::new(Bytes::from_static(MESSAGE_JSON.as_bytes())).boxed()),
@@ -833,8 +916,15 @@ impl Conn {
     }
 }
 
-/// `conns` connections sending back to back for `dur`; returns (completed, seconds, failures).
-async fn saturate(addr: SocketAddr, conns: usize, dur: Duration, body: &Bytes) -> (u64, f64, u64) {
+/// `conns` connections sending back to back for `dur` (upstream answer `mode`); returns
+/// (completed, seconds, failures, latency of each completed exchange).
+async fn saturate(
+    addr: SocketAddr,
+    conns: usize,
+    dur: Duration,
+    body: &Bytes,
+    mode: &'static str,
+) -> (u64, f64, u64, Vec<Duration>) {
     let start = Instant::now();
     let deadline = start + dur;
     let mut tasks = Vec::new();
@@ -842,11 +932,12 @@ async fn saturate(addr: SocketAddr, conns: usize, dur: Duration, body: &Bytes) -
         let body = body.clone();
         tasks.push(tokio::spawn(async move {
             let mut conn = Conn::open(addr).await;
-            let (mut done, mut failed) = (0u64, 0u64);
+            let (mut latencies, mut failed) = (Vec::new(), 0u64);
             while Instant::now() < deadline {
-                match conn.send(&body, "json").await {
+                let t = Instant::now();
+                match conn.send(&body, mode).await {
                     Ok(resp) => match resp.into_body().collect().await {
-                        Ok(_) => done += 1,
+                        Ok(_) => latencies.push(t.elapsed()),
                         Err(_) => failed += 1,
                     },
                     Err(_) => {
@@ -855,16 +946,66 @@ async fn saturate(addr: SocketAddr, conns: usize, dur: Duration, body: &Bytes) -
                     }
                 }
             }
-            (done, failed)
+            (latencies, failed)
         }));
     }
-    let (mut done, mut failed) = (0, 0);
+    let (mut latencies, mut failed) = (Vec::new(), 0);
     for t in tasks {
-        let (d, f) = t.await.expect("load task");
-        done += d;
+        let (mut l, f) = t.await.expect("load task");
+        latencies.append(&mut l);
         failed += f;
     }
-    (done, start.elapsed().as_secs_f64(), failed)
+    let done = latencies.len() as u64;
+    (done, start.elapsed().as_secs_f64(), failed, latencies)
+}
+
+/// What the saturation phase measured for one target.
+#[derive(Clone, Debug, Default)]
+struct Saturation {
+    done: u64,
+    secs: f64,
+    cpu_ms: f64,
+    /// Sorted once the run is over.
+    latency: Vec<Duration>,
+}
+
+impl Saturation {
+    fn rps(&self) -> f64 {
+        self.done as f64 / self.secs
+    }
+
+    fn cpu_per_exchange(&self) -> f64 {
+        self.cpu_ms / self.done as f64
+    }
+
+    /// p50 | p99 | requests/s | CPU ms per exchange, as table cells.
+    fn cells(&self) -> String {
+        format!(
+            "{:.3} | {:.3} | {:.0} | {:.3}",
+            pct(&self.latency, 0.5),
+            pct(&self.latency, 0.99),
+            self.rps(),
+            self.cpu_per_exchange()
+        )
+    }
+}
+
+/// CPU time (user + system) the processes `pids` have used so far, in milliseconds.
+fn cpu_ms(pids: &[u32]) -> f64 {
+    // Clock ticks per second of /proc/PID/stat (USER_HZ, 100 on Linux's usual builds).
+    const TICKS_PER_SEC: f64 = 100.0;
+    let ticks: u64 = pids
+        .iter()
+        .filter_map(|pid| std::fs::read_to_string(format!("/proc/{pid}/stat")).ok())
+        .map(|stat| {
+            // Fields after the `(comm)`: state is 1st, utime the 12th, stime the 13th.
+            let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+            let fields: Vec<&str> = after.split_whitespace().collect();
+            let field = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok());
+            field(11).unwrap_or(0) + field(12).unwrap_or(0)
+        })
+        .sum();
+    ticks as f64 * 1000.0 / TICKS_PER_SEC
 }
 
 /// The traffic log of one claude-api-proxy build, counted as the run goes. Once it holds a
@@ -877,6 +1018,8 @@ struct Ledger {
     /// Records (and their bytes) counted and emptied out of the log so far.
     counted: u64,
     bytes: u64,
+    /// Records written without their bodies (`"degraded"`), among those counted.
+    degraded: u64,
 }
 
 impl Ledger {
@@ -886,6 +1029,7 @@ impl Ledger {
             sent: 0,
             counted: 0,
             bytes: 0,
+            degraded: 0,
         }
     }
 
@@ -896,6 +1040,7 @@ impl Ledger {
         loop {
             let (lines, bytes) = count_lines(&self.log);
             if self.counted + lines == self.sent {
+                self.degraded += count_degraded(&self.log);
                 // The proxy is idle and appends (O_APPEND): its next record starts the file anew.
                 std::fs::OpenOptions::new()
                     .write(true)
@@ -918,6 +1063,20 @@ impl Ledger {
         let (lines, bytes) = count_lines(&self.log);
         (self.counted + lines, self.bytes + bytes)
     }
+}
+
+/// Records in `path` written without their bodies (the field comes before the bodies).
+fn count_degraded(path: &Path) -> u64 {
+    let Ok(file) = std::fs::File::open(path) else {
+        return 0;
+    };
+    BufReader::new(file)
+        .split(b'\n')
+        .map_while(Result::ok)
+        .filter(|line| {
+            memchr::memmem::find(&line[..line.len().min(4096)], b"\"degraded\":\"").is_some()
+        })
+        .count() as u64
 }
 
 /// Lines (records) and bytes in `path`, read 1 MiB at a time.
@@ -975,8 +1134,8 @@ async fn soak(
     for round in 0..all.len().max(3) {
         for i in round_order(all.len(), round) {
             settle(FULL.settle_secs).await;
-            let (n, took, failed) =
-                saturate(all[i].1, 16, Duration::from_secs_f64(secs), &body).await;
+            let (n, took, failed, _) =
+                saturate(all[i].1, 16, Duration::from_secs_f64(secs), &body, "json").await;
             totals[i].0 += n;
             totals[i].1 += took;
             failures += failed;
@@ -1034,6 +1193,7 @@ struct Table {
     latency: [Vec<Duration>; 3],
     ttfe: [Vec<Duration>; 3],
     rps: [f64; 3],
+    saturation: [Saturation; 3],
     /// (idle VmHWM, VmHWM after the streams, failures) per proxy.
     memory: Vec<(Via, u64, u64, u64)>,
     /// VmHWM of nginx and ours after the latency and throughput phases.
@@ -1088,6 +1248,39 @@ impl Table {
             format!("{:.0}", self.rps[1]),
             format!("{:.0}", self.rps[2]),
             format!("{:.2}x throughput", self.rps[2] / self.rps[1]),
+        ]);
+        let s = &self.saturation;
+        for (label, value, ratio) in [
+            (
+                "saturation 50 KB in / 50 KB out, 16 connections: p50 (ms)",
+                s.each_ref().map(|s| pct(&s.latency, 0.5)),
+                "x",
+            ),
+            (
+                "saturation p99 (ms)",
+                s.each_ref().map(|s| pct(&s.latency, 0.99)),
+                "x",
+            ),
+            (
+                "saturation requests/s",
+                s.each_ref().map(Saturation::rps),
+                "x throughput",
+            ),
+        ] {
+            row(vec![
+                label.into(),
+                format!("{:.3}", value[0]),
+                format!("{:.3}", value[1]),
+                format!("{:.3}", value[2]),
+                format!("{:.2}{ratio}", value[2] / value[1]),
+            ]);
+        }
+        row(vec![
+            "saturation CPU per exchange (ms, the proxy's process)".into(),
+            "-".into(),
+            format!("{:.3}", s[1].cpu_per_exchange()),
+            format!("{:.3}", s[2].cpu_per_exchange()),
+            format!("{:.2}x", s[2].cpu_per_exchange() / s[1].cpu_per_exchange()),
         ]);
         let mem = |via: Via| self.memory.iter().find(|m| m.0 == via).copied();
         if let (Some(n), Some(o)) = (mem(Via::Nginx), mem(Via::Ours)) {

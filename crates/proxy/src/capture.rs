@@ -48,6 +48,13 @@ impl Capture {
         self.kept
     }
 
+    /// Frees the kept bytes, keeping the size; what is left is an empty prefix.
+    pub fn drop_content(&mut self) {
+        self.chunks = Vec::new();
+        self.kept = 0;
+        self.truncated |= self.size > 0;
+    }
+
     /// The kept bytes as one buffer.
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.kept);

@@ -51,6 +51,32 @@ pub struct Cli {
     )]
     pub capture_cap: String,
 
+    /// Rotate the traffic log before it passes this size (e.g. 256MiB; 0: never): the live file
+    /// is renamed to `<log file>.<UTC YYYYMMDDTHHMMSSZ>.<n>` at a record boundary and a fresh one
+    /// is started.
+    #[arg(
+        long,
+        env = "LOG_ROTATE_SIZE",
+        default_value = "256MiB",
+        value_name = "BYTES"
+    )]
+    pub rotate_size: String,
+
+    /// Disk budget of the traffic log and its rotated segments together (e.g. 10GiB; 0: none):
+    /// past it, records are written without their bodies (marked `"degraded":"disk_budget"`).
+    #[arg(
+        long,
+        env = "LOG_DISK_BUDGET",
+        default_value = "0",
+        value_name = "BYTES"
+    )]
+    pub log_disk_budget: String,
+
+    /// Serve the traffic log's counters (records written, degraded, lost) at
+    /// http://ADDR/metrics, Prometheus text [default: off].
+    #[arg(long, env = "PROXY_METRICS_LISTEN", value_name = "ADDR")]
+    pub metrics_listen: Option<String>,
+
     /// Seconds the upstream may stay silent (no byte) before the exchange is ended.
     #[arg(long, env = "IDLE_TIMEOUT", default_value = "600", value_name = "SECS")]
     pub idle_timeout: String,
@@ -130,6 +156,10 @@ pub struct Cli {
 pub enum ConfigError {
     #[error("invalid --listen (env PROXY_LISTEN) {value:?}: expected IP:PORT, e.g. 0.0.0.0:8000")]
     Listen { value: String },
+    #[error(
+        "invalid --metrics-listen (env PROXY_METRICS_LISTEN) {value:?}: expected IP:PORT, e.g. 127.0.0.1:9100"
+    )]
+    MetricsListen { value: String },
     #[error("invalid --upstream (env UPSTREAM_URL) {value:?}: {reason}")]
     Upstream { value: String, reason: String },
     #[error(
@@ -148,6 +178,14 @@ pub enum ConfigError {
     RedactBodies { value: String },
     #[error(transparent)]
     Redact(#[from] crate::redact::RedactError),
+    #[error(
+        "invalid --{flag} (env {env}) {value:?}: expected a byte count, e.g. 256MiB, or 0 for none"
+    )]
+    Bytes {
+        flag: &'static str,
+        env: &'static str,
+        value: String,
+    },
     #[error("invalid --{flag} (env {env}) {value:?}: expected whole seconds above 0")]
     Seconds {
         flag: &'static str,
@@ -164,6 +202,11 @@ pub struct Config {
     pub upstream: url::Url,
     pub log_file: PathBuf,
     pub capture_cap: usize,
+    /// 0: never rotate.
+    pub rotate_size: u64,
+    /// 0: no budget.
+    pub disk_budget: u64,
+    pub metrics_listen: Option<SocketAddr>,
     pub idle_timeout: Duration,
     pub drain_timeout: Duration,
     pub header_read_timeout: Duration,
@@ -187,6 +230,25 @@ impl TryFrom<Cli> for Config {
                 .ok_or(ConfigError::CaptureCap {
                     value: cli.capture_cap,
                 })?;
+        let bytes = |value: &str, flag, env| {
+            parse_size(value)
+                .map(|n| n as u64)
+                .ok_or_else(|| ConfigError::Bytes {
+                    flag,
+                    env,
+                    value: value.to_string(),
+                })
+        };
+        let rotate_size = bytes(&cli.rotate_size, "rotate-size", "LOG_ROTATE_SIZE")?;
+        let disk_budget = bytes(&cli.log_disk_budget, "log-disk-budget", "LOG_DISK_BUDGET")?;
+        let metrics_listen = match cli.metrics_listen {
+            None => None,
+            Some(value) => Some(
+                value
+                    .parse()
+                    .map_err(|_| ConfigError::MetricsListen { value })?,
+            ),
+        };
         let idle_timeout = parse_secs(&cli.idle_timeout, "idle-timeout", "IDLE_TIMEOUT")?;
         let drain_timeout = parse_secs(&cli.drain_timeout, "drain-timeout", "DRAIN_TIMEOUT")?;
         let header_read_timeout = parse_secs(
@@ -232,6 +294,9 @@ impl TryFrom<Cli> for Config {
             upstream,
             log_file: cli.log_file,
             capture_cap,
+            rotate_size,
+            disk_budget,
+            metrics_listen,
             idle_timeout,
             drain_timeout,
             header_read_timeout,

@@ -1,13 +1,12 @@
 //! One exchange in flight: what the handler and the body wrappers learn about it, and the
-//! guard that hands it to the writer exactly once — at its end, on error, or on drop.
+//! guard that hands it to a [`Sink`] exactly once — at its end, on error, or on drop.
 
 use crate::capture::Capture;
-use crate::writer::WriterHandle;
 use http::{HeaderMap, Method, StatusCode};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
-use traffic_record::Outcome;
+use traffic_record::{Degraded, Outcome};
 
 /// Everything captured about one exchange; turned into a record by the writer thread.
 #[derive(Debug)]
@@ -25,6 +24,14 @@ pub struct Exchange {
     pub request_body: Capture,
     pub response: Option<ResponseHead>,
     pub response_body: Capture,
+    /// Set by the sink when it dropped the bodies rather than hold or lose the exchange.
+    pub degraded: Option<Degraded>,
+}
+
+/// Where finished exchanges go (the traffic log writer). `send` must never block: it runs on
+/// the forwarding thread.
+pub trait Sink: Send + Sync {
+    fn send(&self, exchange: Exchange);
 }
 
 #[derive(Debug)]
@@ -64,7 +71,7 @@ struct Pending {
     response_body: Capture,
     head_at: Option<Instant>,
     first_byte_at: Option<Instant>,
-    writer: WriterHandle,
+    sink: Arc<dyn Sink>,
     shutdown: Arc<ShutdownFlag>,
 }
 
@@ -79,7 +86,7 @@ impl ExchangeGuard {
         request_headers: HeaderMap,
         request_body: Arc<Mutex<Capture>>,
         response_cap: usize,
-        writer: WriterHandle,
+        sink: Arc<dyn Sink>,
         shutdown: Arc<ShutdownFlag>,
     ) -> Self {
         ExchangeGuard {
@@ -95,7 +102,7 @@ impl ExchangeGuard {
                 response_body: Capture::new(response_cap),
                 head_at: None,
                 first_byte_at: None,
-                writer,
+                sink,
                 shutdown,
             }),
         }
@@ -119,7 +126,7 @@ impl ExchangeGuard {
         }
     }
 
-    /// Ends the exchange and hands it to the writer; later calls do nothing.
+    /// Ends the exchange and hands it to the sink; later calls do nothing.
     pub fn finish(&mut self, outcome: Outcome, error: Option<String>) {
         let Some(p) = self.inner.take() else { return };
         let now = Instant::now();
@@ -132,7 +139,7 @@ impl ExchangeGuard {
             Ok(mut c) => std::mem::take(&mut *c),
             Err(poisoned) => std::mem::take(&mut *poisoned.into_inner()),
         };
-        p.writer.send(Exchange {
+        p.sink.send(Exchange {
             started_at: p.started_at,
             ended_at: p.started_at + duration,
             duration,
@@ -146,6 +153,7 @@ impl ExchangeGuard {
             request_body,
             response: p.response,
             response_body: p.response_body,
+            degraded: None,
         });
     }
 }

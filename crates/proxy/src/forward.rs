@@ -2,9 +2,10 @@
 //! with the exchange captured on the side.
 
 use crate::capture::Capture;
+use crate::error::{BoxError, chain};
+use crate::exchange::Sink;
 use crate::exchange::{ExchangeGuard, ShutdownFlag};
-use crate::tap::{TapBody, TeeRequest, capture_chunk, chain};
-use crate::writer::WriterHandle;
+use crate::tap::{TapBody, TeeRequest, capture_chunk};
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::response::Response;
@@ -16,20 +17,18 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 use traffic_record::Outcome;
 
-/// Errors of the request body on its way upstream, and of the proxy's own timeouts.
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 type UpstreamBody = http_body_util::combinators::UnsyncBoxBody<bytes::Bytes, BoxError>;
 type Client = hyper_util::client::legacy::Client<
     hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
     UpstreamBody,
 >;
 
-/// What every request needs: the upstream, the writer, the caps.
+/// What every request needs: the upstream, where finished exchanges go, the caps.
 ///
 /// The upstream is reached through hyper-util's client directly rather than through reqwest
 /// (which wraps the same client): reqwest's per-request layers (URL re-parsing, redirect,
 /// retry and timeout wrappers) took ~17 µs of the forwarding thread's ~64 µs per request, and
-/// 57-92 µs of added latency to the first SSE event (docs/performance-history.md).
+/// 57-92 µs of added latency to the first SSE event.
 pub struct Forwarder {
     pub client: Client,
     /// The upstream's scheme and authority, parsed once at start.
@@ -41,7 +40,7 @@ pub struct Forwarder {
     /// its upload included), and between two reads of the response body.
     pub idle_timeout: Duration,
     pub capture_cap: usize,
-    pub writer: WriterHandle,
+    pub sink: Arc<dyn Sink>,
     pub shutdown: Arc<ShutdownFlag>,
 }
 
@@ -50,7 +49,7 @@ impl Forwarder {
         upstream: &url::Url,
         idle_timeout: Duration,
         capture_cap: usize,
-        writer: WriterHandle,
+        sink: Arc<dyn Sink>,
         shutdown: Arc<ShutdownFlag>,
     ) -> Result<Self, BoxError> {
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
@@ -97,7 +96,7 @@ impl Forwarder {
             base_path: base.path().trim_end_matches('/').to_string(),
             idle_timeout,
             capture_cap,
-            writer,
+            sink,
             shutdown,
         })
     }
@@ -172,7 +171,6 @@ fn error_response(status: StatusCode, kind: &str, message: &str) -> Response {
 }
 
 pub async fn forward(State(fwd): State<Arc<Forwarder>>, request: Request) -> Response {
-    fwd.writer.wait_for_room().await;
     let started_at = SystemTime::now();
     let started = Instant::now();
     let (parts, body) = request.into_parts();
@@ -194,7 +192,7 @@ pub async fn forward(State(fwd): State<Arc<Forwarder>>, request: Request) -> Res
         parts.headers,
         request_capture.clone(),
         fwd.capture_cap,
-        fwd.writer.clone(),
+        fwd.sink.clone(),
         fwd.shutdown.clone(),
     );
     if parts.method == Method::CONNECT {

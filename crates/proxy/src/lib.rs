@@ -7,35 +7,35 @@
 //!
 //! The upstream is reached through hyper-util's client with `hyper-rustls`, `rustls` and
 //! `rustls-platform-verifier` (the TLS stack reqwest used, all already in the tree under it)
-//! rather than through reqwest: reqwest's per-request layers cost ~17 µs of forwarding CPU and
-//! 57-92 µs of latency to the first SSE event (docs/performance-history.md). `url` parses
-//! `--upstream`.
+//! rather than through reqwest, whose per-request layers cost ~17 µs of forwarding CPU. `url`
+//! parses `--upstream`.
 //!
 //! Dependencies added to the workspace for this crate: `base64` (bodies that are not UTF-8 are
 //! logged base64, as the record format says), `memchr` (the line-break scan of every JSON body),
-//! `rustix` (already in the tree through tempfile and tokio; for `posix_fadvise`, which keeps
-//! the log out of the page cache, and `setpriority`, which lowers the writer's priority: std
-//! has neither; also `setrlimit`, to raise the open-files limit at start), `libc` (already in
-//! the tree; for `sync_file_range`, which rustix lacks, and glibc's `malloc_trim`), `regex`
-//! (already in the tree; the body secret scan of [`redact`], a `RegexSet` and one `Regex` per
-//! credential format) and, for tests only, `jsonschema` (every record a test writes is validated
-//! against `docs/log-format.schema.json`) and `proptest` (property tests,
-//! `tests/properties.rs`).
+//! `rustix` (already in the tree through tempfile and tokio; `setrlimit`, to raise the
+//! open-files limit at start: std has none), `libc` (already in the tree; glibc's
+//! `malloc_trim`), `regex` (already in the tree; the body secret scan of [`redact`], a
+//! `RegexSet` and one `Regex` per credential format) and, for tests only, `jsonschema` (every
+//! record a test writes is validated against `docs/log-format.schema.json`) and `proptest`
+//! (property tests, `tests/properties.rs`).
 //!
-//! The workspace denies `unsafe`; the three exceptions are `record::json_body`, which wraps a
+//! The workspace denies `unsafe`; the two exceptions are `record::json_body`, which wraps a
 //! body serde_json has just parsed in serde_json's `RawValue::from_string_unchecked` rather
-//! than have it parsed a second time, `writer::start_writeback`, a `sync_file_range` call
-//! (an fd and integers, no memory), and `server::trim`, a `malloc_trim(0)` call (an integer).
+//! than have it parsed a second time, and `server::trim`, a `malloc_trim(0)` call (an integer).
 
 pub mod capture;
 pub mod config;
+pub mod console;
 pub mod decode;
+pub mod error;
 pub mod exchange;
 pub mod forward;
+pub mod logfile;
+pub mod metrics;
 pub mod record;
 pub mod redact;
 pub mod server;
-pub mod shutdown;
+pub mod signals;
 pub mod sse;
 pub mod summary;
 pub mod tap;
@@ -44,9 +44,10 @@ pub mod writer;
 use crate::config::Config;
 use crate::exchange::ShutdownFlag;
 use crate::forward::{Forwarder, forward};
+use crate::writer::{WriterConfig, WriterHandle};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use tokio_util::sync::CancellationToken;
 
 /// Why the proxy could not run; the message names the setting to change.
@@ -62,10 +63,19 @@ pub enum RunError {
         addr: std::net::SocketAddr,
         source: std::io::Error,
     },
+    #[error("cannot listen on --metrics-listen (env PROXY_METRICS_LISTEN) {addr}: {source}")]
+    MetricsListen {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
     #[error(
         "cannot build the upstream HTTP client for --upstream (env UPSTREAM_URL) {upstream}: {cause} (an https upstream needs the system CA certificates, e.g. the ca-certificates package)"
     )]
     Client { upstream: String, cause: String },
+    #[error(
+        "the traffic log writer thread died; exiting so that the proxy is restarted (this is a bug: please report the error logged before)"
+    )]
+    WriterDied,
     #[error("{0}")]
     Io(#[from] std::io::Error),
 }
@@ -74,14 +84,17 @@ impl RunError {
     /// 64 (EX_USAGE) for a setting the user must change, 1 otherwise.
     pub fn exit_code(&self) -> u8 {
         match self {
-            RunError::LogFile { .. } | RunError::Listen { .. } => 64,
-            RunError::Client { .. } | RunError::Io(_) => 1,
+            RunError::LogFile { .. } | RunError::Listen { .. } | RunError::MetricsListen { .. } => {
+                64
+            }
+            RunError::Client { .. } | RunError::WriterDied | RunError::Io(_) => 1,
         }
     }
 }
 
 /// Runs the proxy until SIGTERM/SIGINT, then drains in-flight exchanges (up to the drain
-/// timeout), writes their records and returns.
+/// timeout), writes their records and returns. A writer thread that dies stops the proxy too
+/// (with [`RunError::WriterDied`]): its health check then fails and the supervisor restarts it.
 pub fn run(config: Config) -> Result<(), RunError> {
     redact::install(config.redactor.clone());
     if let Some(nofile) = server::raise_nofile_limit() {
@@ -95,52 +108,84 @@ pub fn run(config: Config) -> Result<(), RunError> {
             );
         }
     }
-    let file = writer::open_log(&config.log_file).map_err(|source| RunError::LogFile {
+    let token = CancellationToken::new();
+    let writer_died = Arc::new(AtomicBool::new(false));
+    let writer_config = WriterConfig {
+        rotate_size: config.rotate_size,
+        disk_budget: config.disk_budget,
+        ..WriterConfig::new(config.log_file.clone(), config.capture_cap)
+    };
+    let writer = writer::Writer::start(writer_config, {
+        let token = token.clone();
+        let died = writer_died.clone();
+        move || {
+            died.store(true, Ordering::SeqCst);
+            token.cancel();
+        }
+    })
+    .map_err(|source| RunError::LogFile {
         path: config.log_file.clone(),
         source,
     })?;
-    let writer = writer::Writer::start(config.log_file.clone(), file, config.capture_cap)?;
     let shutdown_flag = Arc::new(ShutdownFlag::default());
     let forwarder = Forwarder::new(
         &config.upstream,
         config.idle_timeout,
         config.capture_cap,
-        writer.handle(),
+        Arc::new(writer.handle()),
         shutdown_flag.clone(),
     )
     .map_err(|e| RunError::Client {
         upstream: config.upstream.to_string(),
-        cause: tap::chain(e.as_ref()),
+        cause: error::chain(e.as_ref()),
     })?;
     // One thread: the proxy only shuffles bytes (the heavy work is on the writer thread), and
     // keeping a request, its upstream connection and its response on one thread avoids
-    // cross-thread wake-ups. Measured with benches/overhead.rs on 2 cores: added p50 latency
-    // 0.12-0.15 ms with one multi-thread worker against 0.27 ms with two, the same requests/s;
-    // the current-thread runtime also drops the hand-offs between that worker and this thread
-    // (0.181 ms against 0.245 ms with the one worker, same run; docs/performance-history.md).
+    // cross-thread wake-ups (benches/overhead.rs measured lower added latency than with a
+    // multi-thread runtime on 2 cores).
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let result = runtime.block_on(serve(&config, forwarder, shutdown_flag));
+    let result = runtime.block_on(serve(
+        &config,
+        forwarder,
+        writer.handle(),
+        shutdown_flag,
+        token,
+    ));
     // Dropping the runtime drops connections still open after the drain deadline; their
     // exchange guards hand the partial exchanges to the writer before it is closed.
     drop(runtime);
-    let stats = writer.stats.clone();
-    writer.close();
-    let failed = stats.failed.load(Ordering::Relaxed);
+    let stats = writer.close();
     tracing::info!(
-        written = stats.written.load(Ordering::Relaxed),
-        failed,
+        written = stats.written,
+        degraded = stats.degraded,
+        lost = stats.lost,
         "traffic log closed"
     );
+    if writer_died.load(Ordering::SeqCst) {
+        return Err(RunError::WriterDied);
+    }
     result
 }
 
 async fn serve(
     config: &Config,
     forwarder: Forwarder,
+    writer: WriterHandle,
     shutdown_flag: Arc<ShutdownFlag>,
+    token: CancellationToken,
 ) -> Result<(), RunError> {
+    if let Some(addr) = config.metrics_listen {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|source| RunError::MetricsListen { addr, source })?;
+        tracing::info!(addr = %listener.local_addr()?, "metrics at http://{}/metrics", listener.local_addr()?);
+        tokio::spawn(metrics::serve(listener, writer.clone(), token.clone()));
+    }
+    // Before the port opens: from then on a SIGHUP reopens the log, never kills the proxy.
+    let hangups = signals::hangups()?;
+    tokio::spawn(signals::on_hangup(hangups, move || writer.reopen()));
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|source| RunError::Listen {
@@ -151,9 +196,7 @@ async fn serve(
     println!("listening on {local}");
     tracing::info!(listen = %local, upstream = %config.upstream, log_file = %config.log_file.display(), "proxy started");
 
-    let token = CancellationToken::new();
-    tokio::spawn(shutdown::on_signal(token.clone()));
-    tokio::spawn(forwarder.writer.clone().after_sends());
+    tokio::spawn(signals::on_shutdown(token.clone()));
     // No timeout or compression layer here: either would break live SSE streams.
     let app = axum::Router::new()
         .fallback(forward)

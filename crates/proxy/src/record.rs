@@ -14,8 +14,8 @@ use serde_json::value::RawValue;
 use std::collections::BTreeMap;
 use std::time::SystemTime;
 use traffic_record::{
-    Body, CacheCreation, Headers, KIND, REDACTED, Request, Response, SCHEMA_VERSION, Sse, SseEvent,
-    TrafficRecord, Usage,
+    Body, CacheCreation, Degraded, Headers, KIND, REDACTED, Request, Response, SCHEMA_VERSION, Sse,
+    SseEvent, TrafficRecord, Usage,
 };
 
 /// The record of `exchange`; `cap` bounds decoded output as it bounds captures. Secrets are
@@ -125,6 +125,7 @@ pub fn build_with(exchange: &Exchange, cap: usize, redactor: &Redactor) -> Traff
         ttfb_ms: exchange.ttfb.map(millis),
         outcome: exchange.outcome,
         error,
+        degraded: exchange.degraded,
         session_id,
         model,
         stream,
@@ -139,6 +140,69 @@ pub fn build_with(exchange: &Exchange, cap: usize, redactor: &Redactor) -> Traff
         },
         response,
     }
+}
+
+/// The record of an exchange whose full record could not be built: its metadata (times,
+/// outcome, method, path, query, status, body sizes) and the cause, nothing that needs parsing.
+pub fn minimal(exchange: &Exchange, cause: &str) -> TrafficRecord {
+    let error = match &exchange.error {
+        Some(e) => format!("{e}; the traffic record could not be built: {cause}"),
+        None => format!("the traffic record could not be built: {cause}"),
+    };
+    let sized = |capture: &Capture| Body {
+        size: capture.size,
+        truncated: capture.size > 0,
+        ..Body::default()
+    };
+    TrafficRecord {
+        v: SCHEMA_VERSION,
+        kind: KIND.to_string(),
+        id: format!("{:032x}", rand::random::<u128>()),
+        started_at: timestamp(exchange.started_at),
+        ended_at: timestamp(exchange.ended_at),
+        duration_ms: millis(exchange.duration),
+        ttfb_ms: exchange.ttfb.map(millis),
+        outcome: exchange.outcome,
+        error: Some(error),
+        degraded: Some(Degraded::BuildFailed),
+        session_id: None,
+        model: None,
+        stream: false,
+        stop_reason: None,
+        usage: None,
+        request: Request {
+            method: exchange.method.to_string(),
+            path: exchange.path.clone(),
+            query: exchange.query.clone(),
+            headers: Headers::new(),
+            body: sized(&exchange.request_body),
+        },
+        response: exchange.response.as_ref().map(|head| Response {
+            status: head.status.as_u16(),
+            headers: Headers::new(),
+            body: sized(&exchange.response_body),
+            sse: None,
+        }),
+    }
+}
+
+/// Drops the bodies of `record` (keeping their sizes, marked truncated) and says why.
+pub fn degrade(record: &mut TrafficRecord, why: Degraded) {
+    fn strip(body: &mut Body) {
+        let kept = std::mem::take(body);
+        *body = Body {
+            size: kept.size,
+            decoded_from: kept.decoded_from,
+            truncated: kept.size > 0,
+            ..Body::default()
+        };
+    }
+    strip(&mut record.request.body);
+    if let Some(response) = &mut record.response {
+        strip(&mut response.body);
+        response.sse = None;
+    }
+    record.degraded.get_or_insert(why);
 }
 
 fn millis(d: std::time::Duration) -> f64 {
@@ -338,15 +402,9 @@ fn json_or_string(text: &str) -> Box<RawValue> {
 /// `text` as a raw JSON value if it is JSON, with its summary fields if it is an object; else
 /// `text` back. Kept byte for byte, without a copy, unless it holds a line break (whitespace
 /// between tokens), which a one-line record cannot carry.
-///
-/// The text is parsed once: a second parse, as `RawValue::from_string` makes, cost the writer
-/// ~20% more CPU per record for a 50 KB body full of escapes, as Claude Code's are
-/// (docs/performance-history.md).
-#[allow(unsafe_code)]
 fn json_body(text: String) -> Result<(Box<RawValue>, Option<Summary>), String> {
-    // Reading the summary parses the whole text (unknown fields are skipped, but checked), so
-    // a body is parsed once for both; only a JSON body that is not an object needs a parse of
-    // its own.
+    // Reading the summary parses the whole text (unknown fields are skipped, but checked); only
+    // a JSON body that is not an object needs a parse of its own to be told from text.
     let summary = serde_json::from_str::<Summary>(&text).ok();
     if summary.is_none() && serde_json::from_str::<serde::de::IgnoredAny>(&text).is_err() {
         return Err(text);
@@ -364,10 +422,7 @@ fn json_body(text: String) -> Result<(Box<RawValue>, Option<Summary>), String> {
     } else {
         json.to_string()
     };
-    // SAFETY: `from_string_unchecked` needs one well-formed JSON value without surrounding
-    // whitespace: serde_json parsed all of it above (the parse `from_string` would repeat;
-    // debug builds, the tests', still repeat it) and the whitespace around it is trimmed.
-    let raw = unsafe { RawValue::from_string_unchecked(json) };
+    let raw = RawValue::from_string(json).expect("serde_json parsed this text above");
     Ok((raw, summary))
 }
 

@@ -4,8 +4,8 @@
 //! when dropped (the client went away, which also drops, and so cancels, the upstream request).
 
 use crate::capture::Capture;
+use crate::error::{BoxError, chain};
 use crate::exchange::ExchangeGuard;
-use crate::forward::BoxError;
 use axum::body::BodyDataStream;
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
@@ -162,19 +162,4 @@ impl Drop for TapBody {
             self.guard.finish(Outcome::Complete, None);
         }
     }
-}
-
-/// An error and its sources on one line (hyper's Display alone hides the cause).
-pub fn chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        source = s.source();
-    }
-    out
 }

@@ -243,6 +243,10 @@ async fn a_log_write_failure_never_fails_the_request_and_is_reported() {
     // /dev/full opens fine and fails every write with ENOSPC.
     let upstream = fake_upstream().await;
     let dir = tempfile::tempdir().unwrap();
+    let metrics = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
     let mut proxy = tokio::process::Command::new(env!("CARGO_BIN_EXE_claude-api-proxy"))
         .args([
             "--listen",
@@ -252,6 +256,8 @@ async fn a_log_write_failure_never_fails_the_request_and_is_reported() {
             "--upstream",
         ])
         .arg(&upstream)
+        .arg("--metrics-listen")
+        .arg(metrics.to_string())
         .current_dir(dir.path())
         .env_clear()
         .stdout(std::process::Stdio::piped())
@@ -273,6 +279,27 @@ async fn a_log_write_failure_never_fails_the_request_and_is_reported() {
         reply["content"][0]["text"],
         "Hello from fake-anthropic. You said: log this if you can"
     );
+    // The loss is counted where an operator's monitoring can see it.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = client()
+            .get(format!("http://{metrics}/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if text.contains("\nclaude_proxy_records_lost_total 1\n") {
+            assert!(
+                text.contains("\nclaude_proxy_records_written_total 0\n"),
+                "{text}"
+            );
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{text}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let pid = proxy.id().unwrap().to_string();
     std::process::Command::new("kill")
         .args(["-TERM", &pid])
@@ -285,7 +312,7 @@ async fn a_log_write_failure_never_fails_the_request_and_is_reported() {
     assert_eq!(output.status.code(), Some(0));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
-        stderr.contains("could not append traffic records") && stderr.contains("failed=1"),
+        stderr.contains("cannot append to the traffic log") && stderr.contains("lost=1"),
         "the failure is reported and counted: {stderr}"
     );
 }
@@ -350,4 +377,51 @@ async fn an_unread_stdout_never_holds_up_traffic_or_records() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     drop(reader);
+}
+
+#[tokio::test]
+async fn sighup_reopens_the_log_after_an_external_rename_and_never_stops_the_proxy() {
+    let proxy = Proxy::start(&fake_upstream().await).await;
+    let send = |text: &'static str| {
+        client()
+            .post(proxy.url("/v1/messages"))
+            .json(&message_request(text, false))
+            .send()
+    };
+    assert_eq!(send("before").await.unwrap().status(), 200);
+    proxy.records(1).await;
+    // logrotate's `create` mode: rename, new empty file, `postrotate kill -HUP`.
+    let rotated = proxy.dir.path().join("traffic.log.1");
+    std::fs::rename(&proxy.log, &rotated).unwrap();
+    std::fs::write(&proxy.log, b"").unwrap();
+    let pid = proxy.child.id().unwrap().to_string();
+    for _ in 0..2 {
+        let status = std::process::Command::new("kill")
+            .args(["-HUP", &pid])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while proxy
+        .stderr()
+        .matches("reopening the traffic log (SIGHUP)")
+        .count()
+        < 1
+    {
+        assert!(std::time::Instant::now() < deadline, "{}", proxy.stderr());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(send("after").await.unwrap().status(), 200);
+    let records = proxy.records(1).await;
+    let last = records.last().unwrap();
+    assert_eq!(
+        last["request"]["body"]["json"]["messages"][0]["content"], "after",
+        "new records go to the reopened path"
+    );
+    let old = common::validate_log(&rotated);
+    assert_eq!(
+        old[0]["request"]["body"]["json"]["messages"][0]["content"],
+        "before"
+    );
 }

@@ -53,6 +53,7 @@ fn exchange(
             headers: response_headers,
         }),
         response_body: capture(response, 1 << 20),
+        degraded: None,
     }
 }
 

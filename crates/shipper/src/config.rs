@@ -75,6 +75,14 @@ pub struct Cli {
     /// Seconds a renamed file is still read after the new one appeared [default: 1].
     #[arg(long, env = "ROTATE_WAIT", value_name = "SECS")]
     pub rotate_wait: Option<f64>,
+    /// Bytes of delivered rotated segments (`<file>.<stamp>.<n>`) kept, newest first; older
+    /// ones are deleted, 0 keeps none [default: 1GiB]. Undelivered segments are never deleted.
+    #[arg(long, env = "RETAIN_BYTES", value_name = "BYTES")]
+    pub retain_bytes: Option<String>,
+    /// Age (since its last write) past which a delivered segment is deleted, e.g. 7d, 12h, 0s
+    /// [default: 7d].
+    #[arg(long, env = "RETAIN_AGE", value_name = "DURATION")]
+    pub retain_age: Option<String>,
     /// Without a checkpoint: start at the beginning of the file (true) or at its end
     /// [default: true].
     #[arg(long, env = "READ_FROM_HEAD", value_name = "BOOL")]
@@ -168,6 +176,7 @@ pub struct Config {
     pub refresh_interval: Duration,
     pub rotate_wait: Duration,
     pub read_from_head: bool,
+    pub retain: crate::retention::Budget,
     pub batch_max_bytes: usize,
     pub event_max_bytes: usize,
     pub max_line_bytes: usize,
@@ -299,6 +308,24 @@ impl Config {
             1.0,
         )?;
         let metrics_interval = secs("--metrics-interval", cli.metrics_interval, 60.0)?;
+        let retain_bytes = cli.retain_bytes.as_deref().unwrap_or("1GiB");
+        let retain_age = cli.retain_age.as_deref().unwrap_or("7d");
+        let retain = crate::retention::Budget {
+            bytes: parse_bytes(retain_bytes).ok_or_else(|| {
+                invalid(
+                    "--retain-bytes / RETAIN_BYTES",
+                    retain_bytes,
+                    "expected a byte count, e.g. 1GiB, 500MiB or 0",
+                )
+            })?,
+            age: humantime::parse_duration(retain_age).map_err(|e| {
+                invalid(
+                    "--retain-age / RETAIN_AGE",
+                    retain_age,
+                    format!("expected a duration, e.g. 7d, 12h or 0s ({e})"),
+                )
+            })?,
+        };
 
         let event_max_bytes = cli.event_max_bytes.unwrap_or(DEFAULT_EVENT_MAX_BYTES);
         if event_max_bytes < MIN_EVENT_MAX_BYTES {
@@ -363,6 +390,7 @@ impl Config {
             refresh_interval,
             rotate_wait,
             read_from_head: cli.read_from_head.or(fb.read_from_head).unwrap_or(true),
+            retain,
             batch_max_bytes,
             event_max_bytes,
             max_line_bytes,
@@ -675,6 +703,24 @@ pub fn parse_fluent_bit(
         });
     }
     Ok(out)
+}
+
+/// `1073741824`, `500MiB`, `1GiB` (also `K`, `M`, `G`, `KB`, `MB`, `GB` as powers of 1024).
+fn parse_bytes(value: &str) -> Option<u64> {
+    let value = value.trim();
+    let split = value
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(value.len());
+    let (digits, unit) = value.split_at(split);
+    let n: u64 = digits.parse().ok()?;
+    let multiplier: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        _ => return None,
+    };
+    n.checked_mul(multiplier)
 }
 
 fn parse_secs(setting: &str, v: &str) -> Result<f64, ConfigError> {

@@ -3,7 +3,8 @@
 //!
 //! Pipeline: a reader thread ([`reader`]: [`tail`] → [`encode`] → [`batch`]) hands batches
 //! through a one-slot channel to the [`sender`] ([`retry`], [`deadletter`]), which moves the
-//! [`checkpoint`] after each acknowledged batch. [`metrics`] counts what happens.
+//! [`checkpoint`] after each acknowledged batch; [`retention`] then deletes the delivered
+//! rotated segments beyond the budget. [`metrics`] counts what happens.
 //!
 //! Dependencies beyond the workspace basics: `notify` (file change events),
 //! `opentelemetry-proto` and `prost` (the OTLP wire format), `reqwest` (HTTP/TLS client),
@@ -19,6 +20,7 @@ pub mod deadletter;
 pub mod encode;
 pub mod metrics;
 pub mod reader;
+pub mod retention;
 pub mod retry;
 pub mod sender;
 pub mod tail;
@@ -122,6 +124,11 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         }
     };
 
+    let mut retention = retention::Retention::new(config.file.clone(), config.retain);
+    if let Start::At(pos) = start {
+        retention.delivered(pos);
+    }
+
     let sender = Sender::new(
         config.endpoint.clone(),
         config.headers.clone(),
@@ -174,6 +181,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
                     if let Some(pos) = batch.checkpoint {
                         checkpoint::save(&config.checkpoint, pos, &config.file)?;
                         metrics.delivered_offset.store(pos.offset, Relaxed);
+                        retention.delivered(pos);
                     }
                     metrics.shipped_lines.fetch_add(batch.lines, Relaxed);
                     metrics.shipped_bytes.fetch_add(batch.line_bytes, Relaxed);

@@ -1,8 +1,10 @@
 //! Following the traffic log: complete lines of any size from a known position, across
-//! rename rotation (finish the old file, then follow the new one at the same path) and
-//! copy-truncation (size below the read position, or first bytes no longer those read: start
-//! again at 0). A file is identified by device + inode, never by its path. Blocking I/O: it
-//! runs on the shipper's reader thread.
+//! rename rotation (finish the old file, then follow the next one) and copy-truncation (size
+//! below the read position, or first bytes no longer those read: start again at 0). A file is
+//! identified by device + inode, never by its path. The proxy's rotated segments
+//! (`<path>.<stamp>.<n>`, [`traffic_record::segments`]) are read oldest first, each to its
+//! end, then the live file: none is ever skipped. Blocking I/O: it runs on the shipper's
+//! reader thread.
 
 use crate::checkpoint::Position;
 use std::fs::File;
@@ -10,7 +12,8 @@ use std::io::{self, BufRead, BufReader, Seek, SeekFrom};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
+use traffic_record::segments;
 
 /// Read buffer; lines longer than this are assembled in a growable buffer.
 const READ_BUF: usize = 1 << 20;
@@ -193,6 +196,8 @@ pub struct Tailer {
     max_line: usize,
     /// A line found longer than `max_line`, being skipped to its end.
     oversized: Option<Oversized>,
+    /// Rotated files read to their end in this run.
+    finished: Vec<FileId>,
 }
 
 /// What is kept of a line too long to hold: its first bytes and its length so far.
@@ -223,6 +228,7 @@ impl Tailer {
             wake: None,
             max_line: usize::MAX,
             oversized: None,
+            finished: Vec::new(),
         };
         t.wake = watch(path);
         match start {
@@ -266,8 +272,67 @@ impl Tailer {
             }
             return Ok(());
         }
-        tracing::warn!(path = %self.path.display(), "checkpointed file is gone; reading the current file from its head");
-        self.open_path(false)
+        tracing::warn!(path = %self.path.display(), "checkpointed file is gone; reading the oldest segment (or the current file) from its head");
+        self.open_oldest()
+    }
+
+    /// Opens the oldest rotated segment, or the live path when there is none.
+    fn open_oldest(&mut self) -> io::Result<()> {
+        match segments::list(&self.path)?.into_iter().next() {
+            Some(segment) => self.open_segment(&segment.path),
+            None => self.open_path(false),
+        }
+    }
+
+    /// Opens a rotated segment at its head; it is final, so its end is the end of it.
+    fn open_segment(&mut self, path: &Path) -> io::Result<()> {
+        let file = File::open(path)?;
+        let id = FileId::of(&file.metadata()?);
+        tracing::info!(segment = %path.display(), "reading a rotated segment");
+        self.start_in(file, id, 0)?;
+        if let Some(o) = self.open.as_mut() {
+            o.rotated_at = Some(
+                Instant::now()
+                    .checked_sub(self.rotate_wait)
+                    .unwrap_or_else(Instant::now),
+            );
+        }
+        Ok(())
+    }
+
+    /// Where reading goes after the file `id` (open as `file`): whether it is one of the
+    /// proxy's segments, and the rotated file to read next, if any (else the live file).
+    ///
+    /// The proxy writes one file at a time, so the order in which rotated files were last
+    /// written is the order to read them in: next comes the unread rotated file (a segment of
+    /// the proxy, or a file logrotate renamed to `<path>.<digits>`) last written no earlier
+    /// than this one, the earliest such (ties: segment order). Files finished in this run are
+    /// never read again (file times are coarse: two may share one).
+    fn after(&mut self, id: FileId, file: &File) -> io::Result<(bool, Option<PathBuf>)> {
+        if !self.finished.contains(&id) {
+            self.finished.push(id);
+        }
+        let last_write = file.metadata()?.modified()?;
+        let mut is_segment = false;
+        let mut next: Option<(SystemTime, String, u64, PathBuf)> = None;
+        for (path, stamp, n) in rotated_files(&self.path)? {
+            let Ok(m) = std::fs::metadata(&path) else {
+                continue;
+            };
+            let (fid, modified) = (FileId::of(&m), m.modified()?);
+            if fid == id {
+                is_segment = !stamp.is_empty();
+                continue;
+            }
+            if modified < last_write || self.finished.contains(&fid) {
+                continue;
+            }
+            let candidate = (modified, stamp, n, path);
+            if next.as_ref().is_none_or(|best| candidate < *best) {
+                next = Some(candidate);
+            }
+        }
+        Ok((is_segment, next.map(|(_, _, _, path)| path)))
     }
 
     fn find_in_dir(&self, want: FileId) -> Option<PathBuf> {
@@ -418,7 +483,25 @@ impl Tailer {
             let path_id = std::fs::metadata(&self.path).ok().map(|m| FileId::of(&m));
             match path_id {
                 Some(id) if id != open.id => {
-                    let since = *open.rotated_at.get_or_insert_with(Instant::now);
+                    if open.rotated_at.is_none() {
+                        let id = open.id;
+                        // A segment the proxy rotated is final (it renames only after its
+                        // last write): read once more for what came before the rename, then
+                        // go on. A file renamed by someone else may still be written to for
+                        // a while (until the proxy's SIGHUP): wait `rotate_wait` for it.
+                        let file = open.reader.get_ref().try_clone()?;
+                        let (final_segment, _) = self.after(id, &file)?;
+                        let open = self.open.as_mut().expect("open above");
+                        open.rotated_at = Some(if final_segment {
+                            Instant::now()
+                                .checked_sub(self.rotate_wait)
+                                .unwrap_or_else(Instant::now)
+                        } else {
+                            Instant::now()
+                        });
+                        continue;
+                    }
+                    let since = open.rotated_at.expect("set above");
                     if since.elapsed() < self.rotate_wait {
                         return Ok(None);
                     }
@@ -440,11 +523,27 @@ impl Tailer {
                             oversized: None,
                         }));
                     }
-                    tracing::info!(path = %self.path.display(), "file rotated: following the new file");
-                    self.open_path(false)?;
+                    let id = open.id;
+                    let file = open.reader.get_ref().try_clone()?;
+                    match self.after(id, &file)? {
+                        (_, Some(next)) => self.open_segment(&next)?,
+                        (_, None) => {
+                            tracing::info!(path = %self.path.display(), "file rotated: following the new file");
+                            self.open_path(false)?;
+                        }
+                    }
                     continue;
                 }
-                _ => return Ok(None),
+                _ => {
+                    if !self.partial.is_empty() {
+                        // A line still being written, or one the proxy takes back (it cuts off
+                        // an append that failed part way, then writes something else there):
+                        // read it again from its start once it is complete.
+                        open.reader.seek(SeekFrom::Start(open.offset))?;
+                        self.partial.clear();
+                    }
+                    return Ok(None);
+                }
             }
         }
     }
@@ -475,9 +574,47 @@ impl Tailer {
     }
 }
 
+/// The rotated files of the log at `path`: the proxy's segments (with their stamp and number)
+/// and files logrotate renamed to `<path>.<digits>` (empty stamp).
+fn rotated_files(path: &Path) -> io::Result<Vec<(PathBuf, String, u64)>> {
+    let mut out: Vec<(PathBuf, String, u64)> = segments::list(path)?
+        .into_iter()
+        .map(|s| (s.path, s.stamp, s.n))
+        .collect();
+    let (Some(name), Some(dir)) = (
+        path.file_name().and_then(|n| n.to_str()),
+        path.parent().filter(|d| !d.as_os_str().is_empty()),
+    ) else {
+        return Ok(out);
+    };
+    for entry in std::fs::read_dir(dir)?.flatten() {
+        let file_name = entry.file_name();
+        let digits = file_name
+            .to_str()
+            .and_then(|f| f.strip_prefix(name))
+            .and_then(|f| f.strip_prefix('.'));
+        if let Some(digits) = digits
+            && let Ok(n) = digits.parse::<u64>()
+            && digits.bytes().all(|b| b.is_ascii_digit())
+        {
+            out.push((entry.path(), String::new(), n));
+        }
+    }
+    Ok(out)
+}
+
 /// Where a fresh start begins in the file at `path` (its head, or its end), with its
 /// identity; `None` when there is no file yet.
+///
+/// From the head, the oldest rotated segment comes first: a shipper started next to a log
+/// that has already rotated delivers every segment.
 pub fn initial_position(path: &Path, at_end: bool) -> io::Result<Option<Position>> {
+    let oldest = if at_end {
+        None
+    } else {
+        segments::list(path)?.into_iter().next()
+    };
+    let path = oldest.as_ref().map_or(path, |s| s.path.as_path());
     let file = match File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
@@ -855,6 +992,118 @@ mod tests {
                 .unwrap()
                 .is_none()
         );
+    }
+
+    fn segment(dir: &Path, n: u64) -> PathBuf {
+        dir.join(format!("t.log.20261203T101500Z.{n}"))
+    }
+
+    #[test]
+    fn segments_rotated_behind_the_reader_are_all_read_in_order_then_the_live_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("t.log");
+        append(&p, b"a\n");
+        let mut t = Tailer::new(&p, Start::Head, Duration::from_secs(60)).unwrap();
+        assert_eq!(drain(&mut t), ["a"]);
+        // The proxy rotates three times (up to n = 11, so names do not sort as text) while
+        // the reader looks elsewhere.
+        append(&p, b"b\n");
+        std::fs::rename(&p, segment(dir.path(), 9)).unwrap();
+        append(&p, b"c\n");
+        std::fs::rename(&p, segment(dir.path(), 10)).unwrap();
+        append(&p, b"d\n");
+        std::fs::rename(&p, segment(dir.path(), 11)).unwrap();
+        append(&p, b"e\n");
+        // No rotate_wait for the proxy's own segments: they are final.
+        assert_eq!(drain(&mut t), ["b", "c", "d", "e"]);
+    }
+
+    #[test]
+    fn a_fresh_start_from_the_head_reads_every_segment_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("t.log");
+        append(&segment(dir.path(), 2), b"two\n");
+        append(&segment(dir.path(), 1), b"one\n");
+        append(&p, b"live\n");
+        let pos = initial_position(&p, false).unwrap().unwrap();
+        let mut t = Tailer::new(&p, Start::At(pos), Duration::from_secs(60)).unwrap();
+        assert_eq!(drain(&mut t), ["one", "two", "live"]);
+    }
+
+    #[test]
+    fn resume_in_a_segment_goes_on_with_the_later_segments() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("t.log");
+        append(&p, b"one\ntwo\n");
+        let meta = std::fs::metadata(&p).unwrap();
+        let pos = Position {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            offset: 4,
+            head: 0,
+        };
+        std::fs::rename(&p, segment(dir.path(), 1)).unwrap();
+        append(&segment(dir.path(), 2), b"three\n");
+        append(&p, b"four\n");
+        let mut t = Tailer::new(&p, Start::At(pos), Duration::from_secs(60)).unwrap();
+        assert_eq!(drain(&mut t), ["two", "three", "four"]);
+    }
+
+    #[test]
+    fn after_a_file_renamed_by_logrotate_come_the_segments_rotated_since() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("t.log");
+        append(&segment(dir.path(), 1), b"delivered-before\n");
+        // File times are coarse (a clock tick): a segment last written in the same tick as
+        // the renamed file would be read again (a duplicate, never a loss).
+        std::thread::sleep(Duration::from_millis(20));
+        append(&p, b"a\n");
+        let mut t = Tailer::new(&p, Start::Head, Duration::ZERO).unwrap();
+        // Start::Head is the live file itself here (the segment predates it).
+        assert_eq!(drain(&mut t), ["a"]);
+        // logrotate renames, the proxy reopens (SIGHUP), writes, then rotates by size
+        // before the reader looks again.
+        std::fs::rename(&p, dir.path().join("t.log.1")).unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        append(&p, b"b\n");
+        std::fs::rename(&p, segment(dir.path(), 2)).unwrap();
+        append(&p, b"c\n");
+        assert_eq!(drain(&mut t), ["b", "c"]);
+    }
+
+    #[test]
+    fn a_file_logrotate_renamed_after_the_newest_segment_is_read_before_the_live_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("t.log");
+        append(&p, b"a\n");
+        let mut t = Tailer::new(&p, Start::Head, Duration::ZERO).unwrap();
+        assert_eq!(drain(&mut t), ["a"]);
+        // The proxy rotates (the reader is now in a segment), writes the next live file,
+        // then logrotate renames that one away before the reader got to it.
+        std::fs::rename(&p, segment(dir.path(), 1)).unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        append(&p, b"b\n");
+        std::fs::rename(&p, dir.path().join("t.log.1")).unwrap();
+        append(&p, b"c\n");
+        assert_eq!(drain(&mut t), ["b", "c"]);
+    }
+
+    #[test]
+    fn a_partial_line_taken_back_and_rewritten_is_read_as_rewritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("t.log");
+        append(&p, b"first\n{\"id\":\"full-record-that-failed");
+        let mut t = Tailer::new(&p, Start::Head, Duration::ZERO).unwrap();
+        assert_eq!(drain(&mut t), ["first"]);
+        // The proxy cuts the failed append off and writes the degraded record there.
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&p)
+            .unwrap()
+            .set_len(6)
+            .unwrap();
+        append(&p, b"{\"id\":\"degraded\"}\n");
+        assert_eq!(drain(&mut t), ["{\"id\":\"degraded\"}"]);
     }
 
     #[test]

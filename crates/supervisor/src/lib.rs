@@ -1,6 +1,7 @@
 //! The container's PID 1: starts `claude-api-proxy` and `otlp-shipper`, reaps zombies,
-//! restarts crashed children with backoff, and on SIGTERM stops the proxy first (its in-flight
-//! exchanges are written), then lets the shipper deliver every written line, then exits 0.
+//! restarts crashed children with backoff, forwards SIGHUP to the proxy (it reopens its log),
+//! and on SIGTERM stops the proxy first (its in-flight exchanges are written), then lets the
+//! shipper deliver every written line, then exits 0.
 
 pub mod backoff;
 pub mod child;

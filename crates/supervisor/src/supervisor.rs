@@ -92,6 +92,8 @@ impl Supervisor {
             signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
         let mut sigint =
             signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+        // SIGHUP is for the proxy (reopen its log after an external logrotate), never fatal here.
+        let mut sighup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
         become_subreaper();
 
         self.shipper.start();
@@ -109,6 +111,14 @@ impl Supervisor {
                 _ = tick.tick() => {}
                 _ = sigterm.recv() => break Stop::Signal(Signal::SIGTERM),
                 _ = sigint.recv() => break Stop::Signal(Signal::SIGINT),
+                _ = sighup.recv() => {
+                    if let Some(pid) = self.proxy.pid {
+                        info!(child = "proxy", "SIGHUP received; forwarding it (the proxy reopens its log)");
+                        if let Err(err) = kill(pid, Signal::SIGHUP) {
+                            warn!(child = "proxy", %err, "could not forward SIGHUP");
+                        }
+                    }
+                }
                 _ = tokio::time::sleep_until(next_restart.into()) => {
                     let now = Instant::now();
                     for slot in [&mut self.proxy, &mut self.shipper] {

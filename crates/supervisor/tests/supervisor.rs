@@ -233,6 +233,24 @@ fn sigint_is_forwarded_to_the_proxy() {
 }
 
 #[test]
+fn sighup_is_forwarded_to_the_proxy_and_stops_nothing() {
+    let mut run = start("sighup", &[("SEQ_HOST", "seq")]);
+    run.wait_for_event("proxy-start", 1);
+    run.wait_for_event("shipper-start", 1);
+    run.signal(Signal::SIGHUP);
+    run.wait_for_event("proxy-HUP", 1);
+    run.signal(Signal::SIGHUP);
+    run.wait_for_event("proxy-HUP", 2);
+    let kinds = run.kinds();
+    assert!(!kinds.contains(&"proxy-exit".to_owned()), "{kinds:?}");
+    assert!(!kinds.contains(&"shipper-HUP".to_owned()), "{kinds:?}");
+    run.signal(Signal::SIGTERM);
+    assert_eq!(run.wait_exit(Duration::from_secs(20)), 0);
+    let starts = run.kinds().iter().filter(|k| *k == "proxy-start").count();
+    assert_eq!(starts, 1, "the proxy was never restarted");
+}
+
+#[test]
 fn crashing_proxy_is_restarted_with_backoff_and_the_reason_is_logged() {
     let mut run = start("crash", &[("SEQ_HOST", "seq"), ("STUB_PROXY", "crash")]);
     std::thread::sleep(Duration::from_millis(2500));

@@ -8,6 +8,8 @@
 //! byte for byte as it arrived (no key reordering, no float reformatting), and so that readers
 //! which only need the summary fields never build a tree of a multi-megabyte body.
 
+pub mod segments;
+
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use std::collections::BTreeMap;
@@ -41,6 +43,10 @@ pub struct TrafficRecord {
     /// Human-readable cause when the outcome is not `complete`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Why this record holds no bodies (their sizes are kept, marked truncated); absent for a
+    /// normal record. See [`Degraded`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub degraded: Option<Degraded>,
     /// Claude Code session id: the `x-claude-code-session-id` header, else parsed from the
     /// request body's `metadata.user_id`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -88,6 +94,31 @@ impl Outcome {
             Outcome::UpstreamUnreachable => "upstream_unreachable",
             Outcome::UpstreamTimeout => "upstream_timeout",
             Outcome::UpstreamAborted => "upstream_aborted",
+        }
+    }
+}
+
+/// Why the proxy wrote a record without its bodies rather than hold traffic or lose it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Degraded {
+    /// The log's volume was full (`ENOSPC`) when the full record was written.
+    DiskFull,
+    /// The log files passed the proxy's `--log-disk-budget`.
+    DiskBudget,
+    /// The captures waiting for the writer passed its memory budget.
+    WriterBacklog,
+    /// Building the record failed (a bug); only the exchange's metadata is kept.
+    BuildFailed,
+}
+
+impl Degraded {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Degraded::DiskFull => "disk_full",
+            Degraded::DiskBudget => "disk_budget",
+            Degraded::WriterBacklog => "writer_backlog",
+            Degraded::BuildFailed => "build_failed",
         }
     }
 }

@@ -88,12 +88,17 @@ impl Proxy {
     /// Like [`Proxy::start`] with extra flags and environment variables.
     pub async fn start_with(upstream: &str, args: &[&str], env: &[(&str, &str)]) -> Proxy {
         let dir = tempfile::tempdir().expect("temp dir");
-        let log = dir.path().join("traffic.log");
+        // A `--log-file` in `args` replaces the one in the temp dir.
+        let log = match args.iter().position(|a| *a == "--log-file") {
+            Some(i) => PathBuf::from(args[i + 1]),
+            None => dir.path().join("traffic.log"),
+        };
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_claude-api-proxy"));
-        cmd.args(["--listen", "127.0.0.1:0", "--upstream", upstream])
-            .arg("--log-file")
-            .arg(&log)
-            .args(args)
+        cmd.args(["--listen", "127.0.0.1:0", "--upstream", upstream]);
+        if !args.contains(&"--log-file") {
+            cmd.arg("--log-file").arg(&log);
+        }
+        cmd.args(args)
             .env_clear()
             .envs(env.iter().copied())
             .stdin(Stdio::null())

@@ -152,6 +152,7 @@ pub fn record_line(id: &str, body_bytes: usize, rng: &mut Rng) -> String {
         ttfb_ms: Some(250.5),
         outcome: Outcome::Complete,
         error: None,
+        degraded: None,
         session_id: Some("5f1e7c2a-0000-4000-8000-000000000001".into()),
         model: Some("claude-sonnet-4-5".into()),
         stream: false,

@@ -10,6 +10,7 @@ on_signal() {
 }
 trap 'on_signal TERM' TERM
 trap 'on_signal INT' INT
+trap 'echo "proxy-HUP $$" >>"$EVENTS"' HUP
 case "${STUB_PROXY:-run}" in
   crash) exit 3 ;;
   config) echo "bad setting" >&2; exit 64 ;;
