@@ -115,6 +115,7 @@ pub(crate) struct State {
     answered: Mutex<Vec<Answered>>,
     raw: Mutex<Vec<bytes::Bytes>>,
     spans: Mutex<Vec<StoredSpan>>,
+    raw_traces: Mutex<Vec<bytes::Bytes>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -374,7 +375,7 @@ impl State {
         }
         self.answered(StatusCode::OK, count);
         if self.options.keep_raw {
-            lock(&self.raw).push(body);
+            lock(&self.raw_traces).push(body);
         }
         if self.options.keep_events {
             lock(&self.spans).extend(accepted);
@@ -561,9 +562,14 @@ impl Handle {
         lock(&self.state.answered).clone()
     }
 
-    /// Raw bodies of the accepted requests (with [`Options::keep_raw`]).
+    /// Raw bodies of the accepted logs requests (with [`Options::keep_raw`]).
     pub fn raw_requests(&self) -> Vec<bytes::Bytes> {
         lock(&self.state.raw).clone()
+    }
+
+    /// Raw bodies of the accepted traces requests (with [`Options::keep_raw`]).
+    pub fn raw_trace_requests(&self) -> Vec<bytes::Bytes> {
+        lock(&self.state.raw_traces).clone()
     }
 
     /// Number of stored events.
@@ -611,6 +617,7 @@ pub async fn spawn(addr: SocketAddr, options: Options) -> io::Result<Handle> {
         answered: Mutex::new(Vec::new()),
         raw: Mutex::new(Vec::new()),
         spans: Mutex::new(Vec::new()),
+        raw_traces: Mutex::new(Vec::new()),
     });
     let inner = tokio::net::TcpListener::bind(addr).await?;
     let addr = inner.local_addr()?;
