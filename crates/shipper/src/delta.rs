@@ -7,7 +7,10 @@
 //! - `messages` → `{"$continues":"<exchange id>","$shared":K,"$new":[…]}` when an earlier
 //!   exchange of the same session (and path) had the same first K messages, byte for byte
 //!   (the longest such prefix, among the last [`RECENT`] exchanges: parallel sub-agents, title
-//!   requests and retries interleave, so order is never assumed);
+//!   requests and retries interleave, so order is never assumed). Claude Code moves its cache
+//!   marker to the newest message on every turn, so a shared message may also be the earlier
+//!   one with its `cache_control` members removed: its index is then listed in
+//!   `"$uncached":[…]` rather than the message shipped again;
 //! - `system` and `tools` → `{"$context":[…]}`, each block of at least [`INLINE_MAX`] bytes
 //!   replaced by the hex digest of its text (the block itself is shipped once, as a context
 //!   event), smaller blocks (the billing header) kept inline as they are.
@@ -93,6 +96,32 @@ struct Known {
     id: String,
     route: Route,
     messages: Vec<Digest16>,
+    /// Digest of each message without its cache markers, when it had removable ones.
+    uncached: Vec<Option<Digest16>>,
+}
+
+/// A message's text with every `,"cache_control":{…}` member removed, when that removes
+/// every `cache_control` of the message (so a reader removing the members from the parsed
+/// message gets the same JSON); `None` when the message has none or has others.
+fn without_cache_markers(text: &str) -> Option<String> {
+    const KEY: &str = r#","cache_control":{"#;
+    if !text.contains(r#""cache_control""#) {
+        return None;
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find(KEY) {
+        let value = &rest[at + KEY.len()..];
+        // A marker is a flat object: `{"type":"ephemeral"}`, maybe with a `ttl`.
+        let end = value.find(['{', '}'])?;
+        if value.as_bytes()[end] != b'}' {
+            return None;
+        }
+        out.push_str(&rest[..at]);
+        rest = &value[end + 1..];
+    }
+    out.push_str(rest);
+    (!out.contains(r#""cache_control""#)).then_some(out)
 }
 
 #[derive(Default)]
@@ -179,7 +208,7 @@ impl Conversations {
         let mut json_out = String::with_capacity(raw.len().min(1 << 16));
         let mut identity: Vec<u8> = Vec::new();
         let mut has_tools = false;
-        let mut messages_hashes: Option<Vec<Digest16>> = None;
+        let mut messages_hashes: Option<(Vec<Digest16>, Vec<Option<Digest16>>)> = None;
         json_out.push('{');
         for (i, (key, value)) in json.0.iter().enumerate() {
             if i > 0 {
@@ -213,12 +242,19 @@ impl Conversations {
                         let session_state = self.sessions.get(session.unwrap_or(""));
                         let best = session_state.and_then(|s| longest_prefix(s, route, &hashes));
                         match best {
-                            Some((from, shared)) => {
+                            Some((from, shared, uncached)) => {
                                 let _ = write!(
                                     json_out,
-                                    r#"{{"$continues":{},"$shared":{shared},"$new":["#,
+                                    r#"{{"$continues":{},"$shared":{shared},"#,
                                     serde_json::to_string(&from).unwrap_or_default()
                                 );
+                                if !uncached.is_empty() {
+                                    let list: Vec<String> =
+                                        uncached.iter().map(|i| i.to_string()).collect();
+                                    let _ =
+                                        write!(json_out, r#""$uncached":[{}],"#, list.join(","));
+                                }
+                                json_out.push_str(r#""$new":["#);
                                 for (j, m) in messages[shared..].iter().enumerate() {
                                     if j > 0 {
                                         json_out.push(',');
@@ -235,7 +271,11 @@ impl Conversations {
                                 result.new_messages = Some(messages.len());
                             }
                         }
-                        messages_hashes = Some(hashes);
+                        let uncached = messages
+                            .iter()
+                            .map(|m| without_cache_markers(m.get()).map(|t| digest(t.as_bytes())))
+                            .collect();
+                        messages_hashes = Some((hashes, uncached));
                     }
                     Err(_) => json_out.push_str(text),
                 },
@@ -261,7 +301,7 @@ impl Conversations {
                 Agent::Auxiliary
             });
         }
-        if let Some(messages) = messages_hashes {
+        if let Some((messages, uncached)) = messages_hashes {
             if state.recent.len() >= RECENT {
                 state.recent.pop_front();
             }
@@ -269,6 +309,7 @@ impl Conversations {
                 id: id.to_string(),
                 route,
                 messages,
+                uncached,
             });
         }
         if !rewritten {
@@ -358,22 +399,32 @@ fn unchanged(raw: &str) -> Encoded<'_> {
     }
 }
 
-/// The known exchange (same route) sharing the longest prefix of messages with `hashes`;
-/// the latest one on a tie. `None` when no exchange shares even the first message.
-fn longest_prefix(s: &Session, route: Route, hashes: &[Digest16]) -> Option<(String, usize)> {
+/// The known exchange (same route) sharing the longest prefix of messages with `hashes`
+/// (equal, or equal once the known one's cache markers are removed), the latest one on a
+/// tie, with the indexes that matched without their markers. `None` when no exchange shares
+/// even the first message.
+fn longest_prefix(
+    s: &Session,
+    route: Route,
+    hashes: &[Digest16],
+) -> Option<(String, usize, Vec<usize>)> {
     let mut best: Option<(&Known, usize)> = None;
     for k in s.recent.iter().filter(|k| k.route == route) {
         let shared = k
             .messages
             .iter()
+            .zip(&k.uncached)
             .zip(hashes)
-            .take_while(|(a, b)| a == b)
+            .take_while(|((exact, uncached), new)| exact == new || uncached.as_ref() == Some(new))
             .count();
         if shared > 0 && best.is_none_or(|(_, n)| shared >= n) {
             best = Some((k, shared));
         }
     }
-    best.map(|(k, n)| (k.id.clone(), n))
+    best.map(|(k, n)| {
+        let uncached = (0..n).filter(|i| k.messages[*i] != hashes[*i]).collect();
+        (k.id.clone(), n, uncached)
+    })
 }
 
 #[cfg(test)]
@@ -465,6 +516,29 @@ mod tests {
         // Another session never continues this one's.
         let other = enc("o", "x1", "/v1/messages", body(&main_sys, &tools, &[a, b]));
         assert_eq!(other.0, None);
+    }
+
+    #[test]
+    fn a_message_that_only_lost_its_cache_marker_is_not_shipped_again() {
+        let mut c = Conversations::default();
+        let marked = r#"{"role":"user","content":[{"type":"text","text":"long","cache_control":{"type":"ephemeral"}}]}"#;
+        let plain = r#"{"role":"user","content":[{"type":"text","text":"long"}]}"#;
+        let reply = r#"{"role":"assistant","content":"ok"}"#;
+        let next = r#"{"role":"user","content":[{"type":"text","text":"more","cache_control":{"type":"ephemeral"}}]}"#;
+        c.encode(Some("s"), "a", "/v1/messages", &body("[]", "[]", &[marked]));
+        let second = body("[]", "[]", &[plain, reply, next]);
+        let e = c.encode(Some("s"), "b", "/v1/messages", &second);
+        assert_eq!(e.continues, Some(("a".into(), 1)));
+        assert!(e.body.contains(&format!(
+            r#""messages":{{"$continues":"a","$shared":1,"$uncached":[0],"$new":[{reply},{next}]}}"#
+        )));
+        assert_eq!(without_cache_markers(marked).as_deref(), Some(plain));
+        assert_eq!(without_cache_markers(plain), None);
+        // A marker that is not a flat trailing member is never taken out.
+        let first = r#"{"content":[{"cache_control":{"type":"ephemeral"},"text":"x"}]}"#;
+        assert_eq!(without_cache_markers(first), None);
+        let nested = r#"{"content":[{"text":"x","cache_control":{"a":{"b":1}}}]}"#;
+        assert_eq!(without_cache_markers(nested), None);
     }
 
     #[test]

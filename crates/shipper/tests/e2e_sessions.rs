@@ -125,8 +125,7 @@ async fn a_long_session_is_rebuilt_request_by_request_from_what_seq_received() {
     );
     assert_eq!(agents("auxiliary"), 1, "the title request");
     // The main conversation's chain holds through the sub-agents and count_tokens bursts:
-    // every main turn continues an earlier main turn, except the first two (the second
-    // shares nothing with the first: its one message carried the cache marker then).
+    // every main turn but the first continues an earlier main turn.
     let agent_of: HashMap<&str, &str> = mains
         .iter()
         .filter_map(|e| {
@@ -140,7 +139,7 @@ async fn a_long_session_is_rebuilt_request_by_request_from_what_seq_received() {
         .iter()
         .filter(|e| e.attr_str("claude.agent") == Some("main"))
         .collect();
-    for e in &main_turns[2..] {
+    for e in &main_turns[1..] {
         let from = e
             .attr_str("claude.delta.continues")
             .expect("a main turn continues");

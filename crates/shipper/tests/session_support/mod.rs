@@ -494,12 +494,32 @@ impl<'a> Rebuilder<'a> {
                 let earlier = self.request_body(from);
                 let mut messages: Vec<Value> =
                     earlier["json"]["messages"].as_array().unwrap()[..shared].to_vec();
+                for i in delta
+                    .get("$uncached")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                {
+                    strip_cache_control(&mut messages[i.as_u64().unwrap() as usize]);
+                }
                 messages.extend(delta["$new"].as_array().unwrap().iter().cloned());
                 json["messages"] = Value::Array(messages);
             }
         }
         self.memo.insert(id.to_string(), body.clone());
         body
+    }
+}
+
+/// Removes every `cache_control` member, at any depth (docs/seq-events.md, `$uncached`).
+pub fn strip_cache_control(v: &mut Value) {
+    match v {
+        Value::Object(map) => {
+            map.shift_remove("cache_control");
+            map.values_mut().for_each(strip_cache_control);
+        }
+        Value::Array(items) => items.iter_mut().for_each(strip_cache_control),
+        _ => {}
     }
 }
 
