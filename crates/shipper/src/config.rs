@@ -922,4 +922,31 @@ mod tests {
             PathBuf::from("/var/log/claude-logger.log.checkpoint.json")
         );
     }
+
+    #[test]
+    fn the_traces_endpoint_sits_beside_the_logs_endpoint_unless_set() {
+        let cfg = |args: &[&str]| {
+            let mut argv = vec!["otlp-shipper"];
+            argv.extend_from_slice(args);
+            Config::from_cli(Cli::parse_from(argv), &|_| None).unwrap()
+        };
+        let c = cfg(&["--endpoint", "http://seq:5341/ingest/otlp/v1/logs"]);
+        assert_eq!(
+            c.traces_endpoint.unwrap().as_str(),
+            "http://seq:5341/ingest/otlp/v1/traces"
+        );
+        assert_eq!(c.bodies, crate::encode::Bodies::Delta);
+        let c = cfg(&["--endpoint", "http://collector:4318/custom"]);
+        assert!(c.traces_endpoint.is_none(), "no guess for another path");
+        let c = cfg(&[
+            "--endpoint",
+            "http://seq:5341/ingest/otlp/v1/logs",
+            "--traces-endpoint",
+            "none",
+            "--bodies",
+            "full",
+        ]);
+        assert!(c.traces_endpoint.is_none());
+        assert_eq!(c.bodies, crate::encode::Bodies::Full);
+    }
 }
