@@ -37,7 +37,18 @@ pub fn build(exchange: &Exchange, cap: usize) -> TrafficRecord {
             body_of(&exchange.response_body, &head.headers, cap, is_sse);
         let mut sse_part = None;
         let message: Option<Summary> = if is_sse {
-            let events = sse::parse(&decoded);
+            // Uncompressed, the chunks are the events' bytes as they arrived: each event gets
+            // the arrival time of the chunk that completed it.
+            let (events, times): (Vec<sse::Event>, Vec<Option<f64>>) =
+                if body.decoded_from.is_none() {
+                    let arrived = exchange.response_body.arrived();
+                    sse::parse_chunks(exchange.response_body.chunks())
+                        .into_iter()
+                        .map(|(e, i)| (e, arrived.get(i).map(|d| millis(*d))))
+                        .unzip()
+                } else {
+                    sse::parse(&decoded).into_iter().map(|e| (e, None)).unzip()
+                };
             let rebuilt = sse::reassemble(&events);
             if error.is_none() {
                 error = rebuilt
@@ -48,9 +59,11 @@ pub fn build(exchange: &Exchange, cap: usize) -> TrafficRecord {
             sse_part = Some(Sse {
                 events: events
                     .into_iter()
-                    .map(|e| SseEvent {
+                    .zip(times)
+                    .map(|(e, t_ms)| SseEvent {
                         event: e.event,
                         data: json_or_string(&e.data),
+                        t_ms,
                     })
                     .collect(),
                 message: message_raw,

@@ -408,11 +408,15 @@ impl Encoder {
             }
         }
 
-        let sse_message = rec.response.as_ref().and_then(|r| r.sse).and_then(|sse| {
-            serde_json::from_str::<SseView<'_>>(sse.get())
-                .ok()
-                .and_then(|v| v.message)
-        });
+        let sse_view = rec
+            .response
+            .as_ref()
+            .and_then(|r| r.sse)
+            .and_then(|sse| serde_json::from_str::<SseView<'_>>(sse.get()).ok());
+        let sse_message = sse_view.as_ref().and_then(|v| v.message);
+        let (first_token_ms, max_gap_ms) = sse_view
+            .as_ref()
+            .map_or((None, None), |v| stream_timing(&v.events));
         let response_id = match (sse_message, rec.response.as_ref()) {
             (Some(m), _) => top_str(m.get(), "id"),
             (None, Some(resp)) => top_raw(resp.body.get(), "json").and_then(|j| top_str(j, "id")),
@@ -530,6 +534,20 @@ impl Encoder {
                 &mut common,
                 "claude.output_tokens_per_second",
                 Value::DoubleValue(rate),
+            );
+        }
+        if let Some(t) = first_token_ms {
+            cv(
+                &mut common,
+                "claude.time_to_first_token_ms",
+                Value::DoubleValue(t),
+            );
+        }
+        if let Some(g) = max_gap_ms {
+            cv(
+                &mut common,
+                "claude.stream_max_gap_ms",
+                Value::DoubleValue(g),
             );
         }
         if let Some(resp) = &rec.response {
@@ -741,6 +759,31 @@ fn req_model_for_cost<'a>(rec: &'a RecordView<'_>, requested: Option<&'a str>) -
 struct SseView<'a> {
     #[serde(borrow, default)]
     message: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    events: Vec<SseEventView<'a>>,
+}
+
+#[derive(Deserialize)]
+struct SseEventView<'a> {
+    #[serde(borrow)]
+    event: Str<'a>,
+    #[serde(default)]
+    t_ms: Option<f64>,
+}
+
+/// Time to the first token (the first `content_block_delta`) and the longest wait between two
+/// stream events, in milliseconds, from the events' arrival times.
+fn stream_timing(events: &[SseEventView<'_>]) -> (Option<f64>, Option<f64>) {
+    let first = events
+        .iter()
+        .find(|e| e.event.0 == "content_block_delta")
+        .and_then(|e| e.t_ms);
+    let times: Vec<f64> = events.iter().filter_map(|e| e.t_ms).collect();
+    let gap = times
+        .windows(2)
+        .map(|w| w[1] - w[0])
+        .fold(None, |m: Option<f64>, g| Some(m.map_or(g, |m| m.max(g))));
+    (first, gap)
 }
 
 /// A top-level member of a JSON object, as its raw text.
@@ -1387,5 +1430,22 @@ mod tests {
         enc.encode_line(line.as_bytes(), 0, &mut |e| out.push(e.clone()));
         assert_eq!(attr(&out[0], "claude.cost.usd"), None);
         assert_eq!(enc.unpriced, 1);
+    }
+
+    #[test]
+    fn stream_timing_comes_from_the_events_arrival_times() {
+        let sse = r#"{"events":[
+            {"event":"message_start","data":{},"t_ms":400.0},
+            {"event":"ping","data":{},"t_ms":410.0},
+            {"event":"content_block_start","data":{},"t_ms":900.5},
+            {"event":"content_block_delta","data":{},"t_ms":1250.0},
+            {"event":"content_block_delta","data":{},"t_ms":3250.0},
+            {"event":"message_stop","data":{},"t_ms":3300.0}],"message":{}}"#;
+        let v: SseView<'_> = serde_json::from_str(sse).unwrap();
+        assert_eq!(stream_timing(&v.events), (Some(1250.0), Some(2000.0)));
+        let untimed: SseView<'_> =
+            serde_json::from_str(r#"{"events":[{"event":"content_block_delta","data":{}}]}"#)
+                .unwrap();
+        assert_eq!(stream_timing(&untimed.events), (None, None));
     }
 }

@@ -158,6 +158,16 @@ async fn a_long_session_is_rebuilt_request_by_request_from_what_seq_received() {
         Some(1_796_299_200)
     );
     assert!(turn.attributes["claude.output_tokens_per_second"].is_f64());
+    assert_eq!(
+        turn.attributes["claude.time_to_first_token_ms"].as_f64(),
+        Some(1_100.0)
+    );
+    assert!(
+        turn.attributes["claude.stream_max_gap_ms"]
+            .as_f64()
+            .unwrap()
+            >= 1_000.0
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -236,6 +236,7 @@ fn sse_of(message: &Value) -> Sse {
         data: raw(
             json!({"type": "message_start", "message": {"id": message["id"], "type": "message", "role": "assistant", "model": MODEL, "content": [], "stop_reason": null, "usage": {"input_tokens": 12, "output_tokens": 1}}}),
         ),
+        t_ms: Some(900.0),
     }];
     for (i, block) in message["content"]
         .as_array()
@@ -246,25 +247,30 @@ fn sse_of(message: &Value) -> Sse {
         events.push(SseEvent {
             event: "content_block_start".into(),
             data: raw(json!({"type": "content_block_start", "index": i, "content_block": block})),
+            t_ms: Some(1_000.0 + i as f64 * 500.0),
         });
         for piece in 0..8 {
             events.push(SseEvent {
                 event: "content_block_delta".into(),
                 data: raw(json!({"type": "content_block_delta", "index": i, "delta": {"type": "text_delta", "text": format!("piece {piece} ")}})),
+                t_ms: Some(1_100.0 + i as f64 * 500.0 + piece as f64 * 20.0),
             });
         }
         events.push(SseEvent {
             event: "content_block_stop".into(),
             data: raw(json!({"type": "content_block_stop", "index": i})),
+            t_ms: Some(1_300.0 + i as f64 * 500.0),
         });
     }
     events.push(SseEvent {
         event: "message_delta".into(),
         data: raw(json!({"type": "message_delta", "delta": {"stop_reason": message["stop_reason"]}, "usage": message["usage"]})),
+        t_ms: Some(4_400.0),
     });
     events.push(SseEvent {
         event: "message_stop".into(),
         data: raw(json!({"type": "message_stop"})),
+        t_ms: Some(4_500.0),
     });
     Sse {
         events,
