@@ -301,7 +301,7 @@ impl Encoder {
             record: r, pool, ..
         } = self;
         if escaped_len(&text) <= budget {
-            pool.reset(r, 0, observed_ns, SEVERITY_INFO, "INFO", &[], &[]);
+            pool.reset(r, 0, observed_ns, SEVERITY_INFO, "INFO", (&[], &[]));
             set_string(any_string(&mut r.body), &text);
             out(r);
             return;
@@ -309,7 +309,7 @@ impl Encoder {
         // A huge line that is not a record: parts correlated by a random trace id.
         let trace_id: [u8; 16] = rand::random();
         let parts = split_parts(&text, budget);
-        pool.reset(r, 0, observed_ns, SEVERITY_INFO, "INFO", &trace_id, &[]);
+        pool.reset(r, 0, observed_ns, SEVERITY_INFO, "INFO", (&trace_id, &[]));
         pool.str(&mut r.attributes, &["claude.body.name"], "line");
         pool.value(&mut r.attributes, &["claude.body.part"], Value::IntValue(0));
         let count = Value::IntValue(parts.len() as i64);
@@ -386,8 +386,7 @@ impl Encoder {
                 observed_ns,
                 SEVERITY_INFO,
                 "INFO",
-                trace_id,
-                span_id,
+                (trace_id, span_id),
             );
             pool.str(&mut r.attributes, &["claude.context.hash"], hash);
             pool.str(&mut r.attributes, &["claude.context.field"], field);
@@ -620,8 +619,7 @@ impl Encoder {
             observed_ns,
             severity,
             severity_text,
-            trace_id,
-            span_id,
+            (trace_id, span_id),
         );
         let attrs = &mut r.attributes;
         pool.str(attrs, &["http.request.method"], &rec.request.method);
@@ -733,8 +731,7 @@ impl Encoder {
                 observed_ns,
                 severity,
                 severity_text,
-                trace_id,
-                span_id,
+                (trace_id, span_id),
             );
             pool.str(&mut r.attributes, &["claude.exchange.id"], &rec.id);
             pool.str(&mut r.attributes, &["claude.body.name"], name);
@@ -823,8 +820,7 @@ impl Pool {
         observed_ns: u64,
         severity: i32,
         severity_text: &str,
-        trace_id: &[u8],
-        span_id: &[u8],
+        (trace_id, span_id): (&[u8], &[u8]),
     ) {
         // Reversed, so the next event takes them back in the same order and a slot that held
         // a string value is usually handed a string again.

@@ -102,10 +102,10 @@ fn reply_message(n: u64, content: Value, stop: &str) -> Value {
 /// With Claude Code's cache marker on the last block of the last message.
 fn marked(messages: &[Value]) -> Vec<Value> {
     let mut out = messages.to_vec();
-    if let Some(Value::Array(blocks)) = out.last_mut().and_then(|m| m.get_mut("content")) {
-        if let Some(Value::Object(b)) = blocks.last_mut() {
-            b.insert("cache_control".into(), json!({"type": "ephemeral"}));
-        }
+    if let Some(Value::Array(blocks)) = out.last_mut().and_then(|m| m.get_mut("content"))
+        && let Some(Value::Object(b)) = blocks.last_mut()
+    {
+        b.insert("cache_control".into(), json!({"type": "ephemeral"}));
     }
     out
 }
