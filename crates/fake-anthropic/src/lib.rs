@@ -14,6 +14,7 @@
 //! |---|---|
 //! | a `tool_result` block | `Tool result received: <first 200 chars of its content>` |
 //! | `[[tool:Bash:<command>]]` | a `tool_use` block, input streamed as `input_json_delta` |
+//! | `[[tool:Agent:<task>]]` | a `tool_use` of Claude Code's sub-agent tool with that task as its `prompt` |
 //! | `[[thinking]]` | a thinking block (thinking + signature deltas) before the text |
 //! | `[[error:<status>]]` | that status with the Anthropic error shape |
 //! | `[[sse-error]]` | an `event: error` frame after the first delta |
@@ -311,7 +312,12 @@ fn reply_blocks(d: &Directives) -> (Vec<Block>, &'static str) {
         blocks.push(Block::ToolUse {
             id: new_id("toolu"),
             name: name.clone(),
-            input: json!({"command": command, "description": "run it"}),
+            // Claude Code's sub-agent tool takes a task, not a command.
+            input: if name == "Agent" {
+                json!({"description": "look into it", "prompt": command, "subagent_type": "general-purpose"})
+            } else {
+                json!({"command": command, "description": "run it"})
+            },
         });
         return (blocks, "tool_use");
     }
