@@ -173,6 +173,11 @@ impl Sender {
                         self.metrics.retried.fetch_add(1, Relaxed);
                         let reason = reason.trim();
                         match why {
+                            RetryReason::Misconfigured if kind == Kind::Spans => tracing::error!(
+                                status, endpoint = %url, reason, retry_in_ms = after.as_millis() as u64,
+                                "traces endpoint refuses the shipper (check --traces-endpoint and --api-key; \
+                                 --traces-endpoint none for a Seq older than 2024.1); retrying"
+                            ),
                             RetryReason::Misconfigured => tracing::error!(
                                 status, endpoint = %url, reason, retry_in_ms = after.as_millis() as u64,
                                 "endpoint refuses the shipper (check --endpoint and --api-key); retrying"
