@@ -4,11 +4,15 @@
 //! memcpys; the writer thread joins them later.
 
 use bytes::Bytes;
+use std::time::{Duration, Instant};
 
 /// Up to `cap` bytes of a body, plus the size seen on the wire.
 #[derive(Debug, Default)]
 pub struct Capture {
     chunks: Vec<Bytes>,
+    /// When each kept chunk arrived, from the capture's creation (the exchange's start).
+    arrived: Vec<Duration>,
+    created: Option<Instant>,
     kept: usize,
     cap: usize,
     /// Bytes seen, counting past the cap.
@@ -21,6 +25,7 @@ impl Capture {
     pub fn new(cap: usize) -> Self {
         Capture {
             cap,
+            created: Some(Instant::now()),
             ..Capture::default()
         }
     }
@@ -33,14 +38,30 @@ impl Capture {
             if !chunk.is_empty() {
                 self.kept += chunk.len();
                 self.chunks.push(chunk.clone());
+                self.arrived.push(self.since_created());
             }
         } else {
             self.truncated = true;
             if room > 0 {
                 self.kept += room;
                 self.chunks.push(chunk.slice(..room));
+                self.arrived.push(self.since_created());
             }
         }
+    }
+
+    fn since_created(&self) -> Duration {
+        self.created.map_or(Duration::ZERO, |c| c.elapsed())
+    }
+
+    /// The kept chunks, as they arrived.
+    pub fn chunks(&self) -> &[Bytes] {
+        &self.chunks
+    }
+
+    /// When each of [`Capture::chunks`] arrived, from the capture's creation.
+    pub fn arrived(&self) -> &[Duration] {
+        &self.arrived
     }
 
     /// Bytes held (at most the cap).

@@ -51,7 +51,18 @@ pub fn build_with(exchange: &Exchange, cap: usize, redactor: &Redactor) -> Traff
         );
         let mut sse_part = None;
         let message: Option<Summary> = if is_sse {
-            let mut events = sse::parse(&decoded);
+            // Uncompressed, the chunks are the events' bytes as they arrived: each event gets
+            // the arrival time of the chunk that completed it.
+            let (mut events, times): (Vec<sse::Event>, Vec<Option<f64>>) =
+                if body.decoded_from.is_none() {
+                    let arrived = exchange.response_body.arrived();
+                    sse::parse_chunks(exchange.response_body.chunks())
+                        .into_iter()
+                        .map(|(e, i)| (e, arrived.get(i).map(|d| millis(*d))))
+                        .unzip()
+                } else {
+                    sse::parse(&decoded).into_iter().map(|e| (e, None)).unzip()
+                };
             redact_events(&mut events, redactor);
             let rebuilt = sse::reassemble(&events);
             if error.is_none() {
@@ -67,9 +78,11 @@ pub fn build_with(exchange: &Exchange, cap: usize, redactor: &Redactor) -> Traff
             sse_part = Some(Sse {
                 events: events
                     .into_iter()
-                    .map(|e| SseEvent {
+                    .zip(times)
+                    .map(|(e, t_ms)| SseEvent {
                         event: e.event,
                         data: json_or_string(&e.data),
+                        t_ms,
                     })
                     .collect(),
                 message: message_raw,

@@ -37,6 +37,36 @@ pub fn parse(body: &[u8]) -> Vec<Event> {
         .collect()
 }
 
+/// Parses a body kept as the chunks it arrived in; each event comes with the index of the
+/// chunk that completed it (so its arrival time is that chunk's).
+pub fn parse_chunks(chunks: &[Bytes]) -> Vec<(Event, usize)> {
+    use std::cell::Cell;
+    // The parser pulls a chunk only when its buffer holds no complete event, so the last
+    // chunk pulled when an event comes out is the one that completed it.
+    let pulled = Cell::new(0usize);
+    let source = futures_util::stream::iter(chunks.iter().enumerate().map(|(i, c)| {
+        pulled.set(i);
+        Ok::<_, std::io::Error>(c.clone())
+    }));
+    let mut events = pin!(source.eventsource());
+    let mut cx = Context::from_waker(Waker::noop());
+    let mut out = Vec::new();
+    while let Poll::Ready(Some(item)) = events.poll_next_unpin(&mut cx) {
+        if let Ok(e) = item {
+            let event = Event {
+                event: if e.event.is_empty() {
+                    "message".to_string()
+                } else {
+                    e.event
+                },
+                data: e.data,
+            };
+            out.push((event, pulled.get()));
+        }
+    }
+    out
+}
+
 /// Collects a stream whose items are all immediately ready (an in-memory source).
 fn drain_ready<S: Stream>(stream: S) -> Vec<S::Item> {
     let mut stream = pin!(stream);
@@ -249,5 +279,31 @@ mod tests {
         let m = reassemble(&parse(cut.as_bytes())).message.unwrap();
         assert_eq!(m["content"][1]["input"]["command"], "ls");
         assert!(m["stop_reason"].is_null());
+    }
+
+    #[test]
+    fn each_event_is_matched_with_the_chunk_that_completed_it() {
+        let chunks: Vec<Bytes> = [
+            "event: a\ndata: 1\n\nevent: b\nda",
+            "ta: 2\n",
+            "\n",
+            ": comment\n\nevent: c\ndata: 3\n\nevent: d\ndata: 4\n\n",
+        ]
+        .iter()
+        .map(|s| Bytes::from_static(s.as_bytes()))
+        .collect();
+        let got: Vec<(String, usize)> = parse_chunks(&chunks)
+            .into_iter()
+            .map(|(e, i)| (e.event, i))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("a".into(), 0),
+                ("b".into(), 2),
+                ("c".into(), 3),
+                ("d".into(), 3)
+            ]
+        );
     }
 }

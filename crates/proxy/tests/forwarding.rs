@@ -367,6 +367,8 @@ async fn first_sse_event_reaches_the_client_before_the_upstream_sends_the_last()
         .unwrap()
         .unwrap();
     assert!(first.starts_with(b"event: message_start"));
+    // A pause the record must show between the two events' arrival times.
+    tokio::time::sleep(Duration::from_millis(300)).await;
     release_tx.send(()).unwrap();
     let mut rest = Vec::new();
     while let Some(chunk) = body.next().await {
@@ -375,7 +377,14 @@ async fn first_sse_event_reaches_the_client_before_the_upstream_sends_the_last()
     assert!(rest.ends_with(b"data: {\"type\":\"message_stop\"}\n\n"));
     let r = proxy.only_record().await;
     assert_eq!(r["outcome"], "complete");
-    assert_eq!(r["response"]["sse"]["events"].as_array().unwrap().len(), 2);
+    let events = r["response"]["sse"]["events"].as_array().unwrap();
+    assert_eq!(events.len(), 2);
+    let (t0, t1) = (
+        events[0]["t_ms"].as_f64().unwrap(),
+        events[1]["t_ms"].as_f64().unwrap(),
+    );
+    assert!(t1 - t0 >= 300.0, "arrival times {t0} and {t1}");
+    assert!(t1 <= r["duration_ms"].as_f64().unwrap());
 }
 
 #[tokio::test]
@@ -543,6 +552,8 @@ async fn a_compressed_event_stream_is_logged_decoded_and_reassembled() {
     assert_eq!(r["response"]["body"]["decoded_from"], "zstd");
     assert_eq!(r["response"]["body"]["size"], compressed.len());
     assert_eq!(r["response"]["sse"]["events"].as_array().unwrap().len(), 6);
+    // Decompressed bytes no longer line up with the chunks: no arrival times.
+    assert!(r["response"]["sse"]["events"][0].get("t_ms").is_none());
     assert_eq!(
         r["response"]["sse"]["message"]["content"][0]["text"],
         "squeezed"

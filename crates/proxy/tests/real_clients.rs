@@ -631,6 +631,72 @@ async fn claude_code_tool_use_turn_runs_the_command_and_logs_the_tool_result() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claude_code_sub_agent_requests_are_marked_apart_from_the_main_conversation() {
+    use otlp_shipper::encode::Encoder;
+    let rig = Rig::start().await;
+    // The fake asks for Claude Code's sub-agent tool; the agent runs with its own system
+    // prompt and tools, then the main conversation gets its result.
+    rig.claude("Delegate [[tool:Agent:list the config files cc-agent-7f3a]]")
+        .await;
+    let is_sub =
+        |r: &Value| request_mentions(r, "cc-agent-7f3a") && !request_mentions(r, "[[tool:Agent:");
+    let records = rig
+        .records_until("the sub-agent's and the main's last exchange", |rs| {
+            rs.iter().any(is_sub)
+                && rs
+                    .iter()
+                    .any(|r| !last_tool_results(&r["request"]["body"]["json"]).is_empty())
+        })
+        .await;
+    // The shipper's encoder, over the log in its order, as it runs in production.
+    let text = std::fs::read_to_string(&rig.proxy.log).unwrap();
+    let mut encoder = Encoder::new(200_000);
+    let mut agent: std::collections::HashMap<String, String> = Default::default();
+    for line in text.lines() {
+        encoder.encode_line(line.as_bytes(), 0, &mut |e| {
+            let get = |k: &str| {
+                e.attributes.iter().find(|kv| kv.key == k).and_then(|kv| {
+                    match kv.value.as_ref()?.value.as_ref()? {
+                        opentelemetry_proto::tonic::common::v1::any_value::Value::StringValue(
+                            s,
+                        ) => Some(s.clone()),
+                        _ => None,
+                    }
+                })
+            };
+            if let (Some(id), Some(a)) = (get("claude.exchange.id"), get("claude.agent")) {
+                agent.insert(id, a);
+            }
+        });
+    }
+    let of = |r: &Value| agent.get(r["id"].as_str().unwrap()).map(String::as_str);
+    let subs: Vec<&Value> = records.iter().filter(|r| is_sub(r)).collect();
+    assert!(
+        !subs.is_empty(),
+        "no sub-agent request: {}",
+        brief(&records)
+    );
+    for r in &subs {
+        assert_eq!(of(r), Some("subagent"), "{}", short(r));
+    }
+    let mains: Vec<&Value> = records
+        .iter()
+        .filter(|r| {
+            request_mentions(r, "[[tool:Agent:") && r["request"]["body"]["json"]["tools"].is_array()
+        })
+        .collect();
+    assert!(
+        mains.len() >= 2,
+        "the ask and the answer: {}",
+        brief(&records)
+    );
+    for r in &mains {
+        assert_eq!(of(r), Some("main"), "{}", short(r));
+    }
+    rig.check_log().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn claude_code_bearer_token_and_retry_after_sse_error_are_both_logged() {
     let rig = Rig::start().await;
     // An `event: error` frame mid-stream makes Claude Code retry with `stream: false`.

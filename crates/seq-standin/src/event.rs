@@ -3,6 +3,7 @@
 
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value as Any};
 use opentelemetry_proto::tonic::logs::v1::LogRecord;
+use opentelemetry_proto::tonic::trace::v1::Span;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::fmt::Write;
@@ -43,6 +44,57 @@ impl StoredEvent {
     /// The body when it is a string.
     pub fn body_str(&self) -> Option<&str> {
         self.body.as_str()
+    }
+
+    /// An attribute's value when it is a string.
+    pub fn attr_str(&self, key: &str) -> Option<&str> {
+        self.attributes.get(key).and_then(Value::as_str)
+    }
+
+    /// An attribute's value when it is an integer.
+    pub fn attr_i64(&self, key: &str) -> Option<i64> {
+        self.attributes.get(key).and_then(Value::as_i64)
+    }
+}
+
+/// One accepted span, as Seq keeps it: an event with `@TraceId`, `@SpanId`, `@ParentId`,
+/// start and end.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredSpan {
+    /// Lowercase hex (16 bytes).
+    pub trace_id: String,
+    /// Lowercase hex (8 bytes).
+    pub span_id: String,
+    /// Lowercase hex; empty for a root span.
+    pub parent_span_id: String,
+    pub name: String,
+    /// OTLP `SpanKind` number (3 = CLIENT).
+    pub kind: i32,
+    pub start_time_unix_nano: u64,
+    pub end_time_unix_nano: u64,
+    /// OTLP status code (0 unset, 1 ok, 2 error).
+    pub status_code: i32,
+    pub status_message: String,
+    pub attributes: Map<String, Value>,
+    pub resource: Map<String, Value>,
+}
+
+impl StoredSpan {
+    pub fn new(span: &Span, resource: &Map<String, Value>) -> Self {
+        let status = span.status.clone().unwrap_or_default();
+        StoredSpan {
+            trace_id: hex(&span.trace_id),
+            span_id: hex(&span.span_id),
+            parent_span_id: hex(&span.parent_span_id),
+            name: span.name.clone(),
+            kind: span.kind,
+            start_time_unix_nano: span.start_time_unix_nano,
+            end_time_unix_nano: span.end_time_unix_nano,
+            status_code: status.code,
+            status_message: status.message,
+            attributes: attributes(&span.attributes),
+            resource: resource.clone(),
+        }
     }
 
     /// An attribute's value when it is a string.

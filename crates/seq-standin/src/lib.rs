@@ -2,7 +2,8 @@
 //! the rules of Seq that a shipper must cope with, so tests can run on loopback without Seq.
 //!
 //! Seq rules emulated (Seq defaults; see `docs/reliability.md`):
-//! - only `POST /ingest/otlp/v1/logs` ingests (any other path: 404, other method: 405);
+//! - only `POST /ingest/otlp/v1/logs` and `POST /ingest/otlp/v1/traces` ingest (any other
+//!   path: 404, other method: 405); every rule below holds for both;
 //! - only `Content-Type: application/x-protobuf` (anything else: 415; Seq refuses OTLP JSON
 //!   over HTTP);
 //! - `X-Seq-ApiKey` must match when a key is configured (401 otherwise);
@@ -18,7 +19,10 @@
 //!   root. In the container it serves the same routes on port 80 (Seq's UI port, which also
 //!   ingests) and 5341;
 //! - at most 10 MB per request (413);
-//! - the body must decode as an `ExportLogsServiceRequest` (400 otherwise);
+//! - the body must decode as an `ExportLogsServiceRequest` (an `ExportTraceServiceRequest` on
+//!   the traces path; 400 otherwise);
+//! - a span needs a 16-byte trace id and an 8-byte span id (not all zero) and an end not
+//!   before its start; a span is stored as an event, so the event limit applies to it too;
 //! - at most 256 KiB per event; one event over it rejects the WHOLE batch with 400 and nothing
 //!   of the batch is stored. How Seq measures an event is not documented; we measure the event
 //!   as Seq stores it, a JSON document: the JSON-escaped body plus every attribute's
@@ -39,5 +43,5 @@ mod listener;
 mod server;
 
 pub use control::{Control, Failure};
-pub use event::StoredEvent;
-pub use server::{Answered, Counters, Handle, INGEST_PATH, Options, spawn};
+pub use event::{StoredEvent, StoredSpan};
+pub use server::{Answered, Counters, Handle, INGEST_PATH, Options, TRACES_PATH, spawn};

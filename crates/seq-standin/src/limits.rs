@@ -2,6 +2,7 @@
 
 use opentelemetry_proto::tonic::common::v1::{AnyValue, any_value::Value};
 use opentelemetry_proto::tonic::logs::v1::LogRecord;
+use opentelemetry_proto::tonic::trace::v1::Span;
 
 /// Seq's default per-event limit (256 KiB).
 pub const DEFAULT_EVENT_LIMIT: usize = 256 * 1024;
@@ -15,6 +16,16 @@ pub fn event_size(record: &LogRecord) -> usize {
     record.attributes.iter().fold(body, |n, kv| {
         n + json_str_len(&kv.key) + kv.value.as_ref().map_or(4, any_value_len)
     })
+}
+
+/// Size of a span as the event Seq makes of it: its name (the message) plus every attribute
+/// key and value, JSON-escaped, as for a log record.
+pub fn span_size(span: &Span) -> usize {
+    span.attributes
+        .iter()
+        .fold(json_str_len(&span.name), |n, kv| {
+            n + json_str_len(&kv.key) + kv.value.as_ref().map_or(4, any_value_len)
+        })
 }
 
 fn any_value_len(v: &AnyValue) -> usize {

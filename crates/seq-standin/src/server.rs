@@ -10,6 +10,7 @@ use axum::routing::{get, post};
 use opentelemetry_proto::tonic::collector::logs::v1::{
     ExportLogsServiceRequest, ExportLogsServiceResponse,
 };
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prost::Message;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
@@ -21,13 +22,15 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use crate::control::{Control, Failure};
-use crate::event::{StoredEvent, attributes};
+use crate::event::{StoredEvent, StoredSpan, attributes};
 use crate::first_run::{ApiKey, AuthState, Authentication};
-use crate::limits::{DEFAULT_EVENT_LIMIT, DEFAULT_REQUEST_LIMIT, event_size};
+use crate::limits::{DEFAULT_EVENT_LIMIT, DEFAULT_REQUEST_LIMIT, event_size, span_size};
 use crate::listener::RefusingListener;
 
 /// The one path Seq ingests OTLP logs on.
 pub const INGEST_PATH: &str = "/ingest/otlp/v1/logs";
+/// The one path Seq ingests OTLP traces on (Seq 2024.1 and later).
+pub const TRACES_PATH: &str = "/ingest/otlp/v1/traces";
 
 /// How the stand-in is set up.
 #[derive(Debug, Clone)]
@@ -88,6 +91,12 @@ pub struct Counters {
     pub bytes_received: u64,
     /// Most events one accepted request held (the shipper's largest batch).
     pub max_events_per_request: u64,
+    /// Requests to the traces path (whatever their fate; also counted in `requests`).
+    #[serde(default)]
+    pub trace_requests: u64,
+    /// Spans stored.
+    #[serde(default)]
+    pub accepted_spans: u64,
 }
 
 /// One ingest request as the stand-in answered it.
@@ -113,6 +122,8 @@ pub(crate) struct State {
     answered: Mutex<Vec<Answered>>,
     raw: Mutex<Vec<bytes::Bytes>>,
     auth: Mutex<Option<AuthState>>,
+    spans: Mutex<Vec<StoredSpan>>,
+    raw_traces: Mutex<Vec<bytes::Bytes>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -175,7 +186,8 @@ impl State {
         error_response(status, &message)
     }
 
-    fn ingest(&self, headers: &HeaderMap, body: bytes::Bytes) -> Response {
+    /// Seq's checks common to logs and traces, in Seq's order; `Some` is the refusal.
+    fn check(&self, headers: &HeaderMap, body: &bytes::Bytes) -> Option<Response> {
         // An injected failure stands for a server that is overloaded or in trouble: it
         // answers before looking at the request.
         if let Some(failure) = lock(&self.fail_next).pop_front() {
@@ -187,15 +199,15 @@ impl State {
                     .headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from(secs));
             }
-            return response;
+            return Some(response);
         }
         let given = headers.get("x-seq-apikey").and_then(|v| v.to_str().ok());
         if let Some(key) = &self.options.api_key {
             if given != Some(key.as_str()) {
-                return self.reject(
+                return Some(self.reject(
                     StatusCode::UNAUTHORIZED,
                     "a valid X-Seq-ApiKey header is required".into(),
-                );
+                ));
             }
         } else if let Some(auth) = lock(&self.auth).as_ref()
             && auth.authentication != Authentication::Off
@@ -205,10 +217,10 @@ impl State {
                 .iter()
                 .any(|k| Some(k.token.as_str()) == given && k.can_ingest());
             if !valid {
-                return self.reject(
+                return Some(self.reject(
                     StatusCode::UNAUTHORIZED,
                     "a valid X-Seq-ApiKey header is required".into(),
-                );
+                ));
             }
         }
         let content_type = headers
@@ -216,27 +228,34 @@ impl State {
             .and_then(|v| v.to_str().ok());
         let essence = content_type.map(|c| c.split(';').next().unwrap_or("").trim());
         if essence != Some("application/x-protobuf") {
-            return self.reject(
+            return Some(self.reject(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 format!(
                     "OTLP over HTTP is accepted as application/x-protobuf only, got {content_type:?}"
                 ),
-            );
+            ));
         }
         if body.len() > self.options.request_limit {
-            return self.reject(
+            return Some(self.reject(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 format!(
                     "request of {} bytes is over the {} byte limit",
                     body.len(),
                     self.options.request_limit
                 ),
-            );
+            ));
         }
         if !self.options.decode {
             lock(&self.counters).accepted_requests += 1;
             self.answered(StatusCode::OK, 0);
-            return ok_response();
+            return Some(ok_response());
+        }
+        None
+    }
+
+    fn ingest(&self, headers: &HeaderMap, body: bytes::Bytes) -> Response {
+        if let Some(answer) = self.check(headers, &body) {
+            return answer;
         }
         let request = match ExportLogsServiceRequest::decode(body.as_ref()) {
             Ok(r) => r,
@@ -377,6 +396,78 @@ impl State {
             .into_response()
     }
 
+    /// A traces request: Seq's common checks, then every span must have a 16-byte trace id,
+    /// an 8-byte span id, an end not before its start, and fit the event limit (Seq stores a
+    /// span as an event); one bad span rejects the whole batch with 400, as for logs.
+    fn ingest_traces(&self, headers: &HeaderMap, body: bytes::Bytes) -> Response {
+        if let Some(answer) = self.check(headers, &body) {
+            return answer;
+        }
+        let request = match ExportTraceServiceRequest::decode(body.as_ref()) {
+            Ok(r) => r,
+            Err(e) => {
+                return self.reject(
+                    StatusCode::BAD_REQUEST,
+                    format!("not an ExportTraceServiceRequest: {e}"),
+                );
+            }
+        };
+        let mut accepted = Vec::new();
+        for resource_spans in &request.resource_spans {
+            let resource = resource_spans
+                .resource
+                .as_ref()
+                .map(|r| attributes(&r.attributes))
+                .unwrap_or_default();
+            for scope_spans in &resource_spans.scope_spans {
+                for span in &scope_spans.spans {
+                    let n = accepted.len() + 1;
+                    let why = if span.trace_id.len() != 16 || span.trace_id.iter().all(|b| *b == 0)
+                    {
+                        Some("a trace id of 16 bytes, not all zero".to_string())
+                    } else if span.span_id.len() != 8 || span.span_id.iter().all(|b| *b == 0) {
+                        Some("a span id of 8 bytes, not all zero".to_string())
+                    } else if !span.parent_span_id.is_empty() && span.parent_span_id.len() != 8 {
+                        Some("a parent span id of 8 bytes or none".to_string())
+                    } else if span.end_time_unix_nano < span.start_time_unix_nano {
+                        Some("an end time not before its start time".to_string())
+                    } else if span_size(span) > self.options.event_limit {
+                        Some(format!(
+                            "at most {} bytes (it has {})",
+                            self.options.event_limit,
+                            span_size(span)
+                        ))
+                    } else {
+                        None
+                    };
+                    if let Some(why) = why {
+                        return self.reject(
+                            StatusCode::BAD_REQUEST,
+                            format!(
+                                "span {n} of the batch needs {why}; the whole batch is rejected"
+                            ),
+                        );
+                    }
+                    accepted.push(StoredSpan::new(span, &resource));
+                }
+            }
+        }
+        let count = accepted.len() as u64;
+        {
+            let mut c = lock(&self.counters);
+            c.accepted_requests += 1;
+            c.accepted_spans += count;
+        }
+        self.answered(StatusCode::OK, count);
+        if self.options.keep_raw {
+            lock(&self.raw_traces).push(body);
+        }
+        if self.options.keep_events {
+            lock(&self.spans).extend(accepted);
+        }
+        ok_response()
+    }
+
     fn store(&self, events: &[StoredEvent]) -> io::Result<()> {
         let mut file = lock(&self.store);
         let Some(file) = file.as_mut() else {
@@ -429,6 +520,41 @@ async fn ingest(Extract(state): Extract<Arc<State>>, headers: HeaderMap, body: B
     };
     lock(&state.counters).bytes_received += body.len() as u64;
     state.ingest(&headers, body)
+}
+
+async fn ingest_traces(
+    Extract(state): Extract<Arc<State>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    {
+        let mut c = lock(&state.counters);
+        c.requests += 1;
+        c.trace_requests += 1;
+    }
+    let body = match axum::body::to_bytes(body, state.options.request_limit + 1).await {
+        Ok(b) => b,
+        Err(_) => {
+            return state.reject(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!(
+                    "request is over the {} byte limit",
+                    state.options.request_limit
+                ),
+            );
+        }
+    };
+    lock(&state.counters).bytes_received += body.len() as u64;
+    state.ingest_traces(&headers, body)
+}
+
+async fn spans(Extract(state): Extract<Arc<State>>) -> Response {
+    let mut out = Vec::new();
+    for s in lock(&state.spans).iter() {
+        let _ = serde_json::to_writer(&mut out, s);
+        out.push(b'\n');
+    }
+    ([(header::CONTENT_TYPE, "application/x-ndjson")], out).into_response()
 }
 
 async fn counters(Extract(state): Extract<Arc<State>>) -> Response {
@@ -488,7 +614,9 @@ async fn not_found() -> Response {
 fn router(state: Arc<State>) -> Router {
     Router::new()
         .route(INGEST_PATH, post(ingest))
+        .route(TRACES_PATH, post(ingest_traces))
         .route("/counters", get(counters))
+        .route("/spans", get(spans))
         .route("/events", get(events))
         .route("/control", post(control))
         .route("/api", get(api_root))
@@ -516,8 +644,18 @@ impl Handle {
         format!("http://{}{INGEST_PATH}", self.addr)
     }
 
+    /// The full OTLP traces URL.
+    pub fn traces_url(&self) -> String {
+        format!("http://{}{TRACES_PATH}", self.addr)
+    }
+
     pub fn counters(&self) -> Counters {
         self.state.counters()
+    }
+
+    /// A copy of every stored span, in arrival order.
+    pub fn spans(&self) -> Vec<StoredSpan> {
+        lock(&self.state.spans).clone()
     }
 
     pub fn control(&self, control: Control) {
@@ -539,9 +677,14 @@ impl Handle {
         lock(&self.state.answered).clone()
     }
 
-    /// Raw bodies of the accepted requests (with [`Options::keep_raw`]).
+    /// Raw bodies of the accepted logs requests (with [`Options::keep_raw`]).
     pub fn raw_requests(&self) -> Vec<bytes::Bytes> {
         lock(&self.state.raw).clone()
+    }
+
+    /// Raw bodies of the accepted traces requests (with [`Options::keep_raw`]).
+    pub fn raw_trace_requests(&self) -> Vec<bytes::Bytes> {
+        lock(&self.state.raw_traces).clone()
     }
 
     /// Number of stored events.
@@ -605,6 +748,8 @@ pub async fn spawn(addr: SocketAddr, options: Options) -> io::Result<Handle> {
         started: Instant::now(),
         answered: Mutex::new(Vec::new()),
         raw: Mutex::new(Vec::new()),
+        spans: Mutex::new(Vec::new()),
+        raw_traces: Mutex::new(Vec::new()),
     });
     let inner = tokio::net::TcpListener::bind(addr).await?;
     let addr = inner.local_addr()?;

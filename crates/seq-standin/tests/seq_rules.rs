@@ -92,7 +92,7 @@ async fn refuses_json_and_other_content_types_with_415() {
 #[tokio::test]
 async fn other_paths_are_404() {
     let h = standin(Options::default()).await;
-    let url = format!("http://{}/ingest/otlp/v1/traces", h.addr());
+    let url = format!("http://{}/ingest/otlp/v1/metrics", h.addr());
     let r = reqwest::Client::new()
         .post(url)
         .header("content-type", PROTOBUF)
@@ -408,4 +408,133 @@ fn as_the_seq_container_a_new_instance_refuses_to_start_without_a_first_run_sett
     child.kill().unwrap();
     let _ = child.wait();
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+mod traces {
+    use super::*;
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+
+    fn span(trace: u8, id: u8, name: &str) -> Span {
+        Span {
+            trace_id: vec![trace; 16],
+            span_id: vec![id; 8],
+            name: name.into(),
+            kind: 3,
+            start_time_unix_nano: 1_700_000_000_000_000_000,
+            end_time_unix_nano: 1_700_000_001_000_000_000,
+            attributes: vec![KeyValue {
+                key: "gen_ai.provider.name".into(),
+                value: string("anthropic"),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }
+    }
+
+    fn spans(spans: Vec<Span>) -> Vec<u8> {
+        ExportTraceServiceRequest {
+            resource_spans: vec![ResourceSpans {
+                scope_spans: vec![ScopeSpans {
+                    spans,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        }
+        .encode_to_vec()
+    }
+
+    async fn post_traces(h: &Handle, key: Option<&str>, body: Vec<u8>) -> reqwest::Response {
+        let mut req = reqwest::Client::new()
+            .post(h.traces_url())
+            .header("content-type", PROTOBUF);
+        if let Some(k) = key {
+            req = req.header("x-seq-apikey", k);
+        }
+        req.body(body).send().await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn spans_are_accepted_on_the_traces_path_and_stored() {
+        let h = standin(Options::default()).await;
+        let r = post_traces(
+            &h,
+            None,
+            spans(vec![span(1, 2, "chat m"), span(1, 3, "chat m")]),
+        )
+        .await;
+        assert_eq!(r.status(), 200);
+        let stored = h.spans();
+        assert_eq!(stored.len(), 2);
+        assert_eq!(stored[0].trace_id, "01".repeat(16));
+        assert_eq!(stored[1].span_id, "03".repeat(8));
+        assert_eq!(stored[0].name, "chat m");
+        assert_eq!(stored[0].kind, 3);
+        assert_eq!(
+            stored[0].attr_str("gen_ai.provider.name"),
+            Some("anthropic")
+        );
+        let c = h.counters();
+        assert_eq!(
+            (c.trace_requests, c.accepted_spans, c.accepted_events),
+            (1, 2, 0)
+        );
+    }
+
+    #[tokio::test]
+    async fn one_bad_span_rejects_the_whole_batch() {
+        let h = standin(Options {
+            event_limit: 2_000,
+            ..Options::default()
+        })
+        .await;
+        let mut no_trace = span(0, 1, "x");
+        no_trace.trace_id = vec![0; 16];
+        let mut short_id = span(1, 1, "x");
+        short_id.span_id = vec![1; 4];
+        let mut backwards = span(1, 1, "x");
+        backwards.end_time_unix_nano = backwards.start_time_unix_nano - 1;
+        let mut huge = span(1, 1, "x");
+        huge.attributes[0].value = string(&"y".repeat(3_000));
+        for bad in [no_trace, short_id, backwards, huge] {
+            let r = post_traces(&h, None, spans(vec![span(1, 9, "ok"), bad])).await;
+            assert_eq!(r.status(), 400);
+        }
+        assert!(h.spans().is_empty(), "nothing of a refused batch is kept");
+        // A logs request on the traces path is not a traces request.
+        let r = post_traces(&h, None, b"\xff\xff".to_vec()).await;
+        assert_eq!(r.status(), 400);
+    }
+
+    #[tokio::test]
+    async fn the_api_key_and_faults_apply_to_traces_too() {
+        let h = standin(Options {
+            api_key: Some("k".into()),
+            ..Options::default()
+        })
+        .await;
+        assert_eq!(
+            post_traces(&h, None, spans(vec![span(1, 1, "x")]))
+                .await
+                .status(),
+            401
+        );
+        h.control(Control {
+            fail_next: vec![Failure::Status(503)],
+            ..Default::default()
+        });
+        assert_eq!(
+            post_traces(&h, Some("k"), spans(vec![span(1, 1, "x")]))
+                .await
+                .status(),
+            503
+        );
+        assert_eq!(
+            post_traces(&h, Some("k"), spans(vec![span(1, 1, "x")]))
+                .await
+                .status(),
+            200
+        );
+    }
 }

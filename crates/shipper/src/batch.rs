@@ -1,12 +1,15 @@
-//! A batch: encoded LogRecords waiting to be sent in one request, bounded by bytes. Records
-//! are protobuf-encoded once, as they are added; a request (or, when the endpoint refuses a
-//! batch, a request for a slice of it) is the records' bytes behind a small header, so
-//! splitting never re-encodes.
+//! A batch: encoded LogRecords (and the spans of their exchanges) waiting to be sent, bounded
+//! by bytes. Records are protobuf-encoded once, as they are added; a request (or, when the
+//! endpoint refuses a batch, a request for a slice of it) is the records' bytes behind a small
+//! header, so splitting never re-encodes. Logs and traces requests have the same layout
+//! (`resource_*` 1 → `resource` 1, `scope_*` 2 → `scope` 1, records 2), so one envelope
+//! serves both.
 
 use crate::checkpoint::Position;
 use opentelemetry_proto::tonic::common::v1::InstrumentationScope;
 use opentelemetry_proto::tonic::logs::v1::LogRecord;
 use opentelemetry_proto::tonic::resource::v1::Resource;
+use opentelemetry_proto::tonic::trace::v1::Span;
 use prost::Message;
 use prost::encoding::{WireType, encode_key, encode_varint, encoded_len_varint, key_len};
 use std::ops::Range;
@@ -15,12 +18,51 @@ use std::time::Instant;
 /// `ScopeLogs.log_records` is field 2; the other tags are field 1 of their parent.
 const LOG_RECORDS_TAG: u32 = 2;
 
+/// Encoded records of one kind, back to back.
 #[derive(Default)]
-pub struct Batch {
-    /// Concatenated `ScopeLogs.log_records` fields (key + length + LogRecord).
+pub struct Records {
+    /// Concatenated `ScopeLogs.log_records` (or `ScopeSpans.spans`) fields: key + length +
+    /// message.
     buf: Vec<u8>,
     /// End offset in `buf` of each record.
     ends: Vec<usize>,
+}
+
+impl Records {
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    fn span(&self, range: &Range<usize>) -> Range<usize> {
+        let start = if range.start == 0 {
+            0
+        } else {
+            self.ends[range.start - 1]
+        };
+        start..self.ends[range.end - 1]
+    }
+
+    /// Decodes record `i` back (for the dead-letter file; rare).
+    pub fn decode<M: Message + Default>(&self, i: usize) -> M {
+        let span = self.span(&(i..i + 1));
+        let mut bytes = &self.buf[span];
+        // Skip the field key and length prefix.
+        let _key = prost::encoding::decode_varint(&mut bytes).expect("own encoding");
+        let _len = prost::encoding::decode_varint(&mut bytes).expect("own encoding");
+        M::decode(bytes).expect("own encoding")
+    }
+}
+
+#[derive(Default)]
+pub struct Batch {
+    /// The LogRecords.
+    logs: Records,
+    /// The spans, sent to the traces endpoint before the logs.
+    pub spans: Records,
     /// Complete lines whose every event is in this batch (or an earlier one).
     pub lines: u64,
     /// Bytes of those lines in the file, newline included.
@@ -39,41 +81,39 @@ impl Batch {
     }
 
     pub fn push(&mut self, rec: &LogRecord) {
-        prost::encoding::message::encode(LOG_RECORDS_TAG, rec, &mut self.buf);
-        self.ends.push(self.buf.len());
+        prost::encoding::message::encode(LOG_RECORDS_TAG, rec, &mut self.logs.buf);
+        self.logs.ends.push(self.logs.buf.len());
         self.started.get_or_insert_with(Instant::now);
     }
 
+    pub fn push_span(&mut self, span: &Span) {
+        prost::encoding::message::encode(LOG_RECORDS_TAG, span, &mut self.spans.buf);
+        self.spans.ends.push(self.spans.buf.len());
+        self.started.get_or_insert_with(Instant::now);
+    }
+
+    /// Number of LogRecords.
     pub fn len(&self) -> usize {
-        self.ends.len()
+        self.logs.len()
     }
 
+    /// No LogRecord and no span.
     pub fn is_empty(&self) -> bool {
-        self.ends.is_empty()
+        self.logs.is_empty() && self.spans.is_empty()
     }
 
-    /// Encoded size of the records.
+    /// Encoded size of the records and spans.
     pub fn bytes(&self) -> usize {
-        self.buf.len()
+        self.logs.buf.len() + self.spans.buf.len()
     }
 
-    fn span(&self, range: &Range<usize>) -> Range<usize> {
-        let start = if range.start == 0 {
-            0
-        } else {
-            self.ends[range.start - 1]
-        };
-        start..self.ends[range.end - 1]
+    pub fn logs(&self) -> &Records {
+        &self.logs
     }
 
-    /// Decodes record `i` back (for the dead-letter file; rare).
+    /// Decodes LogRecord `i` back (for the dead-letter file; rare).
     pub fn record(&self, i: usize) -> LogRecord {
-        let span = self.span(&(i..i + 1));
-        let mut bytes = &self.buf[span];
-        // Skip the field key and length prefix.
-        let _key = prost::encoding::decode_varint(&mut bytes).expect("own encoding");
-        let _len = prost::encoding::decode_varint(&mut bytes).expect("own encoding");
-        LogRecord::decode(bytes).expect("own encoding")
+        self.logs.decode(i)
     }
 }
 
@@ -91,9 +131,15 @@ impl Envelope {
         }
     }
 
-    /// An `ExportLogsServiceRequest` holding records `range` of `batch`.
+    /// An `ExportLogsServiceRequest` holding LogRecords `range` of `batch`.
     pub fn request(&self, batch: &Batch, range: Range<usize>) -> Vec<u8> {
-        let records = &batch.buf[batch.span(&range)];
+        self.wrap(&batch.logs, range)
+    }
+
+    /// An `ExportLogsServiceRequest` (LogRecords) or `ExportTraceServiceRequest` (spans)
+    /// holding records `range`.
+    pub fn wrap(&self, recs: &Records, range: Range<usize>) -> Vec<u8> {
+        let records = &recs.buf[recs.span(&range)];
         let field = |len: usize| key_len(1) + encoded_len_varint(len as u64) + len;
         let scope_logs_len = field(self.scope.len()) + records.len();
         let resource_logs_len = field(self.resource.len())

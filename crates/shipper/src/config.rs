@@ -52,6 +52,22 @@ pub struct Cli {
     /// Full OTLP/HTTP logs URL, e.g. http://seq:5341/ingest/otlp/v1/logs.
     #[arg(long, env = "OTLP_ENDPOINT", value_name = "URL")]
     pub endpoint: Option<String>,
+    /// Full OTLP/HTTP traces URL for the span of each exchange, or `none` [default: the
+    /// endpoint with its trailing /v1/logs replaced by /v1/traces].
+    #[arg(long, env = "OTLP_TRACES_ENDPOINT", value_name = "URL")]
+    pub traces_endpoint: Option<String>,
+    /// What Seq gets of the bodies: `delta` (each request's new messages, the system prompt
+    /// and tools once, the response's reassembled message) or `full` (every body whole, SSE
+    /// events included) [default: delta].
+    #[arg(long, env = "SHIP_BODIES", value_name = "MODE")]
+    pub bodies: Option<String>,
+    /// A price table replacing the built-in one (same JSON shape as crates/pricing/prices.json).
+    #[arg(long, env = "PRICES_FILE", value_name = "FILE")]
+    pub prices: Option<PathBuf>,
+    /// `server.address` of the spans: the host the proxy forwards to [default:
+    /// api.anthropic.com].
+    #[arg(long, env = "SERVER_ADDRESS", value_name = "HOST")]
+    pub server_address: Option<String>,
     /// Seq API key, sent as the X-Seq-ApiKey header.
     #[arg(long, env = "SEQ_API_KEY", hide_env_values = true, value_name = "KEY")]
     pub api_key: Option<String>,
@@ -168,6 +184,11 @@ fn invalid(setting: &str, value: &str, reason: impl Into<String>) -> ConfigError
 pub struct Config {
     pub file: PathBuf,
     pub endpoint: Url,
+    /// `None`: no spans are built or sent.
+    pub traces_endpoint: Option<Url>,
+    pub bodies: crate::encode::Bodies,
+    pub prices: std::sync::Arc<pricing::PriceTable>,
+    pub server_address: String,
     pub headers: Vec<(HeaderName, HeaderValue)>,
     pub tls_verify: bool,
     pub checkpoint: PathBuf,
@@ -259,6 +280,52 @@ impl Config {
                 "the scheme must be http or https",
             ));
         }
+
+        let traces_setting = "--traces-endpoint / OTLP_TRACES_ENDPOINT";
+        let traces_endpoint = match cli.traces_endpoint.as_deref() {
+            Some("none") => None,
+            Some(text) => {
+                let url =
+                    Url::parse(text).map_err(|e| invalid(traces_setting, text, e.to_string()))?;
+                if !matches!(url.scheme(), "http" | "https") {
+                    return Err(invalid(
+                        traces_setting,
+                        text,
+                        "the scheme must be http or https",
+                    ));
+                }
+                Some(url)
+            }
+            None => endpoint.path().strip_suffix("/v1/logs").map(|base| {
+                let mut url = endpoint.clone();
+                url.set_path(&format!("{base}/v1/traces"));
+                url
+            }),
+        };
+        let bodies = match cli.bodies.as_deref() {
+            None | Some("delta") => crate::encode::Bodies::Delta,
+            Some("full") => crate::encode::Bodies::Full,
+            Some(other) => {
+                return Err(invalid(
+                    "--bodies / SHIP_BODIES",
+                    other,
+                    "expected delta or full",
+                ));
+            }
+        };
+        let prices = match &cli.prices {
+            None => pricing::PriceTable::builtin(),
+            Some(path) => pricing::PriceTable::from_file(path).map_err(|e| {
+                invalid(
+                    "--prices / PRICES_FILE",
+                    &path.display().to_string(),
+                    e.to_string(),
+                )
+            })?,
+        };
+        let server_address = cli
+            .server_address
+            .unwrap_or_else(|| crate::encode::DEFAULT_SERVER_ADDRESS.to_string());
 
         let mut raw_headers: Vec<(String, String)> = fb.headers;
         for h in &cli.headers {
@@ -382,6 +449,10 @@ impl Config {
         Ok(Config {
             file,
             endpoint,
+            traces_endpoint,
+            bodies,
+            prices: std::sync::Arc::new(prices),
+            server_address,
             headers,
             tls_verify: fb.tls_verify.unwrap_or(true),
             checkpoint,
@@ -917,5 +988,32 @@ mod tests {
             cfg.checkpoint,
             PathBuf::from("/var/log/claude-logger.log.checkpoint.json")
         );
+    }
+
+    #[test]
+    fn the_traces_endpoint_sits_beside_the_logs_endpoint_unless_set() {
+        let cfg = |args: &[&str]| {
+            let mut argv = vec!["otlp-shipper"];
+            argv.extend_from_slice(args);
+            Config::from_cli(Cli::parse_from(argv), &|_| None).unwrap()
+        };
+        let c = cfg(&["--endpoint", "http://seq:5341/ingest/otlp/v1/logs"]);
+        assert_eq!(
+            c.traces_endpoint.unwrap().as_str(),
+            "http://seq:5341/ingest/otlp/v1/traces"
+        );
+        assert_eq!(c.bodies, crate::encode::Bodies::Delta);
+        let c = cfg(&["--endpoint", "http://collector:4318/custom"]);
+        assert!(c.traces_endpoint.is_none(), "no guess for another path");
+        let c = cfg(&[
+            "--endpoint",
+            "http://seq:5341/ingest/otlp/v1/logs",
+            "--traces-endpoint",
+            "none",
+            "--bodies",
+            "full",
+        ]);
+        assert!(c.traces_endpoint.is_none());
+        assert_eq!(c.bodies, crate::encode::Bodies::Full);
     }
 }

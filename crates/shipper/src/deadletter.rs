@@ -13,7 +13,7 @@ pub struct DeadLetter<'a> {
     pub status: u16,
     /// The endpoint's response body (its explanation), trimmed.
     pub reason: &'a str,
-    /// Exchange id (trace id, hex) if the event belongs to a traffic record.
+    /// Exchange id (`claude.exchange.id`) if the event belongs to a traffic record.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub exchange_id: Option<String>,
     /// The refused event: body and attributes as strings.

@@ -1,17 +1,25 @@
-//! Turning one line of the traffic log into OTLP LogRecords for Seq: a short human message
-//! with semantic-convention attributes per exchange, plus the full bodies, verbatim, split
-//! into ordered parts under the per-event budget when they do not fit in the main event.
-//! Lines that are not traffic records become plain string messages. See docs/seq-events.md.
+//! Turning one line of the traffic log into what Seq receives: per exchange, a span (the
+//! GenAI semantic conventions' `chat {model}`) and LogRecords on it — a short human message
+//! with the exchange's properties (tokens, cost, quota, timing), the bodies (whole, or as
+//! conversation deltas with the system prompt and tools shipped once as context events),
+//! split into ordered parts under the per-event budget when they do not fit. Lines that are
+//! not traffic records become plain string messages. See docs/seq-events.md.
 //!
 //! Bodies are never parsed into trees: the record is read with borrowed `RawValue`s, so a
 //! body's JSON text goes into the event byte for byte as it is in the line.
 
+use crate::delta::{Context, Conversations};
+use crate::ids;
+use crate::quota;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, ArrayValue, KeyValue, any_value::Value};
 use opentelemetry_proto::tonic::logs::v1::LogRecord;
+use opentelemetry_proto::tonic::trace::v1::{Span, Status, span::SpanKind, status::StatusCode};
+use pricing::{PriceTable, Tokens};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use std::borrow::Cow;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use traffic_record::Usage;
 
 /// OTLP severity numbers (logs data model).
@@ -22,8 +30,52 @@ pub const SEVERITY_ERROR: i32 = 17;
 /// Room reserved in a part event for its own attributes and the envelope.
 const PART_OVERHEAD: usize = 1_024;
 
-/// The bodies of a record, named by their JSON path in the record.
-pub const BODY_NAMES: [&str; 3] = ["request.body", "response.body", "response.sse"];
+/// The bodies of a record, named by their JSON path in the record (`response.message` is
+/// `response.sse.message`, what `delta` ships instead of the whole `response.sse`).
+pub const BODY_NAMES: [&str; 4] = [
+    "request.body",
+    "response.body",
+    "response.sse",
+    "response.message",
+];
+
+/// What Seq receives of the bodies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Bodies {
+    /// Request bodies as conversation deltas, the response as its reassembled message.
+    #[default]
+    Delta,
+    /// Every body whole, as in the log, SSE events included.
+    Full,
+}
+
+/// How the encoder works; see the shipper's `--bodies`, `--prices`, `--traces-endpoint`.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub event_max_bytes: usize,
+    pub bodies: Bodies,
+    /// Build a span per exchange.
+    pub spans: bool,
+    pub prices: Arc<PriceTable>,
+    /// `server.address` of the spans: the API the proxy forwards to.
+    pub server_address: String,
+}
+
+impl Options {
+    /// The defaults, with this event budget.
+    pub fn new(event_max_bytes: usize) -> Self {
+        Options {
+            event_max_bytes,
+            bodies: Bodies::default(),
+            spans: true,
+            prices: Arc::new(PriceTable::builtin()),
+            server_address: DEFAULT_SERVER_ADDRESS.to_string(),
+        }
+    }
+}
+
+/// Where Claude Code's requests go unless the proxy was pointed elsewhere.
+pub const DEFAULT_SERVER_ADDRESS: &str = "api.anthropic.com";
 
 #[derive(Deserialize)]
 struct RecordView<'a> {
@@ -33,6 +85,8 @@ struct RecordView<'a> {
     id: Cow<'a, str>,
     #[serde(borrow)]
     started_at: Cow<'a, str>,
+    #[serde(borrow, default)]
+    ended_at: Option<Cow<'a, str>>,
     #[serde(default)]
     duration_ms: Option<f64>,
     #[serde(default)]
@@ -84,7 +138,7 @@ struct ResponseView<'a> {
 
 /// A string borrowed from the line when it has no escapes (serde's `Cow<str>` always copies).
 #[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
-struct Str<'a>(Cow<'a, str>);
+pub(crate) struct Str<'a>(pub(crate) Cow<'a, str>);
 
 impl<'de: 'a, 'a> Deserialize<'de> for Str<'a> {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -192,24 +246,46 @@ fn peek_body(raw: &str, want_model: bool) -> BodyPeek {
 /// and its attributes are reused from event to event: their strings are cleared and refilled,
 /// never freed, so once a few lines have gone by an event costs copies into buffers that are
 /// already large enough rather than an allocation per attribute.
-#[derive(Debug, Default)]
 pub struct Encoder {
     event_max_bytes: usize,
+    options: Options,
     record: LogRecord,
     pool: Pool,
+    conversations: Conversations,
+    span: Span,
+    has_span: bool,
+    /// Exchanges with usage whose model the price table does not know (never guessed).
+    pub unpriced: u64,
 }
 
 impl Encoder {
+    /// An encoder with the default options ([`Bodies::Delta`], spans, built-in prices).
     pub fn new(event_max_bytes: usize) -> Self {
+        Encoder::with_options(Options::new(event_max_bytes))
+    }
+
+    pub fn with_options(options: Options) -> Self {
         Encoder {
-            event_max_bytes,
-            ..Default::default()
+            event_max_bytes: options.event_max_bytes,
+            options,
+            record: LogRecord::default(),
+            pool: Pool::default(),
+            conversations: Conversations::default(),
+            span: Span::default(),
+            has_span: false,
+            unpriced: 0,
         }
+    }
+
+    /// The span of the line last encoded, if it was an exchange (and spans are on).
+    pub fn span(&self) -> Option<&Span> {
+        self.has_span.then_some(&self.span)
     }
 
     /// Hands the events of one line (without its newline) to `out`, in order: the main event
     /// first, then the body parts, one at a time, so a huge body is never held twice.
     pub fn encode_line(&mut self, line: &[u8], observed_ns: u64, out: &mut dyn FnMut(&LogRecord)) {
+        self.has_span = false;
         match serde_json::from_slice::<RecordView<'_>>(line) {
             Ok(rec) if rec.kind == traffic_record::KIND => {
                 self.encode_record(&rec, observed_ns, out)
@@ -225,7 +301,7 @@ impl Encoder {
             record: r, pool, ..
         } = self;
         if escaped_len(&text) <= budget {
-            pool.reset(r, 0, observed_ns, SEVERITY_INFO, "INFO", &[]);
+            pool.reset(r, 0, observed_ns, SEVERITY_INFO, "INFO", (&[], &[]));
             set_string(any_string(&mut r.body), &text);
             out(r);
             return;
@@ -233,7 +309,7 @@ impl Encoder {
         // A huge line that is not a record: parts correlated by a random trace id.
         let trace_id: [u8; 16] = rand::random();
         let parts = split_parts(&text, budget);
-        pool.reset(r, 0, observed_ns, SEVERITY_INFO, "INFO", &trace_id);
+        pool.reset(r, 0, observed_ns, SEVERITY_INFO, "INFO", (&trace_id, &[]));
         pool.str(&mut r.attributes, &["claude.body.name"], "line");
         pool.value(&mut r.attributes, &["claude.body.part"], Value::IntValue(0));
         let count = Value::IntValue(parts.len() as i64);
@@ -253,13 +329,31 @@ impl Encoder {
     ) {
         let Encoder {
             event_max_bytes,
+            options,
             record: r,
             pool,
+            conversations,
+            span,
+            has_span,
+            unpriced,
         } = self;
         let event_max_bytes = *event_max_bytes;
         let time_ns = parse_time_ns(&rec.started_at).unwrap_or(0);
-        let trace_id_bytes = hex16(&rec.id);
+        let end_ns = rec
+            .ended_at
+            .as_deref()
+            .and_then(parse_time_ns)
+            .unwrap_or(time_ns)
+            .max(time_ns);
+        let session = rec.session_id.as_deref();
+        let trace_id_bytes = ids::trace_id(session, &rec.id);
         let trace_id: &[u8] = trace_id_bytes.as_ref().map_or(&[], |b| b.as_slice());
+        let span_id_bytes = ids::exchange_span_id(&rec.id);
+        let span_id: &[u8] = if trace_id.is_empty() {
+            &[]
+        } else {
+            &span_id_bytes
+        };
         let status = rec.response.as_ref().map(|r| r.status);
         let complete = rec.outcome == "complete";
         let (severity, severity_text) = match status {
@@ -268,55 +362,87 @@ impl Encoder {
             Some(s) if s >= 400 => (SEVERITY_WARN, "WARN"),
             _ => (SEVERITY_INFO, "INFO"),
         };
+        let budget = event_max_bytes - PART_OVERHEAD;
 
         let req_peek = peek_body(rec.request.body.get(), true);
         let request_model = req_peek.model;
+        let delta = options.bodies == Bodies::Delta;
+        let encoded = if delta {
+            conversations.encode(session, &rec.id, &rec.request.path, rec.request.body.get())
+        } else {
+            crate::delta::Encoded {
+                body: Cow::Borrowed(rec.request.body.get()),
+                ..Default::default()
+            }
+        };
+        let rewritten = matches!(encoded.body, Cow::Owned(_));
 
-        pool.reset(r, time_ns, observed_ns, severity, severity_text, trace_id);
-        let attrs = &mut r.attributes;
-        pool.str(attrs, &["http.request.method"], &rec.request.method);
-        pool.str(attrs, &["url.path"], &rec.request.path);
-        if let Some(q) = &rec.request.query {
-            pool.str(attrs, &["url.query"], q);
-        }
-        if let Some(s) = status {
-            pool.value(
-                attrs,
-                &["http.response.status_code"],
-                Value::IntValue(s.into()),
+        // System prompt blocks and tool definitions not shipped before go first, so every
+        // reference in the main event points at an event Seq already has.
+        for Context { hash, field, text } in &encoded.contexts {
+            pool.reset(
+                r,
+                time_ns,
+                observed_ns,
+                SEVERITY_INFO,
+                "INFO",
+                (trace_id, span_id),
             );
+            pool.str(&mut r.attributes, &["claude.context.hash"], hash);
+            pool.str(&mut r.attributes, &["claude.context.field"], field);
+            if escaped_len(text) + 200 <= budget {
+                set_string(any_string(&mut r.body), text);
+                out(r);
+                continue;
+            }
+            let parts = split_parts(text, budget);
+            pool.str(&mut r.attributes, &["claude.body.name"], "context");
+            pool.value(&mut r.attributes, &["claude.body.part"], Value::IntValue(0));
+            let count = Value::IntValue(parts.len() as i64);
+            pool.value(&mut r.attributes, &["claude.body.parts"], count);
+            for (i, part) in parts.into_iter().enumerate() {
+                r.attributes[3].value = any(Value::IntValue(i as i64 + 1));
+                set_string(any_string(&mut r.body), part);
+                out(r);
+            }
         }
-        pool.str(attrs, &["gen_ai.system"], "anthropic");
-        pool.str(attrs, &["gen_ai.provider.name"], "anthropic");
-        if rec.request.path == "/v1/messages" {
-            pool.str(attrs, &["gen_ai.operation.name"], "chat");
+
+        let sse_view = rec
+            .response
+            .as_ref()
+            .and_then(|r| r.sse)
+            .and_then(|sse| serde_json::from_str::<SseView<'_>>(sse.get()).ok());
+        let sse_message = sse_view.as_ref().and_then(|v| v.message);
+        let (first_token_ms, max_gap_ms) = sse_view
+            .as_ref()
+            .map_or((None, None), |v| stream_timing(&v.events));
+        let response_id = match (sse_message, rec.response.as_ref()) {
+            (Some(m), _) => top_str(m.get(), "id"),
+            (None, Some(resp)) => top_raw(resp.body.get(), "json").and_then(|j| top_str(j, "id")),
+            _ => None,
+        };
+
+        // Properties shared by the main event and the span.
+        let mut common: Vec<KeyValue> = Vec::new();
+        let cs =
+            |c: &mut Vec<KeyValue>, k: &str, v: &str| c.push(kv(k, Value::StringValue(v.into())));
+        let cv = |c: &mut Vec<KeyValue>, k: &str, v: Value| c.push(kv(k, v));
+        cs(&mut common, "gen_ai.provider.name", "anthropic");
+        let chat = rec.request.path == "/v1/messages";
+        if chat {
+            cs(&mut common, "gen_ai.operation.name", "chat");
         }
-        if let Some(m) = request_model.as_deref().or(rec.model.as_deref()) {
-            pool.str(attrs, &["gen_ai.request.model"], m);
+        let req_model = request_model.as_deref().or(rec.model.as_deref());
+        if let Some(m) = req_model {
+            cs(&mut common, "gen_ai.request.model", m);
         }
         if rec.response.is_some()
             && let Some(m) = &rec.model
         {
-            pool.str(attrs, &["gen_ai.response.model"], m);
+            cs(&mut common, "gen_ai.response.model", m);
         }
-        if let Some(u) = &rec.usage {
-            let tokens = [
-                ("gen_ai.usage.input_tokens", u.input_tokens),
-                ("gen_ai.usage.output_tokens", u.output_tokens),
-                (
-                    "gen_ai.usage.cache_creation_input_tokens",
-                    u.cache_creation_input_tokens,
-                ),
-                (
-                    "gen_ai.usage.cache_read_input_tokens",
-                    u.cache_read_input_tokens,
-                ),
-            ];
-            for (k, v) in tokens {
-                if let Some(v) = v {
-                    pool.value(attrs, &[k], Value::IntValue(v as i64));
-                }
-            }
+        if let Some(id) = &response_id {
+            cs(&mut common, "gen_ai.response.id", id);
         }
         if let Some(reason) = &rec.stop_reason {
             let reasons = ArrayValue {
@@ -324,28 +450,205 @@ impl Encoder {
                     value: Some(Value::StringValue(reason.to_string())),
                 }],
             };
-            pool.value(
-                attrs,
-                &["gen_ai.response.finish_reasons"],
+            cv(
+                &mut common,
+                "gen_ai.response.finish_reasons",
                 Value::ArrayValue(reasons),
             );
         }
-        if let Some(s) = &rec.session_id {
-            pool.str(attrs, &["session.id"], s);
+        if let Some(u) = &rec.usage {
+            let read = u.cache_read_input_tokens;
+            let written = u.cache_creation_input_tokens;
+            if u.input_tokens.is_some() || read.is_some() || written.is_some() {
+                // The conventions count every input token, cached or not.
+                let all = u.input_tokens.unwrap_or(0) + read.unwrap_or(0) + written.unwrap_or(0);
+                cv(
+                    &mut common,
+                    "gen_ai.usage.input_tokens",
+                    Value::IntValue(all as i64),
+                );
+            }
+            let tokens = [
+                ("gen_ai.usage.output_tokens", u.output_tokens),
+                ("gen_ai.usage.cache_read.input_tokens", read),
+                ("gen_ai.usage.cache_creation.input_tokens", written),
+            ];
+            for (k, v) in tokens {
+                if let Some(v) = v {
+                    cv(&mut common, k, Value::IntValue(v as i64));
+                }
+            }
+            match req_model_for_cost(rec, req_model)
+                .and_then(|m| options.prices.cost(m, &Tokens::from_usage(u)))
+            {
+                Some(cost) => {
+                    cv(&mut common, "claude.cost.usd", Value::DoubleValue(cost.usd));
+                    cv(
+                        &mut common,
+                        "claude.cost.long_context",
+                        Value::BoolValue(cost.long_context),
+                    );
+                    cs(&mut common, "claude.cost.prices_date", &options.prices.date);
+                }
+                None => *unpriced += 1,
+            }
         }
-        pool.str(attrs, &["claude.exchange.id"], &rec.id);
-        pool.str(attrs, &["claude.outcome"], &rec.outcome);
+        if let Some(s) = session {
+            cs(&mut common, "gen_ai.conversation.id", s);
+            cs(&mut common, "session.id", s);
+        }
+        if let Some(agent) = encoded.agent {
+            cs(&mut common, "claude.agent", agent.as_str());
+        }
+        cs(&mut common, "claude.exchange.id", &rec.id);
+        cs(&mut common, "claude.outcome", &rec.outcome);
         if let Some(e) = &rec.error {
-            pool.str(attrs, &["claude.error"], e);
-            pool.str(attrs, &["error.type"], &rec.outcome);
+            cs(&mut common, "claude.error", e);
+            cs(&mut common, "error.type", &rec.outcome);
         } else if let Some(s) = status.filter(|s| *s >= 400) {
-            pool.str(attrs, &["error.type"], &s.to_string());
+            cs(&mut common, "error.type", &s.to_string());
+        }
+        if let Some(s) = status {
+            cv(
+                &mut common,
+                "http.response.status_code",
+                Value::IntValue(s.into()),
+            );
         }
         if let Some(d) = rec.duration_ms {
-            pool.value(attrs, &["claude.duration_ms"], Value::DoubleValue(d));
+            cv(&mut common, "claude.duration_ms", Value::DoubleValue(d));
         }
         if let Some(t) = rec.ttfb_ms {
-            pool.value(attrs, &["claude.ttfb_ms"], Value::DoubleValue(t));
+            cv(&mut common, "claude.ttfb_ms", Value::DoubleValue(t));
+        }
+        if let (true, Some(d), Some(t), Some(o)) = (
+            rec.stream,
+            rec.duration_ms,
+            rec.ttfb_ms,
+            rec.usage.as_ref().and_then(|u| u.output_tokens),
+        ) && d > t
+        {
+            let rate = o as f64 / ((d - t) / 1000.0);
+            cv(
+                &mut common,
+                "claude.output_tokens_per_second",
+                Value::DoubleValue(rate),
+            );
+        }
+        if let Some(t) = first_token_ms {
+            cv(
+                &mut common,
+                "claude.time_to_first_token_ms",
+                Value::DoubleValue(t),
+            );
+        }
+        if let Some(g) = max_gap_ms {
+            cv(
+                &mut common,
+                "claude.stream_max_gap_ms",
+                Value::DoubleValue(g),
+            );
+        }
+        if let Some(resp) = &rec.response {
+            for (name, value) in &resp.headers {
+                if let Some((key, typed)) = quota::property(&name.0, &value.0) {
+                    let v = match typed {
+                        quota::Typed::Int(i) => Value::IntValue(i),
+                        quota::Typed::Double(d) => Value::DoubleValue(d),
+                        quota::Typed::Text(t) => Value::StringValue(t.to_string()),
+                    };
+                    cv(&mut common, &key, v);
+                }
+            }
+        }
+
+        if options.spans && !trace_id.is_empty() {
+            span.trace_id.clear();
+            span.trace_id.extend_from_slice(trace_id);
+            span.span_id.clear();
+            span.span_id.extend_from_slice(span_id);
+            span.name.clear();
+            if chat {
+                span.name.push_str("chat");
+                if let Some(m) = req_model {
+                    span.name.push(' ');
+                    span.name.push_str(m);
+                }
+            } else {
+                span.name.push_str(&rec.request.method);
+                span.name.push(' ');
+                span.name.push_str(&rec.request.path);
+            }
+            span.kind = SpanKind::Client as i32;
+            span.start_time_unix_nano = time_ns;
+            span.end_time_unix_nano = end_ns;
+            span.attributes.clear();
+            span.attributes.extend(common.iter().cloned());
+            span.attributes.push(kv(
+                "server.address",
+                Value::StringValue(options.server_address.clone()),
+            ));
+            span.attributes.push(kv(
+                "http.request.method",
+                Value::StringValue(rec.request.method.to_string()),
+            ));
+            span.attributes.push(kv(
+                "url.path",
+                Value::StringValue(rec.request.path.to_string()),
+            ));
+            let failed = !complete || status.is_some_and(|s| s >= 400);
+            span.status = Some(if failed {
+                Status {
+                    code: StatusCode::Error as i32,
+                    message: rec.error.as_deref().map(str::to_string).unwrap_or_else(
+                        || match status {
+                            Some(s) if complete => format!("HTTP {s}"),
+                            _ => rec.outcome.to_string(),
+                        },
+                    ),
+                }
+            } else {
+                Status::default()
+            });
+            *has_span = true;
+        }
+
+        pool.reset(
+            r,
+            time_ns,
+            observed_ns,
+            severity,
+            severity_text,
+            (trace_id, span_id),
+        );
+        let attrs = &mut r.attributes;
+        pool.str(attrs, &["http.request.method"], &rec.request.method);
+        pool.str(attrs, &["url.path"], &rec.request.path);
+        if let Some(q) = &rec.request.query {
+            pool.str(attrs, &["url.query"], q);
+        }
+        for c in &common {
+            if let Some(v) = c.value.as_ref().and_then(|v| v.value.clone()) {
+                pool.value(attrs, &[&c.key], v);
+            }
+        }
+        if let Some((from, shared)) = &encoded.continues {
+            pool.str(attrs, &["claude.delta.continues"], from);
+            pool.value(
+                attrs,
+                &["claude.delta.shared"],
+                Value::IntValue(*shared as i64),
+            );
+        }
+        if let Some(n) = encoded.new_messages {
+            pool.value(
+                attrs,
+                &["claude.delta.new_messages"],
+                Value::IntValue(n as i64),
+            );
+        }
+        if rewritten {
+            pool.str(attrs, &["claude.request.encoding"], "delta");
         }
         pool.value(attrs, &["claude.stream"], Value::BoolValue(rec.stream));
         if let Some(size) = req_peek.size {
@@ -375,15 +678,18 @@ impl Encoder {
 
         let message = any_string(&mut r.body);
         summary(message, rec, status, request_model.as_deref());
+        let response_bodies = rec.response.as_ref().map(|resp| {
+            let sse = match (delta, sse_message, resp.sse) {
+                (true, Some(m), _) => Some(("response.message", m.get())),
+                (_, _, Some(s)) => Some(("response.sse", s.get())),
+                _ => None,
+            };
+            (("response.body", resp.body.get()), sse)
+        });
         let bodies: Vec<(&str, &str)> = [
-            Some(("request.body", rec.request.body.get())),
-            rec.response
-                .as_ref()
-                .map(|r| ("response.body", r.body.get())),
-            rec.response
-                .as_ref()
-                .and_then(|r| r.sse)
-                .map(|s| ("response.sse", s.get())),
+            Some(("request.body", encoded.body.as_ref())),
+            response_bodies.map(|(b, _)| b),
+            response_bodies.and_then(|(_, s)| s),
         ]
         .into_iter()
         .flatten()
@@ -406,7 +712,6 @@ impl Encoder {
                 inline[i] = true;
             }
         }
-        let budget = event_max_bytes - PART_OVERHEAD;
         let mut split: Vec<(&str, Vec<&str>)> = Vec::new();
         for (i, (name, text)) in bodies.iter().enumerate() {
             if inline[i] {
@@ -420,7 +725,14 @@ impl Encoder {
         }
         out(r);
         for (name, parts) in split {
-            pool.reset(r, time_ns, observed_ns, severity, severity_text, trace_id);
+            pool.reset(
+                r,
+                time_ns,
+                observed_ns,
+                severity,
+                severity_text,
+                (trace_id, span_id),
+            );
             pool.str(&mut r.attributes, &["claude.exchange.id"], &rec.id);
             pool.str(&mut r.attributes, &["claude.body.name"], name);
             pool.value(&mut r.attributes, &["claude.body.part"], Value::IntValue(0));
@@ -432,6 +744,63 @@ impl Encoder {
                 out(r);
             }
         }
+    }
+}
+
+/// The model an exchange is priced as: the one that answered, else the one asked for.
+fn req_model_for_cost<'a>(rec: &'a RecordView<'_>, requested: Option<&'a str>) -> Option<&'a str> {
+    rec.model.as_deref().or(requested)
+}
+
+#[derive(Deserialize)]
+struct SseView<'a> {
+    #[serde(borrow, default)]
+    message: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    events: Vec<SseEventView<'a>>,
+}
+
+#[derive(Deserialize)]
+struct SseEventView<'a> {
+    #[serde(borrow)]
+    event: Str<'a>,
+    #[serde(default)]
+    t_ms: Option<f64>,
+}
+
+/// Time to the first token (the first `content_block_delta`) and the longest wait between two
+/// stream events, in milliseconds, from the events' arrival times.
+fn stream_timing(events: &[SseEventView<'_>]) -> (Option<f64>, Option<f64>) {
+    let first = events
+        .iter()
+        .find(|e| e.event.0 == "content_block_delta")
+        .and_then(|e| e.t_ms);
+    let times: Vec<f64> = events.iter().filter_map(|e| e.t_ms).collect();
+    let gap = times
+        .windows(2)
+        .map(|w| w[1] - w[0])
+        .fold(None, |m: Option<f64>, g| Some(m.map_or(g, |m| m.max(g))));
+    (first, gap)
+}
+
+/// A top-level member of a JSON object, as its raw text.
+fn top_raw<'a>(raw: &'a str, key: &str) -> Option<&'a str> {
+    let map: BTreeMap<Str<'a>, &'a RawValue> = serde_json::from_str(raw).ok()?;
+    map.into_iter()
+        .find(|(k, _)| k.0 == key)
+        .map(|(_, v)| v.get())
+}
+
+/// A top-level string member of a JSON object.
+fn top_str(raw: &str, key: &str) -> Option<String> {
+    serde_json::from_str::<String>(top_raw(raw, key)?).ok()
+}
+
+fn kv(key: &str, value: Value) -> KeyValue {
+    KeyValue {
+        key: key.to_string(),
+        value: any(value),
+        ..Default::default()
     }
 }
 
@@ -451,7 +820,7 @@ impl Pool {
         observed_ns: u64,
         severity: i32,
         severity_text: &str,
-        trace_id: &[u8],
+        (trace_id, span_id): (&[u8], &[u8]),
     ) {
         // Reversed, so the next event takes them back in the same order and a slot that held
         // a string value is usually handed a string again.
@@ -462,6 +831,8 @@ impl Pool {
         set_string(&mut r.severity_text, severity_text);
         r.trace_id.clear();
         r.trace_id.extend_from_slice(trace_id);
+        r.span_id.clear();
+        r.span_id.extend_from_slice(span_id);
     }
 
     /// A KeyValue whose key is the concatenation of `key`.
@@ -626,20 +997,7 @@ pub fn parse_time_ns(s: &str) -> Option<u64> {
     u64::try_from(d.as_nanos()).ok()
 }
 
-/// 32 hex digits → 16 bytes (the exchange id as an OpenTelemetry trace id).
-pub fn hex16(s: &str) -> Option<[u8; 16]> {
-    let b = s.as_bytes();
-    if b.len() != 32 {
-        return None;
-    }
-    let mut out = [0u8; 16];
-    for (i, o) in out.iter_mut().enumerate() {
-        let hi = (b[2 * i] as char).to_digit(16)?;
-        let lo = (b[2 * i + 1] as char).to_digit(16)?;
-        *o = (hi * 16 + lo) as u8;
-    }
-    Some(out)
-}
+pub use crate::ids::hex16;
 
 #[cfg(test)]
 mod tests {
@@ -687,6 +1045,13 @@ mod tests {
         }
     }
 
+    fn full(event_max_bytes: usize) -> Encoder {
+        Encoder::with_options(Options {
+            bodies: Bodies::Full,
+            ..Options::new(event_max_bytes)
+        })
+    }
+
     fn record_line(request_body_json: &str) -> String {
         format!(
             r#"{{"v":1,"kind":"claude_api_exchange","id":"0123456789abcdef0123456789abcdef","started_at":"2026-11-27T10:00:00.5Z","ended_at":"2026-11-27T10:00:02.8Z","duration_ms":2300.0,"ttfb_ms":410.5,"outcome":"complete","session_id":"sess-1","model":"claude-sonnet-4-20250514","stream":true,"stop_reason":"end_turn","usage":{{"input_tokens":12345,"output_tokens":456,"cache_read_input_tokens":7}},"request":{{"method":"POST","path":"/v1/messages","query":"beta=true","headers":{{"x-api-key":"[REDACTED]","user-agent":"claude-cli"}},"body":{{"size":{},"json":{}}}}},"response":{{"status":200,"headers":{{"request-id":"req_1"}},"body":{{"size":40}},"sse":{{"events":[{{"event":"ping","data":{{"type":"ping"}}}}],"message":{{"role":"assistant"}}}}}}}}"#,
@@ -711,6 +1076,10 @@ mod tests {
         let main = &events[0];
         BODY_NAMES
             .iter()
+            .filter(|name| {
+                attr(main, &format!("claude.{name}")).is_some()
+                    || attr(main, &format!("claude.{name}.parts")).is_some()
+            })
             .map(|name| {
                 if let Some(inline) = attr_str(main, &format!("claude.{name}")) {
                     return (name.to_string(), inline.to_string());
@@ -734,7 +1103,8 @@ mod tests {
             r#"{"model":"claude-sonnet-4","messages":[{"role":"user","content":"hi \"there\""}]}"#,
         );
         let mut out = Vec::new();
-        Encoder::new(200_000).encode_line(line.as_bytes(), 42, &mut |e| out.push(e.clone()));
+        let mut encoder = full(200_000);
+        encoder.encode_line(line.as_bytes(), 42, &mut |e| out.push(e.clone()));
         assert_eq!(out.len(), 1);
         let e = &out[0];
         assert_eq!(
@@ -751,10 +1121,19 @@ mod tests {
             attr_str(e, "gen_ai.response.model"),
             Some("claude-sonnet-4-20250514")
         );
-        assert_eq!(attr_int(e, "gen_ai.usage.input_tokens"), Some(12345));
-        assert_eq!(attr_int(e, "gen_ai.usage.cache_read_input_tokens"), Some(7));
-        assert_eq!(attr(e, "gen_ai.usage.cache_creation_input_tokens"), None);
+        // The conventions' input tokens include cache reads and writes.
+        assert_eq!(attr_int(e, "gen_ai.usage.input_tokens"), Some(12345 + 7));
+        assert_eq!(attr_int(e, "gen_ai.usage.cache_read.input_tokens"), Some(7));
+        assert_eq!(attr(e, "gen_ai.usage.cache_creation.input_tokens"), None);
+        assert_eq!(attr(e, "gen_ai.usage.cache_read_input_tokens"), None);
+        assert_eq!(attr(e, "gen_ai.system"), None);
         assert_eq!(attr_str(e, "session.id"), Some("sess-1"));
+        assert_eq!(attr_str(e, "gen_ai.conversation.id"), Some("sess-1"));
+        // Sonnet 4 by hand: 12,345 x $3 + 456 x $15 + 7 x $0.30 per million.
+        let by_hand = (12_345.0 * 3.0 + 456.0 * 15.0 + 7.0 * 0.3) / 1e6;
+        assert!(
+            matches!(attr(e, "claude.cost.usd"), Some(Value::DoubleValue(d)) if (d - by_hand).abs() < 1e-12)
+        );
         assert_eq!(attr_str(e, "claude.outcome"), Some("complete"));
         assert_eq!(
             attr_str(e, "http.request.header.x-api-key"),
@@ -768,10 +1147,8 @@ mod tests {
             matches!(attr(e, "claude.duration_ms"), Some(Value::DoubleValue(d)) if *d == 2300.0)
         );
         assert_eq!(e.severity_number, SEVERITY_INFO);
-        assert_eq!(
-            e.trace_id,
-            hex16("0123456789abcdef0123456789abcdef").unwrap()
-        );
+        assert_eq!(e.trace_id, ids::session_trace_id("sess-1"));
+        assert_eq!(e.span_id, [0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef]);
         assert_eq!(e.time_unix_nano, 1_795_773_600_500_000_000);
         assert_eq!(e.observed_time_unix_nano, 42);
         assert_eq!(reassemble(&out), raw_bodies(&line));
@@ -789,7 +1166,7 @@ mod tests {
         let line = record_line(&format!(r#"{{"model":"m","messages":{content}}}"#));
         let mut out = Vec::new();
         let max = 50_000;
-        Encoder::new(max).encode_line(line.as_bytes(), 0, &mut |e| out.push(e.clone()));
+        full(max).encode_line(line.as_bytes(), 0, &mut |e| out.push(e.clone()));
         assert!(out.len() > 30, "{}", out.len());
         for e in &out {
             let size = escaped_len(body(e)) + kv_size(&e.attributes);
@@ -868,11 +1245,12 @@ mod tests {
             record_line(&big),
             record_line("{}"),
         ];
-        let mut reused = Encoder::new(50_000);
+        // In `full` mode an encoder holds no conversation state, so only buffers are reused.
+        let mut reused = full(50_000);
         for line in &lines {
             let (mut a, mut b) = (Vec::new(), Vec::new());
             reused.encode_line(line.as_bytes(), 7, &mut |e| a.push(e.clone()));
-            Encoder::new(50_000).encode_line(line.as_bytes(), 7, &mut |e| b.push(e.clone()));
+            full(50_000).encode_line(line.as_bytes(), 7, &mut |e| b.push(e.clone()));
             assert_eq!(a, b, "{line:.80}");
         }
     }
@@ -956,5 +1334,114 @@ mod tests {
             1 + 2 + 2 + 6 + 6 + 6 + 12
         );
         assert_eq!(escaped_len("\\\t\r\u{8}\u{c}"), 10);
+    }
+
+    fn span_attr<'a>(s: &'a Span, key: &str) -> Option<&'a Value> {
+        s.attributes
+            .iter()
+            .find(|kv| kv.key == key)
+            .and_then(|kv| kv.value.as_ref())
+            .and_then(|v| v.value.as_ref())
+    }
+
+    #[test]
+    fn an_exchange_is_a_genai_client_span_on_its_session_trace() {
+        let line = record_line(r#"{"model":"claude-sonnet-4","messages":[]}"#).replace(
+            r#""response":{"status":200,"headers":{"request-id":"req_1"}"#,
+            r#""response":{"status":200,"headers":{"request-id":"req_1","anthropic-ratelimit-unified-5h-utilization":"0.25","anthropic-ratelimit-tokens-remaining":"1000"}"#,
+        ).replace(r#""message":{"role":"assistant"}"#, r#""message":{"id":"msg_01","role":"assistant"}"#);
+        let mut enc = Encoder::new(200_000);
+        let mut out = Vec::new();
+        enc.encode_line(line.as_bytes(), 0, &mut |e| out.push(e.clone()));
+        let span = enc.span().expect("a span").clone();
+        assert_eq!(span.name, "chat claude-sonnet-4");
+        assert_eq!(span.kind, SpanKind::Client as i32);
+        assert_eq!(span.trace_id, ids::session_trace_id("sess-1"));
+        assert_eq!(span.span_id, out[0].span_id);
+        assert_eq!(span.trace_id, out[0].trace_id);
+        assert_eq!(span.start_time_unix_nano, 1_795_773_600_500_000_000);
+        assert_eq!(span.end_time_unix_nano, 1_795_773_602_800_000_000);
+        assert_eq!(span.status, Some(Status::default()));
+        let s = |k| match span_attr(&span, k) {
+            Some(Value::StringValue(v)) => Some(v.as_str()),
+            _ => None,
+        };
+        assert_eq!(s("gen_ai.provider.name"), Some("anthropic"));
+        assert_eq!(s("gen_ai.operation.name"), Some("chat"));
+        assert_eq!(s("gen_ai.request.model"), Some("claude-sonnet-4"));
+        assert_eq!(s("gen_ai.response.model"), Some("claude-sonnet-4-20250514"));
+        assert_eq!(s("gen_ai.response.id"), Some("msg_01"));
+        assert_eq!(s("gen_ai.conversation.id"), Some("sess-1"));
+        assert_eq!(s("server.address"), Some("api.anthropic.com"));
+        assert!(matches!(
+            span_attr(&span, "gen_ai.usage.input_tokens"),
+            Some(Value::IntValue(12352))
+        ));
+        assert!(matches!(
+            span_attr(&span, "claude.ratelimit.unified_5h_utilization"),
+            Some(Value::DoubleValue(d)) if *d == 0.25
+        ));
+        assert_eq!(
+            attr_int(&out[0], "claude.ratelimit.tokens_remaining"),
+            Some(1000)
+        );
+        // Delta mode ships the reassembled message, not the SSE events.
+        assert_eq!(
+            attr_str(&out[0], "claude.response.message"),
+            Some(r#"{"id":"msg_01","role":"assistant"}"#)
+        );
+        assert_eq!(attr(&out[0], "claude.response.sse"), None);
+
+        // Not complete: an error span; no session: its own trace.
+        let failed = record_line("{}")
+            .replace(
+                r#""outcome":"complete""#,
+                r#""outcome":"upstream_aborted","error":"cut""#,
+            )
+            .replace(r#""session_id":"sess-1","#, "");
+        out.clear();
+        enc.encode_line(failed.as_bytes(), 0, &mut |e| out.push(e.clone()));
+        let span = enc.span().unwrap();
+        let status = span.status.clone().unwrap();
+        assert_eq!(status.code, StatusCode::Error as i32);
+        assert_eq!(status.message, "cut");
+        assert_eq!(
+            span.trace_id,
+            hex16("0123456789abcdef0123456789abcdef").unwrap()
+        );
+        assert!(matches!(
+            span_attr(span, "error.type"),
+            Some(Value::StringValue(t)) if t == "upstream_aborted"
+        ));
+        out.clear();
+        enc.encode_line(b"plain", 0, &mut |e| out.push(e.clone()));
+        assert!(enc.span().is_none());
+    }
+
+    #[test]
+    fn an_unknown_model_gets_no_cost_and_is_counted() {
+        let line = record_line("{}").replace("claude-sonnet-4-20250514", "claude-future-9");
+        let mut enc = Encoder::new(200_000);
+        let mut out = Vec::new();
+        enc.encode_line(line.as_bytes(), 0, &mut |e| out.push(e.clone()));
+        assert_eq!(attr(&out[0], "claude.cost.usd"), None);
+        assert_eq!(enc.unpriced, 1);
+    }
+
+    #[test]
+    fn stream_timing_comes_from_the_events_arrival_times() {
+        let sse = r#"{"events":[
+            {"event":"message_start","data":{},"t_ms":400.0},
+            {"event":"ping","data":{},"t_ms":410.0},
+            {"event":"content_block_start","data":{},"t_ms":900.5},
+            {"event":"content_block_delta","data":{},"t_ms":1250.0},
+            {"event":"content_block_delta","data":{},"t_ms":3250.0},
+            {"event":"message_stop","data":{},"t_ms":3300.0}],"message":{}}"#;
+        let v: SseView<'_> = serde_json::from_str(sse).unwrap();
+        assert_eq!(stream_timing(&v.events), (Some(1250.0), Some(2000.0)));
+        let untimed: SseView<'_> =
+            serde_json::from_str(r#"{"events":[{"event":"content_block_delta","data":{}}]}"#)
+                .unwrap();
+        assert_eq!(stream_timing(&untimed.events), (None, None));
     }
 }

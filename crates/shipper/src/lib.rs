@@ -10,15 +10,19 @@
 //! `opentelemetry-proto` and `prost` (the OTLP wire format), `reqwest` (HTTP/TLS client),
 //! `axum` (metrics endpoint), `humantime` (RFC 3339 timestamps), `rand` (retry jitter),
 //! `bytes` (cheap request resends), `memchr` (a line's end found in the read buffer, so a
-//! line longer than `--max-line-bytes` is never held); for tests only, `proptest` (property
-//! tests of the config parser and the encoder, `tests/properties.rs`).
+//! line longer than `--max-line-bytes` is never held), `sha2` (stable trace ids and content
+//! digests), `pricing` (the cost of an exchange); for tests only, `proptest` (property tests of
+//! the config parser and the encoder, `tests/properties.rs`).
 
 pub mod batch;
 pub mod checkpoint;
 pub mod config;
 pub mod deadletter;
+pub mod delta;
 pub mod encode;
+pub mod ids;
 pub mod metrics;
+pub mod quota;
 pub mod reader;
 pub mod retention;
 pub mod retry;
@@ -131,6 +135,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
 
     let sender = Sender::new(
         config.endpoint.clone(),
+        config.traces_endpoint.clone(),
         config.headers.clone(),
         config.tls_verify,
         envelope(),
@@ -148,7 +153,13 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         refresh_interval: config.refresh_interval,
         flush_interval: config.flush_interval,
         batch_max_bytes: config.batch_max_bytes,
-        event_max_bytes: config.event_max_bytes,
+        encode: encode::Options {
+            event_max_bytes: config.event_max_bytes,
+            bodies: config.bodies,
+            spans: config.traces_endpoint.is_some(),
+            prices: config.prices.clone(),
+            server_address: config.server_address.clone(),
+        },
         exit_when_drained: config.exit_when_drained,
         max_line_bytes: config.max_line_bytes,
         dead_letter: config.dead_letter.clone(),
@@ -160,7 +171,14 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
             .spawn(move || reader::run(settings, tx, m, stop))
             .context("cannot start the reader thread")?
     };
-    tracing::info!(file = %config.file.display(), endpoint = %config.endpoint, "shipping");
+    match &config.traces_endpoint {
+        Some(traces) => {
+            tracing::info!(file = %config.file.display(), endpoint = %config.endpoint, %traces, bodies = ?config.bodies, "shipping")
+        }
+        None => {
+            tracing::info!(file = %config.file.display(), endpoint = %config.endpoint, bodies = ?config.bodies, "shipping (no traces endpoint: no spans)")
+        }
+    }
 
     let result: anyhow::Result<()> = async {
         loop {

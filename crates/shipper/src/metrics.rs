@@ -15,6 +15,10 @@ pub struct Metrics {
     pub shipped_bytes: AtomicU64,
     /// LogRecords accepted by the endpoint.
     pub shipped_events: AtomicU64,
+    /// Spans accepted by the traces endpoint.
+    pub shipped_spans: AtomicU64,
+    /// Exchanges with token usage whose model the price table does not know (no cost).
+    pub unpriced: AtomicU64,
     /// Requests sent, including retries.
     pub requests: AtomicU64,
     /// Requests retried (transport errors, 408, 429, 5xx, misconfiguration).
@@ -40,6 +44,8 @@ pub struct Snapshot {
     pub shipped_lines: u64,
     pub shipped_bytes: u64,
     pub shipped_events: u64,
+    pub shipped_spans: u64,
+    pub unpriced_exchanges: u64,
     pub requests: u64,
     pub retried: u64,
     pub dead_lettered: u64,
@@ -63,6 +69,8 @@ impl Metrics {
             shipped_lines,
             shipped_bytes: self.shipped_bytes.load(Relaxed),
             shipped_events: self.shipped_events.load(Relaxed),
+            shipped_spans: self.shipped_spans.load(Relaxed),
+            unpriced_exchanges: self.unpriced.load(Relaxed),
             requests: self.requests.load(Relaxed),
             retried: self.retried.load(Relaxed),
             dead_lettered: self.dead_lettered.load(Relaxed),
@@ -74,7 +82,7 @@ impl Metrics {
 
     pub fn prometheus(&self) -> String {
         let s = self.snapshot();
-        let rows: [(&str, &str, &str, u64); 9] = [
+        let rows: [(&str, &str, &str, u64); 11] = [
             (
                 "otlp_shipper_shipped_lines_total",
                 "counter",
@@ -92,6 +100,18 @@ impl Metrics {
                 "counter",
                 "LogRecords accepted by the endpoint",
                 s.shipped_events,
+            ),
+            (
+                "otlp_shipper_shipped_spans_total",
+                "counter",
+                "Spans accepted by the traces endpoint",
+                s.shipped_spans,
+            ),
+            (
+                "otlp_shipper_unpriced_exchanges_total",
+                "counter",
+                "Exchanges with usage whose model the price table does not know",
+                s.unpriced_exchanges,
             ),
             (
                 "otlp_shipper_requests_total",

@@ -3,7 +3,7 @@
 //! channel, so memory stays flat however large the backlog: the file is the buffer.
 
 use crate::batch::Batch;
-use crate::encode::Encoder;
+use crate::encode::{self, Encoder};
 use crate::metrics::Metrics;
 use crate::tail::{Start, Tailer};
 use std::path::PathBuf;
@@ -23,7 +23,7 @@ pub struct ReaderSettings {
     pub refresh_interval: Duration,
     pub flush_interval: Duration,
     pub batch_max_bytes: usize,
-    pub event_max_bytes: usize,
+    pub encode: encode::Options,
     pub exit_when_drained: bool,
     /// Longest line held; longer ones are dead-lettered (their first bytes) in `dead_letter`.
     pub max_line_bytes: usize,
@@ -46,7 +46,7 @@ pub fn run(
     stop: CancellationToken,
 ) -> std::io::Result<()> {
     let mut tailer = Tailer::new(&s.file, s.start, s.rotate_wait)?.with_max_line(s.max_line_bytes);
-    let mut encoder = Encoder::new(s.event_max_bytes);
+    let mut encoder = Encoder::with_options(s.encode.clone());
     let max = s.batch_max_bytes - ENVELOPE_ROOM;
     let mut batch = Batch::default();
     let mut line = Vec::new();
@@ -94,6 +94,11 @@ pub fn run(
                 if !sent_ok {
                     return Ok(());
                 }
+                if let Some(span) = encoder.span() {
+                    // The span goes with the line's last events, so the checkpoint covers it.
+                    batch.push_span(span);
+                }
+                metrics.unpriced.store(encoder.unpriced, Relaxed);
                 batch.lines += 1;
                 batch.line_bytes += line.len() as u64 + 1;
                 batch.checkpoint = Some(l.end);

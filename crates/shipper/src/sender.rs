@@ -1,9 +1,10 @@
-//! Delivering a batch to the OTLP/HTTP endpoint: POST, then follow the retry policy — wait
-//! and resend, split a refused batch to isolate the offending event, or move an event the
-//! endpoint refuses for good to the dead-letter file. Returns only when every event of the
+//! Delivering a batch to the OTLP/HTTP endpoints: its spans to the traces endpoint, then its
+//! LogRecords to the logs endpoint, each by POST and the same retry policy — wait and resend,
+//! split a refused batch to isolate the offending event, or move an event the endpoint
+//! refuses for good to the dead-letter file. Returns only when every span and event of the
 //! batch is either acknowledged or dead-lettered (or shutdown interrupted a retry wait).
 
-use crate::batch::{Batch, Envelope};
+use crate::batch::{Batch, Envelope, Records};
 use crate::deadletter::{self, DeadLetter, DeadLetterError};
 use crate::metrics::Metrics;
 use crate::retry::{Attempt, Decision, RetryReason, decide, parse_retry_after};
@@ -25,6 +26,8 @@ const REASON_MAX: usize = 2_000;
 pub struct Sender {
     client: reqwest::Client,
     endpoint: Url,
+    /// Where spans go; `None`: the batch has none to send.
+    traces_endpoint: Option<Url>,
     headers: HeaderMap,
     envelope: Envelope,
     dead_letter: PathBuf,
@@ -49,10 +52,18 @@ pub enum SenderError {
     DeadLetter(#[from] DeadLetterError),
 }
 
+/// What a request carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Logs,
+    Spans,
+}
+
 impl Sender {
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         endpoint: Url,
+        traces_endpoint: Option<Url>,
         headers: Vec<(HeaderName, HeaderValue)>,
         tls_verify: bool,
         envelope: Envelope,
@@ -76,6 +87,7 @@ impl Sender {
         Ok(Sender {
             client,
             endpoint,
+            traces_endpoint,
             headers: map,
             envelope,
             dead_letter,
@@ -84,11 +96,11 @@ impl Sender {
         })
     }
 
-    async fn post(&self, body: bytes::Bytes) -> (Attempt, String, bytes::Bytes) {
+    async fn post(&self, url: &Url, body: bytes::Bytes) -> (Attempt, String, bytes::Bytes) {
         self.metrics.requests.fetch_add(1, Relaxed);
         let sent = self
             .client
-            .post(self.endpoint.clone())
+            .post(url.clone())
             .headers(self.headers.clone())
             .body(body)
             .send()
@@ -116,35 +128,61 @@ impl Sender {
         }
     }
 
+    /// Sends the spans (so an exchange's trace exists when its events arrive), then the
+    /// LogRecords.
     pub async fn deliver(&self, batch: &Batch) -> Result<Delivery, SenderError> {
-        if batch.is_empty() {
+        if let Some(url) = &self.traces_endpoint
+            && !batch.spans.is_empty()
+            && self.deliver_kind(url, &batch.spans, Kind::Spans).await? == Delivery::Interrupted
+        {
+            return Ok(Delivery::Interrupted);
+        }
+        self.deliver_kind(&self.endpoint, batch.logs(), Kind::Logs)
+            .await
+    }
+
+    async fn deliver_kind(
+        &self,
+        url: &Url,
+        records: &Records,
+        kind: Kind,
+    ) -> Result<Delivery, SenderError> {
+        if records.is_empty() {
             return Ok(Delivery::Done);
         }
         let mut pending: Vec<Range<usize>> = Vec::new();
-        pending.push(0..batch.len());
+        pending.push(0..records.len());
         while let Some(range) = pending.pop() {
-            let body = bytes::Bytes::from(self.envelope.request(batch, range.clone()));
+            let body = bytes::Bytes::from(self.envelope.wrap(records, range.clone()));
             let mut attempt: u32 = 0;
             loop {
-                let (outcome, reason, raw) = self.post(body.clone()).await;
+                let (outcome, reason, raw) = self.post(url, body.clone()).await;
                 let status = match &outcome {
                     Attempt::Status { code, .. } => *code,
                     Attempt::Transport => 0,
                 };
                 match decide(&outcome, attempt, rand::random::<f64>()) {
                     Decision::Delivered => {
-                        let rejected = self.partial_success(batch, range.clone(), status, &raw)?;
-                        self.metrics
-                            .shipped_events
-                            .fetch_add(range.len() as u64 - rejected, Relaxed);
+                        let rejected =
+                            self.partial_success(records, kind, range.clone(), status, &raw)?;
+                        let counter = match kind {
+                            Kind::Logs => &self.metrics.shipped_events,
+                            Kind::Spans => &self.metrics.shipped_spans,
+                        };
+                        counter.fetch_add(range.len() as u64 - rejected, Relaxed);
                         break;
                     }
                     Decision::Retry { after, reason: why } => {
                         self.metrics.retried.fetch_add(1, Relaxed);
                         let reason = reason.trim();
                         match why {
+                            RetryReason::Misconfigured if kind == Kind::Spans => tracing::error!(
+                                status, endpoint = %url, reason, retry_in_ms = after.as_millis() as u64,
+                                "traces endpoint refuses the shipper (check --traces-endpoint and --api-key; \
+                                 --traces-endpoint none for a Seq older than 2024.1); retrying"
+                            ),
                             RetryReason::Misconfigured => tracing::error!(
-                                status, endpoint = %self.endpoint, reason, retry_in_ms = after.as_millis() as u64,
+                                status, endpoint = %url, reason, retry_in_ms = after.as_millis() as u64,
                                 "endpoint refuses the shipper (check --endpoint and --api-key); retrying"
                             ),
                             RetryReason::Transient if attempt >= 3 => tracing::warn!(
@@ -181,7 +219,7 @@ impl Sender {
                         break;
                     }
                     Decision::Split | Decision::DeadLetter => {
-                        self.dead_letter(batch, range.clone(), status, reason.trim())?;
+                        self.dead_letter(records, kind, range.clone(), status, reason.trim())?;
                         break;
                     }
                 }
@@ -195,23 +233,30 @@ impl Sender {
     /// request's). Returns how many were rejected.
     fn partial_success(
         &self,
-        batch: &Batch,
+        records: &Records,
+        kind: Kind,
         range: Range<usize>,
         status: u16,
         raw: &[u8],
     ) -> Result<u64, DeadLetterError> {
         use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceResponse;
+        use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
         use prost::Message;
-        let Some(partial) = ExportLogsServiceResponse::decode(raw)
-            .ok()
-            .and_then(|r| r.partial_success)
-        else {
+        let partial = match kind {
+            Kind::Logs => ExportLogsServiceResponse::decode(raw)
+                .ok()
+                .and_then(|r| r.partial_success)
+                .map(|p| (p.rejected_log_records, p.error_message)),
+            Kind::Spans => ExportTraceServiceResponse::decode(raw)
+                .ok()
+                .and_then(|r| r.partial_success)
+                .map(|p| (p.rejected_spans, p.error_message)),
+        };
+        let Some((rejected, message)) = partial else {
             return Ok(0);
         };
-        let rejected = u64::try_from(partial.rejected_log_records)
-            .unwrap_or(0)
-            .min(range.len() as u64);
-        let message = partial.error_message.trim();
+        let rejected = u64::try_from(rejected).unwrap_or(0).min(range.len() as u64);
+        let message = message.trim();
         if rejected == 0 {
             if !message.is_empty() {
                 tracing::warn!(
@@ -225,7 +270,7 @@ impl Sender {
         self.metrics.rejected.fetch_add(rejected, Relaxed);
         if rejected == range.len() as u64 {
             let reason = format!("partial success: every record rejected: {message}");
-            self.dead_letter(batch, range, status, &reason)?;
+            self.dead_letter(records, kind, range, status, &reason)?;
         } else {
             // OTLP does not say which ones: they cannot be told apart from those kept.
             tracing::error!(
@@ -241,18 +286,34 @@ impl Sender {
 
     fn dead_letter(
         &self,
-        batch: &Batch,
+        records: &Records,
+        kind: Kind,
         range: Range<usize>,
         status: u16,
         reason: &str,
     ) -> Result<(), DeadLetterError> {
+        use opentelemetry_proto::tonic::logs::v1::LogRecord;
+        use opentelemetry_proto::tonic::trace::v1::Span;
         let time = humantime::format_rfc3339_nanos(std::time::SystemTime::now()).to_string();
         let entries: Vec<DeadLetter<'_>> = range
             .clone()
             .map(|i| {
-                let rec = batch.record(i);
-                let attributes = rec
-                    .attributes
+                // A span is written like an event whose message is the span's name.
+                let (attrs, body) = match kind {
+                    Kind::Logs => {
+                        let rec: LogRecord = records.decode(i);
+                        let body = match to_json(rec.body.as_ref()) {
+                            serde_json::Value::String(s) => s,
+                            other => other.to_string(),
+                        };
+                        (rec.attributes, body)
+                    }
+                    Kind::Spans => {
+                        let span: Span = records.decode(i);
+                        (span.attributes, span.name)
+                    }
+                };
+                let attributes: serde_json::Map<String, serde_json::Value> = attrs
                     .iter()
                     .map(|kv| (kv.key.clone(), to_json(kv.value.as_ref())))
                     .collect();
@@ -260,12 +321,11 @@ impl Sender {
                     time: time.clone(),
                     status,
                     reason,
-                    exchange_id: (!rec.trace_id.is_empty())
-                        .then(|| rec.trace_id.iter().map(|b| format!("{b:02x}")).collect()),
-                    body: match to_json(rec.body.as_ref()) {
-                        serde_json::Value::String(s) => s,
-                        other => other.to_string(),
-                    },
+                    exchange_id: attributes
+                        .get("claude.exchange.id")
+                        .and_then(|v| v.as_str())
+                        .map(str::to_string),
+                    body,
                     attributes,
                 }
             })

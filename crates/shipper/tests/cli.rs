@@ -138,6 +138,8 @@ impl Run {
             .arg(&self.log)
             .arg("--endpoint")
             .arg(format!("http://{addr}/ingest/otlp/v1/logs"))
+            // This receiver takes logs only (spans are tested against the Seq stand-in).
+            .args(["--traces-endpoint", "none"])
             .arg("--checkpoint")
             .arg(self.dir.path().join("cp.json"))
             .arg("--dead-letter")
@@ -481,4 +483,24 @@ fn bad_config_exits_64_naming_the_key() {
         .unwrap();
     assert_eq!(out.status.code(), Some(64));
     assert!(String::from_utf8_lossy(&out.stderr).contains("OTLP_ENDPOINT"));
+
+    for (flag, value) in [
+        ("--bodies", "compact"),
+        ("--prices", "/no/such/prices.json"),
+        ("--traces-endpoint", "ftp://x/v1/traces"),
+    ] {
+        let out = Command::new(BIN)
+            .args(["--endpoint", "http://x/v1/logs", flag, value])
+            .env_remove("SHIP_BODIES")
+            .env_remove("PRICES_FILE")
+            .env_remove("OTLP_TRACES_ENDPOINT")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(64), "{flag} {value}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains(flag),
+            "{flag}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }

@@ -1,7 +1,8 @@
 //! An independent OTLP implementation reads what the shipper really sends: the `rotel`
-//! collector (Rust, from PyPI) receives a run and prints every LogRecord it decoded, and the
-//! official Python `opentelemetry-proto` decodes the exact request bodies the Seq stand-in
-//! received, agreeing field by field with the stand-in's own (prost) decoding.
+//! collector (Rust, from PyPI) receives a run and prints every LogRecord and span it decoded,
+//! and the official Python `opentelemetry-proto` decodes the exact request bodies (logs and
+//! traces) the Seq stand-in received, agreeing field by field with the stand-in's own (prost)
+//! decoding.
 
 mod e2e_support;
 
@@ -74,6 +75,8 @@ async fn rotel_collector_decodes_every_record_the_shipper_sends() {
     let cmd = shipper_with_checkpoint(&scratch, &seq.logs_url(), "checkpoint-seq.json");
     ship_until_drained(&scratch, cmd, Duration::from_secs(60)).await;
     let expected_events = seq.event_count();
+    let expected_spans = seq.spans().len();
+    assert_eq!(expected_spans, 41, "a span per exchange");
 
     let http = free_port();
     let grpc = free_port();
@@ -83,7 +86,9 @@ async fn rotel_collector_decodes_every_record_the_shipper_sends() {
         .args(["--otlp-http-endpoint", &format!("127.0.0.1:{http}")])
         .args(["--otlp-grpc-endpoint", &format!("127.0.0.1:{grpc}")])
         .args(["--otlp-receiver-logs-http-path", "/ingest/otlp/v1/logs"])
+        .args(["--otlp-receiver-traces-http-path", "/ingest/otlp/v1/traces"])
         .args(["--exporter", "blackhole", "--debug-log", "logs"])
+        .args(["--debug-log", "traces"])
         .args(["--debug-log-verbosity", "detailed"])
         .arg("--pid-file")
         .arg(scratch.path("rotel.pid"))
@@ -104,7 +109,11 @@ async fn rotel_collector_decodes_every_record_the_shipper_sends() {
     wait_for(
         Duration::from_secs(20),
         "rotel to print every record",
-        || read().matches("LogRecord #").count() >= expected_events,
+        || {
+            let out = read();
+            out.matches("LogRecord #").count() >= expected_events
+                && out.matches("Span #").count() >= expected_spans
+        },
     )
     .await;
     rotel.start_kill().unwrap();
@@ -112,12 +121,15 @@ async fn rotel_collector_decodes_every_record_the_shipper_sends() {
 
     let out = read();
     assert_eq!(out.matches("LogRecord #").count(), expected_events);
+    assert_eq!(out.matches("Span #").count(), expected_spans);
     for id in &ids {
         assert!(
-            out.contains(&format!("Trace ID       : {id}")),
+            out.contains(&format!("-> claude.exchange.id: Str({id})")),
             "rotel saw {id}"
         );
     }
+    assert!(out.contains("chat claude-sonnet-4-5"), "the span's name");
+    assert!(out.contains("-> gen_ai.conversation.id: Str(5f1e7c2a-0000-4000-8000-000000000001)"));
     assert!(out.contains("Body: Str(POST /v1/messages 200 claude-sonnet-4-5"));
     assert!(out.contains("-> gen_ai.usage.input_tokens: Int(125)"));
     assert!(out.contains("-> url.path: Str(/v1/messages)"));
@@ -127,6 +139,7 @@ async fn rotel_collector_decodes_every_record_the_shipper_sends() {
 const DECODE: &str = r#"
 import json, sys
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from google.protobuf.json_format import MessageToDict
 
 def value(v):
@@ -142,6 +155,25 @@ def value(v):
     return getattr(v, kind)
 
 for path in sys.argv[1:]:
+    if path.endswith(".traces.pb"):
+        req = ExportTraceServiceRequest()
+        with open(path, "rb") as f:
+            req.ParseFromString(f.read())
+        for rs in req.resource_spans:
+            for ss in rs.scope_spans:
+                for s in ss.spans:
+                    print(json.dumps({
+                        "span": True,
+                        "trace_id": s.trace_id.hex(),
+                        "span_id": s.span_id.hex(),
+                        "name": s.name,
+                        "kind": s.kind,
+                        "start": s.start_time_unix_nano,
+                        "end": s.end_time_unix_nano,
+                        "status": s.status.code,
+                        "attributes": {kv.key: value(kv.value) for kv in s.attributes},
+                    }, ensure_ascii=False))
+        continue
     req = ExportLogsServiceRequest()
     with open(path, "rb") as f:
         req.ParseFromString(f.read())
@@ -150,6 +182,7 @@ for path in sys.argv[1:]:
             for r in sl.log_records:
                 print(json.dumps({
                     "trace_id": r.trace_id.hex(),
+                    "span_id": r.span_id.hex(),
                     "time_unix_nano": r.time_unix_nano,
                     "severity_number": r.severity_number,
                     "body": value(r.body),
@@ -180,6 +213,11 @@ async fn python_opentelemetry_proto_decodes_the_real_requests_identically() {
         std::fs::write(&path, body).unwrap();
         files.push(path);
     }
+    for (i, body) in seq.raw_trace_requests().iter().enumerate() {
+        let path = scratch.path(&format!("request-{i}.traces.pb"));
+        std::fs::write(&path, body).unwrap();
+        files.push(path);
+    }
     let script = scratch.path("decode.py");
     std::fs::write(&script, DECODE).unwrap();
     let out = tokio::process::Command::new(test_python())
@@ -193,15 +231,33 @@ async fn python_opentelemetry_proto_decodes_the_real_requests_identically() {
         "python opentelemetry-proto failed to decode (is it installed? run scripts/test.sh): {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let decoded: Vec<serde_json::Value> = String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let (spans, decoded): (Vec<serde_json::Value>, Vec<serde_json::Value>) =
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .partition(|v| v.get("span").is_some());
+    let our_spans = seq.spans();
+    assert_eq!(spans.len(), 41);
+    assert_eq!(spans.len(), our_spans.len());
+    for (py, rs) in spans.iter().zip(&our_spans) {
+        assert_eq!(py["trace_id"], rs.trace_id.as_str());
+        assert_eq!(py["span_id"], rs.span_id.as_str());
+        assert_eq!(py["name"], rs.name.as_str());
+        assert_eq!(py["kind"], 3, "SPAN_KIND_CLIENT");
+        assert_eq!(py["start"], rs.start_time_unix_nano);
+        assert_eq!(py["end"], rs.end_time_unix_nano);
+        assert_eq!(py["status"], rs.status_code);
+        assert_eq!(
+            py["attributes"],
+            serde_json::Value::Object(rs.attributes.clone())
+        );
+    }
     let ours = seq.events();
     assert_eq!(decoded.len(), ours.len());
     for (py, rs) in decoded.iter().zip(&ours) {
         assert_eq!(py["trace_id"], rs.trace_id.as_str());
+        assert_eq!(py["span_id"], rs.span_id.as_str());
         assert_eq!(py["time_unix_nano"], rs.time_unix_nano);
         assert_eq!(py["severity_number"], rs.severity_number);
         assert_eq!(py["body"], rs.body, "body of {}", rs.trace_id);

@@ -230,6 +230,10 @@ pub struct SseEvent {
     pub event: String,
     /// The `data:` field, verbatim as JSON when it parses, else as a string.
     pub data: Box<RawValue>,
+    /// Milliseconds from the exchange's start to the arrival of the chunk that completed this
+    /// event; absent when the stream was compressed (bytes and events no longer line up).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub t_ms: Option<f64>,
 }
 
 #[cfg(test)]

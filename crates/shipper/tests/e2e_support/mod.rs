@@ -308,16 +308,20 @@ pub struct Arrived {
     pub parts: usize,
 }
 
-/// Events grouped by exchange id (the trace id); events without one are returned apart.
+/// Events grouped by exchange id (`claude.exchange.id`); events of no exchange (plain lines)
+/// are returned apart, and context events (system prompt blocks, tools) are left out.
 pub fn by_exchange(events: &[StoredEvent]) -> (HashMap<String, Arrived>, Vec<&StoredEvent>) {
     let mut map: HashMap<String, Arrived> = HashMap::new();
     let mut plain = Vec::new();
     for e in events {
-        if e.trace_id.is_empty() {
-            plain.push(e);
+        if e.attributes.contains_key("claude.context.hash") {
             continue;
         }
-        let a = map.entry(e.trace_id.clone()).or_default();
+        let Some(id) = e.attr_str("claude.exchange.id") else {
+            plain.push(e);
+            continue;
+        };
+        let a = map.entry(id.to_string()).or_default();
         if is_part(e) {
             a.parts += 1;
         } else {
@@ -386,7 +390,10 @@ pub fn bodies_of_line(line: &str) -> Vec<(String, String)> {
 /// (`claude.<name>`) or as parts 1..=N (`claude.body.part`/`claude.body.parts`) that,
 /// deduplicated and ordered, concatenate to exactly the record's text.
 pub fn assert_bodies_reassemble(events: &[StoredEvent], id: &str, line: &str) {
-    let mine: Vec<&StoredEvent> = events.iter().filter(|e| e.trace_id == id).collect();
+    let mine: Vec<&StoredEvent> = events
+        .iter()
+        .filter(|e| e.attr_str("claude.exchange.id") == Some(id))
+        .collect();
     let main = mine
         .iter()
         .find(|e| !is_part(e))

@@ -1,0 +1,560 @@
+//! Conversation deltas: what a Messages API request adds to the conversation it continues,
+//! so Seq receives each message, system prompt block and tool definition once instead of on
+//! every turn (docs/seq-events.md, "Conversation deltas").
+//!
+//! A request body `{"size":…,"json":{…,"system":…,"tools":[…],"messages":[…]}}` is shipped
+//! with, in `json`:
+//! - `messages` → `{"$continues":"<exchange id>","$shared":K,"$new":[…]}` when an earlier
+//!   exchange of the same session (and path) had the same first K messages, byte for byte
+//!   (the longest such prefix, among the last [`RECENT`] exchanges: parallel sub-agents, title
+//!   requests and retries interleave, so order is never assumed). Claude Code moves its cache
+//!   marker to the newest message on every turn, so a shared message may also be the earlier
+//!   one with its `cache_control` members removed: its index is then listed in
+//!   `"$uncached":[…]` rather than the message shipped again;
+//! - `system` and `tools` → `{"$context":[…]}`, each block of at least [`INLINE_MAX`] bytes
+//!   replaced by the hex digest of its text (the block itself is shipped once, as a context
+//!   event), smaller blocks (the billing header) kept inline as they are.
+//!
+//! Everything else is the record's text, so the body is rebuilt from the events alone. The
+//! state lives only in memory: after a restart the first exchange of each session is shipped
+//! whole, and each block once more.
+
+use crate::ids::{Digest16, digest, hex};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use std::borrow::Cow;
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::fmt::Write;
+
+/// Exchanges per session a new request is matched against.
+pub const RECENT: usize = 64;
+/// System and tool blocks shorter than this stay inline.
+pub const INLINE_MAX: usize = 256;
+/// Sessions remembered; beyond this the state starts again (the next exchange of each session
+/// is shipped whole: bounded memory, nothing lost).
+const MAX_SESSIONS: usize = 1_024;
+/// Context digests remembered as shipped; beyond this they are forgotten and shipped again.
+const MAX_SHIPPED: usize = 100_000;
+/// How Claude Code's per-build billing block starts (it differs between versions and entry
+/// points, so it never counts in a system prompt's identity).
+const BILLING_MARK: &[u8] = b"x-anthropic-billing-header:";
+
+/// Who sent a `/v1/messages` request (docs/seq-events.md, "Sub-agents").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Agent {
+    /// The session's main conversation.
+    Main,
+    /// A request with tools under another system prompt: a Task-tool sub-agent.
+    Subagent,
+    /// A request without tools under another system prompt (titles, topic checks, quota).
+    Auxiliary,
+}
+
+impl Agent {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Agent::Main => "main",
+            Agent::Subagent => "subagent",
+            Agent::Auxiliary => "auxiliary",
+        }
+    }
+}
+
+/// A system prompt block or tool definition to ship before the exchange that first uses it.
+#[derive(Debug, PartialEq)]
+pub struct Context<'a> {
+    /// Hex digest (what the request body refers to).
+    pub hash: String,
+    /// `system` or `tools`.
+    pub field: &'static str,
+    /// The block's JSON text, as in the record.
+    pub text: &'a str,
+}
+
+/// What [`Conversations::encode`] made of a request body.
+#[derive(Debug, Default, PartialEq)]
+pub struct Encoded<'a> {
+    /// The body to ship: rewritten when something was replaced, else the record's text.
+    pub body: Cow<'a, str>,
+    /// The exchange this one continues and how many of its messages are shared.
+    pub continues: Option<(String, usize)>,
+    /// Messages shipped in this exchange's body.
+    pub new_messages: Option<usize>,
+    /// Blocks not shipped before, in the order the body names them.
+    pub contexts: Vec<Context<'a>>,
+    /// For `/v1/messages`: who sent it.
+    pub agent: Option<Agent>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Route {
+    Messages,
+    CountTokens,
+}
+
+struct Known {
+    id: String,
+    route: Route,
+    messages: Vec<Digest16>,
+    /// Digest of each message without its cache markers, when it had removable ones.
+    uncached: Vec<Option<Digest16>>,
+}
+
+/// A message's text with every `,"cache_control":{…}` member removed, when that removes
+/// every `cache_control` of the message (so a reader removing the members from the parsed
+/// message gets the same JSON); `None` when the message has none or has others.
+fn without_cache_markers(text: &str) -> Option<String> {
+    const KEY: &str = r#","cache_control":{"#;
+    if !text.contains(r#""cache_control""#) {
+        return None;
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find(KEY) {
+        let value = &rest[at + KEY.len()..];
+        // A marker is a flat object: `{"type":"ephemeral"}`, maybe with a `ttl`.
+        let end = value.find(['{', '}'])?;
+        if value.as_bytes()[end] != b'}' {
+            return None;
+        }
+        out.push_str(&rest[..at]);
+        rest = &value[end + 1..];
+    }
+    out.push_str(rest);
+    (!out.contains(r#""cache_control""#)).then_some(out)
+}
+
+#[derive(Default)]
+struct Session {
+    /// Identity of the main conversation's system prompt.
+    main: Option<Digest16>,
+    recent: VecDeque<Known>,
+}
+
+/// The conversations seen so far (in memory only).
+#[derive(Default)]
+pub struct Conversations {
+    sessions: HashMap<String, Session>,
+    shipped: HashSet<Digest16>,
+}
+
+/// A JSON object read as its keys (unescaped) and raw values, in order.
+struct RawObject<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for RawObject<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for V<'a> {
+            type Value = RawObject<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<RawObject<'a>, A::Error> {
+                let mut out = Vec::new();
+                while let Some(key) = map.next_key::<crate::encode::Str<'de>>()? {
+                    out.push((key.0, map.next_value::<&'de RawValue>()?));
+                }
+                Ok(RawObject(out))
+            }
+        }
+        d.deserialize_map(V(std::marker::PhantomData))
+    }
+}
+
+fn write_key(out: &mut String, key: &str) {
+    // A key is a plain JSON string; serde_json writes the same escapes as the proxy did.
+    out.push_str(&serde_json::to_string(key).unwrap_or_default());
+    out.push(':');
+}
+
+impl Conversations {
+    /// Encodes the request body (`raw`: the record's `request.body` text) of exchange `id`.
+    pub fn encode<'a>(
+        &mut self,
+        session: Option<&str>,
+        id: &str,
+        path: &str,
+        raw: &'a str,
+    ) -> Encoded<'a> {
+        let route = match path {
+            "/v1/messages" => Route::Messages,
+            "/v1/messages/count_tokens" => Route::CountTokens,
+            _ => return unchanged(raw),
+        };
+        let Ok(wrapper) = serde_json::from_str::<RawObject<'a>>(raw) else {
+            return unchanged(raw);
+        };
+        let Some(json) = wrapper
+            .0
+            .iter()
+            .find(|(k, _)| k == "json")
+            .and_then(|(_, v)| serde_json::from_str::<RawObject<'a>>(v.get()).ok())
+        else {
+            return unchanged(raw);
+        };
+        if self.sessions.len() >= MAX_SESSIONS && !self.sessions.contains_key(session.unwrap_or(""))
+        {
+            self.sessions.clear();
+        }
+        if self.shipped.len() >= MAX_SHIPPED {
+            self.shipped.clear();
+        }
+
+        let mut result = Encoded::default();
+        let mut rewritten = false;
+        let mut json_out = String::with_capacity(raw.len().min(1 << 16));
+        let mut identity: Vec<u8> = Vec::new();
+        let mut has_tools = false;
+        let mut messages_hashes: Option<(Vec<Digest16>, Vec<Option<Digest16>>)> = None;
+        json_out.push('{');
+        for (i, (key, value)) in json.0.iter().enumerate() {
+            if i > 0 {
+                json_out.push(',');
+            }
+            write_key(&mut json_out, key);
+            let text = value.get();
+            match key.as_ref() {
+                field @ ("system" | "tools") => {
+                    let field: &'static str = if field == "system" { "system" } else { "tools" };
+                    let (replaced, id_part) = self.blocks(field, text, &mut result.contexts);
+                    if field == "system" {
+                        identity.extend_from_slice(&id_part);
+                    } else {
+                        has_tools = text.trim_start().starts_with('[') && text.len() > 2;
+                    }
+                    match replaced {
+                        Some(r) => {
+                            json_out.push_str(&r);
+                            rewritten = true;
+                        }
+                        None => json_out.push_str(text),
+                    }
+                }
+                "messages" => match serde_json::from_str::<Vec<&'a RawValue>>(text) {
+                    Ok(messages) => {
+                        let hashes: Vec<Digest16> = messages
+                            .iter()
+                            .map(|m| digest(m.get().as_bytes()))
+                            .collect();
+                        let session_state = self.sessions.get(session.unwrap_or(""));
+                        let best = session_state.and_then(|s| longest_prefix(s, route, &hashes));
+                        match best {
+                            Some((from, shared, uncached)) => {
+                                let _ = write!(
+                                    json_out,
+                                    r#"{{"$continues":{},"$shared":{shared},"#,
+                                    serde_json::to_string(&from).unwrap_or_default()
+                                );
+                                if !uncached.is_empty() {
+                                    let list: Vec<String> =
+                                        uncached.iter().map(|i| i.to_string()).collect();
+                                    let _ =
+                                        write!(json_out, r#""$uncached":[{}],"#, list.join(","));
+                                }
+                                json_out.push_str(r#""$new":["#);
+                                for (j, m) in messages[shared..].iter().enumerate() {
+                                    if j > 0 {
+                                        json_out.push(',');
+                                    }
+                                    json_out.push_str(m.get());
+                                }
+                                json_out.push_str("]}");
+                                result.new_messages = Some(messages.len() - shared);
+                                result.continues = Some((from, shared));
+                                rewritten = true;
+                            }
+                            None => {
+                                json_out.push_str(text);
+                                result.new_messages = Some(messages.len());
+                            }
+                        }
+                        let uncached = messages
+                            .iter()
+                            .map(|m| without_cache_markers(m.get()).map(|t| digest(t.as_bytes())))
+                            .collect();
+                        messages_hashes = Some((hashes, uncached));
+                    }
+                    Err(_) => json_out.push_str(text),
+                },
+                _ => json_out.push_str(text),
+            }
+        }
+        json_out.push('}');
+
+        let state = self
+            .sessions
+            .entry(session.unwrap_or("").to_string())
+            .or_default();
+        if route == Route::Messages {
+            let identity = digest(&identity);
+            if state.main.is_none() && has_tools {
+                state.main = Some(identity);
+            }
+            result.agent = Some(if state.main == Some(identity) {
+                Agent::Main
+            } else if has_tools {
+                Agent::Subagent
+            } else {
+                Agent::Auxiliary
+            });
+        }
+        if let Some((messages, uncached)) = messages_hashes {
+            if state.recent.len() >= RECENT {
+                state.recent.pop_front();
+            }
+            state.recent.push_back(Known {
+                id: id.to_string(),
+                route,
+                messages,
+                uncached,
+            });
+        }
+        if !rewritten {
+            result.body = Cow::Borrowed(raw);
+            return result;
+        }
+        let mut out = String::with_capacity(json_out.len() + 64);
+        out.push('{');
+        for (i, (key, value)) in wrapper.0.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            write_key(&mut out, key);
+            if key == "json" {
+                out.push_str(&json_out);
+            } else {
+                out.push_str(value.get());
+            }
+        }
+        out.push('}');
+        result.body = Cow::Owned(out);
+        result
+    }
+
+    /// `system` or `tools`: the `{"$context":…}` text when at least one block is replaced
+    /// by its digest, and the identity bytes (digests of the non-billing blocks).
+    fn blocks<'a>(
+        &mut self,
+        field: &'static str,
+        text: &'a str,
+        contexts: &mut Vec<Context<'a>>,
+    ) -> (Option<String>, Vec<u8>) {
+        let mut identity = Vec::new();
+        let mut replace = |block: &'a str, identity: &mut Vec<u8>| -> Option<String> {
+            let d = digest(block.as_bytes());
+            let head = &block.as_bytes()[..block.len().min(120)];
+            if !head.windows(BILLING_MARK.len()).any(|w| w == BILLING_MARK) {
+                identity.extend_from_slice(&d);
+            }
+            if block.len() < INLINE_MAX {
+                return None;
+            }
+            let hash = hex(&d);
+            if self.shipped.insert(d) {
+                contexts.push(Context {
+                    hash: hash.clone(),
+                    field,
+                    text: block,
+                });
+            }
+            Some(hash)
+        };
+        if text.starts_with('"') {
+            return match replace(text, &mut identity) {
+                Some(h) => (Some(format!(r#"{{"$context":"{h}"}}"#)), identity),
+                None => (None, identity),
+            };
+        }
+        let Ok(blocks) = serde_json::from_str::<Vec<&'a RawValue>>(text) else {
+            return (None, identity);
+        };
+        let mut out = String::from(r#"{"$context":["#);
+        let mut any = false;
+        for (i, block) in blocks.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            match replace(block.get(), &mut identity) {
+                Some(h) => {
+                    any = true;
+                    out.push('"');
+                    out.push_str(&h);
+                    out.push('"');
+                }
+                None => out.push_str(block.get()),
+            }
+        }
+        out.push_str("]}");
+        (any.then_some(out), identity)
+    }
+}
+
+fn unchanged(raw: &str) -> Encoded<'_> {
+    Encoded {
+        body: Cow::Borrowed(raw),
+        ..Encoded::default()
+    }
+}
+
+/// The known exchange (same route) sharing the longest prefix of messages with `hashes`
+/// (equal, or equal once the known one's cache markers are removed), the latest one on a
+/// tie, with the indexes that matched without their markers. `None` when no exchange shares
+/// even the first message.
+fn longest_prefix(
+    s: &Session,
+    route: Route,
+    hashes: &[Digest16],
+) -> Option<(String, usize, Vec<usize>)> {
+    let mut best: Option<(&Known, usize)> = None;
+    for k in s.recent.iter().filter(|k| k.route == route) {
+        let shared = k
+            .messages
+            .iter()
+            .zip(&k.uncached)
+            .zip(hashes)
+            .take_while(|((exact, uncached), new)| exact == new || uncached.as_ref() == Some(new))
+            .count();
+        if shared > 0 && best.is_none_or(|(_, n)| shared >= n) {
+            best = Some((k, shared));
+        }
+    }
+    best.map(|(k, n)| {
+        let uncached = (0..n).filter(|i| k.messages[*i] != hashes[*i]).collect();
+        (k.id.clone(), n, uncached)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(system: &str, tools: &str, messages: &[&str]) -> String {
+        let json = format!(
+            r#"{{"model":"m","system":{system},"tools":{tools},"messages":[{}],"stream":true}}"#,
+            messages.join(",")
+        );
+        format!(r#"{{"size":{},"json":{json}}}"#, json.len())
+    }
+
+    fn big(tag: &str) -> String {
+        format!(r#"{{"type":"text","text":"{tag} {}"}}"#, "x".repeat(400))
+    }
+
+    const BILLING: &str = r#"{"type":"text","text":"x-anthropic-billing-header: cc_version=2.1.1; cc_entrypoint=cli;"}"#;
+
+    #[test]
+    fn a_turn_ships_only_its_new_messages_and_names_the_exchange_it_continues() {
+        let mut c = Conversations::default();
+        let system = format!("[{BILLING},{}]", big("you are claude code"));
+        let tools = format!("[{},{}]", big("tool a"), big("tool b"));
+        let m1 = r#"{"role":"user","content":"one"}"#;
+        let m2 = r#"{"role":"assistant","content":"two"}"#;
+        let m3 = r#"{"role":"user","content":"three"}"#;
+        let first = body(&system, &tools, &[m1]);
+        let e1 = c.encode(Some("s"), "id1", "/v1/messages", &first);
+        assert_eq!(e1.contexts.len(), 3, "the big blocks, once each");
+        assert_eq!(e1.continues, None);
+        assert_eq!(e1.new_messages, Some(1));
+        assert_eq!(e1.agent, Some(Agent::Main));
+        assert!(
+            e1.body
+                .contains(r#""messages":[{"role":"user","content":"one"}]"#)
+        );
+        assert!(e1.body.contains(BILLING), "small blocks stay inline");
+
+        let second = body(&system, &tools, &[m1, m2, m3]);
+        let e2 = c.encode(Some("s"), "id2", "/v1/messages", &second);
+        assert!(e2.contexts.is_empty(), "blocks are shipped once");
+        assert_eq!(e2.continues, Some(("id1".into(), 1)));
+        assert_eq!(e2.new_messages, Some(2));
+        assert!(e2.body.contains(&format!(
+            r#""messages":{{"$continues":"id1","$shared":1,"$new":[{m2},{m3}]}}"#
+        )));
+        assert!(!e2.body.contains("you are claude code"));
+
+        // Another build's billing block changes neither the identity nor the shipped blocks.
+        let other_billing = system.replace("2.1.1", "2.1.2");
+        let third = body(&other_billing, &tools, &[m1, m2, m3, m2]);
+        let e3 = c.encode(Some("s"), "id3", "/v1/messages", &third);
+        assert!(e3.contexts.is_empty());
+        assert_eq!(e3.agent, Some(Agent::Main));
+        assert_eq!(e3.continues, Some(("id2".into(), 3)));
+    }
+
+    #[test]
+    fn interleaved_requests_continue_the_longest_shared_prefix() {
+        let mut c = Conversations::default();
+        let main_sys = format!("[{}]", big("main"));
+        let sub_sys = format!("[{}]", big("sub agent"));
+        let tools = format!("[{}]", big("tool"));
+        let a = r#"{"role":"user","content":"a"}"#;
+        let b = r#"{"role":"assistant","content":"b"}"#;
+        let task = r#"{"role":"user","content":"search the repo"}"#;
+        let mut enc = |session: &str, id: &str, path: &str, raw: String| {
+            let e = c.encode(Some(session), id, path, &raw);
+            (e.continues, e.agent)
+        };
+        let main = enc("s", "m1", "/v1/messages", body(&main_sys, &tools, &[a]));
+        assert_eq!(main, (None, Some(Agent::Main)));
+        let sub = enc("s", "s1", "/v1/messages", body(&sub_sys, &tools, &[task]));
+        assert_eq!(sub, (None, Some(Agent::Subagent)));
+        let title = enc("s", "t1", "/v1/messages", body(&sub_sys, "[]", &[task]));
+        assert_eq!(title, (Some(("s1".into(), 1)), Some(Agent::Auxiliary)));
+        // count_tokens never continues a messages exchange (nor the reverse).
+        let count = enc(
+            "s",
+            "c1",
+            "/v1/messages/count_tokens",
+            body(&main_sys, &tools, &[a, b]),
+        );
+        assert_eq!(count, (None, None));
+        let next = enc("s", "m2", "/v1/messages", body(&main_sys, &tools, &[a, b]));
+        assert_eq!(next, (Some(("m1".into(), 1)), Some(Agent::Main)));
+        // Another session never continues this one's.
+        let other = enc("o", "x1", "/v1/messages", body(&main_sys, &tools, &[a, b]));
+        assert_eq!(other.0, None);
+    }
+
+    #[test]
+    fn a_message_that_only_lost_its_cache_marker_is_not_shipped_again() {
+        let mut c = Conversations::default();
+        let marked = r#"{"role":"user","content":[{"type":"text","text":"long","cache_control":{"type":"ephemeral"}}]}"#;
+        let plain = r#"{"role":"user","content":[{"type":"text","text":"long"}]}"#;
+        let reply = r#"{"role":"assistant","content":"ok"}"#;
+        let next = r#"{"role":"user","content":[{"type":"text","text":"more","cache_control":{"type":"ephemeral"}}]}"#;
+        c.encode(Some("s"), "a", "/v1/messages", &body("[]", "[]", &[marked]));
+        let second = body("[]", "[]", &[plain, reply, next]);
+        let e = c.encode(Some("s"), "b", "/v1/messages", &second);
+        assert_eq!(e.continues, Some(("a".into(), 1)));
+        assert!(e.body.contains(&format!(
+            r#""messages":{{"$continues":"a","$shared":1,"$uncached":[0],"$new":[{reply},{next}]}}"#
+        )));
+        assert_eq!(without_cache_markers(marked).as_deref(), Some(plain));
+        assert_eq!(without_cache_markers(plain), None);
+        // A marker that is not a flat trailing member is never taken out.
+        let first = r#"{"content":[{"cache_control":{"type":"ephemeral"},"text":"x"}]}"#;
+        assert_eq!(without_cache_markers(first), None);
+        let nested = r#"{"content":[{"text":"x","cache_control":{"a":{"b":1}}}]}"#;
+        assert_eq!(without_cache_markers(nested), None);
+    }
+
+    #[test]
+    fn bodies_without_anything_to_replace_are_shipped_as_they_are() {
+        let mut c = Conversations::default();
+        let raw = r#"{"size":2,"json":{"model":"m","messages":[{"role":"user","content":"hi"}]}}"#;
+        let e = c.encode(Some("s"), "a", "/v1/messages", raw);
+        assert!(matches!(e.body, Cow::Borrowed(b) if b == raw));
+        for raw in [
+            r#"{"size":3,"text":"not json"}"#,
+            r#"{"size":3,"truncated":true,"base64":"AAAA"}"#,
+            "not json",
+        ] {
+            assert_eq!(c.encode(Some("s"), "b", "/v1/messages", raw).body, raw);
+        }
+        let other = r#"{"size":2,"json":{"messages":[{"role":"user","content":"hi"}]}}"#;
+        assert_eq!(c.encode(Some("s"), "c", "/v1/complete", other).body, other);
+    }
+}
