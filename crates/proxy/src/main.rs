@@ -19,26 +19,36 @@ fn main() -> ExitCode {
             return ExitCode::from(64);
         }
     };
+    // Lossy and off-thread: a stderr nobody reads drops diagnostic lines (counted below) rather
+    // than stop the forwarding thread.
+    let (stderr, flush) = tracing_appender::non_blocking(std::io::stderr());
+    let dropped = stderr.error_counter();
     tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
+        .with_writer(stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .init();
-    let config = match Config::try_from(cli) {
-        Ok(config) => config,
-        Err(e) => {
-            fatal(e);
-            return ExitCode::from(64);
-        }
-    };
-    match claude_api_proxy::run(config) {
+    let result = Config::try_from(cli)
+        .map_err(|e| (e.to_string(), 64))
+        .and_then(|config| {
+            claude_api_proxy::run(config).map_err(|e| (format!("{e:#}"), e.exit_code()))
+        });
+    // Everything logged goes out before the last word.
+    drop(flush);
+    if dropped.dropped_lines() > 0 {
+        fatal(format_args!(
+            "{} diagnostic lines were dropped because stderr was not read fast enough",
+            dropped.dropped_lines()
+        ));
+    }
+    match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            fatal(format_args!("{e:#}"));
-            ExitCode::from(e.exit_code())
+        Err((message, code)) => {
+            fatal(message);
+            ExitCode::from(code)
         }
     }
 }

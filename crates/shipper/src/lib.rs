@@ -9,7 +9,8 @@
 //! Dependencies beyond the workspace basics: `notify` (file change events),
 //! `opentelemetry-proto` and `prost` (the OTLP wire format), `reqwest` (HTTP/TLS client),
 //! `axum` (metrics endpoint), `humantime` (RFC 3339 timestamps), `rand` (retry jitter),
-//! `bytes` (cheap request resends), `memchr` (a line's end found in the read buffer, so a
+//! `reqwest-middleware` and `async-trait` (the HTTP stack as layers, [`http`]), `tracing-appender`
+//! (diagnostics written off-thread), `bytes` (cheap request resends), `memchr` (a line's end found in the read buffer, so a
 //! line longer than `--max-line-bytes` is never held), `sha2` (stable trace ids and content
 //! digests), `pricing` (the cost of an exchange); for tests only, `proptest` (property tests of
 //! the config parser and the encoder, `tests/properties.rs`).
@@ -20,6 +21,7 @@ pub mod config;
 pub mod deadletter;
 pub mod delta;
 pub mod encode;
+pub mod http;
 pub mod ids;
 pub mod metrics;
 pub mod quota;

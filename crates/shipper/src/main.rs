@@ -26,8 +26,12 @@ fn main() -> ExitCode {
             return ExitCode::from(64);
         }
     };
+    // Lossy and off-thread: a stderr nobody reads drops diagnostic lines rather than stall
+    // delivery.
+    let (stderr, flush) = tracing_appender::non_blocking(std::io::stderr());
+    let dropped = stderr.error_counter();
     tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
+        .with_writer(stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("RUST_LOG")
@@ -37,6 +41,7 @@ fn main() -> ExitCode {
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {
+            drop(flush);
             fatal(format_args!("cannot start the runtime: {e}"));
             return ExitCode::FAILURE;
         }
@@ -51,6 +56,15 @@ fn main() -> ExitCode {
         });
         otlp_shipper::run(config, shutdown).await
     });
+    drop(runtime);
+    // Everything logged goes out before the last word.
+    drop(flush);
+    if dropped.dropped_lines() > 0 {
+        fatal(format_args!(
+            "{} diagnostic lines were dropped because stderr was not read fast enough",
+            dropped.dropped_lines()
+        ));
+    }
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

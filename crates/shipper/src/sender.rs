@@ -24,7 +24,7 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 const REASON_MAX: usize = 2_000;
 
 pub struct Sender {
-    client: reqwest::Client,
+    client: crate::http::Client,
     endpoint: Url,
     /// Where spans go; `None`: the batch has none to send.
     traces_endpoint: Option<Url>,
@@ -76,6 +76,7 @@ impl Sender {
             .connect_timeout(Duration::from_secs(10))
             .tls_danger_accept_invalid_certs(!tls_verify)
             .build()?;
+        let client = crate::http::client(client, metrics.clone());
         let mut map = HeaderMap::new();
         for (n, v) in headers {
             map.append(n, v);
@@ -97,7 +98,6 @@ impl Sender {
     }
 
     async fn post(&self, url: &Url, body: bytes::Bytes) -> (Attempt, String, bytes::Bytes) {
-        self.metrics.requests.fetch_add(1, Relaxed);
         let sent = self
             .client
             .post(url.clone())

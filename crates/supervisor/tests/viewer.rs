@@ -822,3 +822,49 @@ fn a_long_session_re_sending_its_history_makes_a_small_page_that_rebuilds_every_
         "the 200th request is rebuilt from 199 deltas"
     );
 }
+
+#[test]
+fn a_price_table_given_with_prices_replaces_the_built_in_one_as_for_the_shipper() {
+    let dir = temp_dir("prices");
+    let log = dir.join("traffic.log");
+    std::fs::write(
+        &log,
+        record(1, "s-price", "2026-12-03T10:00:01Z", &["hi"]) + "\n",
+    )
+    .unwrap();
+    // Built in: Haiku 4.5 at $1 in, $5 out: 100 x 1 + 10 x 5 = 150 micro-USD.
+    let cost = |doc: &Value| doc["sessions"][0]["cost_usd"].as_f64().unwrap();
+    assert!((cost(&sessions_json(&log)) - 0.000_15).abs() < 1e-9);
+
+    let table = dir.join("prices.json");
+    std::fs::write(
+        &table,
+        r#"{"date":"2026-12-01","source":"https://example.invalid","unit":"USD per million tokens",
+            "models":{"claude-haiku-4-5":{"input":10,"output":100,"cache_write_5m":0,"cache_write_1h":0,"cache_read":0}}}"#,
+    )
+    .unwrap();
+    let doc: Value = serde_json::from_str(&viewer(
+        &log,
+        &["sessions", "--json", "--prices", table.to_str().unwrap()],
+    ))
+    .unwrap();
+    assert!((cost(&doc) - 0.002).abs() < 1e-9, "{doc:#}");
+    assert_eq!(doc["price_table_date"], "2026-12-01");
+
+    std::fs::write(&table, "{}").unwrap();
+    let out = Command::new(BIN)
+        .args(["sessions", "--log-file"])
+        .arg(&log)
+        .env_clear()
+        .env("PATH", PATH)
+        .env("PRICES_FILE", &table)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("PRICES_FILE") && stderr.contains("prices.json"),
+        "{stderr}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

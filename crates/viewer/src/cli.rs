@@ -18,6 +18,19 @@ pub struct LogArgs {
     /// first, oldest first.
     #[arg(long, env = "LOG_FILE", default_value = "/var/log/claude-logger.log")]
     pub log_file: PathBuf,
+    /// A price table replacing the built-in one, the same file and variable the shipper takes
+    /// (shape: crates/pricing/prices.json).
+    #[arg(long, env = "PRICES_FILE", value_name = "FILE")]
+    pub prices: Option<PathBuf>,
+}
+
+impl LogArgs {
+    fn prices(&self) -> Result<pricing::PriceTable, Error> {
+        Ok(match &self.prices {
+            Some(path) => pricing::PriceTable::from_file(path)?,
+            None => pricing::PriceTable::builtin(),
+        })
+    }
 }
 
 #[derive(Debug, Args)]
@@ -77,7 +90,7 @@ impl When {
 
 pub fn sessions(args: &SessionsArgs) -> Result<(), Error> {
     let index = Index::build(&args.log.log_file)?;
-    let prices = pricing::PriceTable::builtin();
+    let prices = args.log.prices()?;
     let list = session::summaries(&index, &prices);
     let text = if args.json {
         let doc = serde_json::json!({
@@ -105,7 +118,7 @@ pub fn sessions(args: &SessionsArgs) -> Result<(), Error> {
 
 pub fn show(args: &ShowArgs) -> Result<(), Error> {
     let index = Index::build(&args.log.log_file)?;
-    let prices = pricing::PriceTable::builtin();
+    let prices = args.log.prices()?;
     let (id, heads, only) = match session::select(&index, &args.session)? {
         Selection::Session(id, heads) => (id, heads, None),
         Selection::Exchange(id, heads, exchange) => (id, heads, Some(exchange)),
@@ -121,7 +134,7 @@ pub fn show(args: &ShowArgs) -> Result<(), Error> {
 
 pub fn html(args: &HtmlArgs) -> Result<(), Error> {
     let index = Index::build(&args.log.log_file)?;
-    let prices = pricing::PriceTable::builtin();
+    let prices = args.log.prices()?;
     let (id, heads) = match session::select(&index, &args.session)? {
         Selection::Session(id, heads) | Selection::Exchange(id, heads, _) => (id, heads),
     };

@@ -34,4 +34,8 @@ pub enum Error {
     },
     #[error("cannot write the output: {0}")]
     Output(std::io::Error),
+    #[error(
+        "{0} (set --prices or PRICES_FILE to a valid table, or leave it unset for the built-in one)"
+    )]
+    Prices(#[from] pricing::Error),
 }
