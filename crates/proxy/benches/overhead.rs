@@ -1040,13 +1040,19 @@ impl Ledger {
         loop {
             let (lines, bytes) = count_lines(&self.log);
             if self.counted + lines == self.sent {
-                self.degraded += count_degraded(&self.log);
+                self.degraded += log_files(&self.log)
+                    .iter()
+                    .map(|f| count_degraded(f))
+                    .sum::<u64>();
                 // The proxy is idle and appends (O_APPEND): its next record starts the file anew.
                 std::fs::OpenOptions::new()
                     .write(true)
                     .open(&self.log)
                     .and_then(|f| f.set_len(0))
                     .expect("empty the traffic log");
+                for segment in traffic_record::segments::list(&self.log).unwrap_or_default() {
+                    let _ = std::fs::remove_file(segment.path);
+                }
                 self.counted += lines;
                 self.bytes += bytes;
                 return;
@@ -1079,8 +1085,27 @@ fn count_degraded(path: &Path) -> u64 {
         .count() as u64
 }
 
-/// Lines (records) and bytes in `path`, read 1 MiB at a time.
+/// The live log `path` and the segments it was rotated into.
+fn log_files(path: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = traffic_record::segments::list(path)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|s| s.path)
+        .collect();
+    files.push(path.to_path_buf());
+    files
+}
+
+/// Lines (records) and bytes in the log `path` and its rotated segments.
 fn count_lines(path: &Path) -> (u64, u64) {
+    log_files(path)
+        .iter()
+        .map(|f| count_file_lines(f))
+        .fold((0, 0), |(l, b), (l2, b2)| (l + l2, b + b2))
+}
+
+/// Lines and bytes in one file, read 1 MiB at a time.
+fn count_file_lines(path: &Path) -> (u64, u64) {
     use std::io::Read;
     let Ok(mut file) = std::fs::File::open(path) else {
         return (0, 0);
