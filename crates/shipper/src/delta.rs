@@ -20,7 +20,6 @@
 //! whole, and each block once more.
 
 use crate::ids::{Digest16, digest, hex};
-use serde::Deserialize;
 use serde_json::value::RawValue;
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -138,30 +137,105 @@ pub struct Conversations {
     shipped: HashSet<Digest16>,
 }
 
-/// A JSON object read as its keys (unescaped) and raw values, in order.
-struct RawObject<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
+/// A request body read in one pass: the wrapper's members (`size`, `json`, …) and, inside
+/// `json`, its members, with `messages` read as its elements. Values are raw text borrowed
+/// from the record; a multi-megabyte body is scanned once.
+#[derive(Default)]
+struct Parsed<'a> {
+    wrapper: Vec<(Cow<'a, str>, &'a str)>,
+    json: Option<Vec<(Cow<'a, str>, &'a str)>>,
+    messages: Option<Vec<&'a RawValue>>,
+}
 
-impl<'de: 'a, 'a> Deserialize<'de> for RawObject<'a> {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V<'a>(std::marker::PhantomData<&'a ()>);
-        impl<'de: 'a, 'a> serde::de::Visitor<'de> for V<'a> {
-            type Value = RawObject<'a>;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a JSON object")
-            }
-            fn visit_map<A: serde::de::MapAccess<'de>>(
-                self,
-                mut map: A,
-            ) -> Result<RawObject<'a>, A::Error> {
-                let mut out = Vec::new();
-                while let Some(key) = map.next_key::<crate::encode::Str<'de>>()? {
-                    out.push((key.0, map.next_value::<&'de RawValue>()?));
-                }
-                Ok(RawObject(out))
+struct WrapperV<'p, 'a>(&'p mut Parsed<'a>);
+struct JsonSeed<'p, 'a>(&'p mut Parsed<'a>);
+struct JsonV<'p, 'a>(&'p mut Parsed<'a>);
+
+impl<'de: 'a, 'a> serde::de::Visitor<'de> for WrapperV<'_, 'a> {
+    type Value = ();
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a body object")
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(key) = map.next_key::<crate::encode::Str<'de>>()? {
+            if key.0 == "json" && self.0.json.is_none() {
+                map.next_value_seed(JsonSeed(self.0))?;
+                // Its text is written from `Parsed::json`.
+                self.0.wrapper.push((key.0, ""));
+            } else {
+                let v = map.next_value::<&'de RawValue>()?;
+                self.0.wrapper.push((key.0, v.get()));
             }
         }
-        d.deserialize_map(V(std::marker::PhantomData))
+        Ok(())
     }
+}
+
+impl<'de: 'a, 'a> serde::de::DeserializeSeed<'de> for JsonSeed<'_, 'a> {
+    type Value = ();
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        // Not an object (an array body, say): nothing to rewrite.
+        d.deserialize_any(JsonV(self.0))
+    }
+}
+
+impl<'de: 'a, 'a> serde::de::Visitor<'de> for JsonV<'_, 'a> {
+    type Value = ();
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let mut members = Vec::new();
+        while let Some(key) = map.next_key::<crate::encode::Str<'de>>()? {
+            if key.0 == "messages" && self.0.messages.is_none() {
+                // Not an array: the body fails to parse and is shipped as it is.
+                self.0.messages = Some(map.next_value::<Vec<&'de RawValue>>()?);
+                // Its text is found from its elements' place in the body.
+                members.push((key.0, ""));
+            } else {
+                let v = map.next_value::<&'de RawValue>()?;
+                members.push((key.0, v.get()));
+            }
+        }
+        self.0.json = Some(members);
+        Ok(())
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+        Ok(())
+    }
+    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+}
+
+/// The text of the array whose elements are `elements`, from their place in `raw` (they
+/// are slices of it); `[]` for an empty one.
+fn array_text<'a>(raw: &'a str, elements: &[&'a RawValue]) -> &'a str {
+    let (Some(first), Some(last)) = (elements.first(), elements.last()) else {
+        return "[]";
+    };
+    let base = raw.as_ptr() as usize;
+    let start = first.get().as_ptr() as usize - base;
+    let end = last.get().as_ptr() as usize - base + last.get().len();
+    let open = raw[..start].rfind('[').unwrap_or(start);
+    let close = raw[end..].find(']').map_or(end, |i| end + i + 1);
+    &raw[open..close]
 }
 
 fn write_key(out: &mut String, key: &str) {
@@ -184,17 +258,23 @@ impl Conversations {
             "/v1/messages/count_tokens" => Route::CountTokens,
             _ => return unchanged(raw),
         };
-        let Ok(wrapper) = serde_json::from_str::<RawObject<'a>>(raw) else {
-            return unchanged(raw);
-        };
-        let Some(json) = wrapper
-            .0
-            .iter()
-            .find(|(k, _)| k == "json")
-            .and_then(|(_, v)| serde_json::from_str::<RawObject<'a>>(v.get()).ok())
+        let mut parsed = Parsed::default();
+        {
+            use serde::Deserializer;
+            let mut de = serde_json::Deserializer::from_str(raw);
+            if de.deserialize_map(WrapperV(&mut parsed)).is_err() || de.end().is_err() {
+                return unchanged(raw);
+            }
+        }
+        let Parsed {
+            wrapper,
+            json: Some(json),
+            messages: parsed_messages,
+        } = parsed
         else {
             return unchanged(raw);
         };
+        let mut parsed_messages = parsed_messages;
         if self.sessions.len() >= MAX_SESSIONS && !self.sessions.contains_key(session.unwrap_or(""))
         {
             self.sessions.clear();
@@ -210,12 +290,12 @@ impl Conversations {
         let mut has_tools = false;
         let mut messages_hashes: Option<(Vec<Digest16>, Vec<Option<Digest16>>)> = None;
         json_out.push('{');
-        for (i, (key, value)) in json.0.iter().enumerate() {
+        for (i, (key, text)) in json.iter().enumerate() {
             if i > 0 {
                 json_out.push(',');
             }
             write_key(&mut json_out, key);
-            let text = value.get();
+            let text: &'a str = text;
             match key.as_ref() {
                 field @ ("system" | "tools") => {
                     let field: &'static str = if field == "system" { "system" } else { "tools" };
@@ -233,8 +313,9 @@ impl Conversations {
                         None => json_out.push_str(text),
                     }
                 }
-                "messages" => match serde_json::from_str::<Vec<&'a RawValue>>(text) {
-                    Ok(messages) => {
+                "messages" => match parsed_messages.take() {
+                    Some(messages) => {
+                        let text = array_text(raw, &messages);
                         let hashes: Vec<Digest16> = messages
                             .iter()
                             .map(|m| digest(m.get().as_bytes()))
@@ -277,7 +358,7 @@ impl Conversations {
                             .collect();
                         messages_hashes = Some((hashes, uncached));
                     }
-                    Err(_) => json_out.push_str(text),
+                    None => json_out.push_str(text),
                 },
                 _ => json_out.push_str(text),
             }
@@ -318,7 +399,7 @@ impl Conversations {
         }
         let mut out = String::with_capacity(json_out.len() + 64);
         out.push('{');
-        for (i, (key, value)) in wrapper.0.iter().enumerate() {
+        for (i, (key, value)) in wrapper.iter().enumerate() {
             if i > 0 {
                 out.push(',');
             }
@@ -326,7 +407,7 @@ impl Conversations {
             if key == "json" {
                 out.push_str(&json_out);
             } else {
-                out.push_str(value.get());
+                out.push_str(value);
             }
         }
         out.push('}');
