@@ -101,12 +101,6 @@ fn main() {
         .and_then(|i| args.get(i + 1))
         .map(|n| n.parse().expect("--runs N"))
         .unwrap_or(1);
-    // `--bodies full|delta`: the shipper's body mode (default: the shipper's own default).
-    let bodies = args
-        .iter()
-        .position(|a| a == "--bodies")
-        .and_then(|i| args.get(i + 1))
-        .cloned();
     let cases = cases(smoke);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -121,15 +115,7 @@ fn main() {
         let mut best: Option<Measured> = None;
         for run_no in 0..runs.max(1) {
             let checkpoint = scratch.path(&format!("checkpoint-{run_no}.json"));
-            let m = runtime.block_on(run(
-                case,
-                &scratch,
-                &log,
-                &checkpoint,
-                records,
-                bytes,
-                bodies.as_deref(),
-            ));
+            let m = runtime.block_on(run(case, &scratch, &log, &checkpoint, records, bytes));
             eprintln!("  run {}: {:.2} s", run_no + 1, m.secs);
             if best.as_ref().is_none_or(|b| m.secs < b.secs) {
                 best = Some(m);
@@ -182,7 +168,6 @@ async fn run(
     checkpoint: &Path,
     records: u64,
     bytes: u64,
-    bodies: Option<&str>,
 ) -> Measured {
     let seq = seq_standin::spawn(
         "127.0.0.1:0".parse().unwrap(),
@@ -211,7 +196,6 @@ async fn run(
             "--exit-when-drained",
         ])
         .args(["--log-level", "warn"])
-        .args(bodies.map(|b| ["--bodies", b]).into_iter().flatten())
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()
