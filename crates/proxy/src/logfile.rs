@@ -73,10 +73,12 @@ impl LogFile {
         self.segments_counted = None;
     }
 
-    /// Whether `next` more bytes should go to a fresh file: the live one holds something and
-    /// would pass the rotation size.
-    pub fn should_rotate(&self, next: u64) -> bool {
-        self.rotate_size > 0 && self.len > 0 && self.len + next > self.rotate_size
+    /// Whether a line of `next` bytes should go to a fresh file: the live file plus the
+    /// `pending` bytes still to be appended to it hold something, and the line would take
+    /// them past the rotation size.
+    pub fn should_rotate(&self, pending: u64, next: u64) -> bool {
+        let held = self.len + pending;
+        self.rotate_size > 0 && held > 0 && held + next > self.rotate_size
     }
 
     /// Renames the live file to the next segment name and opens a fresh one. The live path is
@@ -207,10 +209,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("traffic.log");
         let mut log = LogFile::open(path.clone(), 10).unwrap();
-        assert!(!log.should_rotate(100), "an empty file takes any record");
+        assert!(!log.should_rotate(0, 100), "an empty file takes any record");
+        assert!(
+            log.should_rotate(5, 6),
+            "lines waiting for an empty file count as its content"
+        );
         log.append(b"0123456\n").unwrap();
-        assert!(!log.should_rotate(2));
-        assert!(log.should_rotate(3));
+        assert!(!log.should_rotate(0, 2));
+        assert!(log.should_rotate(0, 3));
         log.rotate();
         log.append(b"abc\n").unwrap();
         let segments = segments::list(&path).unwrap();
