@@ -130,6 +130,8 @@ async fn metrics_of(scratch: &Scratch, endpoint: &str) -> (serde_json::Value, St
         l.local_addr().unwrap().port()
     };
     let mut cmd = shipper(scratch, endpoint);
+    // This endpoint speaks OTLP logs only.
+    cmd.args(["--traces-endpoint", "none"]);
     cmd.args(["--metrics-listen", &format!("127.0.0.1:{port}")]);
     let mut child = spawn_logged(scratch, &mut cmd);
     let url = format!("http://127.0.0.1:{port}/metrics?format=json");
