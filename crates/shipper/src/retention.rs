@@ -79,7 +79,19 @@ pub fn apply(live: &Path, checkpoint: Position, budget: Budget) -> std::io::Resu
     {
         Some(i) => i,
         None if std::fs::metadata(live).is_ok_and(|m| is_checkpoint(&m)) => list.len(),
-        None => 0,
+        // A file logrotate renamed: files are read in the order they were last written, so
+        // the segments written before it are delivered.
+        None => match renamed_file(live, &is_checkpoint).and_then(|m| m.modified().ok()) {
+            Some(written) => metas
+                .iter()
+                .take_while(|m| {
+                    m.as_ref()
+                        .and_then(|m| m.modified().ok())
+                        .is_some_and(|t| t < written)
+                })
+                .count(),
+            None => 0,
+        },
     };
     let now = SystemTime::now();
     let mut kept = 0u64;
@@ -102,6 +114,23 @@ pub fn apply(live: &Path, checkpoint: Position, budget: Budget) -> std::io::Resu
     }
     deleted.reverse();
     Ok(deleted)
+}
+
+/// The file beside `live` that `is_checkpoint` names, when it is not one of the proxy's
+/// segments (logrotate's `<log>.1` and the like).
+fn renamed_file(
+    live: &Path,
+    is_checkpoint: &dyn Fn(&std::fs::Metadata) -> bool,
+) -> Option<std::fs::Metadata> {
+    let dir = match live.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    std::fs::read_dir(dir)
+        .ok()?
+        .flatten()
+        .filter_map(|e| e.metadata().ok())
+        .find(|m| m.is_file() && is_checkpoint(m))
 }
 
 #[cfg(test)]
@@ -194,5 +223,46 @@ mod tests {
         };
         assert_eq!(apply(&live, position_of(&live), budget).unwrap(), [old]);
         assert!(new.exists());
+    }
+
+    #[test]
+    fn with_the_checkpoint_in_a_file_logrotate_renamed_the_segments_written_before_it_are_delivered()
+     {
+        let dir = tempfile::tempdir().unwrap();
+        let live = dir.path().join("t.log");
+        let at = |secs: u64| SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000 + secs);
+        let write = |name: &str, when: SystemTime| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, [b'x'; 100]).unwrap();
+            std::fs::File::options()
+                .write(true)
+                .open(&path)
+                .unwrap()
+                .set_modified(when)
+                .unwrap();
+            path
+        };
+        write("t.log.20261203T101500Z.1", at(1));
+        write("t.log.20261203T101500Z.2", at(2));
+        let renamed = write("t.log.1", at(3));
+        let after = write("t.log.20261203T101600Z.1", at(4));
+        std::fs::write(&live, b"").unwrap();
+        let none = Budget {
+            bytes: 0,
+            age: Duration::ZERO,
+        };
+        let deleted = apply(&live, position_of(&renamed), none).unwrap();
+        assert_eq!(
+            deleted,
+            [
+                dir.path().join("t.log.20261203T101500Z.1"),
+                dir.path().join("t.log.20261203T101500Z.2")
+            ]
+        );
+        assert!(
+            after.exists(),
+            "written after the checkpoint's file: not delivered"
+        );
+        assert!(renamed.exists(), "logrotate's file is left to logrotate");
     }
 }
