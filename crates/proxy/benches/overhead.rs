@@ -25,6 +25,9 @@
 //! comparison that load drift over minutes cannot fake (the order of the targets changes each
 //! round), though single runs still spread ±15% in requests/s.
 //! `--soak SECS` runs only the throughput phase, SECS per target and round.
+//! `--saturation-only` runs only the saturation phase and the paced phase after it (100
+//! exchanges/s of the same 50 KB exchanges, Claude Code's pace at most): the figures issue 20's
+//! target is about, in a few minutes.
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, StreamBody};
@@ -68,6 +71,8 @@ struct Plan {
     throughput_conns: usize,
     throughput_secs: f64,
     saturation_secs: f64,
+    /// Seconds of [`PACED_RATE`] exchanges/s after each saturation phase.
+    paced_secs: f64,
     streams: usize,
     stream_body_bytes: usize,
     slow_events: usize,
@@ -84,6 +89,7 @@ const FULL: Plan = Plan {
     throughput_conns: 16,
     throughput_secs: 3.0,
     saturation_secs: 3.0,
+    paced_secs: 3.0,
     streams: 100,
     stream_body_bytes: 1 << 20,
     slow_events: 20,
@@ -99,6 +105,7 @@ const SMOKE: Plan = Plan {
     throughput_conns: 16,
     throughput_secs: 0.3,
     saturation_secs: 0.3,
+    paced_secs: 0.5,
     streams: 10,
     stream_body_bytes: 1 << 20,
     slow_events: 4,
@@ -110,6 +117,10 @@ const LATENCY_BODY_BYTES: usize = 50 * 1024;
 
 /// The response body of the saturation phase's upstream (`x-bench: json-50k`).
 const SATURATION_RESPONSE_BYTES: usize = 50 * 1024;
+
+/// Exchanges per second of the paced phase, over all its connections: above what one Claude
+/// Code session sends (a few per second, bursts of ~26 `count_tokens` calls).
+const PACED_RATE: f64 = 100.0;
 
 fn main() {
     // `cargo bench` passes `--bench`; `cargo test --benches` passes nothing; ignore the rest.
@@ -127,6 +138,7 @@ fn main() {
 }
 
 async fn run(plan: &Plan, smoke: bool) -> bool {
+    let saturation_only = std::env::args().any(|a| a == "--saturation-only");
     let work = tempfile::Builder::new()
         .prefix("overhead-bench")
         .tempdir()
@@ -136,7 +148,12 @@ async fn run(plan: &Plan, smoke: bool) -> bool {
 
     // Fresh proxies for the memory phase, so that VmHWM is exactly idle, then 100 streams.
     let mut memory = Vec::new();
-    for via in [Via::Nginx, Via::Ours] {
+    let memory_targets = if saturation_only {
+        &[][..]
+    } else {
+        &[Via::Nginx, Via::Ours][..]
+    };
+    for &via in memory_targets {
         let proxy = Proxy::start(
             via,
             upstream,
@@ -246,33 +263,35 @@ async fn run(plan: &Plan, smoke: bool) -> bool {
         // stall of the host) shows here.
         let mut round_p99 = vec![f64::NAN; targets.len()];
         for i in round_order(targets.len(), round) {
-            settle(plan.settle_secs).await;
-            let mut conn = Conn::open(targets[i]).await;
-            for _ in 0..plan.latency_requests {
-                let t = Instant::now();
-                conn.post(&body, "json").await;
-                lat[i].push(t.elapsed());
-            }
-            let mut this_round = lat[i][lat[i].len() - plan.latency_requests..].to_vec();
-            this_round.sort();
-            round_p99[i] = pct(&this_round, 0.99);
-            for _ in 0..plan.ttfe_requests {
-                tt[i].push(conn.first_event(&stream_body).await);
-            }
-            let (n, secs, failed, _) = saturate(
-                targets[i],
-                plan.throughput_conns,
-                Duration::from_secs_f64(plan.throughput_secs),
-                &body,
-                "json",
-            )
-            .await;
-            tp[i].0 += n;
-            tp[i].1 += secs;
-            failures += failed;
-            if let Some(ledger) = &mut ledgers[i] {
-                ledger.sent += (plan.latency_requests + plan.ttfe_requests) as u64 + n;
-                ledger.settle().await;
+            if !saturation_only {
+                settle(plan.settle_secs).await;
+                let mut conn = Conn::open(targets[i]).await;
+                for _ in 0..plan.latency_requests {
+                    let t = Instant::now();
+                    conn.post(&body, "json").await;
+                    lat[i].push(t.elapsed());
+                }
+                let mut this_round = lat[i][lat[i].len() - plan.latency_requests..].to_vec();
+                this_round.sort();
+                round_p99[i] = pct(&this_round, 0.99);
+                for _ in 0..plan.ttfe_requests {
+                    tt[i].push(conn.first_event(&stream_body).await);
+                }
+                let (n, secs, failed, _) = saturate(
+                    targets[i],
+                    plan.throughput_conns,
+                    Duration::from_secs_f64(plan.throughput_secs),
+                    &body,
+                    "json",
+                )
+                .await;
+                tp[i].0 += n;
+                tp[i].1 += secs;
+                failures += failed;
+                if let Some(ledger) = &mut ledgers[i] {
+                    ledger.sent += (plan.latency_requests + plan.ttfe_requests) as u64 + n;
+                    ledger.settle().await;
+                }
             }
             // Saturation: 50 KB in, 50 KB out, so ~100 KB of log per exchange.
             settle(plan.settle_secs).await;
@@ -286,16 +305,30 @@ async fn run(plan: &Plan, smoke: bool) -> bool {
             )
             .await;
             failures += failed;
+            let s = &mut sat[i];
             if let Some(ledger) = &mut ledgers[i] {
                 ledger.sent += n;
                 // Records still being written when the load stops cost CPU too.
-                ledger.settle().await;
+                s.degraded += ledger.settle().await;
             }
-            let s = &mut sat[i];
             s.done += n;
             s.secs += secs;
             s.cpu_ms += cpu_ms(&pids[i]) - cpu_before;
             s.latency.append(&mut latencies);
+            // The same exchanges at Claude Code's pace: the writer keeps up, nothing degraded.
+            let (n, failed) = paced(
+                targets[i],
+                plan.throughput_conns,
+                Duration::from_secs_f64(plan.paced_secs),
+                &body,
+            )
+            .await;
+            failures += failed;
+            s.paced_done += n;
+            if let Some(ledger) = &mut ledgers[i] {
+                ledger.sent += n;
+                s.paced_degraded += ledger.settle().await;
+            }
         }
         let p99s: Vec<String> = names
             .iter()
@@ -303,7 +336,7 @@ async fn run(plan: &Plan, smoke: bool) -> bool {
             .map(|(name, p99)| format!("{name} {p99:.3}"))
             .collect();
         eprintln!(
-            "round {}/{} done; 50 KB POST p99 (ms): {}",
+            "round {}/{} done; 50 KB POST p99 (ms, NaN with --saturation-only): {}",
             round + 1,
             plan.rounds,
             p99s.join(", ")
@@ -360,9 +393,8 @@ async fn run(plan: &Plan, smoke: bool) -> bool {
     );
     println!("{}", table.markdown());
     println!(
-        "claude-api-proxy wrote {records} records ({:.1} MB of log) for the latency, first-event, \
-         throughput and saturation phases; {} of them degraded (bodies dropped to keep traffic \
-         flowing).",
+        "claude-api-proxy wrote {records} records ({:.1} MB of log) in all phases; {} of them \
+         degraded (bodies dropped to keep traffic flowing).",
         log_bytes as f64 / 1e6,
         ours_ledger.degraded
     );
@@ -379,17 +411,16 @@ async fn run(plan: &Plan, smoke: bool) -> bool {
         };
         println!("\nA/B in the same rounds (added latency over direct, ms; requests/s):\n");
         println!(
-            "| build | 50 KB POST p50 added | p99 added | first SSE event p50 added | p99 added | requests/s | saturation p50 (ms) | p99 (ms) | requests/s | CPU ms per exchange | degraded |"
+            "| build | 50 KB POST p50 added | p99 added | first SSE event p50 added | p99 added | requests/s | saturation p50 (ms) | p99 (ms) | requests/s | CPU ms per exchange | degraded at saturation | degraded at 100/s |"
         );
-        println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
-        for (name, lat, ttf, rps, sat, degraded) in [
+        println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+        for (name, lat, ttf, rps, sat) in [
             (
                 "nginx",
                 &base.latency[1],
                 &base.ttfe[1],
                 base.rps[1],
                 &base.saturation[1],
-                "-".to_string(),
             ),
             (
                 "claude-api-proxy",
@@ -397,12 +428,11 @@ async fn run(plan: &Plan, smoke: bool) -> bool {
                 &base.ttfe[2],
                 base.rps[2],
                 &base.saturation[2],
-                ours_ledger.degraded.to_string(),
             ),
         ] {
             let d = |v: &[Duration], direct: &[Duration], p: f64| pct(v, p) - pct(direct, p);
             println!(
-                "| {name} | {:.3} | {:.3} | {:.3} | {:.3} | {rps:.0} | {} | {degraded} |",
+                "| {name} | {:.3} | {:.3} | {:.3} | {:.3} | {rps:.0} | {} |",
                 d(lat, &base.latency[0], 0.5),
                 d(lat, &base.latency[0], 0.99),
                 d(ttf, &base.ttfe[0], 0.5),
@@ -418,9 +448,8 @@ async fn run(plan: &Plan, smoke: bool) -> bool {
             let rps = extra_rps[i].0 as f64 / extra_rps[i].1;
             extra_sat[i].latency.sort();
             println!(
-                "| {name} | {lat:.3} | {lat99:.3} | {ttf:.3} | {ttf99:.3} | {rps:.0} | {} | {} |",
+                "| {name} | {lat:.3} | {lat99:.3} | {ttf:.3} | {ttf99:.3} | {rps:.0} | {} |",
                 extra_sat[i].cells(),
-                ledger.degraded
             );
             let (got, _) = ledger.total();
             if got != ledger.sent {
@@ -959,6 +988,47 @@ async fn saturate(
     (done, start.elapsed().as_secs_f64(), failed, latencies)
 }
 
+/// `conns` connections sending 50 KB in / 50 KB out exchanges at [`PACED_RATE`] per second
+/// in all, for `dur`; returns (completed, failures).
+async fn paced(addr: SocketAddr, conns: usize, dur: Duration, body: &Bytes) -> (u64, u64) {
+    let every = Duration::from_secs_f64(conns as f64 / PACED_RATE);
+    let deadline = Instant::now() + dur;
+    let mut tasks = Vec::new();
+    for c in 0..conns {
+        let body = body.clone();
+        tasks.push(tokio::spawn(async move {
+            // Staggered, so that the exchanges come evenly rather than 16 at once.
+            tokio::time::sleep(every * c as u32 / conns as u32).await;
+            let mut conn = Conn::open(addr).await;
+            let mut tick = tokio::time::interval(every);
+            let (mut done, mut failed) = (0u64, 0u64);
+            loop {
+                tick.tick().await;
+                if Instant::now() >= deadline {
+                    return (done, failed);
+                }
+                match conn.send(&body, "json-50k").await {
+                    Ok(resp) => match resp.into_body().collect().await {
+                        Ok(_) => done += 1,
+                        Err(_) => failed += 1,
+                    },
+                    Err(_) => {
+                        failed += 1;
+                        conn = Conn::open(addr).await;
+                    }
+                }
+            }
+        }));
+    }
+    let (mut done, mut failed) = (0, 0);
+    for t in tasks {
+        let (d, f) = t.await.expect("paced task");
+        done += d;
+        failed += f;
+    }
+    (done, failed)
+}
+
 /// What the saturation phase measured for one target.
 #[derive(Clone, Debug, Default)]
 struct Saturation {
@@ -967,6 +1037,11 @@ struct Saturation {
     cpu_ms: f64,
     /// Sorted once the run is over.
     latency: Vec<Duration>,
+    /// Records written without their bodies, of the `done` exchanges.
+    degraded: u64,
+    /// Exchanges of the paced phase, and how many of their records were degraded.
+    paced_done: u64,
+    paced_degraded: u64,
 }
 
 impl Saturation {
@@ -978,15 +1053,25 @@ impl Saturation {
         self.cpu_ms / self.done as f64
     }
 
-    /// p50 | p99 | requests/s | CPU ms per exchange, as table cells.
+    /// p50 | p99 | requests/s | CPU ms per exchange | degraded | degraded paced, as table cells.
     fn cells(&self) -> String {
         format!(
-            "{:.3} | {:.3} | {:.0} | {:.3}",
+            "{:.3} | {:.3} | {:.0} | {:.3} | {} | {}",
             pct(&self.latency, 0.5),
             pct(&self.latency, 0.99),
             self.rps(),
-            self.cpu_per_exchange()
+            self.cpu_per_exchange(),
+            self.degraded_cell(),
+            self.paced_degraded_cell(),
         )
+    }
+
+    fn degraded_cell(&self) -> String {
+        format!("{} of {}", self.degraded, self.done)
+    }
+
+    fn paced_degraded_cell(&self) -> String {
+        format!("{} of {}", self.paced_degraded, self.paced_done)
     }
 }
 
@@ -1033,17 +1118,19 @@ impl Ledger {
         }
     }
 
-    /// Waits (at most 30 s) for a record of every exchange sent, then empties the log. A log
-    /// with records missing or extra is left as it is, for [`Ledger::total`] to report.
-    async fn settle(&mut self) {
+    /// Waits (at most 30 s) for a record of every exchange sent, then empties the log; returns
+    /// how many of the records were degraded. A log with records missing or extra is left as
+    /// it is, for [`Ledger::total`] to report.
+    async fn settle(&mut self) -> u64 {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let (lines, bytes) = count_lines(&self.log);
             if self.counted + lines == self.sent {
-                self.degraded += log_files(&self.log)
+                let degraded = log_files(&self.log)
                     .iter()
                     .map(|f| count_degraded(f))
                     .sum::<u64>();
+                self.degraded += degraded;
                 // The proxy is idle and appends (O_APPEND): its next record starts the file anew.
                 std::fs::OpenOptions::new()
                     .write(true)
@@ -1055,10 +1142,10 @@ impl Ledger {
                 }
                 self.counted += lines;
                 self.bytes += bytes;
-                return;
+                return degraded;
             }
             if self.counted + lines > self.sent || Instant::now() > deadline {
-                return;
+                return 0;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -1247,10 +1334,14 @@ impl Table {
             "ours / nginx".into(),
         ]);
         row(vec!["---".into(); 5]);
+        let measured = |samples: &[Vec<Duration>; 3]| !samples[2].is_empty();
         for (name, samples) in [
             ("50 KB POST", &self.latency),
             ("first SSE event", &self.ttfe),
         ] {
+            if !measured(samples) {
+                continue;
+            }
             for (label, p) in [("p50", 0.5), ("p99", 0.99)] {
                 let v = samples.each_ref().map(|s| pct(s, p));
                 let (added_n, added_o) = (v[1] - v[0], v[2] - v[0]);
@@ -1267,13 +1358,15 @@ impl Table {
                 ]);
             }
         }
-        row(vec![
-            "requests/s, 16 connections, 50 KB POST".into(),
-            format!("{:.0}", self.rps[0]),
-            format!("{:.0}", self.rps[1]),
-            format!("{:.0}", self.rps[2]),
-            format!("{:.2}x throughput", self.rps[2] / self.rps[1]),
-        ]);
+        if measured(&self.latency) {
+            row(vec![
+                "requests/s, 16 connections, 50 KB POST".into(),
+                format!("{:.0}", self.rps[0]),
+                format!("{:.0}", self.rps[1]),
+                format!("{:.0}", self.rps[2]),
+                format!("{:.2}x throughput", self.rps[2] / self.rps[1]),
+            ]);
+        }
         let s = &self.saturation;
         for (label, value, ratio) in [
             (
@@ -1306,6 +1399,20 @@ impl Table {
             format!("{:.3}", s[1].cpu_per_exchange()),
             format!("{:.3}", s[2].cpu_per_exchange()),
             format!("{:.2}x", s[2].cpu_per_exchange() / s[1].cpu_per_exchange()),
+        ]);
+        row(vec![
+            "saturation: records degraded (bodies dropped, not waited for)".into(),
+            "-".into(),
+            "-".into(),
+            s[2].degraded_cell(),
+            "-".into(),
+        ]);
+        row(vec![
+            format!("{PACED_RATE:.0} exchanges/s, same exchanges: records degraded"),
+            "-".into(),
+            "-".into(),
+            s[2].paced_degraded_cell(),
+            "-".into(),
         ]);
         let mem = |via: Via| self.memory.iter().find(|m| m.0 == via).copied();
         if let (Some(n), Some(o)) = (mem(Via::Nginx), mem(Via::Ours)) {

@@ -14,14 +14,13 @@
 //! logged base64, as the record format says), `memchr` (the line-break scan of every JSON body),
 //! `rustix` (already in the tree through tempfile and tokio; `setrlimit`, to raise the
 //! open-files limit at start: std has none), `libc` (already in the tree; glibc's
-//! `malloc_trim`), `regex` (already in the tree; the body secret scan of [`redact`], a
-//! `RegexSet` and one `Regex` per credential format) and, for tests only, `jsonschema` (every
+//! `malloc_trim`), `regex` (already in the tree; the body secret scan of [`redact`], one
+//! `Regex` per credential format) and, for tests only, `jsonschema` (every
 //! record a test writes is validated against `docs/log-format.schema.json`) and `proptest`
 //! (property tests, `tests/properties.rs`).
 //!
-//! The workspace denies `unsafe`; the two exceptions are `record::json_body`, which wraps a
-//! body serde_json has just parsed in serde_json's `RawValue::from_string_unchecked` rather
-//! than have it parsed a second time, and `server::trim`, a `malloc_trim(0)` call (an integer).
+//! The workspace denies `unsafe`; the one exception is `server::trim`, a `malloc_trim(0)` call
+//! (an integer).
 
 pub mod capture;
 pub mod config;
