@@ -29,9 +29,8 @@ const TURNS: usize = 40;
 /// Bytes of each prepared source file: under Bash's 30,000-character output cap, and 40 of them
 /// take the request past 1 MB.
 const FILE_BYTES: usize = 26_000;
-/// A request of 1 MB is ~250k tokens, beyond the 200k window: a user with a session this long
-/// runs Claude Code with the 1M-token window (`[1m]`: the `context-1m` beta), else it would
-/// compact the conversation.
+/// A request of 1 MB is well over 200k tokens, more than the API takes without the 1M-token
+/// window: a session this long runs with it (`[1m]`: Claude Code sends the `context-1m` beta).
 const MODEL: &str = "claude-sonnet-4-5[1m]";
 
 fn claude_bin() -> PathBuf {
@@ -277,6 +276,15 @@ async fn a_real_claude_code_session_of_40_turns_ships_a_tenth_of_full_in_delta()
         .collect();
     assert_eq!(ids, BTreeSet::from([session.as_str()]));
     assert!(records.iter().all(|r| r["outcome"] == "complete"));
+    assert!(
+        records
+            .iter()
+            .filter(|r| r["request"]["path"] == "/v1/messages")
+            .all(|r| r["request"]["headers"]["anthropic-beta"]
+                .as_str()
+                .is_some_and(|b| b.contains("context-1m"))),
+        "every turn asks for the 1M-token window"
+    );
     let request_bytes: Vec<u64> = records
         .iter()
         .map(|r| r["request"]["body"]["size"].as_u64().unwrap())
