@@ -15,6 +15,7 @@
 //! | a `tool_result` block | `Tool result received: <first 200 chars of its content>` |
 //! | `[[tool:Bash:<command>]]` | a `tool_use` block, input streamed as `input_json_delta` |
 //! | `[[tool:Agent:<prompt>]]` | a sub-agent call (`Task` works too): input `description`, `prompt`, `subagent_type` |
+//! | `[[tool:Read:<absolute path>]]` | a call of Claude Code's Read tool: input `file_path` |
 //! | `[[thinking]]` | a thinking block (thinking + signature deltas) before the text |
 //! | `[[error:<status>]]` | that status with the Anthropic error shape |
 //! | `[[sse-error]]` | an `event: error` frame after the first delta |
@@ -291,12 +292,14 @@ impl Block {
     }
 }
 
-/// A tool call's input: a sub-agent's (`Task`/`Agent`: the text is its prompt) or a command's.
+/// A tool call's input: a sub-agent's (`Task`/`Agent`: the text is its prompt), a file read's
+/// (`Read`: the text is the path) or a command's.
 fn tool_input(name: &str, text: &str) -> Value {
     match name {
         "Task" | "Agent" => {
             json!({"description": "sub-agent task", "prompt": text, "subagent_type": "general-purpose"})
         }
+        "Read" => json!({"file_path": text}),
         _ => json!({"command": text, "description": "run it"}),
     }
 }
@@ -591,6 +594,18 @@ mod tests {
         assert_eq!(
             call["input"],
             json!({"description": "sub-agent task", "prompt": "find it", "subagent_type": "general-purpose"})
+        );
+    }
+
+    #[test]
+    fn a_read_call_carries_the_path_as_claude_codes_read_tool_wants_it() {
+        let d = parse_directives(
+            &json!({"messages": [{"role": "user", "content": "go [[tool:Read:/src/lib.rs]]"}]}),
+        );
+        let (blocks, _) = reply_blocks(&d);
+        assert_eq!(
+            blocks.last().unwrap().to_json()["input"],
+            json!({"file_path": "/src/lib.rs"})
         );
     }
 

@@ -12,7 +12,7 @@ use e2e_support::*;
 use seq_standin::{Control, Failure};
 use std::collections::HashMap;
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 use tokio::io::AsyncBufReadExt;
 use tokio::process::Command;
@@ -26,36 +26,6 @@ fn test_python() -> String {
     std::env::var("TEST_PYTHON").unwrap_or_else(|_| {
         panic!("TEST_PYTHON is not set: run scripts/test.sh, which installs a venv with the anthropic SDK")
     })
-}
-
-/// The proxy binary of the same build profile as the shipper under test, built if needed.
-fn proxy_bin() -> PathBuf {
-    let dir = Path::new(SHIPPER).parent().unwrap();
-    let mut cargo = std::process::Command::new(env!("CARGO"));
-    cargo.args([
-        "build",
-        "-q",
-        "-p",
-        "claude-api-proxy",
-        "--bin",
-        "claude-api-proxy",
-    ]);
-    if dir.ends_with("release") {
-        cargo.arg("--release");
-    }
-    assert!(
-        cargo.status().unwrap().success(),
-        "cargo build of the proxy"
-    );
-    dir.join("claude-api-proxy")
-}
-
-fn signal(pid: u32, sig: &str) {
-    let status = std::process::Command::new("kill")
-        .args([&format!("-{sig}"), &pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success(), "kill -{sig} {pid}");
 }
 
 fn segments_bytes(log: &Path) -> (usize, u64) {

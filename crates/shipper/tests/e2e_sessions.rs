@@ -9,49 +9,11 @@ mod session_support;
 
 use e2e_support::*;
 use seq_standin::StoredEvent;
-use serde_json::Value;
 use session_support::*;
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 const TURNS: usize = 40;
-
-/// Checks that every request body and response message of `lines` comes back from `events`.
-fn assert_rebuilt(events: &[StoredEvent], lines: &[String]) -> usize {
-    let mut rb = Rebuilder::new(events);
-    for (id, body, message) in expected(lines) {
-        let rebuilt = rb.request_body(&id);
-        let original: Value = serde_json::from_str(&body).unwrap();
-        assert!(rebuilt == original, "{id}: rebuilt request body differs");
-        // The record keeps the body's bytes: the rebuilt one has the same text.
-        assert!(
-            serde_json::to_string(&rebuilt).unwrap() == body,
-            "{id}: rebuilt request body text differs"
-        );
-        if let Some(message) = message {
-            assert_eq!(
-                rb.shipped(&id, "response.message").as_deref(),
-                Some(message.as_str()),
-                "{id}: response message"
-            );
-        }
-    }
-    rb.queries
-}
-
-fn main_events(events: &[StoredEvent]) -> Vec<&StoredEvent> {
-    events
-        .iter()
-        .filter(|e| e.attributes.contains_key("claude.outcome"))
-        .collect()
-}
-
-/// JSON size of an event as Seq stores it (message + properties).
-fn event_size(e: &StoredEvent) -> usize {
-    serde_json::to_string(&(&e.body, &e.attributes))
-        .unwrap()
-        .len()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_long_session_is_rebuilt_request_by_request_from_what_seq_received() {

@@ -287,6 +287,37 @@ pub async fn ship_until_drained(scratch: &Scratch, mut cmd: Command, limit: Dura
     }
 }
 
+/// The proxy binary of the same build profile as the shipper under test, built if needed.
+pub fn proxy_bin() -> PathBuf {
+    let dir = Path::new(SHIPPER).parent().unwrap();
+    let mut cargo = std::process::Command::new(env!("CARGO"));
+    cargo.args([
+        "build",
+        "-q",
+        "-p",
+        "claude-api-proxy",
+        "--bin",
+        "claude-api-proxy",
+    ]);
+    if dir.ends_with("release") {
+        cargo.arg("--release");
+    }
+    assert!(
+        cargo.status().unwrap().success(),
+        "cargo build of the proxy"
+    );
+    dir.join("claude-api-proxy")
+}
+
+/// Sends signal `sig` (a name such as `TERM`) to process `pid` with kill(1).
+pub fn signal(pid: u32, sig: &str) {
+    let status = std::process::Command::new("kill")
+        .args([&format!("-{sig}"), &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill -{sig} {pid}");
+}
+
 /// Polls `check` every 100 ms until it holds or `limit` passes.
 pub async fn wait_for(limit: Duration, what: &str, mut check: impl FnMut() -> bool) {
     let start = Instant::now();

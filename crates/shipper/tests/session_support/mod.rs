@@ -518,6 +518,43 @@ impl<'a> Rebuilder<'a> {
     }
 }
 
+/// Checks that every request body and response message of `lines` comes back from `events`.
+pub fn assert_rebuilt(events: &[StoredEvent], lines: &[String]) -> usize {
+    let mut rb = Rebuilder::new(events);
+    for (id, body, message) in expected(lines) {
+        let rebuilt = rb.request_body(&id);
+        let original: Value = serde_json::from_str(&body).unwrap();
+        assert!(rebuilt == original, "{id}: rebuilt request body differs");
+        // The record keeps the body's bytes: the rebuilt one has the same text.
+        assert!(
+            serde_json::to_string(&rebuilt).unwrap() == body,
+            "{id}: rebuilt request body text differs"
+        );
+        if let Some(message) = message {
+            assert_eq!(
+                rb.shipped(&id, "response.message").as_deref(),
+                Some(message.as_str()),
+                "{id}: response message"
+            );
+        }
+    }
+    rb.queries
+}
+
+pub fn main_events(events: &[StoredEvent]) -> Vec<&StoredEvent> {
+    events
+        .iter()
+        .filter(|e| e.attributes.contains_key("claude.outcome"))
+        .collect()
+}
+
+/// JSON size of an event as Seq stores it (message + properties).
+pub fn event_size(e: &StoredEvent) -> usize {
+    serde_json::to_string(&(&e.body, &e.attributes))
+        .unwrap()
+        .len()
+}
+
 /// Removes every `cache_control` member, at any depth (docs/seq-events.md, `$uncached`).
 pub fn strip_cache_control(v: &mut Value) {
     match v {
