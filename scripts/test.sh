@@ -58,6 +58,13 @@ default_ulimits = ["nofile=20000:20000", "nproc=20000:20000"]
 runtime = "runc"
 CONF
 
+# A one-off build of the whole workspace gains nothing from incremental data (~1 GB of target/),
+# and some CI machines have little disk: say how much there is before building.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
+step "free disk"
+df -h . "$CACHE" /var/lib/containers 2>/dev/null || df -h .
+trap 'echo; df -h . || true' EXIT
+
 export CONTAINERS_CONF="$CACHE/containers.conf"
 export CAL_CACHE="$CACHE"
 export CLAUDE_BIN="$CACHE/npm/bin/claude"
