@@ -239,7 +239,7 @@ fn split(path: &Path, parts: usize, min_part: u64) -> Result<Vec<(u64, u64)>, Er
 
 /// How much one read asks for: few syscalls, and lines are found in place (a line longer than
 /// this grows the buffer to hold it).
-const CHUNK: u64 = 4 << 20;
+const CHUNK: u64 = 1 << 20;
 
 /// Reads the lines of `path` in `[start, end)` (a line start to a line start, or the end).
 fn read_range(segment: usize, path: &Path, start: u64, end: u64) -> Result<Part, Error> {
