@@ -337,6 +337,7 @@ pub fn parse_head(line: &[u8], location: Location) -> Result<Head, Reject> {
         .map_err(|e| match e {
             skim::Error::Eof => Reject::Cut,
             skim::Error::Syntax => Reject::NotJson,
+            skim::Error::Value(e) if e.is_eof() => Reject::Cut,
             skim::Error::Value(e) if e.is_syntax() => Reject::NotJson,
             skim::Error::Value(_) => Reject::NotRecord,
         })?;
@@ -649,6 +650,19 @@ mod tests {
             parse_head(other_kind.as_bytes(), AT).unwrap_err(),
             Reject::NotRecord
         );
+    }
+
+    #[test]
+    fn every_prefix_of_a_record_is_cut() {
+        let good = line(serde_json::json!([{"role": "user", "content": "hi \"you\" \\ there"}]));
+        for end in 1..good.len() {
+            assert_eq!(
+                parse_head(&good.as_bytes()[..end], AT).unwrap_err(),
+                Reject::Cut,
+                "{}",
+                &good[..end]
+            );
+        }
     }
 
     #[test]
