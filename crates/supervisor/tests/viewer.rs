@@ -611,6 +611,29 @@ fn cut_invalid_utf8_and_non_record_lines_are_counted_and_skipped() {
 }
 
 #[test]
+fn a_record_whose_body_is_malformed_inside_is_listed_and_show_says_why_it_has_no_body() {
+    let dir = temp_dir("malformed-body");
+    let log = dir.join("traffic.log");
+    // Whole structure, but an escape JSON does not have inside a body string: the listing steps
+    // over bodies without checking them, `show` parses the line in full.
+    let line = record(1, "sess-odd", "2026-12-03T10:00:00Z", &["odd prompt"]).replacen(
+        "odd prompt",
+        "odd \\q prompt",
+        1,
+    );
+    assert!(serde_json::from_str::<Value>(&line).is_err());
+    std::fs::write(&log, line + "\n").unwrap();
+    let doc = sessions_json(&log);
+    assert_eq!(doc["sessions"][0]["session_id"], "sess-odd", "{doc:#}");
+    assert_eq!(doc["sessions"][0]["exchanges"], 1);
+    let shown = viewer(&log, &["show", "sess-odd"]);
+    assert!(
+        shown.contains("its log line is not valid JSON") && !shown.contains("no response"),
+        "{shown}"
+    );
+}
+
+#[test]
 fn rotated_segments_are_read_oldest_first_then_the_live_file() {
     let dir = temp_dir("rotated");
     let log = dir.join("claude-logger.log");

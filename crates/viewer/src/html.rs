@@ -191,9 +191,11 @@ fn exchange(page: &mut String, e: &Exchange) {
         Role::Side => format!("side request {}", e.conversation),
         r => r.label().to_string(),
     };
-    let status = match &e.response {
-        Some(r) => r.status.to_string(),
-        None => "no response".to_string(),
+    let status = match (&e.response, h.status) {
+        (Some(r), _) => r.status.to_string(),
+        // Indexed, but the line was not readable (its error says so).
+        (None, Some(status)) => status.to_string(),
+        (None, None) => "no response".to_string(),
     };
     let err_class = if h.is_error() { " error" } else { "" };
     let _ = write!(

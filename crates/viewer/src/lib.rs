@@ -2,13 +2,15 @@
 //! Claude Code sessions in the log (and its rotated segments), `show` prints one as a
 //! conversation in the terminal, `html` writes it to one self-contained HTML page.
 //!
-//! Imports go one way: `log` (reading and indexing lines) <- `session` (what a session holds)
+//! Imports go one way: `skim` (stepping over JSON values) <- `log` (reading and indexing
+//! lines) <- `session` (what a session holds)
 //! <- `term` (terminal text and number formats) <- `html` (the page) <- `cli` (the subcommands).
 
 pub mod cli;
 pub mod html;
 pub mod log;
 pub mod session;
+mod skim;
 pub mod term;
 
 /// What can stop a viewer command; each message says what to change.

@@ -3,9 +3,9 @@
 //! that memory follows the number of exchanges, never the bytes of their bodies. Lines that are
 //! not whole traffic records are skipped and counted by kind.
 
+use memchr::memchr_iter;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
-use serde_json::value::RawValue;
 use std::collections::hash_map::DefaultHasher;
 use std::fs::File;
 use std::hash::{Hash, Hasher};
@@ -15,6 +15,7 @@ use std::time::SystemTime;
 use traffic_record::{Outcome, Usage};
 
 use crate::Error;
+use crate::skim::{self, Skim};
 
 /// The rotated segments of `log` (`<log>.<UTC YYYYMMDDTHHMMSSZ>.<n>`), oldest first, then the
 /// live file itself when it exists.
@@ -236,6 +237,10 @@ fn split(path: &Path, parts: usize, min_part: u64) -> Result<Vec<(u64, u64)>, Er
     Ok(bounds.windows(2).map(|w| (w[0], w[1])).collect())
 }
 
+/// How much one read asks for: few syscalls, and lines are found in place (a line longer than
+/// this grows the buffer to hold it).
+const CHUNK: u64 = 1 << 20;
+
 /// Reads the lines of `path` in `[start, end)` (a line start to a line start, or the end).
 fn read_range(segment: usize, path: &Path, start: u64, end: u64) -> Result<Part, Error> {
     let read_err = |source| Error::Read {
@@ -244,33 +249,59 @@ fn read_range(segment: usize, path: &Path, start: u64, end: u64) -> Result<Part,
     };
     let mut file = File::open(path).map_err(read_err)?;
     file.seek(SeekFrom::Start(start)).map_err(read_err)?;
-    let mut reader = BufReader::with_capacity(1 << 20, file.take(end - start));
+    let mut file = file.take(end - start);
     let mut part = Part::default();
-    let mut line = Vec::new();
-    let mut offset = start;
+    let mut buf = Vec::new();
+    // The file offset of `buf[0]`, and how much of `buf` is known to hold no newline.
+    let (mut offset, mut searched) = (start, 0);
     loop {
-        line.clear();
-        let n = reader.read_until(b'\n', &mut line).map_err(read_err)?;
+        buf.reserve(CHUNK as usize);
+        let n = (&mut file)
+            .take(CHUNK)
+            .read_to_end(&mut buf)
+            .map_err(read_err)?;
+        part.bytes += n as u64;
+        let mut line_start = 0;
+        for newline in memchr_iter(b'\n', &buf[searched..]) {
+            let newline = searched + newline;
+            part.add_line(
+                &buf[line_start..newline],
+                true,
+                segment,
+                offset + line_start as u64,
+            );
+            line_start = newline + 1;
+        }
         if n == 0 {
+            // No newline yet: the writer has not finished it (or a crash cut it).
+            part.add_line(
+                &buf[line_start..],
+                false,
+                segment,
+                offset + line_start as u64,
+            );
             return Ok(part);
         }
-        part.bytes += n as u64;
-        let whole = line.last() == Some(&b'\n');
-        let text = if whole { &line[..n - 1] } else { &line[..] };
+        buf.drain(..line_start);
+        offset += line_start as u64;
+        searched = buf.len();
+    }
+}
+
+impl Part {
+    fn add_line(&mut self, text: &[u8], whole: bool, segment: usize, offset: u64) {
+        if text.iter().all(u8::is_ascii_whitespace) {
+            return;
+        }
         let location = Location {
             segment,
             offset,
             len: text.len(),
         };
-        offset += n as u64;
-        if text.iter().all(u8::is_ascii_whitespace) {
-            continue;
-        }
         match parse_head(text, location) {
-            Ok(head) if whole => part.heads.push(head),
-            // No newline yet: the writer has not finished it (or a crash cut it).
-            Ok(_) => part.skipped.cut += 1,
-            Err(kind) => kind.count(&mut part.skipped),
+            Ok(head) if whole => self.heads.push(head),
+            Ok(_) => self.skipped.cut += 1,
+            Err(kind) => kind.count(&mut self.skipped),
         }
     }
 }
@@ -295,54 +326,160 @@ impl Reject {
     }
 }
 
-/// The head of one line, or why it is not a traffic record.
+/// The head of one line, or why it is not a traffic record. Only the small fields are parsed;
+/// the bodies are skimmed (`skim`), except the request's first and last few messages.
 pub fn parse_head(line: &[u8], location: Location) -> Result<Head, Reject> {
     let text = std::str::from_utf8(line).map_err(|_| Reject::InvalidUtf8)?;
-    let raw: RawHead<'_> = serde_json::from_str(text).map_err(|e| match e.classify() {
-        serde_json::error::Category::Eof => Reject::Cut,
-        serde_json::error::Category::Syntax => Reject::NotJson,
-        _ => Reject::NotRecord,
-    })?;
-    if raw.kind != traffic_record::KIND {
+    let mut raw = RawHead::default();
+    let mut s = Skim::new(text);
+    s.object(|s, key| raw.member(s, key))
+        .and_then(|()| s.end())
+        .map_err(|e| match e {
+            skim::Error::Eof => Reject::Cut,
+            skim::Error::Syntax => Reject::NotJson,
+            skim::Error::Value(e) if e.is_eof() => Reject::Cut,
+            skim::Error::Value(e) if e.is_syntax() => Reject::NotJson,
+            skim::Error::Value(_) => Reject::NotRecord,
+        })?;
+    let (
+        Some(kind),
+        Some(id),
+        Some(started_at),
+        Some(ended_at),
+        Some(duration_ms),
+        Some(outcome),
+        Some(path),
+    ) = (
+        raw.kind,
+        raw.id,
+        raw.started_at,
+        raw.ended_at,
+        raw.duration_ms,
+        raw.outcome,
+        raw.path,
+    )
+    else {
+        return Err(Reject::NotRecord);
+    };
+    if kind != traffic_record::KIND {
         return Err(Reject::NotRecord);
     }
-    let messages = raw.request.body.json.and_then(|j| j.messages);
-    let (thread, count, ends_with_prompt) = match messages {
-        Some(m) => (
-            m.first.map(thread_key).unwrap_or(0),
-            m.count,
-            ends_with_prompt(&m.last),
-        ),
-        None => (0, 0, false),
-    };
     Ok(Head {
-        start: humantime::parse_rfc3339_weak(&raw.started_at).ok(),
-        end: humantime::parse_rfc3339_weak(&raw.ended_at).ok(),
-        id: raw.id,
+        start: humantime::parse_rfc3339_weak(&started_at).ok(),
+        end: humantime::parse_rfc3339_weak(&ended_at).ok(),
+        id,
         session_id: raw.session_id,
-        started_at: raw.started_at,
-        ended_at: raw.ended_at,
-        duration_ms: raw.duration_ms,
+        started_at,
+        ended_at,
+        duration_ms,
         ttfb_ms: raw.ttfb_ms,
-        outcome: raw.outcome,
+        outcome,
         error: raw.error,
         model: raw.model,
         stop_reason: raw.stop_reason,
         usage: raw.usage,
-        path: raw.request.path,
-        status: raw.response.map(|r| r.status),
-        request_size: raw.request.body.size,
-        thread,
-        messages: count,
-        ends_with_prompt,
+        path,
+        status: raw.status,
+        request_size: raw.request_size,
+        thread: raw.first.map(thread_key).unwrap_or(0),
+        messages: raw.messages,
+        ends_with_prompt: ends_with_prompt(&raw.last),
         location,
     })
 }
 
+/// The fields of a record the index keeps, as they are found (in any order).
+#[derive(Default)]
+struct RawHead<'a> {
+    kind: Option<String>,
+    id: Option<String>,
+    started_at: Option<String>,
+    ended_at: Option<String>,
+    duration_ms: Option<f64>,
+    ttfb_ms: Option<f64>,
+    outcome: Option<Outcome>,
+    error: Option<String>,
+    session_id: Option<String>,
+    model: Option<String>,
+    stop_reason: Option<String>,
+    usage: Option<Usage>,
+    path: Option<String>,
+    request_size: u64,
+    status: Option<u16>,
+    messages: usize,
+    first: Option<&'a str>,
+    /// The last few messages, oldest first.
+    last: Vec<&'a str>,
+}
+
+/// How many of the last messages are kept to find the last non-system one.
+const LAST_KEPT: usize = 4;
+
+impl<'a> RawHead<'a> {
+    fn member(&mut self, s: &mut Skim<'a>, key: &str) -> Result<(), skim::Error> {
+        match key {
+            "kind" => self.kind = s.value()?,
+            "id" => self.id = s.value()?,
+            "started_at" => self.started_at = s.value()?,
+            "ended_at" => self.ended_at = s.value()?,
+            "duration_ms" => self.duration_ms = s.value()?,
+            "ttfb_ms" => self.ttfb_ms = s.value()?,
+            "outcome" => self.outcome = s.value()?,
+            "error" => self.error = s.value()?,
+            "session_id" => self.session_id = s.value()?,
+            "model" => self.model = s.value()?,
+            "stop_reason" => self.stop_reason = s.value()?,
+            "usage" => self.usage = s.value()?,
+            "request" if s.peek()? == b'{' => s.object(|s, key| self.request(s, key))?,
+            "response" if s.peek()? == b'{' => s.object(|s, key| {
+                match key {
+                    "status" => self.status = s.value()?,
+                    _ => drop(s.skip()?),
+                }
+                Ok(())
+            })?,
+            _ => drop(s.skip()?),
+        }
+        Ok(())
+    }
+
+    fn request(&mut self, s: &mut Skim<'a>, key: &str) -> Result<(), skim::Error> {
+        match key {
+            "path" => self.path = s.value()?,
+            "body" if s.peek()? == b'{' => s.object(|s, key| self.body(s, key))?,
+            _ => drop(s.skip()?),
+        }
+        Ok(())
+    }
+
+    /// The request body: its size, and of its JSON only the `messages`.
+    fn body(&mut self, s: &mut Skim<'a>, key: &str) -> Result<(), skim::Error> {
+        match key {
+            "size" => self.request_size = s.value::<Option<u64>>()?.unwrap_or(0),
+            "json" if s.peek()? == b'{' => s.object(|s, key| match key {
+                "messages" if s.peek()? == b'[' => s.array(|s| self.message(s.skip()?)),
+                _ => s.skip().map(drop),
+            })?,
+            _ => drop(s.skip()?),
+        }
+        Ok(())
+    }
+
+    fn message(&mut self, message: &'a str) -> Result<(), skim::Error> {
+        self.first.get_or_insert(message);
+        if self.last.len() == LAST_KEPT {
+            self.last.remove(0);
+        }
+        self.last.push(message);
+        self.messages += 1;
+        Ok(())
+    }
+}
+
 /// A conversation's key: its first message without `cache_control` marks (Claude Code moves
 /// them from request to request), hashed.
-pub fn thread_key(first: &RawValue) -> u64 {
-    match serde_json::from_str::<serde_json::Value>(first.get()) {
+pub fn thread_key(first: &str) -> u64 {
+    match serde_json::from_str::<serde_json::Value>(first) {
         Ok(v) => value_hash(&v),
         Err(_) => 0,
     }
@@ -404,10 +541,10 @@ fn single_text(content: &serde_json::Value) -> Option<&str> {
 /// Whether the request ends with the user's own input: its last message that is not a
 /// `system` one (Claude Code appends its environment as a system message) has role `user`,
 /// text, and no tool result.
-fn ends_with_prompt(last: &[&RawValue]) -> bool {
+fn ends_with_prompt(last: &[&str]) -> bool {
     last.iter()
         .rev()
-        .filter_map(|m| serde_json::from_str::<LastMessage>(m.get()).ok())
+        .filter_map(|m| serde_json::from_str::<LastMessage>(m).ok())
         .find(|m| m.role != "system")
         .is_some_and(|m| {
             m.role == "user"
@@ -416,100 +553,6 @@ fn ends_with_prompt(last: &[&RawValue]) -> bool {
                     Kinds::Blocks { text, tool_result } => text && !tool_result,
                 }
         })
-}
-
-#[derive(Deserialize)]
-struct RawHead<'a> {
-    kind: String,
-    id: String,
-    started_at: String,
-    ended_at: String,
-    duration_ms: f64,
-    #[serde(default)]
-    ttfb_ms: Option<f64>,
-    outcome: Outcome,
-    #[serde(default)]
-    error: Option<String>,
-    #[serde(default)]
-    session_id: Option<String>,
-    #[serde(default)]
-    model: Option<String>,
-    #[serde(default)]
-    stop_reason: Option<String>,
-    #[serde(default)]
-    usage: Option<Usage>,
-    #[serde(borrow)]
-    request: RawRequest<'a>,
-    #[serde(default)]
-    response: Option<RawResponse>,
-}
-
-#[derive(Deserialize)]
-struct RawRequest<'a> {
-    path: String,
-    #[serde(borrow)]
-    body: RawBody<'a>,
-}
-
-#[derive(Deserialize)]
-struct RawBody<'a> {
-    #[serde(default)]
-    size: u64,
-    #[serde(default, borrow)]
-    json: Option<RequestJson<'a>>,
-}
-
-#[derive(Deserialize)]
-struct RequestJson<'a> {
-    #[serde(default, borrow)]
-    messages: Option<Messages<'a>>,
-}
-
-#[derive(Deserialize)]
-struct RawResponse {
-    status: u16,
-}
-
-/// A request's `messages`, skimmed: how many, and the first and last unparsed.
-struct Messages<'a> {
-    count: usize,
-    first: Option<&'a RawValue>,
-    /// The last few, oldest first.
-    last: Vec<&'a RawValue>,
-}
-
-/// How many of the last messages are kept to find the last non-system one.
-const LAST_KEPT: usize = 4;
-
-impl<'de: 'a, 'a> Deserialize<'de> for Messages<'a> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V<'a>(std::marker::PhantomData<&'a ()>);
-        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
-            type Value = Messages<'a>;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a list of messages")
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-                let mut m = Messages {
-                    count: 0,
-                    first: None,
-                    last: Vec::with_capacity(LAST_KEPT),
-                };
-                while let Some(raw) = seq.next_element::<&'de RawValue>()? {
-                    if m.first.is_none() {
-                        m.first = Some(raw);
-                    }
-                    if m.last.len() == LAST_KEPT {
-                        m.last.remove(0);
-                    }
-                    m.last.push(raw);
-                    m.count += 1;
-                }
-                Ok(m)
-            }
-        }
-        d.deserialize_seq(V(std::marker::PhantomData))
-    }
 }
 
 #[derive(Deserialize)]
@@ -607,6 +650,19 @@ mod tests {
             parse_head(other_kind.as_bytes(), AT).unwrap_err(),
             Reject::NotRecord
         );
+    }
+
+    #[test]
+    fn every_prefix_of_a_record_is_cut() {
+        let good = line(serde_json::json!([{"role": "user", "content": "hi \"you\" \\ there"}]));
+        for end in 1..good.len() {
+            assert_eq!(
+                parse_head(&good.as_bytes()[..end], AT).unwrap_err(),
+                Reject::Cut,
+                "{}",
+                &good[..end]
+            );
+        }
     }
 
     #[test]

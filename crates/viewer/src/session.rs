@@ -350,9 +350,21 @@ impl Session {
         let mut seen = Seen::default();
         for (n, head) in heads.iter().enumerate() {
             let line = index.read_line(head.location)?;
-            let record: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
+            // The index skims bodies without checking them; a line that turns out not to be
+            // JSON keeps its head and says why its bodies are missing.
+            let (record, unreadable) = match serde_json::from_str(&line) {
+                Ok(record) => (record, None),
+                Err(e) => (Value::Null, Some(e)),
+            };
             drop(line);
-            let exchange = session.exchange(n, head, record, &mut seen, prices);
+            let mut exchange = session.exchange(n, head, record, &mut seen, prices);
+            if let Some(e) = unreadable {
+                let why = format!("its log line is not valid JSON ({e}): no body can be shown");
+                exchange.head.error = Some(match exchange.head.error.take() {
+                    Some(error) => format!("{error}; {why}"),
+                    None => why,
+                });
+            }
             session.exchanges.push(exchange);
         }
         session.assign_roles(heads);

@@ -343,6 +343,8 @@ fn exchange(out: &mut String, session: &Session, e: &Exchange, style: Style) {
                 let _ = writeln!(out, "   response: {}", fold(text, style));
             }
         }
+        // With a status, the line was indexed but not readable: its error line says so.
+        None if e.head.status.is_some() => {}
         None => {
             let _ = writeln!(out, "   {}", style.red("no response"));
         }

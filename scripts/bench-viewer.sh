@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# How fast `claude-api-logger sessions` reads a big log, against `cat` and `wc -l` reading the
+# same file in the same run (page cache warm, the commands interleaved so that the machine's
+# load falls on all of them alike); median of RUNS runs (docs/performance.md, "Session viewer").
+#
+#   scripts/bench-viewer.sh                        # 1 GB log in /tmp, 3 runs
+#   RUNS=5 MB=2000 scripts/bench-viewer.sh
+#   OLD=/tmp/old-claude-api-logger scripts/bench-viewer.sh   # also time another build (A/B)
+#
+# Needs GNU time (/usr/bin/time, Debian package `time`) for CPU seconds and peak RSS.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+runs=${RUNS:-3}
+mb=${MB:-1000}
+log=${LOG:-/tmp/viewer-bench-${mb}mb.log}
+[ -x /usr/bin/time ] || { echo "needs GNU time: apt-get install time" >&2; exit 1; }
+
+cargo build --release -q -p claude-api-logger
+cargo build --release -q -p viewer --example gen_log
+[ -s "$log" ] || target/release/examples/gen_log many "$log" "$mb"
+bytes=$(stat -c %s "$log")
+new=target/release/claude-api-logger
+"$new" sessions --json --log-file "$log" > /dev/null # warms the page cache, checks it works
+
+out=$(mktemp)
+trap 'rm -f "$out" "$out.t"' EXIT
+timed() { # NAME COMMAND...: one line "NAME wall user sys maxrss_kb" into $out
+    local name=$1
+    shift
+    /usr/bin/time -f "$name %e %U %S %M" -o "$out.t" "$@" > /dev/null
+    cat "$out.t" >> "$out"
+}
+for _ in $(seq "$runs"); do
+    timed cat cat "$log"
+    timed wc_l wc -l "$log"
+    timed sessions "$new" sessions --json --log-file "$log"
+    [ -z "${OLD:-}" ] || timed sessions_old "$OLD" sessions --json --log-file "$log"
+done
+
+echo "$bytes bytes, $runs runs, medians; $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+printf '%-13s %8s %8s %10s %14s %10s\n' command wall_s cpu_s MB/s MB/s_per_cpu peak_RSS_MB
+for name in cat wc_l sessions ${OLD:+sessions_old}; do
+    awk -v n="$name" -v b="$bytes" '
+        $1 == n { wall[++k] = $2; cpu[k] = $3 + $4; rss[k] = $5 }
+        function median(a, m,   i, j, t) {
+            for (i = 1; i <= m; i++) for (j = i + 1; j <= m; j++) if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t }
+            return a[int((m + 1) / 2)]
+        }
+        END {
+            w = median(wall, k); c = median(cpu, k); r = median(rss, k)
+            printf "%-13s %8.2f %8.2f %10.0f %14.0f %10.1f\n", n, w, c, b / 1e6 / (w > 0 ? w : 0.01), b / 1e6 / (c > 0 ? c : 0.01), r / 1024
+        }' "$out"
+done
