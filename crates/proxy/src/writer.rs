@@ -27,7 +27,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use traffic_record::{Degraded, TrafficRecord};
 
 /// Builds the record of an exchange; [`record::build`] but for tests.
@@ -44,6 +44,10 @@ const BATCH_MAX: usize = 256;
 
 /// Bytes of lines collected before one `write`.
 const WRITE_SIZE: usize = 1 << 20;
+
+/// How long records must be written in full before a burst of degraded ones is reported over:
+/// under sustained overload, full and degraded records alternate, one stderr line pair each.
+const BURST_QUIET: Duration = Duration::from_secs(1);
 
 /// What the writer needs to know.
 #[derive(Debug, Clone)]
@@ -255,8 +259,10 @@ struct Worker {
     /// Console lines not yet handed to the console thread, and when they are due.
     lines: String,
     due: Option<Instant>,
-    /// Records degraded (or lost) in the current burst, reported when it ends.
+    /// Records degraded (or lost) in the current burst, reported when it ends, and when the
+    /// last one was.
     burst: Option<(Degraded, u64, u64)>,
+    last_degraded: Instant,
 }
 
 impl Worker {
@@ -270,6 +276,7 @@ impl Worker {
             lines: String::new(),
             due: None,
             burst: None,
+            last_degraded: Instant::now(),
         }
     }
 
@@ -414,7 +421,7 @@ impl Worker {
         stats.degraded.fetch_add(degraded, Ordering::Relaxed);
         let full = ends.len() as u64 - degraded;
         stats.written.fetch_add(full, Ordering::Relaxed);
-        if full > 0 {
+        if full > 0 && self.last_degraded.elapsed() >= BURST_QUIET {
             self.end_burst("traffic records are written in full again");
         }
     }
@@ -446,6 +453,7 @@ impl Worker {
 
     /// Counts a degraded or lost record in the current burst; true when it starts one.
     fn in_burst(&mut self, why: Degraded, degraded: u64, lost: u64) -> bool {
+        self.last_degraded = Instant::now();
         match &mut self.burst {
             Some((_, d, l)) => {
                 *d += degraded;
