@@ -234,3 +234,161 @@ async fn an_upstream_closing_each_connection_after_its_response_fails_no_later_r
         &bad[..bad.len().min(3)]
     );
 }
+
+/// A raw-socket upstream that answers every request keep-alive, notes on which of its
+/// connections (numbered from 0 in accept order) each request body arrived, and closes its
+/// connection 0 when `close_first` is notified.
+async fn recording_upstream(
+    seen: std::sync::Arc<std::sync::Mutex<Vec<(usize, String)>>>,
+    close_first: std::sync::Arc<tokio::sync::Notify>,
+) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        for n in 0.. {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let (seen, close_first) = (seen.clone(), close_first.clone());
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 65536];
+                loop {
+                    let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+                        tokio::select! {
+                            read = s.read(&mut chunk) => match read {
+                                Ok(0) | Err(_) => return,
+                                Ok(k) => buf.extend_from_slice(&chunk[..k]),
+                            },
+                            // Closed while idle, as an upstream does after its keep-alive
+                            // timeout or when it restarts.
+                            () = close_first.notified(), if n == 0 => return,
+                        }
+                        continue;
+                    };
+                    let head = String::from_utf8_lossy(&buf[..i]).to_ascii_lowercase();
+                    let len = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length:"))
+                        .map_or(0, |v| v.trim().parse::<usize>().unwrap());
+                    while buf.len() < i + 4 + len {
+                        match s.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(k) => buf.extend_from_slice(&chunk[..k]),
+                        }
+                    }
+                    let body = String::from_utf8_lossy(&buf[i + 4..i + 4 + len]).into_owned();
+                    buf.drain(..i + 4 + len);
+                    seen.lock().unwrap().push((n, body));
+                    let answer = "{\"type\":\"message\",\"content\":[]}";
+                    let _ = s
+                        .write_all(
+                            format!(
+                                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{answer}",
+                                answer.len()
+                            )
+                            .as_bytes(),
+                        )
+                        .await;
+                }
+            });
+        }
+    });
+    format!("http://{addr}")
+}
+
+/// Sends one request on `stream` and returns the response's status line, once the whole
+/// response (Content-Length framed) is read.
+async fn raw_exchange(stream: &mut tokio::net::TcpStream, request: &[u8]) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    stream.write_all(request).await.unwrap();
+    read_raw_response(stream).await
+}
+
+async fn read_raw_response(stream: &mut tokio::net::TcpStream) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut got = Vec::new();
+    let mut chunk = [0u8; 65536];
+    loop {
+        if let Some(i) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&got[..i]).to_ascii_lowercase();
+            let len = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .map_or(0, |v| v.trim().parse::<usize>().unwrap());
+            if got.len() >= i + 4 + len {
+                return head.lines().next().unwrap().to_string();
+            }
+        }
+        let k = tokio::time::timeout(std::time::Duration::from_secs(10), stream.read(&mut chunk))
+            .await
+            .expect("a response within 10 s")
+            .unwrap();
+        assert!(k > 0, "the proxy closed the connection before answering");
+        got.extend_from_slice(&chunk[..k]);
+    }
+}
+
+fn signal(pid: u32, name: &str) {
+    let status = std::process::Command::new("kill")
+        .args([&format!("-{name}"), &pid.to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill -{name} {pid}");
+}
+
+/// The race hyper-util's `retry_canceled_requests` covers, made deterministic: the proxy's
+/// pooled upstream connection is closed by the upstream, and a request for it arrives, while
+/// the proxy is stopped (SIGSTOP). On SIGCONT the proxy's one thread sees both events in the
+/// order they happened: the request is handled first and checks out the pooled connection,
+/// which still looks open; then that connection's task reads the EOF and closes it before
+/// writing the request, so hyper hands the request back unsent (`Canceled`, connection reused).
+#[tokio::test]
+async fn a_request_canceled_on_a_pooled_connection_closed_by_the_upstream_is_sent_again_once() {
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let close_first = std::sync::Arc::new(tokio::sync::Notify::new());
+    let proxy = Proxy::start(&recording_upstream(seen.clone(), close_first.clone()).await).await;
+    let pid = proxy.child.id().unwrap();
+    let request = |text: &str| {
+        let body = message_request(text, false).to_string();
+        format!(
+            "POST /v1/messages HTTP/1.1\r\nHost: x\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+            body.len()
+        )
+    };
+    let mut client = tokio::net::TcpStream::connect(proxy.addr).await.unwrap();
+    let first = raw_exchange(&mut client, request("first").as_bytes()).await;
+    assert!(first.starts_with("http/1.1 200"), "{first}");
+    // Let the proxy's upstream connection go back to its pool.
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+
+    signal(pid, "STOP");
+    let resumed = async {
+        use tokio::io::AsyncWriteExt;
+        client
+            .write_all(request("second").as_bytes())
+            .await
+            .unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        close_first.notify_one();
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    resumed.await;
+    signal(pid, "CONT");
+
+    let second = read_raw_response(&mut client).await;
+    let seen = seen.lock().unwrap().clone();
+    let on: Vec<(usize, bool)> = seen
+        .iter()
+        .map(|(conn, body)| (*conn, body.contains("second")))
+        .collect();
+    assert!(
+        second.starts_with("http/1.1 200"),
+        "the second request got {second:?}; upstream saw (connection, is second): {on:?}; proxy stderr: {}",
+        proxy.stderr()
+    );
+    assert_eq!(
+        on,
+        [(0, false), (1, true)],
+        "the upstream saw the first request on its connection 0 and the second exactly once, on a new connection"
+    );
+}
