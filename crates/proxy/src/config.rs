@@ -95,10 +95,10 @@ pub struct Cli {
     )]
     pub header_read_timeout: String,
 
-    /// Seconds a client connection may stay idle between a response and the first byte of its
-    /// next request before it is closed. Never applies while a request is served. The default
-    /// outlasts the 5 minutes Bun's fetch (Claude Code's runtime) keeps an idle connection, so
-    /// the client closes first.
+    /// Seconds a client connection may stay idle, from the end of a response to the first byte
+    /// of the next request, before it is closed; never while a request is served. Claude Code
+    /// keeps idle connections for minutes (Bun's fetch: 5); the default outlasts that, so the
+    /// client closes first and never sends a request onto a connection being closed.
     #[arg(
         long,
         env = "KEEP_ALIVE_TIMEOUT",

@@ -54,11 +54,17 @@ impl Phase {
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
-        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// When the connection is to be closed and why; `None` while a request is served.
-    pub fn deadline(&self, keep_alive: Duration, header_read: Duration) -> Option<(Instant, Expired)> {
+    pub fn deadline(
+        &self,
+        keep_alive: Duration,
+        header_read: Duration,
+    ) -> Option<(Instant, Expired)> {
         let state = self.state();
         if state.busy > 0 {
             return None;
@@ -229,7 +235,10 @@ mod tests {
     /// The deadline's kind, and that it is `limit` after an instant within `from..=to`.
     fn due(phase: &Phase, from: Instant, to: Instant, limit: Duration) -> Expired {
         let (at, kind) = phase.deadline(KEEP_ALIVE, HEADER_READ).expect("a deadline");
-        assert!(at >= from + limit && at <= to + limit, "{at:?} not {limit:?} after {from:?}");
+        assert!(
+            at >= from + limit && at <= to + limit,
+            "{at:?} not {limit:?} after {from:?}"
+        );
         kind
     }
 

@@ -10,8 +10,8 @@ use crate::connection::{Expired, Phase, Tracked, Watched};
 use axum::Router;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
-use std::io;
 use std::future::{Future, poll_fn};
+use std::io;
 use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -87,22 +87,32 @@ pub async fn serve(
         open.fetch_add(1, Ordering::Relaxed);
         tokio::spawn(async move {
             let mut conn = pin!(http.serve_connection(io, service));
-            let ended = tokio::select! {
-                ended = until_expired(conn.as_mut(), &phase, limits) => ended,
-                () = shutdown.cancelled() => End::Shutdown,
-            };
-            match ended {
-                End::Closed(result) => log_end(result),
-                // Idle, no request under way: hyper closes it at once. On shutdown, the request
-                // under way (if any) is finished first.
-                End::Expired(Expired::KeepAlive) | End::Shutdown => {
-                    conn.as_mut().graceful_shutdown();
-                    log_end(conn.await);
+            let mut draining = false;
+            loop {
+                let ended = tokio::select! {
+                    ended = until_expired(conn.as_mut(), &phase, limits) => ended,
+                    () = shutdown.cancelled(), if !draining => End::Shutdown,
+                };
+                match ended {
+                    End::Closed(result) => break log_end(result),
+                    // The request under way (if any) is finished first; the timers still run,
+                    // so a partial head cannot hold the drain.
+                    End::Shutdown => {
+                        draining = true;
+                        conn.as_mut().graceful_shutdown();
+                    }
+                    // Idle, no request under way: hyper closes it at once.
+                    End::Expired(Expired::KeepAlive) => {
+                        conn.as_mut().graceful_shutdown();
+                        break log_end(conn.await);
+                    }
+                    // A partial head keeps hyper waiting even after a graceful shutdown: dropped.
+                    End::Expired(Expired::HeaderRead) => {
+                        break tracing::debug!(
+                            "client connection closed: no complete request head within --header-read-timeout"
+                        );
+                    }
                 }
-                // A partial head keeps hyper waiting even after a graceful shutdown: dropped.
-                End::Expired(Expired::HeaderRead) => tracing::debug!(
-                    "client connection closed: no complete request head within --header-read-timeout"
-                ),
             }
             open.fetch_sub(1, Ordering::Relaxed);
             drop(permit);
@@ -126,11 +136,7 @@ enum End {
 ///
 /// Every change of phase happens while `conn` is polled (hyper reads, calls the service and
 /// drops the response body inside its poll), so the deadline is looked at after each poll.
-async fn until_expired<C>(
-    mut conn: Pin<&mut C>,
-    phase: &Phase,
-    limits: Limits,
-) -> End
+async fn until_expired<C>(mut conn: Pin<&mut C>, phase: &Phase, limits: Limits) -> End
 where
     C: Future<Output = Result<(), hyper::Error>>,
 {
@@ -139,7 +145,8 @@ where
         if let Poll::Ready(result) = conn.as_mut().poll(cx) {
             return Poll::Ready(End::Closed(result));
         }
-        let Some((at, expired)) = phase.deadline(limits.keep_alive_timeout, limits.header_read_timeout)
+        let Some((at, expired)) =
+            phase.deadline(limits.keep_alive_timeout, limits.header_read_timeout)
         else {
             return Poll::Pending;
         };

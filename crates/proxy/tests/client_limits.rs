@@ -127,10 +127,7 @@ async fn an_idle_keep_alive_connection_is_closed_after_the_keep_alive_timeout() 
     )
     .await;
     let mut stream = TcpStream::connect(proxy.addr).await.unwrap();
-    stream
-        .write_all(COUNT_TOKENS)
-        .await
-        .unwrap();
+    stream.write_all(COUNT_TOKENS).await.unwrap();
     let head = read_response(&mut stream).await;
     assert!(head.starts_with("http/1.1 200"), "{head}");
     let idle = closed_after(&mut stream, Instant::now()).await;
@@ -141,8 +138,7 @@ async fn an_idle_keep_alive_connection_is_closed_after_the_keep_alive_timeout() 
 }
 
 #[tokio::test]
-async fn a_keep_alive_timeout_shorter_than_the_header_read_timeout_closes_idle_connections_first()
-{
+async fn a_keep_alive_timeout_shorter_than_the_header_read_timeout_closes_idle_connections_first() {
     let proxy = Proxy::start_with(
         &fake_upstream().await,
         &["--header-read-timeout", "10", "--keep-alive-timeout", "1"],
@@ -150,10 +146,7 @@ async fn a_keep_alive_timeout_shorter_than_the_header_read_timeout_closes_idle_c
     )
     .await;
     let mut stream = TcpStream::connect(proxy.addr).await.unwrap();
-    stream
-        .write_all(COUNT_TOKENS)
-        .await
-        .unwrap();
+    stream.write_all(COUNT_TOKENS).await.unwrap();
     let head = read_response(&mut stream).await;
     assert!(head.starts_with("http/1.1 200"), "{head}");
     let idle = closed_after(&mut stream, Instant::now()).await;
@@ -172,10 +165,7 @@ async fn a_slow_head_on_a_kept_alive_connection_is_cut_at_the_header_read_timeou
     )
     .await;
     let mut stream = TcpStream::connect(proxy.addr).await.unwrap();
-    stream
-        .write_all(COUNT_TOKENS)
-        .await
-        .unwrap();
+    stream.write_all(COUNT_TOKENS).await.unwrap();
     let head = read_response(&mut stream).await;
     assert!(head.starts_with("http/1.1 200"), "{head}");
     // Idle for a while (within the keep-alive timeout), then a head one byte every 200 ms.
@@ -188,9 +178,9 @@ async fn a_slow_head_on_a_kept_alive_connection_is_cut_at_the_header_read_timeou
             break;
         }
         let mut buf = [0u8; 512];
-        match tokio::time::timeout(Duration::from_millis(200), stream.read(&mut buf)).await {
-            Ok(Ok(0) | Err(_)) => break,
-            Ok(Ok(_)) | Err(_) => {}
+        let read = tokio::time::timeout(Duration::from_millis(200), stream.read(&mut buf)).await;
+        if let Ok(Ok(0) | Err(_)) = read {
+            break;
         }
         assert!(
             started.elapsed() < Duration::from_secs(10),
@@ -243,7 +233,10 @@ async fn a_streaming_response_longer_than_both_timeouts_is_never_cut() {
     let body = response.text().await.expect("the whole stream");
     assert!(started.elapsed() >= Duration::from_secs(3));
     for n in 0..3 {
-        assert!(body.contains(&format!("\"n\":{n}")), "event {n} missing: {body}");
+        assert!(
+            body.contains(&format!("\"n\":{n}")),
+            "event {n} missing: {body}"
+        );
     }
     let record = proxy.only_record().await;
     assert_eq!(record["outcome"], "complete");

@@ -299,7 +299,7 @@ async fn recording_upstream(
 /// Sends one request on `stream` and returns the response's status line, once the whole
 /// response (Content-Length framed) is read.
 async fn raw_exchange(stream: &mut tokio::net::TcpStream, request: &[u8]) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncWriteExt;
     stream.write_all(request).await.unwrap();
     read_raw_response(stream).await
 }
@@ -336,17 +336,61 @@ fn signal(pid: u32, name: &str) {
     assert!(status.success(), "kill -{name} {pid}");
 }
 
-/// The race hyper-util's `retry_canceled_requests` covers, made deterministic: the proxy's
-/// pooled upstream connection is closed by the upstream, and a request for it arrives, while
-/// the proxy is stopped (SIGSTOP). On SIGCONT the proxy's one thread sees both events in the
-/// order they happened: the request is handled first and checks out the pooled connection,
-/// which still looks open; then that connection's task reads the EOF and closes it before
-/// writing the request, so hyper hands the request back unsent (`Canceled`, connection reused).
+/// Whether every thread of process `pid` is stopped (state `T` in /proc).
+fn all_threads_stopped(pid: u32) -> bool {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .all(|task| {
+            let stat = std::fs::read_to_string(task.unwrap().path().join("stat")).unwrap();
+            // `PID (COMM) STATE ...`; COMM may hold spaces and parentheses.
+            let state = stat[stat.rfind(')').unwrap() + 1..].trim_start();
+            state.starts_with('T')
+        })
+}
+
+/// The state and unread bytes of the loopback TCP socket from port `local` (any when `None`)
+/// to port `remote`, from /proc/net/tcp; state 0x08 is CLOSE_WAIT (the peer's FIN arrived).
+fn tcp_socket(local: Option<u16>, remote: u16) -> Option<(u8, u64)> {
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
+    table.lines().skip(1).find_map(|line| {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let port = |a: &str| u16::from_str_radix(a.rsplit(':').next().unwrap(), 16).unwrap();
+        if port(f[2]) != remote || local.is_some_and(|l| port(f[1]) != l) {
+            return None;
+        }
+        let state = u8::from_str_radix(f[3], 16).unwrap();
+        let unread = u64::from_str_radix(f[4].split(':').nth(1).unwrap(), 16).unwrap();
+        Some((state, unread))
+    })
+}
+
+/// Waits (10 s at most) until `done` holds.
+async fn wait_until(what: &str, done: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !done() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not within 10 s: {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+}
+
+/// The race hyper-util's `retry_canceled_requests` covers, made deterministic: while the
+/// proxy is stopped (SIGSTOP), a request reaches its socket and then the upstream's FIN reaches
+/// its pooled connection (both checked in /proc/net/tcp). On SIGCONT the proxy's one thread
+/// gets both events from one epoll wait, in that order: the request is handled first and checks
+/// out the pooled connection, which still looks open; then that connection's task reads the
+/// EOF and closes before writing the request, so hyper hands the request back unsent
+/// (`Canceled`, connection reused). Without the retry the client gets a 502.
 #[tokio::test]
 async fn a_request_canceled_on_a_pooled_connection_closed_by_the_upstream_is_sent_again_once() {
+    use tokio::io::AsyncWriteExt;
     let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let close_first = std::sync::Arc::new(tokio::sync::Notify::new());
-    let proxy = Proxy::start(&recording_upstream(seen.clone(), close_first.clone()).await).await;
+    let upstream = recording_upstream(seen.clone(), close_first.clone()).await;
+    let upstream_port: u16 = upstream.rsplit(':').next().unwrap().parse().unwrap();
+    let proxy = Proxy::start(&upstream).await;
     let pid = proxy.child.id().unwrap();
     let request = |text: &str| {
         let body = message_request(text, false).to_string();
@@ -362,17 +406,23 @@ async fn a_request_canceled_on_a_pooled_connection_closed_by_the_upstream_is_sen
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
 
     signal(pid, "STOP");
-    let resumed = async {
-        use tokio::io::AsyncWriteExt;
-        client
-            .write_all(request("second").as_bytes())
-            .await
-            .unwrap();
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        close_first.notify_one();
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    };
-    resumed.await;
+    // A thread not yet stopped could still take the request's readiness on its own, before
+    // the upstream's close, and then write the request on the closed connection.
+    wait_until("the proxy stopped", || all_threads_stopped(pid)).await;
+    let second = request("second");
+    client.write_all(second.as_bytes()).await.unwrap();
+    let client_port = client.local_addr().unwrap().port();
+    wait_until("the second request in the proxy's socket", || {
+        tcp_socket(Some(proxy.addr.port()), client_port)
+            .is_some_and(|(_, unread)| unread == second.len() as u64)
+    })
+    .await;
+    close_first.notify_one();
+    wait_until(
+        "the upstream's FIN in the proxy's pooled connection",
+        || tcp_socket(None, upstream_port).is_some_and(|(state, _)| state == 0x08),
+    )
+    .await;
     signal(pid, "CONT");
 
     let second = read_raw_response(&mut client).await;
