@@ -348,14 +348,31 @@ fn all_threads_stopped(pid: u32) -> bool {
         })
 }
 
-/// The state and unread bytes of the loopback TCP socket from port `local` (any when `None`)
-/// to port `remote`, from /proc/net/tcp; state 0x08 is CLOSE_WAIT (the peer's FIN arrived).
-fn tcp_socket(local: Option<u16>, remote: u16) -> Option<(u8, u64)> {
+/// The state and unread bytes of process `pid`'s TCP socket from port `local` (any when
+/// `None`) to port `remote`, from /proc; state 0x08 is CLOSE_WAIT (the peer's FIN arrived).
+/// Only the process's own sockets count: other sockets on the machine (a TIME_WAIT left by an
+/// earlier test whose port is reused) may have the same ports.
+fn tcp_socket(pid: u32, local: Option<u16>, remote: u16) -> Option<(u8, u64)> {
+    let inodes: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
+        .filter_map(|link| {
+            let link = link.to_string_lossy().into_owned();
+            Some(
+                link.strip_prefix("socket:[")?
+                    .strip_suffix(']')?
+                    .to_string(),
+            )
+        })
+        .collect();
     let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
     table.lines().skip(1).find_map(|line| {
         let f: Vec<&str> = line.split_whitespace().collect();
         let port = |a: &str| u16::from_str_radix(a.rsplit(':').next().unwrap(), 16).unwrap();
-        if port(f[2]) != remote || local.is_some_and(|l| port(f[1]) != l) {
+        if !inodes.iter().any(|i| i == f[9])
+            || port(f[2]) != remote
+            || local.is_some_and(|l| port(f[1]) != l)
+        {
             return None;
         }
         let state = u8::from_str_radix(f[3], 16).unwrap();
@@ -413,14 +430,14 @@ async fn a_request_canceled_on_a_pooled_connection_closed_by_the_upstream_is_sen
     client.write_all(second.as_bytes()).await.unwrap();
     let client_port = client.local_addr().unwrap().port();
     wait_until("the second request in the proxy's socket", || {
-        tcp_socket(Some(proxy.addr.port()), client_port)
+        tcp_socket(pid, Some(proxy.addr.port()), client_port)
             .is_some_and(|(_, unread)| unread == second.len() as u64)
     })
     .await;
     close_first.notify_one();
     wait_until(
         "the upstream's FIN in the proxy's pooled connection",
-        || tcp_socket(None, upstream_port).is_some_and(|(state, _)| state == 0x08),
+        || tcp_socket(pid, None, upstream_port).is_some_and(|(state, _)| state == 0x08),
     )
     .await;
     signal(pid, "CONT");
