@@ -1,5 +1,6 @@
 //! Upstream pool hygiene: a connection whose response ended in an error, or that the upstream
-//! closed, is never handed to a later request.
+//! closed, is never handed to a later request; a request handed a pooled connection that closes
+//! before any of it was written is sent again, once, on a fresh one.
 
 mod common;
 
