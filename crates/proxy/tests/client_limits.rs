@@ -431,3 +431,34 @@ async fn memory_returns_near_idle_after_an_attack_of_partial_heads() {
         .unwrap();
     assert_eq!(ok.status(), 200);
 }
+
+#[tokio::test]
+async fn a_partial_head_does_not_hold_the_drain_past_the_header_read_timeout() {
+    let mut proxy = Proxy::start_with(
+        &fake_upstream().await,
+        &["--header-read-timeout", "2", "--drain-timeout", "30"],
+        &[],
+    )
+    .await;
+    // One exchange first: the proxy is serving (and handling SIGTERM) by then.
+    let ok = client()
+        .post(proxy.url("/v1/messages"))
+        .json(&message_request("before", false))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+    let mut stream = TcpStream::connect(proxy.addr).await.unwrap();
+    stream
+        .write_all(b"POST /v1/messages HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let status = proxy.terminate().await;
+    assert!(status.success());
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(6),
+        "SIGTERM to exit took {took:?} with a partial head open (drain timeout 30 s)"
+    );
+}
