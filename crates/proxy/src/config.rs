@@ -85,9 +85,8 @@ pub struct Cli {
     #[arg(long, env = "DRAIN_TIMEOUT", default_value = "30", value_name = "SECS")]
     pub drain_timeout: String,
 
-    /// Seconds a client connection may take to send a request head, counted from when the
-    /// connection starts waiting for one (so it is also how long an idle keep-alive connection
-    /// is kept); a slower client's connection is closed.
+    /// Seconds a client may take to send a whole request head, counted from its first byte (on
+    /// a new connection: from the accept); a slower client's connection is closed.
     #[arg(
         long,
         env = "HEADER_READ_TIMEOUT",
@@ -95,6 +94,18 @@ pub struct Cli {
         value_name = "SECS"
     )]
     pub header_read_timeout: String,
+
+    /// Seconds a client connection may stay idle, from the end of a response to the first byte
+    /// of the next request, before it is closed; never while a request is served. Claude Code
+    /// keeps idle connections for minutes (Bun's fetch: 5); the default outlasts that, so the
+    /// client closes first and never sends a request onto a connection being closed.
+    #[arg(
+        long,
+        env = "KEEP_ALIVE_TIMEOUT",
+        default_value = "600",
+        value_name = "SECS"
+    )]
+    pub keep_alive_timeout: String,
 
     /// Most bytes of a request head (request line and headers); a larger one gets 431 and the
     /// connection is closed.
@@ -210,6 +221,7 @@ pub struct Config {
     pub idle_timeout: Duration,
     pub drain_timeout: Duration,
     pub header_read_timeout: Duration,
+    pub keep_alive_timeout: Duration,
     pub max_header_bytes: usize,
     pub max_connections: usize,
     pub redactor: Arc<Redactor>,
@@ -256,6 +268,11 @@ impl TryFrom<Cli> for Config {
             "header-read-timeout",
             "HEADER_READ_TIMEOUT",
         )?;
+        let keep_alive_timeout = parse_secs(
+            &cli.keep_alive_timeout,
+            "keep-alive-timeout",
+            "KEEP_ALIVE_TIMEOUT",
+        )?;
         // hyper's smallest read buffer is 8 KiB; a head must fit in it.
         let max_header_bytes = parse_size(&cli.max_header_bytes)
             .filter(|&n| n >= 8192)
@@ -300,6 +317,7 @@ impl TryFrom<Cli> for Config {
             idle_timeout,
             drain_timeout,
             header_read_timeout,
+            keep_alive_timeout,
             max_header_bytes,
             max_connections,
             redactor: Arc::new(redactor),

@@ -24,6 +24,7 @@
 
 pub mod capture;
 pub mod config;
+pub mod connection;
 pub mod console;
 pub mod decode;
 pub mod error;
@@ -202,6 +203,7 @@ async fn serve(
         .with_state(Arc::new(forwarder));
     let limits = server::Limits {
         header_read_timeout: config.header_read_timeout,
+        keep_alive_timeout: config.keep_alive_timeout,
         max_header_bytes: config.max_header_bytes,
         max_connections: config.max_connections,
     };

@@ -1,18 +1,21 @@
 //! The client side of the proxy: accepts connections up to a cap and serves each with hyper's
-//! HTTP/1 server under a header-read timeout and a header size cap, so that one client on the
-//! network cannot exhaust the proxy's sockets or memory.
+//! HTTP/1 server under a header-read timeout, a keep-alive timeout and a header size cap, so
+//! that one client on the network cannot exhaust the proxy's sockets or memory.
 //!
 //! axum's `serve` offers none of these settings (no timer, so no header-read timeout; no
 //! connection cap; a one-second sleep on every accept error), so the accept loop is here, with
 //! hyper's own `http1::Builder` and the same graceful shutdown `serve` does.
 
+use crate::connection::{Expired, Phase, Tracked, Watched};
 use axum::Router;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
+use std::future::{Future, poll_fn};
 use std::io;
-use std::pin::pin;
+use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::Poll;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
@@ -22,6 +25,7 @@ use tokio_util::sync::CancellationToken;
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     pub header_read_timeout: Duration,
+    pub keep_alive_timeout: Duration,
     pub max_header_bytes: usize,
     pub max_connections: usize,
 }
@@ -41,8 +45,10 @@ pub async fn serve(
     let open = Arc::new(AtomicUsize::new(0));
     tokio::spawn(trim_after_bursts(open.clone(), shutdown.clone()));
     let mut http = hyper::server::conn::http1::Builder::new();
+    // Both timeouts are applied by each connection's task; hyper's own header-read timer would
+    // also cut an idle keep-alive connection at the header-read timeout.
     http.timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout)
+        .header_read_timeout(None)
         .max_header_size(limits.max_header_bytes)
         // hyper's read buffer grows up to this; the default (~400 KB) let each slow client
         // hold that much.
@@ -72,18 +78,40 @@ pub async fn serve(
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let service = TowerToHyperService::new(app.clone());
+        let phase = Phase::accepted();
+        let io = TokioIo::new(Watched::new(stream, phase.clone()));
+        let service = Tracked::new(TowerToHyperService::new(app.clone()), phase.clone());
         let http = http.clone();
         let shutdown = shutdown.clone();
         let open = open.clone();
         open.fetch_add(1, Ordering::Relaxed);
         tokio::spawn(async move {
-            let mut conn = pin!(http.serve_connection(TokioIo::new(stream), service));
-            tokio::select! {
-                result = conn.as_mut() => log_end(result),
-                () = shutdown.cancelled() => {
-                    conn.as_mut().graceful_shutdown();
-                    log_end(conn.await);
+            let mut conn = pin!(http.serve_connection(io, service));
+            let mut draining = false;
+            loop {
+                let ended = tokio::select! {
+                    ended = until_expired(conn.as_mut(), &phase, limits) => ended,
+                    () = shutdown.cancelled(), if !draining => End::Shutdown,
+                };
+                match ended {
+                    End::Closed(result) => break log_end(result),
+                    // The request under way (if any) is finished first; the timers still run,
+                    // so a partial head cannot hold the drain.
+                    End::Shutdown => {
+                        draining = true;
+                        conn.as_mut().graceful_shutdown();
+                    }
+                    // Idle, no request under way: hyper closes it at once.
+                    End::Expired(Expired::KeepAlive) => {
+                        conn.as_mut().graceful_shutdown();
+                        break log_end(conn.await);
+                    }
+                    // A partial head keeps hyper waiting even after a graceful shutdown: dropped.
+                    End::Expired(Expired::HeaderRead) => {
+                        break tracing::debug!(
+                            "client connection closed: no complete request head within --header-read-timeout"
+                        );
+                    }
                 }
             }
             open.fetch_sub(1, Ordering::Relaxed);
@@ -97,15 +125,42 @@ pub async fn serve(
     Ok(())
 }
 
+/// How a connection's task stopped driving it.
+enum End {
+    Closed(Result<(), hyper::Error>),
+    Expired(Expired),
+    Shutdown,
+}
+
+/// Drives `conn` until it ends or the timer of its phase runs out.
+///
+/// Every change of phase happens while `conn` is polled (hyper reads, calls the service and
+/// drops the response body inside its poll), so the deadline is looked at after each poll.
+async fn until_expired<C>(mut conn: Pin<&mut C>, phase: &Phase, limits: Limits) -> End
+where
+    C: Future<Output = Result<(), hyper::Error>>,
+{
+    let mut timer = pin!(tokio::time::sleep(Duration::ZERO));
+    poll_fn(|cx| {
+        if let Poll::Ready(result) = conn.as_mut().poll(cx) {
+            return Poll::Ready(End::Closed(result));
+        }
+        let Some((at, expired)) =
+            phase.deadline(limits.keep_alive_timeout, limits.header_read_timeout)
+        else {
+            return Poll::Pending;
+        };
+        if timer.deadline() != at {
+            timer.as_mut().reset(at);
+        }
+        timer.as_mut().poll(cx).map(|()| End::Expired(expired))
+    })
+    .await
+}
+
 fn log_end(result: Result<(), hyper::Error>) {
     if let Err(e) = result {
-        if e.is_timeout() {
-            tracing::debug!(
-                "client connection closed: no request head within --header-read-timeout"
-            );
-        } else {
-            tracing::debug!(error = %e, "client connection ended with an error");
-        }
+        tracing::debug!(error = %e, "client connection ended with an error");
     }
 }
 

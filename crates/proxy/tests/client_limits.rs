@@ -1,10 +1,12 @@
 //! The proxy faces a network: one client cannot exhaust it. A slow client is closed within the
-//! header-read timeout, connections over the cap are refused while those open are served, the
-//! open-files limit is raised at start, and memory held by an attack is given back after it.
+//! header-read timeout, an idle keep-alive connection within the keep-alive timeout (and a
+//! request being served by neither), connections over the cap are refused while those open are
+//! served, the open-files limit is raised at start, and memory held by an attack is given back
+//! after it.
 
 mod common;
 
-use common::{Proxy, client, fake_upstream, message_request};
+use common::{Proxy, client, custom_upstream, fake_upstream, message_request};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -67,30 +69,177 @@ async fn slowloris_is_closed_within_the_header_read_timeout() {
     );
 }
 
-#[tokio::test]
-async fn an_idle_keep_alive_connection_is_closed_after_the_header_read_timeout() {
-    let proxy =
-        Proxy::start_with(&fake_upstream().await, &["--header-read-timeout", "2"], &[]).await;
-    let mut stream = TcpStream::connect(proxy.addr).await.unwrap();
-    stream
-        .write_all(b"GET /v1/models HTTP/1.1\r\nHost: x\r\n\r\n")
-        .await
-        .unwrap();
-    let started = Instant::now();
-    let mut buf = vec![0u8; 65536];
+/// A small request fake-anthropic answers 200, keep-alive.
+const COUNT_TOKENS: &[u8] = b"POST /v1/messages/count_tokens HTTP/1.1\r\nHost: x\r\ncontent-type: application/json\r\ncontent-length: 15\r\n\r\n{\"messages\":[]}";
+
+/// Reads one response (Content-Length or chunked) from `stream`; returns its head.
+async fn read_response(stream: &mut TcpStream) -> String {
     let mut got = Vec::new();
-    let end = tokio::time::timeout(Duration::from_secs(10), async {
+    let mut buf = [0u8; 65536];
+    loop {
+        if let Some(i) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&got[..i]).to_ascii_lowercase();
+            let body = &got[i + 4..];
+            let length = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .map(|v| v.trim().parse::<usize>().unwrap());
+            let complete = match length {
+                Some(n) => body.len() >= n,
+                None => body.ends_with(b"0\r\n\r\n"),
+            };
+            if complete {
+                return head;
+            }
+        }
+        let n = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut buf))
+            .await
+            .expect("a response within 10 s")
+            .unwrap();
+        assert!(n > 0, "closed before a whole response: {got:?}");
+        got.extend_from_slice(&buf[..n]);
+    }
+}
+
+/// How long after `since` the proxy closes `stream` (reading and discarding what it sends).
+async fn closed_after(stream: &mut TcpStream, since: Instant) -> Duration {
+    let mut buf = [0u8; 4096];
+    tokio::time::timeout(Duration::from_secs(20), async {
         loop {
             match stream.read(&mut buf).await {
-                Ok(0) | Err(_) => return started.elapsed(),
-                Ok(n) => got.extend_from_slice(&buf[..n]),
+                Ok(0) | Err(_) => return since.elapsed(),
+                Ok(_) => {}
             }
         }
     })
     .await
-    .expect("an idle keep-alive connection was still open after 10 s");
-    assert!(got.starts_with(b"HTTP/1.1 "), "answered first");
-    assert!(end >= Duration::from_millis(1500), "closed after {end:?}");
+    .expect("the connection was still open after 20 s")
+}
+
+#[tokio::test]
+async fn an_idle_keep_alive_connection_is_closed_after_the_keep_alive_timeout() {
+    // A keep-alive timeout longer than the header-read timeout: the idle wait is not cut at
+    // the header-read timeout.
+    let proxy = Proxy::start_with(
+        &fake_upstream().await,
+        &["--header-read-timeout", "1", "--keep-alive-timeout", "3"],
+        &[],
+    )
+    .await;
+    let mut stream = TcpStream::connect(proxy.addr).await.unwrap();
+    stream.write_all(COUNT_TOKENS).await.unwrap();
+    let head = read_response(&mut stream).await;
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    let idle = closed_after(&mut stream, Instant::now()).await;
+    assert!(
+        idle >= Duration::from_millis(2800) && idle < Duration::from_secs(6),
+        "closed after {idle:?} idle, expected about the 3 s keep-alive timeout"
+    );
+}
+
+#[tokio::test]
+async fn a_keep_alive_timeout_shorter_than_the_header_read_timeout_closes_idle_connections_first() {
+    let proxy = Proxy::start_with(
+        &fake_upstream().await,
+        &["--header-read-timeout", "10", "--keep-alive-timeout", "1"],
+        &[],
+    )
+    .await;
+    let mut stream = TcpStream::connect(proxy.addr).await.unwrap();
+    stream.write_all(COUNT_TOKENS).await.unwrap();
+    let head = read_response(&mut stream).await;
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    let idle = closed_after(&mut stream, Instant::now()).await;
+    assert!(
+        idle >= Duration::from_millis(800) && idle < Duration::from_secs(4),
+        "closed after {idle:?} idle, expected about the 1 s keep-alive timeout"
+    );
+}
+
+#[tokio::test]
+async fn a_slow_head_on_a_kept_alive_connection_is_cut_at_the_header_read_timeout() {
+    let proxy = Proxy::start_with(
+        &fake_upstream().await,
+        &["--header-read-timeout", "2", "--keep-alive-timeout", "60"],
+        &[],
+    )
+    .await;
+    let mut stream = TcpStream::connect(proxy.addr).await.unwrap();
+    stream.write_all(COUNT_TOKENS).await.unwrap();
+    let head = read_response(&mut stream).await;
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    // Idle for a while (within the keep-alive timeout), then a head one byte every 200 ms.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let started = Instant::now();
+    let head = b"POST /v1/messages HTTP/1.1\r\nHost: x\r\nX-Slow: ";
+    let mut bytes = head.iter().chain(std::iter::repeat(&b'a'));
+    loop {
+        if stream.write_all(&[*bytes.next().unwrap()]).await.is_err() {
+            break;
+        }
+        let mut buf = [0u8; 512];
+        let read = tokio::time::timeout(Duration::from_millis(200), stream.read(&mut buf)).await;
+        if let Ok(Ok(0) | Err(_)) = read {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "a slow head was still being accepted after 10 s"
+        );
+    }
+    let closed = started.elapsed();
+    assert!(
+        closed >= Duration::from_millis(1800) && closed < Duration::from_secs(5),
+        "a slow head was cut {closed:?} after its first byte, expected about the 2 s timeout"
+    );
+}
+
+#[tokio::test]
+async fn a_streaming_response_longer_than_both_timeouts_is_never_cut() {
+    use axum::body::Body;
+    use axum::response::Response;
+    use bytes::Bytes;
+    // Three events 1.5 s apart: the response outlasts both timeouts, and so does each silence.
+    let router = axum::Router::new().fallback(|| async {
+        let events = futures_util::stream::unfold(0u32, |i| async move {
+            if i == 3 {
+                return None;
+            }
+            if i > 0 {
+                tokio::time::sleep(Duration::from_millis(1500)).await;
+            }
+            let frame = format!("event: ping\ndata: {{\"type\":\"ping\",\"n\":{i}}}\n\n");
+            Some((Ok::<_, std::io::Error>(Bytes::from(frame)), i + 1))
+        });
+        Response::builder()
+            .header("content-type", "text/event-stream")
+            .body(Body::from_stream(events))
+            .unwrap()
+    });
+    let proxy = Proxy::start_with(
+        &custom_upstream(router).await,
+        &["--header-read-timeout", "1", "--keep-alive-timeout", "1"],
+        &[],
+    )
+    .await;
+    let started = Instant::now();
+    let response = client()
+        .post(proxy.url("/v1/messages"))
+        .json(&message_request("a long stream", true))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let body = response.text().await.expect("the whole stream");
+    assert!(started.elapsed() >= Duration::from_secs(3));
+    for n in 0..3 {
+        assert!(
+            body.contains(&format!("\"n\":{n}")),
+            "event {n} missing: {body}"
+        );
+    }
+    let record = proxy.only_record().await;
+    assert_eq!(record["outcome"], "complete");
 }
 
 #[tokio::test]
@@ -281,4 +430,35 @@ async fn memory_returns_near_idle_after_an_attack_of_partial_heads() {
         .await
         .unwrap();
     assert_eq!(ok.status(), 200);
+}
+
+#[tokio::test]
+async fn a_partial_head_does_not_hold_the_drain_past_the_header_read_timeout() {
+    let mut proxy = Proxy::start_with(
+        &fake_upstream().await,
+        &["--header-read-timeout", "2", "--drain-timeout", "30"],
+        &[],
+    )
+    .await;
+    // One exchange first: the proxy is serving (and handling SIGTERM) by then.
+    let ok = client()
+        .post(proxy.url("/v1/messages"))
+        .json(&message_request("before", false))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+    let mut stream = TcpStream::connect(proxy.addr).await.unwrap();
+    stream
+        .write_all(b"POST /v1/messages HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let status = proxy.terminate().await;
+    assert!(status.success());
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(6),
+        "SIGTERM to exit took {took:?} with a partial head open (drain timeout 30 s)"
+    );
 }

@@ -1,5 +1,6 @@
 //! Upstream pool hygiene: a connection whose response ended in an error, or that the upstream
-//! closed, is never handed to a later request.
+//! closed, is never handed to a later request; a request handed a pooled connection that closes
+//! before any of it was written is sent again, once, on a fresh one.
 
 mod common;
 
@@ -232,5 +233,230 @@ async fn an_upstream_closing_each_connection_after_its_response_fails_no_later_r
         "{} of 300 failed: {:?}",
         bad.len(),
         &bad[..bad.len().min(3)]
+    );
+}
+
+/// A raw-socket upstream that answers every request keep-alive, notes on which of its
+/// connections (numbered from 0 in accept order) each request body arrived, and closes its
+/// connection 0 when `close_first` is notified.
+async fn recording_upstream(
+    seen: std::sync::Arc<std::sync::Mutex<Vec<(usize, String)>>>,
+    close_first: std::sync::Arc<tokio::sync::Notify>,
+) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        for n in 0.. {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let (seen, close_first) = (seen.clone(), close_first.clone());
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 65536];
+                loop {
+                    let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+                        tokio::select! {
+                            read = s.read(&mut chunk) => match read {
+                                Ok(0) | Err(_) => return,
+                                Ok(k) => buf.extend_from_slice(&chunk[..k]),
+                            },
+                            // Closed while idle, as an upstream does after its keep-alive
+                            // timeout or when it restarts.
+                            () = close_first.notified(), if n == 0 => return,
+                        }
+                        continue;
+                    };
+                    let head = String::from_utf8_lossy(&buf[..i]).to_ascii_lowercase();
+                    let len = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length:"))
+                        .map_or(0, |v| v.trim().parse::<usize>().unwrap());
+                    while buf.len() < i + 4 + len {
+                        match s.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(k) => buf.extend_from_slice(&chunk[..k]),
+                        }
+                    }
+                    let body = String::from_utf8_lossy(&buf[i + 4..i + 4 + len]).into_owned();
+                    buf.drain(..i + 4 + len);
+                    seen.lock().unwrap().push((n, body));
+                    let answer = "{\"type\":\"message\",\"content\":[]}";
+                    let _ = s
+                        .write_all(
+                            format!(
+                                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{answer}",
+                                answer.len()
+                            )
+                            .as_bytes(),
+                        )
+                        .await;
+                }
+            });
+        }
+    });
+    format!("http://{addr}")
+}
+
+/// Sends one request on `stream` and returns the response's status line, once the whole
+/// response (Content-Length framed) is read.
+async fn raw_exchange(stream: &mut tokio::net::TcpStream, request: &[u8]) -> String {
+    use tokio::io::AsyncWriteExt;
+    stream.write_all(request).await.unwrap();
+    read_raw_response(stream).await
+}
+
+async fn read_raw_response(stream: &mut tokio::net::TcpStream) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut got = Vec::new();
+    let mut chunk = [0u8; 65536];
+    loop {
+        if let Some(i) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&got[..i]).to_ascii_lowercase();
+            let len = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .map_or(0, |v| v.trim().parse::<usize>().unwrap());
+            if got.len() >= i + 4 + len {
+                return head.lines().next().unwrap().to_string();
+            }
+        }
+        let k = tokio::time::timeout(std::time::Duration::from_secs(10), stream.read(&mut chunk))
+            .await
+            .expect("a response within 10 s")
+            .unwrap();
+        assert!(k > 0, "the proxy closed the connection before answering");
+        got.extend_from_slice(&chunk[..k]);
+    }
+}
+
+fn signal(pid: u32, name: &str) {
+    let status = std::process::Command::new("kill")
+        .args([&format!("-{name}"), &pid.to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill -{name} {pid}");
+}
+
+/// Whether every thread of process `pid` is stopped (state `T` in /proc).
+fn all_threads_stopped(pid: u32) -> bool {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .all(|task| {
+            let stat = std::fs::read_to_string(task.unwrap().path().join("stat")).unwrap();
+            // `PID (COMM) STATE ...`; COMM may hold spaces and parentheses.
+            let state = stat[stat.rfind(')').unwrap() + 1..].trim_start();
+            state.starts_with('T')
+        })
+}
+
+/// The state and unread bytes of process `pid`'s TCP socket from port `local` (any when
+/// `None`) to port `remote`, from /proc; state 0x08 is CLOSE_WAIT (the peer's FIN arrived).
+/// Only the process's own sockets count: other sockets on the machine (a TIME_WAIT left by an
+/// earlier test whose port is reused) may have the same ports.
+fn tcp_socket(pid: u32, local: Option<u16>, remote: u16) -> Option<(u8, u64)> {
+    let inodes: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
+        .filter_map(|link| {
+            let link = link.to_string_lossy().into_owned();
+            Some(
+                link.strip_prefix("socket:[")?
+                    .strip_suffix(']')?
+                    .to_string(),
+            )
+        })
+        .collect();
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
+    table.lines().skip(1).find_map(|line| {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let port = |a: &str| u16::from_str_radix(a.rsplit(':').next().unwrap(), 16).unwrap();
+        if !inodes.iter().any(|i| i == f[9])
+            || port(f[2]) != remote
+            || local.is_some_and(|l| port(f[1]) != l)
+        {
+            return None;
+        }
+        let state = u8::from_str_radix(f[3], 16).unwrap();
+        let unread = u64::from_str_radix(f[4].split(':').nth(1).unwrap(), 16).unwrap();
+        Some((state, unread))
+    })
+}
+
+/// Waits (10 s at most) until `done` holds.
+async fn wait_until(what: &str, done: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !done() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not within 10 s: {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+}
+
+/// The race hyper-util's `retry_canceled_requests` covers, made deterministic: while the
+/// proxy is stopped (SIGSTOP), a request reaches its socket and then the upstream's FIN reaches
+/// its pooled connection (both checked in /proc/net/tcp). On SIGCONT the proxy's one thread
+/// gets both events from one epoll wait, in that order: the request is handled first and checks
+/// out the pooled connection, which still looks open; then that connection's task reads the
+/// EOF and closes before writing the request, so hyper hands the request back unsent
+/// (`Canceled`, connection reused). Without the retry the client gets a 502.
+#[tokio::test]
+async fn a_request_canceled_on_a_pooled_connection_closed_by_the_upstream_is_sent_again_once() {
+    use tokio::io::AsyncWriteExt;
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let close_first = std::sync::Arc::new(tokio::sync::Notify::new());
+    let upstream = recording_upstream(seen.clone(), close_first.clone()).await;
+    let upstream_port: u16 = upstream.rsplit(':').next().unwrap().parse().unwrap();
+    let proxy = Proxy::start(&upstream).await;
+    let pid = proxy.child.id().unwrap();
+    let request = |text: &str| {
+        let body = message_request(text, false).to_string();
+        format!(
+            "POST /v1/messages HTTP/1.1\r\nHost: x\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+            body.len()
+        )
+    };
+    let mut client = tokio::net::TcpStream::connect(proxy.addr).await.unwrap();
+    let first = raw_exchange(&mut client, request("first").as_bytes()).await;
+    assert!(first.starts_with("http/1.1 200"), "{first}");
+    // Let the proxy's upstream connection go back to its pool.
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+
+    signal(pid, "STOP");
+    // A thread not yet stopped could still take the request's readiness on its own, before
+    // the upstream's close, and then write the request on the closed connection.
+    wait_until("the proxy stopped", || all_threads_stopped(pid)).await;
+    let second = request("second");
+    client.write_all(second.as_bytes()).await.unwrap();
+    let client_port = client.local_addr().unwrap().port();
+    wait_until("the second request in the proxy's socket", || {
+        tcp_socket(pid, Some(proxy.addr.port()), client_port)
+            .is_some_and(|(_, unread)| unread == second.len() as u64)
+    })
+    .await;
+    close_first.notify_one();
+    wait_until(
+        "the upstream's FIN in the proxy's pooled connection",
+        || tcp_socket(pid, None, upstream_port).is_some_and(|(state, _)| state == 0x08),
+    )
+    .await;
+    signal(pid, "CONT");
+
+    let second = read_raw_response(&mut client).await;
+    let seen = seen.lock().unwrap().clone();
+    let on: Vec<(usize, bool)> = seen
+        .iter()
+        .map(|(conn, body)| (*conn, body.contains("second")))
+        .collect();
+    assert!(
+        second.starts_with("http/1.1 200"),
+        "the second request got {second:?}; upstream saw (connection, is second): {on:?}; proxy stderr: {}",
+        proxy.stderr()
+    );
+    assert_eq!(
+        on,
+        [(0, false), (1, true)],
+        "the upstream saw the first request on its connection 0 and the second exactly once, on a new connection"
     );
 }
