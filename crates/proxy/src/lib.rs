@@ -186,6 +186,8 @@ async fn serve(
     // Before the port opens: from then on a SIGHUP reopens the log, never kills the proxy.
     let hangups = signals::hangups()?;
     tokio::spawn(signals::on_hangup(hangups, move || writer.reopen()));
+    // SIGTERM too: a supervisor stopping the proxy right after it started drains it.
+    tokio::spawn(signals::on_shutdown(token.clone()));
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|source| RunError::Listen {
@@ -196,7 +198,6 @@ async fn serve(
     println!("listening on {local}");
     tracing::info!(listen = %local, upstream = %config.upstream, log_file = %config.log_file.display(), "proxy started");
 
-    tokio::spawn(signals::on_shutdown(token.clone()));
     // No timeout or compression layer here: either would break live SSE streams.
     let app = axum::Router::new()
         .fallback(forward)

@@ -4,22 +4,32 @@
 use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 
-/// Cancels `token` on the first SIGTERM or SIGINT.
-pub async fn on_shutdown(token: CancellationToken) {
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot listen for SIGTERM; only SIGINT will stop the proxy");
-            let _ = tokio::signal::ctrl_c().await;
-            token.cancel();
-            return;
+/// Listens for SIGTERM and SIGINT from this call on (so that from then on neither kills the
+/// proxy outright); the future cancels `token` on the first.
+pub fn on_shutdown(token: CancellationToken) -> impl Future<Output = ()> {
+    let term = signal(SignalKind::terminate());
+    let int = signal(SignalKind::interrupt());
+    async move {
+        let mut int = match int {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGINT");
+                return;
+            }
+        };
+        match term {
+            Ok(mut term) => tokio::select! {
+                _ = term.recv() => tracing::info!("SIGTERM received; draining in-flight exchanges"),
+                _ = int.recv() => tracing::info!("SIGINT received; draining in-flight exchanges"),
+            },
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM; only SIGINT will stop the proxy");
+                int.recv().await;
+                tracing::info!("SIGINT received; draining in-flight exchanges");
+            }
         }
-    };
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM received; draining in-flight exchanges"),
-        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received; draining in-flight exchanges"),
+        token.cancel();
     }
-    token.cancel();
 }
 
 /// Installs the SIGHUP handler (so that from now on SIGHUP never kills the proxy).

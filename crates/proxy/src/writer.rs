@@ -351,27 +351,30 @@ impl Worker {
         }
     }
 
-    /// Serializes `record` onto the pending lines, within the disk budget; rotates or flushes
-    /// first when due.
+    /// Serializes `record` onto the pending lines (in place: a record is often 100 KB or more),
+    /// within the disk budget; rotates or flushes first when due.
     fn push(&mut self, mut record: TrafficRecord) {
         self.reopen_if_asked();
-        let mut line = to_line(&record);
+        let start = self.pending.len();
+        write_line(&mut self.pending, &record);
         let budget = self.config.disk_budget;
         if budget > 0
-            && self.log.usage() + (self.pending.len() + line.len()) as u64 > budget
+            && self.log.usage() + self.pending.len() as u64 > budget
             && record.degraded.is_none()
         {
+            self.pending.truncate(start);
             record::degrade(&mut record, Degraded::DiskBudget);
-            line = to_line(&record);
+            write_line(&mut self.pending, &record);
         }
-        let pending = self.pending.len() as u64;
-        if self.log.should_rotate(pending, line.len() as u64) {
+        let len = (self.pending.len() - start) as u64;
+        if self.log.should_rotate(start as u64, len) {
+            let line = self.pending.split_off(start);
             self.flush();
-            if self.log.should_rotate(0, line.len() as u64) {
+            if self.log.should_rotate(0, len) {
                 self.log.rotate();
             }
+            self.pending.extend_from_slice(&line);
         }
-        self.pending.extend_from_slice(&line);
         self.ends.push(self.pending.len());
         if self.pending.len() >= WRITE_SIZE {
             self.flush();
@@ -489,10 +492,16 @@ impl Worker {
     }
 }
 
+/// Appends `record` as one line to `out`.
+fn write_line(out: &mut Vec<u8>, record: &TrafficRecord) {
+    serde_json::to_writer(&mut *out, record).expect("a traffic record always serializes");
+    out.push(b'\n');
+}
+
 /// `record` as one line.
 fn to_line(record: &TrafficRecord) -> Vec<u8> {
-    let mut line = serde_json::to_vec(record).expect("a traffic record always serializes");
-    line.push(b'\n');
+    let mut line = Vec::new();
+    write_line(&mut line, record);
     line
 }
 

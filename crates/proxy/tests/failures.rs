@@ -184,6 +184,18 @@ async fn sigterm_drains_an_in_flight_stream_and_writes_its_record() {
 }
 
 #[tokio::test]
+async fn sigterm_right_after_start_stops_the_proxy_cleanly() {
+    // A supervisor may stop the proxy as soon as it says it listens: the SIGTERM handler must
+    // be in place by then, or the default action kills it (exit by signal, not success).
+    let upstream = fake_upstream().await;
+    for _ in 0..20 {
+        let mut proxy = Proxy::start(&upstream).await;
+        let status = proxy.terminate().await;
+        assert!(status.success(), "{status:?}: {}", proxy.stderr());
+    }
+}
+
+#[tokio::test]
 async fn drain_deadline_cuts_a_stream_that_outlives_it_and_still_writes_its_record() {
     let mut proxy = Proxy::start_with(&fake_upstream().await, &["--drain-timeout", "1"], &[]).await;
     let response = client()
