@@ -5,9 +5,7 @@
 
 use memchr::memchr_iter;
 use serde::Deserialize;
-use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
-use sonic_rs::LazyValue;
-use std::borrow::Cow;
+use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use std::collections::hash_map::DefaultHasher;
 use std::fs::File;
 use std::hash::{Hash, Hasher};
@@ -17,6 +15,7 @@ use std::time::SystemTime;
 use traffic_record::{Outcome, Usage};
 
 use crate::Error;
+use crate::skim::{self, Skim};
 
 /// The rotated segments of `log` (`<log>.<UTC YYYYMMDDTHHMMSSZ>.<n>`), oldest first, then the
 /// live file itself when it exists.
@@ -328,24 +327,20 @@ impl Reject {
 }
 
 /// The head of one line, or why it is not a traffic record. Only the small fields are parsed;
-/// the bodies are stepped over by `sonic_rs`, except the request's first and last few messages.
+/// the bodies are skimmed (`skim`), except the request's first and last few messages.
 pub fn parse_head(line: &[u8], location: Location) -> Result<Head, Reject> {
     let text = std::str::from_utf8(line).map_err(|_| Reject::InvalidUtf8)?;
-    let raw: RawHead<'_> = sonic_rs::from_str(text).map_err(|e| {
-        if e.is_eof() {
-            return Reject::Cut;
-        }
-        // sonic_rs calls some cut lines invalid (`"duration_ms":1000.`, `"\u12`): serde_json,
-        // which tells them apart, judges the few lines that fail.
-        match serde_json::from_str::<serde_json::Value>(text) {
-            Ok(_) => Reject::NotRecord,
-            Err(e) if e.is_eof() => Reject::Cut,
-            Err(_) => Reject::NotJson,
-        }
-    })?;
-    let request = raw.request.0.unwrap_or_default();
-    let body = request.body.0.unwrap_or_default();
-    let messages = body.json.0.unwrap_or_default().messages;
+    let mut raw = RawHead::default();
+    let mut s = Skim::new(text);
+    s.object(|s, key| raw.member(s, key))
+        .and_then(|()| s.end())
+        .map_err(|e| match e {
+            skim::Error::Eof => Reject::Cut,
+            skim::Error::Syntax => Reject::NotJson,
+            skim::Error::Value(e) if e.is_eof() => Reject::Cut,
+            skim::Error::Value(e) if e.is_syntax() => Reject::NotJson,
+            skim::Error::Value(_) => Reject::NotRecord,
+        })?;
     let (
         Some(kind),
         Some(id),
@@ -361,7 +356,7 @@ pub fn parse_head(line: &[u8], location: Location) -> Result<Head, Reject> {
         raw.ended_at,
         raw.duration_ms,
         raw.outcome,
-        request.path,
+        raw.path,
     )
     else {
         return Err(Reject::NotRecord);
@@ -384,18 +379,17 @@ pub fn parse_head(line: &[u8], location: Location) -> Result<Head, Reject> {
         stop_reason: raw.stop_reason,
         usage: raw.usage,
         path,
-        status: raw.response.0.and_then(|r| r.status),
-        request_size: body.size.unwrap_or(0),
-        thread: messages.first.as_deref().map(thread_key).unwrap_or(0),
-        messages: messages.count,
-        ends_with_prompt: ends_with_prompt(&messages.last),
+        status: raw.status,
+        request_size: raw.request_size,
+        thread: raw.first.map(thread_key).unwrap_or(0),
+        messages: raw.messages,
+        ends_with_prompt: ends_with_prompt(&raw.last),
         location,
     })
 }
 
-/// The fields of a record the index keeps; every other value is stepped over.
-#[derive(Default, Deserialize)]
-#[serde(default)]
+/// The fields of a record the index keeps, as they are found (in any order).
+#[derive(Default)]
 struct RawHead<'a> {
     kind: Option<String>,
     id: Option<String>,
@@ -409,139 +403,76 @@ struct RawHead<'a> {
     model: Option<String>,
     stop_reason: Option<String>,
     usage: Option<Usage>,
-    #[serde(borrow)]
-    request: IfObject<RawRequest<'a>>,
-    response: IfObject<RawResponse>,
-}
-
-#[derive(Default, Deserialize)]
-#[serde(default)]
-struct RawRequest<'a> {
     path: Option<String>,
-    #[serde(borrow)]
-    body: IfObject<RawBody<'a>>,
-}
-
-/// The request body: its size, and of its JSON only the `messages`.
-#[derive(Default, Deserialize)]
-#[serde(default)]
-struct RawBody<'a> {
-    size: Option<u64>,
-    #[serde(borrow)]
-    json: IfObject<RawJson<'a>>,
-}
-
-#[derive(Default, Deserialize)]
-#[serde(default)]
-struct RawJson<'a> {
-    #[serde(borrow)]
-    messages: Messages<'a>,
-}
-
-#[derive(Default, Deserialize)]
-#[serde(default)]
-struct RawResponse {
+    request_size: u64,
     status: Option<u16>,
-}
-
-/// A value read as `T` when it is an object; any other value is stepped over.
-struct IfObject<T>(Option<T>);
-
-impl<T> Default for IfObject<T> {
-    fn default() -> Self {
-        IfObject(None)
-    }
-}
-
-impl<'de, T: Deserialize<'de>> Shape<'de> for IfObject<T> {
-    fn map<A: MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
-        T::deserialize(de::value::MapAccessDeserializer::new(map)).map(|t| IfObject(Some(t)))
-    }
+    messages: usize,
+    first: Option<&'a str>,
+    /// The last few messages, oldest first.
+    last: Vec<&'a str>,
 }
 
 /// How many of the last messages are kept to find the last non-system one.
 const LAST_KEPT: usize = 4;
 
-/// The request's messages, when they are an array: how many, the first, and the last few
-/// (oldest first), as text.
-#[derive(Default)]
-struct Messages<'a> {
-    count: usize,
-    first: Option<Cow<'a, str>>,
-    last: Vec<Cow<'a, str>>,
-}
-
-impl<'de: 'a, 'a> Shape<'de> for Messages<'a> {
-    fn seq<A: SeqAccess<'de>>(mut seq: A) -> Result<Self, A::Error> {
-        let mut m = Messages::default();
-        while let Some(message) = seq.next_element::<LazyValue<'a>>()? {
-            let text = message.as_raw_cow();
-            m.first.get_or_insert_with(|| text.clone());
-            if m.last.len() == LAST_KEPT {
-                m.last.remove(0);
-            }
-            m.last.push(text);
-            m.count += 1;
+impl<'a> RawHead<'a> {
+    fn member(&mut self, s: &mut Skim<'a>, key: &str) -> Result<(), skim::Error> {
+        match key {
+            "kind" => self.kind = s.value()?,
+            "id" => self.id = s.value()?,
+            "started_at" => self.started_at = s.value()?,
+            "ended_at" => self.ended_at = s.value()?,
+            "duration_ms" => self.duration_ms = s.value()?,
+            "ttfb_ms" => self.ttfb_ms = s.value()?,
+            "outcome" => self.outcome = s.value()?,
+            "error" => self.error = s.value()?,
+            "session_id" => self.session_id = s.value()?,
+            "model" => self.model = s.value()?,
+            "stop_reason" => self.stop_reason = s.value()?,
+            "usage" => self.usage = s.value()?,
+            "request" if s.peek()? == b'{' => s.object(|s, key| self.request(s, key))?,
+            "response" if s.peek()? == b'{' => s.object(|s, key| {
+                match key {
+                    "status" => self.status = s.value()?,
+                    _ => drop(s.skip()?),
+                }
+                Ok(())
+            })?,
+            _ => drop(s.skip()?),
         }
-        Ok(m)
+        Ok(())
     }
-}
 
-/// A value of which only one kind is read (an object with `map`, an array with `seq`); a value
-/// of any other kind is stepped over and gives the default.
-trait Shape<'de>: Default {
-    fn map<A: MapAccess<'de>>(mut map: A) -> Result<Self, A::Error> {
-        while map.next_entry::<de::IgnoredAny, de::IgnoredAny>()?.is_some() {}
-        Ok(Self::default())
+    fn request(&mut self, s: &mut Skim<'a>, key: &str) -> Result<(), skim::Error> {
+        match key {
+            "path" => self.path = s.value()?,
+            "body" if s.peek()? == b'{' => s.object(|s, key| self.body(s, key))?,
+            _ => drop(s.skip()?),
+        }
+        Ok(())
     }
-    fn seq<A: SeqAccess<'de>>(mut seq: A) -> Result<Self, A::Error> {
-        while seq.next_element::<de::IgnoredAny>()?.is_some() {}
-        Ok(Self::default())
-    }
-}
 
-struct ShapeVisitor<T>(std::marker::PhantomData<T>);
+    /// The request body: its size, and of its JSON only the `messages`.
+    fn body(&mut self, s: &mut Skim<'a>, key: &str) -> Result<(), skim::Error> {
+        match key {
+            "size" => self.request_size = s.value::<Option<u64>>()?.unwrap_or(0),
+            "json" if s.peek()? == b'{' => s.object(|s, key| match key {
+                "messages" if s.peek()? == b'[' => s.array(|s| self.message(s.skip()?)),
+                _ => s.skip().map(drop),
+            })?,
+            _ => drop(s.skip()?),
+        }
+        Ok(())
+    }
 
-impl<'de, T: Shape<'de>> Visitor<'de> for ShapeVisitor<T> {
-    type Value = T;
-    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("any JSON value")
-    }
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
-        T::map(map)
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<T, A::Error> {
-        T::seq(seq)
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<T, E> {
-        Ok(T::default())
-    }
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<T, E> {
-        Ok(T::default())
-    }
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<T, E> {
-        Ok(T::default())
-    }
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<T, E> {
-        Ok(T::default())
-    }
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<T, E> {
-        Ok(T::default())
-    }
-    fn visit_str<E: de::Error>(self, _: &str) -> Result<T, E> {
-        Ok(T::default())
-    }
-}
-
-impl<'de, T: Deserialize<'de>> Deserialize<'de> for IfObject<T> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(ShapeVisitor(std::marker::PhantomData))
-    }
-}
-
-impl<'de: 'a, 'a> Deserialize<'de> for Messages<'a> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(ShapeVisitor(std::marker::PhantomData))
+    fn message(&mut self, message: &'a str) -> Result<(), skim::Error> {
+        self.first.get_or_insert(message);
+        if self.last.len() == LAST_KEPT {
+            self.last.remove(0);
+        }
+        self.last.push(message);
+        self.messages += 1;
+        Ok(())
     }
 }
 
@@ -610,7 +541,7 @@ fn single_text(content: &serde_json::Value) -> Option<&str> {
 /// Whether the request ends with the user's own input: its last message that is not a
 /// `system` one (Claude Code appends its environment as a system message) has role `user`,
 /// text, and no tool result.
-fn ends_with_prompt(last: &[Cow<'_, str>]) -> bool {
+fn ends_with_prompt(last: &[&str]) -> bool {
     last.iter()
         .rev()
         .filter_map(|m| serde_json::from_str::<LastMessage>(m).ok())
