@@ -26,6 +26,7 @@ pub mod ids;
 pub mod metrics;
 pub mod quota;
 pub mod reader;
+pub mod request_body;
 pub mod retention;
 pub mod retry;
 pub mod sender;
