@@ -19,7 +19,7 @@
 //! state lives only in memory: after a restart the first exchange of each session is shipped
 //! whole, and each block once more.
 
-use crate::ids::{Digest16, digest, hex};
+use crate::ids::{Digest16, digest, hex, message_digest};
 use crate::request_body::Parts;
 use serde_json::value::RawValue;
 use std::borrow::Cow;
@@ -208,8 +208,10 @@ impl Conversations {
                 }
                 "messages" => match parsed_messages.take() {
                     Some(messages) => {
-                        let hashes: Vec<Digest16> =
-                            messages.iter().map(|m| digest(m.as_bytes())).collect();
+                        let hashes: Vec<Digest16> = messages
+                            .iter()
+                            .map(|m| message_digest(m.as_bytes()))
+                            .collect();
                         let session_state = self.sessions.get(session.unwrap_or(""));
                         let best = session_state.and_then(|s| longest_prefix(s, route, &hashes));
                         match best {
@@ -244,7 +246,7 @@ impl Conversations {
                         }
                         let uncached = messages
                             .iter()
-                            .map(|m| without_cache_markers(m).map(|t| digest(t.as_bytes())))
+                            .map(|m| without_cache_markers(m).map(|t| message_digest(t.as_bytes())))
                             .collect();
                         messages_hashes = Some((hashes, uncached));
                     }
