@@ -6,6 +6,7 @@
 //! ```text
 //! cargo bench -p otlp-shipper --bench throughput               # 1 GB backlogs, ~2 minutes
 //! cargo bench -p otlp-shipper --bench throughput -- --runs 3  # best of 3 per case
+//! cargo bench -p otlp-shipper --bench throughput -- --only '100 KB' --bodies full,delta --runs 3
 //! cargo test  -p otlp-shipper --bench throughput -- --smoke    # 20 MB, debug build, seconds
 //! ```
 //!
@@ -13,7 +14,10 @@
 //! Fluent Bit v4.2.8 needed 3.6-5 s and 225-450 MB RSS for (flush 1 s, read from head;
 //! Fluent Bit cannot be installed here, so that comparison is to those measured figures).
 //! Prints a markdown table. Exits 1 unless every record arrived and the shipper's peak RSS
-//! stayed at or below 50 MB; `--smoke` shrinks the backlogs. The receiver shares the 2 cores
+//! stayed at or below 50 MB; `--smoke` shrinks the backlogs. `--only TEXT` keeps the cases
+//! whose name holds TEXT; `--bodies full,delta` runs the shipper once per mode in every run
+//! (`SHIP_BODIES`, the order turned each run) and adds a table of its CPU seconds per run,
+//! their median per mode and each mode's median over the first's. The receiver shares the 2 cores
 //! with the shipper, so figures are a floor.
 
 #[path = "../tests/e2e_support/mod.rs"]
