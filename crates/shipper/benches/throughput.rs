@@ -6,6 +6,7 @@
 //! ```text
 //! cargo bench -p otlp-shipper --bench throughput               # 1 GB backlogs, ~2 minutes
 //! cargo bench -p otlp-shipper --bench throughput -- --runs 3  # best of 3 per case
+//! cargo bench -p otlp-shipper --bench throughput -- --only '100 KB' --bodies full,delta --runs 3
 //! cargo test  -p otlp-shipper --bench throughput -- --smoke    # 20 MB, debug build, seconds
 //! ```
 //!
@@ -13,7 +14,10 @@
 //! Fluent Bit v4.2.8 needed 3.6-5 s and 225-450 MB RSS for (flush 1 s, read from head;
 //! Fluent Bit cannot be installed here, so that comparison is to those measured figures).
 //! Prints a markdown table. Exits 1 unless every record arrived and the shipper's peak RSS
-//! stayed at or below 50 MB; `--smoke` shrinks the backlogs. The receiver shares the 2 cores
+//! stayed at or below 50 MB; `--smoke` shrinks the backlogs. `--only TEXT` keeps the cases
+//! whose name holds TEXT; `--bodies full,delta` runs the shipper once per mode in every run
+//! (`SHIP_BODIES`, the order turned each run) and adds a table of its CPU seconds per run,
+//! their median per mode and each mode's median over the first's. The receiver shares the 2 cores
 //! with the shipper, so figures are a floor.
 
 #[path = "../tests/e2e_support/mod.rs"]
@@ -95,44 +99,72 @@ fn main() {
     let smoke = args.iter().any(|a| a == "--smoke");
     // Best of N runs per case (same backlog, fresh checkpoint): on a shared 2-core machine
     // the fastest run is the one least disturbed by other load.
-    let runs: usize = args
-        .iter()
-        .position(|a| a == "--runs")
-        .and_then(|i| args.get(i + 1))
-        .map(|n| n.parse().expect("--runs N"))
-        .unwrap_or(1);
-    let cases = cases(smoke);
+    let runs: usize = arg_value(&args, "--runs").map_or(1, |n| n.parse().expect("--runs N"));
+    let only = arg_value(&args, "--only");
+    // `--bodies full,delta`: every run of a case runs the shipper once per mode (the order
+    // turned each run), so the modes are compared on the same load; by default the shipper's
+    // own setting (SHIP_BODIES in the environment, else its default).
+    let modes: Vec<Option<String>> = match arg_value(&args, "--bodies") {
+        Some(list) => list.split(',').map(|m| Some(m.to_string())).collect(),
+        None => vec![None],
+    };
+    let cases: Vec<Case> = cases(smoke)
+        .into_iter()
+        .filter(|c| only.as_ref().is_none_or(|o| c.name.contains(o.as_str())))
+        .collect();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
         .build()
         .unwrap();
     let mut results = Vec::new();
+    let mut cpu_table = Vec::new();
     for case in &cases {
         let scratch = Scratch::new("bench");
         let log = scratch.path("traffic.log");
         let (records, bytes) = write_backlog(&log, case);
-        let mut best: Option<Measured> = None;
+        let mut best: Vec<Option<Measured>> = modes.iter().map(|_| None).collect();
+        let mut cpu: Vec<Vec<f64>> = modes.iter().map(|_| Vec::new()).collect();
         for run_no in 0..runs.max(1) {
-            let checkpoint = scratch.path(&format!("checkpoint-{run_no}.json"));
-            let m = runtime.block_on(run(case, &scratch, &log, &checkpoint, records, bytes));
-            eprintln!("  run {}: {:.2} s", run_no + 1, m.secs);
-            if best.as_ref().is_none_or(|b| m.secs < b.secs) {
-                best = Some(m);
+            let mut order: Vec<usize> = (0..modes.len()).collect();
+            if run_no % 2 == 1 {
+                order.reverse();
+            }
+            for i in order {
+                let mode = modes[i].as_deref();
+                let checkpoint = scratch.path(&format!("checkpoint-{run_no}-{i}.json"));
+                let m =
+                    runtime.block_on(run(case, mode, &scratch, &log, &checkpoint, records, bytes));
+                eprintln!(
+                    "  run {}{}: {:.2} s, shipper CPU {:.2} s",
+                    run_no + 1,
+                    mode.map(|m| format!(" ({m})")).unwrap_or_default(),
+                    m.secs,
+                    m.shipper_cpu
+                );
+                cpu[i].push(m.shipper_cpu);
+                if best[i].as_ref().is_none_or(|b| m.secs < b.secs) {
+                    best[i] = Some(m);
+                }
             }
         }
-        let m = best.unwrap();
-        eprintln!(
-            "{}: {} records, {:.1} MB in {:.2} s, peak RSS {:.1} MB",
-            m.name,
-            m.records,
-            m.bytes as f64 / 1e6,
-            m.secs,
-            m.peak_rss_kb as f64 / 1024.0
-        );
-        results.push(m);
+        for m in best.into_iter().flatten() {
+            eprintln!(
+                "{}: {} records, {:.1} MB in {:.2} s, peak RSS {:.1} MB",
+                m.name,
+                m.records,
+                m.bytes as f64 / 1e6,
+                m.secs,
+                m.peak_rss_kb as f64 / 1024.0
+            );
+            results.push(m);
+        }
+        cpu_table.push((case.name.clone(), cpu));
     }
     print_table(&results);
+    if modes.len() > 1 {
+        print_cpu_table(&modes, &cpu_table);
+    }
     // A sink does not decode, so only the stand-in runs can count records.
     let short: Vec<_> = results
         .iter()
@@ -163,6 +195,7 @@ const RSS_LIMIT_KB: u64 = 50 * 1024;
 
 async fn run(
     case: &Case,
+    bodies: Option<&str>,
     scratch: &Scratch,
     log: &Path,
     checkpoint: &Path,
@@ -196,6 +229,7 @@ async fn run(
             "--exit-when-drained",
         ])
         .args(["--log-level", "warn"])
+        .envs(bodies.map(|b| ("SHIP_BODIES", b)))
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()
@@ -234,7 +268,10 @@ async fn run(
     assert!(status.success(), "otlp-shipper exited with {status}");
     let delivered = seq.counters().accepted_events;
     Measured {
-        name: case.name.clone(),
+        name: match bodies {
+            Some(b) => format!("{}, {b}", case.name),
+            None => case.name.clone(),
+        },
         decode: case.decode,
         records,
         bytes,
@@ -294,6 +331,47 @@ fn rss_kb(pid: u32) -> Option<(u64, u64)> {
             .and_then(|v| v.parse().ok())
     };
     Some((field("VmRSS:")?, field("VmHWM:")?))
+}
+
+fn arg_value(args: &[String], name: &str) -> Option<String> {
+    let i = args.iter().position(|a| a == name)?;
+    Some(
+        args.get(i + 1)
+            .unwrap_or_else(|| panic!("{name} needs a value"))
+            .clone(),
+    )
+}
+
+fn median(values: &[f64]) -> f64 {
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// Shipper CPU seconds per mode, every run and the median, and each mode's median over the
+/// first mode's (the reference).
+fn print_cpu_table(modes: &[Option<String>], rows: &[(String, Vec<Vec<f64>>)]) {
+    let name = |m: &Option<String>| m.clone().unwrap_or_default();
+    print!("\n| case |");
+    for m in modes {
+        print!(" `{}` CPU s (runs; median) |", name(m));
+    }
+    for m in &modes[1..] {
+        print!(" `{}` / `{}` |", name(m), name(&modes[0]));
+    }
+    println!();
+    println!("|---|{}", "---:|".repeat(modes.len() * 2 - 1));
+    for (case, cpu) in rows {
+        print!("| {case} |");
+        for runs in cpu {
+            let list: Vec<String> = runs.iter().map(|c| format!("{c:.2}")).collect();
+            print!(" {}; **{:.2}** |", list.join(" / "), median(runs));
+        }
+        for runs in &cpu[1..] {
+            print!(" {:.2} |", median(runs) / median(&cpu[0]));
+        }
+        println!();
+    }
 }
 
 fn print_table(results: &[Measured]) {

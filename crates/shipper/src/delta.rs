@@ -19,7 +19,8 @@
 //! state lives only in memory: after a restart the first exchange of each session is shipped
 //! whole, and each block once more.
 
-use crate::ids::{Digest16, digest, hex};
+use crate::ids::{Digest16, digest, hex, message_digest};
+use crate::request_body::Parts;
 use serde_json::value::RawValue;
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -137,144 +138,37 @@ pub struct Conversations {
     shipped: HashSet<Digest16>,
 }
 
-/// A request body read in one pass: the wrapper's members (`size`, `json`, …) and, inside
-/// `json`, its members, with `messages` read as its elements. Values are raw text borrowed
-/// from the record; a multi-megabyte body is scanned once.
-#[derive(Default)]
-struct Parsed<'a> {
-    wrapper: Vec<(Cow<'a, str>, &'a str)>,
-    json: Option<Vec<(Cow<'a, str>, &'a str)>>,
-    messages: Option<Vec<&'a RawValue>>,
-}
-
-struct WrapperV<'p, 'a>(&'p mut Parsed<'a>);
-struct JsonSeed<'p, 'a>(&'p mut Parsed<'a>);
-struct JsonV<'p, 'a>(&'p mut Parsed<'a>);
-
-impl<'de: 'a, 'a> serde::de::Visitor<'de> for WrapperV<'_, 'a> {
-    type Value = ();
-    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("a body object")
-    }
-    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        while let Some(key) = map.next_key::<crate::encode::Str<'de>>()? {
-            if key.0 == "json" && self.0.json.is_none() {
-                map.next_value_seed(JsonSeed(self.0))?;
-                // Its text is written from `Parsed::json`.
-                self.0.wrapper.push((key.0, ""));
-            } else {
-                let v = map.next_value::<&'de RawValue>()?;
-                self.0.wrapper.push((key.0, v.get()));
-            }
-        }
-        Ok(())
-    }
-}
-
-impl<'de: 'a, 'a> serde::de::DeserializeSeed<'de> for JsonSeed<'_, 'a> {
-    type Value = ();
-    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        // Not an object (an array body, say): nothing to rewrite.
-        d.deserialize_any(JsonV(self.0))
-    }
-}
-
-impl<'de: 'a, 'a> serde::de::Visitor<'de> for JsonV<'_, 'a> {
-    type Value = ();
-    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("a JSON value")
-    }
-    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        let mut members = Vec::new();
-        while let Some(key) = map.next_key::<crate::encode::Str<'de>>()? {
-            if key.0 == "messages" && self.0.messages.is_none() {
-                // Not an array: the body fails to parse and is shipped as it is.
-                self.0.messages = Some(map.next_value::<Vec<&'de RawValue>>()?);
-                // Its text is found from its elements' place in the body.
-                members.push((key.0, ""));
-            } else {
-                let v = map.next_value::<&'de RawValue>()?;
-                members.push((key.0, v.get()));
-            }
-        }
-        self.0.json = Some(members);
-        Ok(())
-    }
-    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
-        Ok(())
-    }
-    fn visit_str<E>(self, _: &str) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_unit<E>(self) -> Result<(), E> {
-        Ok(())
-    }
-}
-
-/// The text of the array whose elements are `elements`, from their place in `raw` (they
-/// are slices of it); `[]` for an empty one.
-fn array_text<'a>(raw: &'a str, elements: &[&'a RawValue]) -> &'a str {
-    let (Some(first), Some(last)) = (elements.first(), elements.last()) else {
-        return "[]";
-    };
-    let base = raw.as_ptr() as usize;
-    let start = first.get().as_ptr() as usize - base;
-    let end = last.get().as_ptr() as usize - base + last.get().len();
-    let open = raw[..start].rfind('[').unwrap_or(start);
-    let close = raw[end..].find(']').map_or(end, |i| end + i + 1);
-    &raw[open..close]
-}
-
 fn write_key(out: &mut String, key: &str) {
-    // A key is a plain JSON string; serde_json writes the same escapes as the proxy did.
-    out.push_str(&serde_json::to_string(key).unwrap_or_default());
-    out.push(':');
+    // A key as read from the line: it has no escapes.
+    out.push('"');
+    out.push_str(key);
+    out.push_str("\":");
 }
 
 impl Conversations {
-    /// Encodes the request body (`raw`: the record's `request.body` text) of exchange `id`.
+    /// Encodes the request body of exchange `id`: `raw` is the record's `request.body` text
+    /// and `parts` its members, as [`crate::request_body`] read them.
     pub fn encode<'a>(
         &mut self,
         session: Option<&str>,
         id: &str,
         path: &str,
         raw: &'a str,
+        parts: Parts<'a>,
     ) -> Encoded<'a> {
         let route = match path {
             "/v1/messages" => Route::Messages,
             "/v1/messages/count_tokens" => Route::CountTokens,
             _ => return unchanged(raw),
         };
-        let mut parsed = Parsed::default();
-        {
-            use serde::Deserializer;
-            let mut de = serde_json::Deserializer::from_str(raw);
-            if de.deserialize_map(WrapperV(&mut parsed)).is_err() || de.end().is_err() {
-                return unchanged(raw);
-            }
-        }
-        let Parsed {
+        let Parts {
             wrapper,
             json: Some(json),
-            messages: parsed_messages,
-        } = parsed
+            messages: mut parsed_messages,
+        } = parts
         else {
             return unchanged(raw);
         };
-        let mut parsed_messages = parsed_messages;
         if self.sessions.len() >= MAX_SESSIONS && !self.sessions.contains_key(session.unwrap_or(""))
         {
             self.sessions.clear();
@@ -290,13 +184,12 @@ impl Conversations {
         let mut has_tools = false;
         let mut messages_hashes: Option<(Vec<Digest16>, Vec<Option<Digest16>>)> = None;
         json_out.push('{');
-        for (i, (key, text)) in json.iter().enumerate() {
+        for (i, &(key, text)) in json.iter().enumerate() {
             if i > 0 {
                 json_out.push(',');
             }
             write_key(&mut json_out, key);
-            let text: &'a str = text;
-            match key.as_ref() {
+            match key {
                 field @ ("system" | "tools") => {
                     let field: &'static str = if field == "system" { "system" } else { "tools" };
                     let (replaced, id_part) = self.blocks(field, text, &mut result.contexts);
@@ -315,10 +208,9 @@ impl Conversations {
                 }
                 "messages" => match parsed_messages.take() {
                     Some(messages) => {
-                        let text = array_text(raw, &messages);
                         let hashes: Vec<Digest16> = messages
                             .iter()
-                            .map(|m| digest(m.get().as_bytes()))
+                            .map(|m| message_digest(m.as_bytes()))
                             .collect();
                         let session_state = self.sessions.get(session.unwrap_or(""));
                         let best = session_state.and_then(|s| longest_prefix(s, route, &hashes));
@@ -340,7 +232,7 @@ impl Conversations {
                                     if j > 0 {
                                         json_out.push(',');
                                     }
-                                    json_out.push_str(m.get());
+                                    json_out.push_str(m);
                                 }
                                 json_out.push_str("]}");
                                 result.new_messages = Some(messages.len() - shared);
@@ -354,7 +246,7 @@ impl Conversations {
                         }
                         let uncached = messages
                             .iter()
-                            .map(|m| without_cache_markers(m.get()).map(|t| digest(t.as_bytes())))
+                            .map(|m| without_cache_markers(m).map(|t| message_digest(t.as_bytes())))
                             .collect();
                         messages_hashes = Some((hashes, uncached));
                     }
@@ -399,7 +291,7 @@ impl Conversations {
         }
         let mut out = String::with_capacity(json_out.len() + 64);
         out.push('{');
-        for (i, (key, value)) in wrapper.iter().enumerate() {
+        for (i, &(key, value)) in wrapper.iter().enumerate() {
             if i > 0 {
                 out.push(',');
             }
@@ -512,6 +404,20 @@ fn longest_prefix(
 mod tests {
     use super::*;
 
+    /// Reads `raw` as the record reader does and encodes it.
+    fn encode<'a>(
+        c: &mut Conversations,
+        session: Option<&str>,
+        id: &str,
+        path: &str,
+        raw: &'a str,
+    ) -> Encoded<'a> {
+        match crate::request_body::read(raw) {
+            (text, Some(parts)) => c.encode(session, id, path, text, parts),
+            (text, None) => unchanged(text),
+        }
+    }
+
     fn body(system: &str, tools: &str, messages: &[&str]) -> String {
         let json = format!(
             r#"{{"model":"m","system":{system},"tools":{tools},"messages":[{}],"stream":true}}"#,
@@ -535,7 +441,7 @@ mod tests {
         let m2 = r#"{"role":"assistant","content":"two"}"#;
         let m3 = r#"{"role":"user","content":"three"}"#;
         let first = body(&system, &tools, &[m1]);
-        let e1 = c.encode(Some("s"), "id1", "/v1/messages", &first);
+        let e1 = encode(&mut c, Some("s"), "id1", "/v1/messages", &first);
         assert_eq!(e1.contexts.len(), 3, "the big blocks, once each");
         assert_eq!(e1.continues, None);
         assert_eq!(e1.new_messages, Some(1));
@@ -547,7 +453,7 @@ mod tests {
         assert!(e1.body.contains(BILLING), "small blocks stay inline");
 
         let second = body(&system, &tools, &[m1, m2, m3]);
-        let e2 = c.encode(Some("s"), "id2", "/v1/messages", &second);
+        let e2 = encode(&mut c, Some("s"), "id2", "/v1/messages", &second);
         assert!(e2.contexts.is_empty(), "blocks are shipped once");
         assert_eq!(e2.continues, Some(("id1".into(), 1)));
         assert_eq!(e2.new_messages, Some(2));
@@ -559,7 +465,7 @@ mod tests {
         // Another build's billing block changes neither the identity nor the shipped blocks.
         let other_billing = system.replace("2.1.1", "2.1.2");
         let third = body(&other_billing, &tools, &[m1, m2, m3, m2]);
-        let e3 = c.encode(Some("s"), "id3", "/v1/messages", &third);
+        let e3 = encode(&mut c, Some("s"), "id3", "/v1/messages", &third);
         assert!(e3.contexts.is_empty());
         assert_eq!(e3.agent, Some(Agent::Main));
         assert_eq!(e3.continues, Some(("id2".into(), 3)));
@@ -575,7 +481,7 @@ mod tests {
         let b = r#"{"role":"assistant","content":"b"}"#;
         let task = r#"{"role":"user","content":"search the repo"}"#;
         let mut enc = |session: &str, id: &str, path: &str, raw: String| {
-            let e = c.encode(Some(session), id, path, &raw);
+            let e = encode(&mut c, Some(session), id, path, &raw);
             (e.continues, e.agent)
         };
         let main = enc("s", "m1", "/v1/messages", body(&main_sys, &tools, &[a]));
@@ -606,9 +512,15 @@ mod tests {
         let plain = r#"{"role":"user","content":[{"type":"text","text":"long"}]}"#;
         let reply = r#"{"role":"assistant","content":"ok"}"#;
         let next = r#"{"role":"user","content":[{"type":"text","text":"more","cache_control":{"type":"ephemeral"}}]}"#;
-        c.encode(Some("s"), "a", "/v1/messages", &body("[]", "[]", &[marked]));
+        encode(
+            &mut c,
+            Some("s"),
+            "a",
+            "/v1/messages",
+            &body("[]", "[]", &[marked]),
+        );
         let second = body("[]", "[]", &[plain, reply, next]);
-        let e = c.encode(Some("s"), "b", "/v1/messages", &second);
+        let e = encode(&mut c, Some("s"), "b", "/v1/messages", &second);
         assert_eq!(e.continues, Some(("a".into(), 1)));
         assert!(e.body.contains(&format!(
             r#""messages":{{"$continues":"a","$shared":1,"$uncached":[0],"$new":[{reply},{next}]}}"#
@@ -626,16 +538,22 @@ mod tests {
     fn bodies_without_anything_to_replace_are_shipped_as_they_are() {
         let mut c = Conversations::default();
         let raw = r#"{"size":2,"json":{"model":"m","messages":[{"role":"user","content":"hi"}]}}"#;
-        let e = c.encode(Some("s"), "a", "/v1/messages", raw);
+        let e = encode(&mut c, Some("s"), "a", "/v1/messages", raw);
         assert!(matches!(e.body, Cow::Borrowed(b) if b == raw));
         for raw in [
             r#"{"size":3,"text":"not json"}"#,
             r#"{"size":3,"truncated":true,"base64":"AAAA"}"#,
             "not json",
         ] {
-            assert_eq!(c.encode(Some("s"), "b", "/v1/messages", raw).body, raw);
+            assert_eq!(
+                encode(&mut c, Some("s"), "b", "/v1/messages", raw).body,
+                raw
+            );
         }
         let other = r#"{"size":2,"json":{"messages":[{"role":"user","content":"hi"}]}}"#;
-        assert_eq!(c.encode(Some("s"), "c", "/v1/complete", other).body, other);
+        assert_eq!(
+            encode(&mut c, Some("s"), "c", "/v1/complete", other).body,
+            other
+        );
     }
 }

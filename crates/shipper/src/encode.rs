@@ -11,6 +11,7 @@
 use crate::delta::{Context, Conversations};
 use crate::ids;
 use crate::quota;
+use crate::request_body::RequestBody;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, ArrayValue, KeyValue, any_value::Value};
 use opentelemetry_proto::tonic::logs::v1::LogRecord;
 use opentelemetry_proto::tonic::trace::v1::{Span, Status, span::SpanKind, status::StatusCode};
@@ -122,7 +123,7 @@ struct RequestView<'a> {
     #[serde(borrow, default)]
     headers: BTreeMap<Str<'a>, Str<'a>>,
     #[serde(borrow)]
-    body: &'a RawValue,
+    body: RequestBody<'a>,
 }
 
 #[derive(Deserialize)]
@@ -286,9 +287,13 @@ impl Encoder {
     /// first, then the body parts, one at a time, so a huge body is never held twice.
     pub fn encode_line(&mut self, line: &[u8], observed_ns: u64, out: &mut dyn FnMut(&LogRecord)) {
         self.has_span = false;
-        match serde_json::from_slice::<RecordView<'_>>(line) {
-            Ok(rec) if rec.kind == traffic_record::KIND => {
-                self.encode_record(&rec, observed_ns, out)
+        // Read as text once, so the parts of a body borrowed from it can be placed in it.
+        let record = std::str::from_utf8(line)
+            .ok()
+            .and_then(|text| Some((text, serde_json::from_str::<RecordView<'_>>(text).ok()?)));
+        match record {
+            Some((text, rec)) if rec.kind == traffic_record::KIND => {
+                self.encode_record(text, &rec, observed_ns, out)
             }
             _ => self.encode_plain(line, observed_ns, out),
         }
@@ -321,9 +326,10 @@ impl Encoder {
         }
     }
 
-    fn encode_record(
+    fn encode_record<'a>(
         &mut self,
-        rec: &RecordView<'_>,
+        line: &'a str,
+        rec: &RecordView<'a>,
         observed_ns: u64,
         out: &mut dyn FnMut(&LogRecord),
     ) {
@@ -364,16 +370,18 @@ impl Encoder {
         };
         let budget = event_max_bytes - PART_OVERHEAD;
 
-        let req_peek = peek_body(rec.request.body.get(), true);
+        let (request_body, parts) = rec.request.body.place(line);
+        let req_peek = peek_body(request_body, true);
         let request_model = req_peek.model;
         let delta = options.bodies == Bodies::Delta;
-        let encoded = if delta {
-            conversations.encode(session, &rec.id, &rec.request.path, rec.request.body.get())
-        } else {
-            crate::delta::Encoded {
-                body: Cow::Borrowed(rec.request.body.get()),
-                ..Default::default()
+        let encoded = match parts {
+            Some(parts) if delta => {
+                conversations.encode(session, &rec.id, &rec.request.path, request_body, parts)
             }
+            _ => crate::delta::Encoded {
+                body: Cow::Borrowed(request_body),
+                ..Default::default()
+            },
         };
         let rewritten = matches!(encoded.body, Cow::Owned(_));
 
@@ -1062,10 +1070,25 @@ mod tests {
 
     /// The raw JSON text of `request.body`, `response.body`, `response.sse` in a line.
     fn raw_bodies(line: &str) -> Vec<(String, String)> {
+        // The request body read on its own, not as the encoder reads it.
+        #[derive(Deserialize)]
+        struct Request<'a> {
+            #[serde(borrow)]
+            body: &'a RawValue,
+        }
+        #[derive(Deserialize)]
+        struct Record<'a> {
+            #[serde(borrow)]
+            request: Request<'a>,
+        }
+        let request: Record<'_> = serde_json::from_str(line).unwrap();
         let v: RecordView<'_> = serde_json::from_str(line).unwrap();
         let resp = v.response.unwrap();
         vec![
-            ("request.body".into(), v.request.body.get().to_string()),
+            (
+                "request.body".into(),
+                request.request.body.get().to_string(),
+            ),
             ("response.body".into(), resp.body.get().to_string()),
             ("response.sse".into(), resp.sse.unwrap().get().to_string()),
         ]

@@ -10,10 +10,11 @@
 //! `opentelemetry-proto` and `prost` (the OTLP wire format), `reqwest` (HTTP/TLS client),
 //! `axum` (metrics endpoint), `humantime` (RFC 3339 timestamps), `rand` (retry jitter),
 //! `reqwest-middleware` and `async-trait` (the HTTP stack as layers, [`http`]), `tracing-appender`
-//! (diagnostics written off-thread), `bytes` (cheap request resends), `memchr` (a line's end found in the read buffer, so a
-//! line longer than `--max-line-bytes` is never held), `sha2` (stable trace ids and content
-//! digests), `pricing` (the cost of an exchange); for tests only, `proptest` (property tests of
-//! the config parser and the encoder, `tests/properties.rs`).
+//! (diagnostics written off-thread), `bytes` (cheap request resends), `memchr` (a line's end
+//! found in the read buffer, so a line longer than `--max-line-bytes` is never held), `sha2`
+//! (stable trace ids and content digests), `blake3` (message digests, [`delta`]), `pricing`
+//! (the cost of an exchange); for tests only, `proptest` (property tests of the config parser
+//! and the encoder, `tests/properties.rs`).
 
 pub mod batch;
 pub mod checkpoint;
@@ -26,6 +27,7 @@ pub mod ids;
 pub mod metrics;
 pub mod quota;
 pub mod reader;
+pub mod request_body;
 pub mod retention;
 pub mod retry;
 pub mod sender;

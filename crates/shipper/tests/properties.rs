@@ -1,6 +1,7 @@
 //! Property tests over arbitrary input (proptest; 256 cases each by default, more with
 //! `PROPTEST_CASES`, see docs/development.md): the Fluent Bit config parser and the line
-//! encoder never panic, and the encoder's split parts always reassemble to the exact input.
+//! encoder never panic, and the encoder's split parts always reassemble to the exact input,
+//! whatever the shape of a request body.
 
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use opentelemetry_proto::tonic::logs::v1::LogRecord;
@@ -61,6 +62,31 @@ fn reassembled(events: &[LogRecord], name: &str) -> String {
         .expect("a body is inline or declares its parts");
     assert_eq!(parts.len() as i64, declared);
     parts.iter().map(|p| p.1).collect()
+}
+
+/// Arbitrary JSON, with the keys a request body is split by (`json`, `messages`) among
+/// keys that need escapes.
+fn json_value() -> impl Strategy<Value = serde_json::Value> {
+    use serde_json::Value as J;
+    let leaf = prop_oneof![
+        Just(J::Null),
+        any::<bool>().prop_map(J::from),
+        any::<i64>().prop_map(J::from),
+        "\\PC{0,20}".prop_map(J::from),
+    ];
+    leaf.prop_recursive(4, 64, 6, |inner| {
+        let key = prop_oneof![
+            Just("json".to_string()),
+            Just("messages".to_string()),
+            Just("size".to_string()),
+            "\\PC{0,8}",
+        ];
+        prop_oneof![
+            proptest::collection::vec(inner.clone(), 0..6).prop_map(J::Array),
+            proptest::collection::vec((key, inner), 0..6)
+                .prop_map(|members| J::Object(members.into_iter().collect())),
+        ]
+    })
 }
 
 proptest! {
@@ -126,5 +152,27 @@ proptest! {
             let rebuilt = reassembled(&events, name);
             prop_assert!(rebuilt == raw, "{}: rebuilt {} bytes of {}", name, rebuilt.len(), raw.len());
         }
+    }
+
+    #[test]
+    fn a_request_body_of_any_shape_ships_as_its_exact_text(
+        value in json_value(),
+        wrapped in any::<bool>(),
+        pretty in any::<bool>(),
+        path in prop_oneof![Just("/v1/messages"), Just("/v1/other")],
+    ) {
+        let value = if wrapped { serde_json::json!({"size": 1, "json": value}) } else { value };
+        let body = if pretty {
+            serde_json::to_string_pretty(&value).unwrap()
+        } else {
+            serde_json::to_string(&value).unwrap()
+        };
+        let line = format!(
+            r#"{{"v":1,"kind":"claude_api_exchange","id":"0123456789abcdef0123456789abcdef","started_at":"2026-12-03T10:00:00Z","outcome":"complete","request":{{"method":"POST","path":"{path}","headers":{{}},"body":{body}}},"response":{{"status":200,"body":{{"size":0}}}}}}"#
+        );
+        // Delta (the default) ships a request whole when nothing in it was shipped before.
+        let events = encode(line.as_bytes(), 200_000);
+        prop_assert_eq!(attr_str(&events[0], "claude.exchange.id"), Some("0123456789abcdef0123456789abcdef"));
+        prop_assert_eq!(reassembled(&events, "request.body"), body);
     }
 }
