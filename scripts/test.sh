@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs the whole test suite. First installs what the tests need, idempotently, cached under
-# $CAL_CACHE: podman (+runc), nginx, shellcheck, debootstrap, fincore (util-linux-extra) and
-# chromium from apt; the real Claude Code CLI and playwright-core from npm; a Python venv with
-# the official anthropic SDK, opentelemetry-proto and rotel.
+# $CAL_CACHE: podman (+runc), nginx, shellcheck, debootstrap and chromium from apt; the real
+# Claude Code CLI and playwright-core from npm; a Python venv with the official anthropic SDK,
+# opentelemetry-proto and rotel.
 # Tests find these through the variables exported below and fail, naming this script, when one
 # is missing.
 set -euo pipefail
@@ -18,7 +18,7 @@ $SUDO chown "$(id -u):$(id -g)" "$CACHE"
 step() { printf '\n== %s\n' "$*"; }
 
 apt_pkgs=(podman runc nginx-light shellcheck debootstrap uidmap iproute2 openssl ca-certificates
-  util-linux-extra chromium)
+  chromium)
 missing=()
 for p in "${apt_pkgs[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
