@@ -21,7 +21,10 @@ fn main() -> ExitCode {
     };
     // Lossy and off-thread: a stderr nobody reads drops diagnostic lines (counted below) rather
     // than stop the forwarding thread.
-    let (stderr, flush) = tracing_appender::non_blocking(std::io::stderr());
+    // 4,096 lines queued at most: the default (128,000) allocates ~4 MB up front.
+    let (stderr, flush) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .buffered_lines_limit(4096)
+        .finish(std::io::stderr());
     let dropped = stderr.error_counter();
     tracing_subscriber::fmt()
         .with_writer(stderr)
