@@ -116,13 +116,16 @@ async fn closed_after(stream: &mut TcpStream, since: Instant) -> Duration {
     .expect("the connection was still open after 20 s")
 }
 
-#[tokio::test]
-async fn an_idle_keep_alive_connection_is_closed_after_the_keep_alive_timeout() {
-    // A keep-alive timeout longer than the header-read timeout: the idle wait is not cut at
-    // the header-read timeout.
+/// A proxy with these timeouts (seconds) and a connection to it that has had one exchange.
+async fn after_one_exchange(header_read: &str, keep_alive: &str) -> (Proxy, TcpStream) {
     let proxy = Proxy::start_with(
         &fake_upstream().await,
-        &["--header-read-timeout", "1", "--keep-alive-timeout", "3"],
+        &[
+            "--header-read-timeout",
+            header_read,
+            "--keep-alive-timeout",
+            keep_alive,
+        ],
         &[],
     )
     .await;
@@ -130,6 +133,14 @@ async fn an_idle_keep_alive_connection_is_closed_after_the_keep_alive_timeout() 
     stream.write_all(COUNT_TOKENS).await.unwrap();
     let head = read_response(&mut stream).await;
     assert!(head.starts_with("http/1.1 200"), "{head}");
+    (proxy, stream)
+}
+
+#[tokio::test]
+async fn an_idle_keep_alive_connection_is_closed_after_the_keep_alive_timeout() {
+    // A keep-alive timeout longer than the header-read timeout: the idle wait is not cut at
+    // the header-read timeout.
+    let (_proxy, mut stream) = after_one_exchange("1", "3").await;
     let idle = closed_after(&mut stream, Instant::now()).await;
     assert!(
         idle >= Duration::from_millis(2800) && idle < Duration::from_secs(6),
@@ -139,16 +150,7 @@ async fn an_idle_keep_alive_connection_is_closed_after_the_keep_alive_timeout() 
 
 #[tokio::test]
 async fn a_keep_alive_timeout_shorter_than_the_header_read_timeout_closes_idle_connections_first() {
-    let proxy = Proxy::start_with(
-        &fake_upstream().await,
-        &["--header-read-timeout", "10", "--keep-alive-timeout", "1"],
-        &[],
-    )
-    .await;
-    let mut stream = TcpStream::connect(proxy.addr).await.unwrap();
-    stream.write_all(COUNT_TOKENS).await.unwrap();
-    let head = read_response(&mut stream).await;
-    assert!(head.starts_with("http/1.1 200"), "{head}");
+    let (_proxy, mut stream) = after_one_exchange("10", "1").await;
     let idle = closed_after(&mut stream, Instant::now()).await;
     assert!(
         idle >= Duration::from_millis(800) && idle < Duration::from_secs(4),
@@ -158,16 +160,7 @@ async fn a_keep_alive_timeout_shorter_than_the_header_read_timeout_closes_idle_c
 
 #[tokio::test]
 async fn a_slow_head_on_a_kept_alive_connection_is_cut_at_the_header_read_timeout() {
-    let proxy = Proxy::start_with(
-        &fake_upstream().await,
-        &["--header-read-timeout", "2", "--keep-alive-timeout", "60"],
-        &[],
-    )
-    .await;
-    let mut stream = TcpStream::connect(proxy.addr).await.unwrap();
-    stream.write_all(COUNT_TOKENS).await.unwrap();
-    let head = read_response(&mut stream).await;
-    assert!(head.starts_with("http/1.1 200"), "{head}");
+    let (_proxy, mut stream) = after_one_exchange("2", "60").await;
     // Idle for a while (within the keep-alive timeout), then a head one byte every 200 ms.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let started = Instant::now();

@@ -95,16 +95,7 @@ async fn closing_upstream() -> String {
                         let _ = close_all.send(());
                         return;
                     }
-                    let answer = "{\"type\":\"message\",\"content\":[]}";
-                    let _ = s
-                        .write_all(
-                            format!(
-                                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{answer}",
-                                answer.len()
-                            )
-                            .as_bytes(),
-                        )
-                        .await;
+                    answer_message(&mut s).await;
                 }
             });
         }
@@ -168,7 +159,7 @@ async fn after_an_upstream_closed_every_connection_later_requests_still_succeed(
 /// An upstream that answers each request keep-alive (no `Connection: close`) and then closes
 /// the connection at once: every pooled connection dies just after its response.
 async fn one_shot_upstream() -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncReadExt;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
@@ -193,16 +184,7 @@ async fn one_shot_upstream() -> String {
                         Ok(n) => buf.extend_from_slice(&chunk[..n]),
                     }
                 }
-                let answer = "{\"type\":\"message\",\"content\":[]}";
-                let _ = s
-                    .write_all(
-                        format!(
-                            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{answer}",
-                            answer.len()
-                        )
-                        .as_bytes(),
-                    )
-                    .await;
+                answer_message(&mut s).await;
                 // Closed without saying so: the proxy's pool learns it only from the socket.
             });
         }
@@ -243,7 +225,7 @@ async fn recording_upstream(
     seen: std::sync::Arc<std::sync::Mutex<Vec<(usize, String)>>>,
     close_first: std::sync::Arc<tokio::sync::Notify>,
 ) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncReadExt;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
@@ -280,16 +262,7 @@ async fn recording_upstream(
                     let body = String::from_utf8_lossy(&buf[i + 4..i + 4 + len]).into_owned();
                     buf.drain(..i + 4 + len);
                     seen.lock().unwrap().push((n, body));
-                    let answer = "{\"type\":\"message\",\"content\":[]}";
-                    let _ = s
-                        .write_all(
-                            format!(
-                                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{answer}",
-                                answer.len()
-                            )
-                            .as_bytes(),
-                        )
-                        .await;
+                    answer_message(&mut s).await;
                 }
             });
         }
@@ -459,4 +432,15 @@ async fn a_request_canceled_on_a_pooled_connection_closed_by_the_upstream_is_sen
         [(0, false), (1, true)],
         "the upstream saw the first request on its connection 0 and the second exactly once, on a new connection"
     );
+}
+
+/// Writes a small `message` response, keep-alive, ignoring a peer that has gone.
+async fn answer_message(s: &mut tokio::net::TcpStream) {
+    use tokio::io::AsyncWriteExt;
+    let answer = "{\"type\":\"message\",\"content\":[]}";
+    let head = format!(
+        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+        answer.len()
+    );
+    let _ = s.write_all(format!("{head}{answer}").as_bytes()).await;
 }
