@@ -277,7 +277,15 @@ start_logger() {
     --health-timeout 3s --health-start-period 5s --health-retries 3
     -e SEQ_HOST=seq -e SEQ_PORT=5341 -e UPSTREAM_URL="$UPSTREAM_URL")
   [ -z "${SEQ_API_KEY:-}" ] || args+=(-e SEQ_API_KEY)
-  podman run "${args[@]}" "$LOGGER_IMAGE" >/dev/null
+  # Without a systemd user session podman cannot schedule the periodic check and says so as an
+  # error; the check that matters is run below, so that line is left out. (A file, not a pipe:
+  # the container's conmon keeps podman's stderr open.)
+  local errors
+  errors=$(mktemp)
+  podman run "${args[@]}" "$LOGGER_IMAGE" >/dev/null 2>"$errors" \
+    || { cat "$errors" >&2; rm -f "$errors"; die "could not start the API logger ($LOGGER_IMAGE)"; }
+  grep -v 'systemd connection' "$errors" >&2 || true
+  rm -f "$errors"
   local i
   for i in $(seq 1 60); do
     if podman healthcheck run "$LOGGER_CONTAINER" >/dev/null 2>&1; then
