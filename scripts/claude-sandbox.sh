@@ -201,7 +201,8 @@ start_seq() {
   done
   [ -z "$SEQ_UI_PORT" ] || args+=(-p "$SEQ_BIND:$SEQ_UI_PORT:80")
   SEQ_STARTED_AT=$(date -u +%Y-%m-%dT%H:%M:%SZ)
-  podman run "${args[@]}" "$SEQ_IMAGE" >/dev/null
+  podman run "${args[@]}" "$SEQ_IMAGE" >/dev/null \
+    || die "could not start Seq ($SEQ_IMAGE), podman's reason is above; if $SEQ_BIND:$SEQ_UI_PORT is taken, set SEQ_UI_PORT to a free port (empty: not published)"
   wait_for_seq
   seq_api_key
   print_seq_summary

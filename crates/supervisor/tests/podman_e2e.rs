@@ -286,6 +286,31 @@ fn seq_exiting_at_start_fails_the_script_with_its_last_log_lines() {
 
 /// A second run under a name whose Claude container is live (another terminal) stops before
 /// touching anything of that session.
+/// Seq's host port already taken (another Seq, say): the script stops saying which setting
+/// picks another, and starts nothing else.
+#[test]
+fn a_taken_seq_port_fails_naming_the_setting_to_change() {
+    build_peer_images();
+    let scope = Scope::new("seqport");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let out = sandbox(&scope)
+        .env("SEQ_UI_PORT", &port)
+        .args(["--otel", "--rm", "mount", "--version"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains(&format!("if 127.0.0.1:{port} is taken, set SEQ_UI_PORT")),
+        "{stderr}"
+    );
+    assert!(
+        !scope.containers().contains(&scope.name),
+        "Claude Code never started"
+    );
+}
+
 #[test]
 fn a_running_sandbox_of_the_same_name_is_refused_not_replaced() {
     build_bases();
