@@ -25,7 +25,8 @@
 //! | `[[big:<bytes>]]` | a text reply of about that many bytes |
 //! | anything else | `Hello from fake-anthropic. You said: <first 80 chars>` |
 //!
-//! Usage numbers are deterministic: `input_tokens` = request body bytes / 4, `output_tokens` =
+//! A `/v1/messages` or `/v1/messages/count_tokens` body over 32 MB gets 413 `request_too_large`,
+//! as from the real API. Usage numbers are deterministic: `input_tokens` = request body bytes / 4, `output_tokens` =
 //! reply bytes / 4 (at least 1).
 
 use axum::Router;
@@ -68,6 +69,10 @@ pub fn router() -> Router {
         .layer(axum::extract::DefaultBodyLimit::disable())
 }
 
+/// The Messages and Token Counting APIs refuse bodies over 32 MB with 413 `request_too_large`
+/// (answered by the API's Cloudflare front); 32 MB read as 32,000,000 bytes, the stricter way.
+pub const MAX_REQUEST_BYTES: usize = 32_000_000;
+
 static COUNTER: AtomicU64 = AtomicU64::new(1);
 
 /// A fresh id with the given prefix, e.g. `req_fake000000000000000000000007`.
@@ -84,6 +89,15 @@ async fn handle(method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Re
     let request_id = new_id("req");
     let path = uri.path();
     let mut response = match (method.as_str(), path) {
+        ("POST", "/v1/messages" | "/v1/messages/count_tokens")
+            if body.len() > MAX_REQUEST_BYTES =>
+        {
+            error_response(
+                413,
+                "Request exceeds the maximum allowed number of bytes. The maximum request size is 32 MB for standard API endpoints.",
+                &request_id,
+            )
+        }
         ("GET", "/health") => plain_json(StatusCode::OK, json!({"status": "ok"})),
         ("POST", "/v1/messages") => messages(&headers, &body, &request_id).await,
         ("POST", "/v1/messages/count_tokens") => match serde_json::from_slice::<Value>(&body) {

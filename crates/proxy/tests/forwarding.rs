@@ -265,6 +265,23 @@ async fn ten_megabyte_request_body_is_forwarded_whole_and_logged_whole() {
     );
 }
 
+/// Over the API's 32 MB limit the upstream refuses with 413 `request_too_large`: the client gets
+/// that answer as it is, and the exchange is logged with it.
+#[tokio::test]
+async fn a_body_over_the_apis_32_mb_limit_gets_its_413_and_is_logged() {
+    let proxy = Proxy::start(&fake_upstream().await).await;
+    let mut body = message_request("too big", false);
+    body["system"] = Value::String("x".repeat(fake_anthropic::MAX_REQUEST_BYTES));
+    let bytes = serde_json::to_vec(&body).unwrap();
+    let response = post_bytes(&proxy, bytes.clone()).await;
+    assert_eq!(response.status(), 413);
+    let reply: Value = response.json().await.unwrap();
+    assert_eq!(reply["error"]["type"], "request_too_large");
+    let r = proxy.only_record().await;
+    assert_eq!(r["response"]["status"], 413);
+    assert_eq!(r["request"]["body"]["size"], bytes.len());
+}
+
 #[tokio::test]
 async fn body_over_the_capture_cap_is_forwarded_whole_and_logged_as_truncated() {
     let proxy = Proxy::start_with(&fake_upstream().await, &["--capture-cap", "1KiB"], &[]).await;
