@@ -257,14 +257,25 @@ seq_api_key() {
   log "created the Seq API key 'claude-sandbox $SANDBOX_NAME' (Ingest) for the logger and Claude Code"
 }
 
+# Where to look; with "at-exit", also each Claude Code session this run logged.
 print_seq_summary() {
   local url="not published (SEQ_UI_PORT is empty)"
   [ -z "$SEQ_UI_PORT" ] || url="http://$SEQ_BIND:$SEQ_UI_PORT"
   [ "$SEQ_BIND" != 0.0.0.0 ] || url="http://localhost:$SEQ_UI_PORT (on every host address)"
   log "Seq: $url, log in: $SEQ_ADMIN_SOURCE (container $SEQ_CONTAINER)"
   if $LOG_API; then
+    [ "${1:-}" != at-exit ] || print_sessions
     log "this run's API exchanges in Seq: has(claude.outcome) and @Timestamp >= DateTime('$SEQ_STARTED_AT')"
   fi
+}
+
+# The logger's own viewer lists the sessions of its log (docs/viewer.md).
+print_sessions() {
+  local id
+  for id in $(podman exec "$LOGGER_CONTAINER" claude-api-logger sessions --json \
+    --since "$SEQ_STARTED_AT" 2>/dev/null | sed -n 's/^ *"session_id": "\([^" ]*\)",$/\1/p'); do
+    log "session $id in Seq: session.id = '$id'; without Seq: podman exec -t $LOGGER_CONTAINER claude-api-logger show $id"
+  done
 }
 
 start_logger() {
@@ -349,7 +360,7 @@ run_claude() {
 # Claude Code's screen covers what was printed before it: say where Seq is again at the end.
 on_exit() {
   local status=$?
-  if $OTEL && [ -n "$SEQ_STARTED_AT" ]; then print_seq_summary; fi
+  if $OTEL && [ -n "$SEQ_STARTED_AT" ]; then print_seq_summary at-exit; fi
   exit "$status"
 }
 

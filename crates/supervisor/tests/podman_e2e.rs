@@ -862,6 +862,26 @@ fn sandbox_log_api_ships_a_real_claude_code_tool_use_session_to_seq() {
         .map(|t| attr(t, "session.id").to_string())
         .collect();
     assert_eq!(sessions.len(), 1, "{sessions:?}");
+    // At exit the script names that session: its Seq query, and the logger's own viewer, whose
+    // printed command shows the session without Seq.
+    let session = attr(&turns[0], "session.id").as_str().unwrap();
+    let line = stderr
+        .lines()
+        .find(|l| {
+            l.contains(&format!(
+                "session {session} in Seq: session.id = '{session}'"
+            ))
+        })
+        .unwrap_or_else(|| panic!("no line naming session {session}: {stderr}"));
+    let command = line.split("without Seq: ").nth(1).unwrap();
+    let words: Vec<&str> = command.split_whitespace().collect();
+    assert_eq!(words[..2], ["podman", "exec"], "{line}");
+    let shown = run(Command::new("podman").args(&words[1..]));
+    let shown = String::from_utf8_lossy(&shown.stdout);
+    assert!(
+        shown.contains("echo marker-XYZ") && shown.contains("Tool result received"),
+        "{shown}"
+    );
 
     // --otel: Claude Code's own telemetry reached the same Seq (with the API key, which the
     // stand-in requires because the script started it with an admin password).

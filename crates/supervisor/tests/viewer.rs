@@ -696,6 +696,45 @@ fn rotated_segments_are_read_oldest_first_then_the_live_file() {
 }
 
 #[test]
+fn sessions_since_a_time_lists_only_those_active_after_it() {
+    let dir = temp_dir("since");
+    let log = dir.join("traffic.log");
+    let lines = [
+        record(1, "s-morning", "2026-12-03T09:00:00Z", &["early"]),
+        record(2, "s-noon", "2026-12-03T11:59:59Z", &["before"]),
+        record(3, "s-noon", "2026-12-03T12:00:00.5Z", &["before", "after"]),
+        record(4, "s-evening", "2026-12-03T18:00:00Z", &["late"]),
+    ];
+    std::fs::write(&log, lines.join("\n") + "\n").unwrap();
+    let ids = |since: &str| -> Vec<String> {
+        let doc: Value =
+            serde_json::from_str(&viewer(&log, &["sessions", "--json", "--since", since])).unwrap();
+        doc["sessions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["session_id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(ids("2026-12-03T12:00:00Z"), ["s-evening", "s-noon"]);
+    assert_eq!(ids("2026-12-03T12:00:01Z"), ["s-evening"]);
+    assert_eq!(ids("2026-12-04T00:00:00Z"), Vec::<String>::new());
+    assert_eq!(ids("2026-12-03T00:00:00Z").len(), 3);
+
+    let out = Command::new(BIN)
+        .args(["sessions", "--since", "yesterday", "--log-file"])
+        .arg(&log)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--since") && err.contains("2026-12-03T10:15:00Z"),
+        "{err}"
+    );
+}
+
+#[test]
 fn on_a_terminal_show_is_coloured_and_paged_like_git_log() {
     let dir = temp_dir("pty");
     let log = dir.join("traffic.log");

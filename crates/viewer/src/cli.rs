@@ -6,6 +6,7 @@ use clap::{Args, ValueEnum};
 use std::io::{IsTerminal as _, Write as _};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
+use std::time::SystemTime;
 
 use crate::Error;
 use crate::log::Index;
@@ -40,8 +41,17 @@ pub struct SessionsArgs {
     /// Print JSON (shape: docs/viewer.md) instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Only sessions with an exchange that ended at or after this time (RFC 3339, e.g.
+    /// 2026-12-03T10:15:00Z).
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    pub since: Option<SystemTime>,
     #[arg(long, value_enum, default_value_t = When::Auto)]
     pub color: When,
+}
+
+fn parse_time(text: &str) -> Result<SystemTime, String> {
+    humantime::parse_rfc3339_weak(text)
+        .map_err(|e| format!("{e}: give a UTC time such as 2026-12-03T10:15:00Z"))
 }
 
 #[derive(Debug, Args)]
@@ -91,7 +101,10 @@ impl When {
 pub fn sessions(args: &SessionsArgs) -> Result<(), Error> {
     let index = Index::build(&args.log.log_file)?;
     let prices = args.log.prices()?;
-    let list = session::summaries(&index, &prices);
+    let mut list = session::summaries(&index, &prices);
+    if let Some(since) = args.since {
+        list.retain(|s| humantime::parse_rfc3339_weak(&s.ended_at).is_ok_and(|end| end >= since));
+    }
     let text = if args.json {
         let doc = serde_json::json!({
             "log_file": args.log.log_file.display().to_string(),
