@@ -291,7 +291,7 @@ start_logger() {
   [ -z "${SEQ_API_KEY:-}" ] || args+=(-e SEQ_API_KEY)
   # Without a systemd user session podman cannot schedule the periodic check and says so as an
   # error; the check that matters is run below, so that line is left out. (A file, not a pipe:
-  # the container's conmon keeps podman's stderr open.)
+  # a pipe's reader was seen waiting for ever, a helper podman started keeping it open.)
   local errors
   errors=$(mktemp)
   podman run "${args[@]}" "$LOGGER_IMAGE" >/dev/null 2>"$errors" \
