@@ -60,6 +60,7 @@ Environment: CLAUDE_IMAGE ($CLAUDE_IMAGE), LOGGER_IMAGE ($LOGGER_IMAGE),
   SEQ_ADMIN_PASSWORD (Seq's admin password; default: generated once and kept),
   SEQ_API_KEY (an existing Seq API key to ingest with; default: created), SEQCLI_IMAGE,
   ANTHROPIC_API_KEY / ANTHROPIC_MODEL (passed to Claude Code when set).
+Every setting, and what it does under rootless podman and SELinux: docs/claude-sandbox.md.
 EOF
 }
 
