@@ -945,24 +945,35 @@ fn attrs_size(attrs: &[KeyValue]) -> usize {
 /// Bytes one byte of a string may cost once the string is written as JSON by the receiver:
 /// `"` `\\` and the short control escapes 2, other control characters 6 (`\u00XX`), and
 /// every byte of a non-ASCII character 3, the worst case of `\uXXXX` escaping (a 2-byte
-/// character becomes 6 bytes, a 4-byte one a 12-byte surrogate pair). Branch-free so the sum
-/// vectorizes.
+/// character becomes 6 bytes, a 4-byte one a 12-byte surrogate pair). Branch-free and in u16,
+/// so that the sum vectorizes on 16 bytes at a time.
 #[inline]
-fn byte_cost(b: u8) -> usize {
-    let quote = usize::from(b == b'"') | usize::from(b == b'\\');
-    let ctrl = usize::from(b < 0x20) | usize::from(b == 0x7f);
-    let short = usize::from(b == 8)
-        | usize::from(b == 9)
-        | usize::from(b == 10)
-        | usize::from(b == 12)
-        | usize::from(b == 13);
-    let high = usize::from(b >= 0x80);
+fn byte_cost(b: u8) -> u16 {
+    let quote = u16::from(b == b'"') | u16::from(b == b'\\');
+    let ctrl = u16::from(b < 0x20) | u16::from(b == 0x7f);
+    let short = u16::from(b == 8)
+        | u16::from(b == 9)
+        | u16::from(b == 10)
+        | u16::from(b == 12)
+        | u16::from(b == 13);
+    let high = u16::from(b >= 0x80);
     1 + quote + short + 5 * (ctrl - short) + 2 * high
 }
 
 /// Upper bound of the length of `s` once escaped as a JSON string (without quotes).
 pub fn escaped_len(s: &str) -> usize {
-    s.bytes().map(byte_cost).sum()
+    // A byte costs at most 6: a chunk of 8,192 sums to at most 49,152, within a u16.
+    s.as_bytes()
+        .chunks(8192)
+        .map(|chunk| {
+            usize::from(
+                chunk
+                    .iter()
+                    .map(|&b| byte_cost(b))
+                    .fold(0, u16::wrapping_add),
+            )
+        })
+        .sum()
 }
 
 /// Splits `s` into consecutive parts whose [`escaped_len`] is at most `budget`, cutting only
@@ -983,7 +994,11 @@ pub fn split_parts(s: &str, budget: usize) -> Vec<&str> {
             0xe0..=0xef => 3,
             _ => 2,
         };
-        let c = if len == 1 { byte_cost(b) } else { 3 * len };
+        let c = if len == 1 {
+            usize::from(byte_cost(b))
+        } else {
+            3 * len
+        };
         if cost + c > budget && i > start {
             parts.push(&s[start..i]);
             start = i;
@@ -1010,6 +1025,37 @@ pub use crate::ids::hex16;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn escaped_len_is_the_sum_of_each_byte_cost_across_chunk_boundaries() {
+        let cost = |b: u8| match b {
+            b'"' | b'\\' | 8 | 9 | 10 | 12 | 13 => 2,
+            0..=0x1f | 0x7f => 6,
+            0x80..=0xff => 3,
+            _ => 1,
+        };
+        let mut rng = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut text = String::new();
+        while text.len() < 50_000 {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            let c = match rng % 8 {
+                0 => '"',
+                1 => '\\',
+                2 => char::from((rng >> 8) as u8 % 0x20),
+                3 => '\u{7f}',
+                4 => 'é',
+                5 => '😀',
+                _ => char::from(b'a' + (rng >> 8) as u8 % 26),
+            };
+            text.push(c);
+        }
+        let want: usize = text.bytes().map(cost).sum();
+        assert_eq!(escaped_len(&text), want);
+        // The costliest byte throughout: a chunk's sum must not wrap.
+        assert_eq!(escaped_len(&"\u{1}".repeat(50_000)), 300_000);
+    }
 
     fn kv_size(attrs: &[KeyValue]) -> usize {
         attrs
