@@ -96,6 +96,19 @@ impl Rootless {
         out
     }
 
+    /// Removes what an earlier run of this test left in the user's podman (the user is this
+    /// test's own), e.g. after it failed half-way.
+    fn clean_all(&self) {
+        for args in [
+            &["rm", "-a", "-f", "-t", "0"][..],
+            &["volume", "prune", "-f"],
+            &["network", "prune", "-f"],
+        ] {
+            let _ = self.cmd("podman").args(args).output();
+        }
+        let _ = std::fs::remove_dir_all(self.home.join(".local/state/claude-sandbox"));
+    }
+
     /// Removes everything of the sandbox `name` from the user's podman and state directory,
     /// the test's fake upstream last: removing a container from a rootless network stalls the
     /// next DNS lookup of the containers left on it for up to 40 s (aardvark-dns 1.4), and the
@@ -149,8 +162,8 @@ fn rootless_sandbox_works_on_the_users_project_and_ships_to_seq() {
         SEQCLI_IMAGE,
         FAKE_IMAGE,
     ]);
+    user.clean_all();
     let name = format!("cal-rootless-{}", std::process::id());
-    user.clean(&name);
     let net = format!("{name}-net");
     user.podman(&["network", "create", &net]);
     user.podman(&[
