@@ -771,31 +771,7 @@ fn sandbox_log_api_ships_a_real_claude_code_tool_use_session_to_seq() {
     let logger = format!("{}-api-logger", scope.name);
     assert!(scope.containers().contains(&logger));
     let store = seq_store(&scope);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let (events, turns) = loop {
-        let events = stored_events(&store);
-        let turns: Vec<Value> = events
-            .iter()
-            .filter(|e| is_exchange(e) && attr(e, "url.path") == "/v1/messages")
-            .filter(|e| {
-                attr(e, "gen_ai.response.finish_reasons")
-                    .to_string()
-                    .contains("tool_use")
-                    || body_of(&events, e, "request.body")
-                        .is_some_and(|b| b.contains("tool_result"))
-            })
-            .cloned()
-            .collect();
-        if turns.len() >= 2 {
-            break (events, turns);
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{} tool turns at the stand-in; events: {events:#?}",
-            turns.len()
-        );
-        std::thread::sleep(Duration::from_millis(500));
-    };
+    let (events, turns) = wait_for_tool_turns(&store);
     for turn in &turns {
         assert_eq!(attr(turn, "http.request.method"), "POST");
         assert_eq!(attr(turn, "http.response.status_code"), 200);

@@ -9,7 +9,7 @@ use std::net::TcpStream;
 use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use support::*;
 
@@ -241,30 +241,7 @@ fn rootless_sandbox_works_on_the_users_project_and_ships_to_seq() {
     assert_eq!(get_status(ui_port, "/api"), 200, "Seq's API from the host");
 
     // Both turns, with the tool_use input, reached Seq through the logger; no API key did.
-    let store = user.volume_dir(&format!("{name}-seq-data"));
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let events = loop {
-        let events = stored_events(&store);
-        let turns = events
-            .iter()
-            .filter(|e| is_exchange(e) && attr(e, "url.path") == "/v1/messages")
-            .filter(|e| {
-                attr(e, "gen_ai.response.finish_reasons")
-                    .to_string()
-                    .contains("tool_use")
-                    || body_of(&events, e, "request.body")
-                        .is_some_and(|b| b.contains("created-inside"))
-            })
-            .count();
-        if turns >= 2 {
-            break events;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{turns} turns at the stand-in; events: {events:#?}"
-        );
-        std::thread::sleep(Duration::from_millis(500));
-    };
+    let (events, _) = wait_for_tool_turns(&user.volume_dir(&format!("{name}-seq-data")));
     let shipped: String = events.iter().map(|e| e.to_string()).collect();
     assert!(
         shipped.contains("echo created-inside"),

@@ -387,6 +387,37 @@ pub fn stored_events(store: &Path) -> Vec<Value> {
         .collect()
 }
 
+/// Waits up to 60 s for both turns of a tool session at the stand-in whose events `store`
+/// holds: the exchange answered with `tool_use` and the one sending the tool's result back.
+/// Returns every stored event and those two turns.
+pub fn wait_for_tool_turns(store: &Path) -> (Vec<Value>, Vec<Value>) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let events = stored_events(store);
+        let turns: Vec<Value> = events
+            .iter()
+            .filter(|e| is_exchange(e) && attr(e, "url.path") == "/v1/messages")
+            .filter(|e| {
+                attr(e, "gen_ai.response.finish_reasons")
+                    .to_string()
+                    .contains("tool_use")
+                    || body_of(&events, e, "request.body")
+                        .is_some_and(|b| b.contains("tool_result"))
+            })
+            .cloned()
+            .collect();
+        if turns.len() >= 2 {
+            return (events, turns);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} tool turns at the stand-in; events: {events:#?}",
+            turns.len()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
 pub fn attr<'a>(event: &'a Value, key: &str) -> &'a Value {
     &event["attributes"][key]
 }
