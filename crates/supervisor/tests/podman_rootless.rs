@@ -85,15 +85,7 @@ impl Rootless {
             .arg(repo_root().join("scripts/claude-sandbox.sh"))
             .args(args)
             .current_dir(dir);
-        let out = cmd.output().unwrap();
-        assert!(
-            out.status.success(),
-            "{args:?} as {USER} failed ({}):\n{}\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        out
+        run(&mut cmd)
     }
 
     /// Removes what an earlier run of this test left in the user's podman (the user is this
