@@ -14,8 +14,8 @@ use serde_json::value::RawValue;
 use std::collections::BTreeMap;
 use std::time::SystemTime;
 use traffic_record::{
-    Body, CacheCreation, Degraded, Headers, KIND, REDACTED, Request, Response, SCHEMA_VERSION, Sse,
-    SseEvent, TrafficRecord, Usage,
+    Body, CacheCreation, Degraded, Headers, Iteration, KIND, REDACTED, Request, Response,
+    SCHEMA_VERSION, ServerToolUse, Sse, SseEvent, TrafficRecord, Usage,
 };
 
 /// The record of `exchange`; `cap` bounds decoded output as it bounds captures. Secrets are
@@ -383,20 +383,48 @@ fn session_from_metadata(metadata: &Value) -> Option<String> {
 
 fn usage_of(u: &Value) -> Option<Usage> {
     let field = |name: &str| u.get(name).and_then(Value::as_u64);
+    let text = |name: &str| u.get(name).and_then(Value::as_str).map(str::to_string);
     let usage = Usage {
         input_tokens: field("input_tokens"),
         output_tokens: field("output_tokens"),
         cache_creation_input_tokens: field("cache_creation_input_tokens"),
         cache_read_input_tokens: field("cache_read_input_tokens"),
-        cache_creation: u.get("cache_creation").map(|c| {
-            let field = |name: &str| c.get(name).and_then(Value::as_u64);
-            CacheCreation {
-                ephemeral_5m_input_tokens: field("ephemeral_5m_input_tokens"),
-                ephemeral_1h_input_tokens: field("ephemeral_1h_input_tokens"),
+        cache_creation: u.get("cache_creation").and_then(cache_creation_of),
+        speed: text("speed"),
+        inference_geo: text("inference_geo"),
+        server_tool_use: u.get("server_tool_use").filter(|s| s.is_object()).map(|s| {
+            let field = |name: &str| s.get(name).and_then(Value::as_u64);
+            ServerToolUse {
+                web_search_requests: field("web_search_requests"),
+                web_fetch_requests: field("web_fetch_requests"),
             }
+        }),
+        iterations: u.get("iterations").and_then(Value::as_array).map(|steps| {
+            steps
+                .iter()
+                .map(|i| {
+                    let field = |name: &str| i.get(name).and_then(Value::as_u64);
+                    Iteration {
+                        kind: i.get("type").and_then(Value::as_str).map(str::to_string),
+                        input_tokens: field("input_tokens"),
+                        output_tokens: field("output_tokens"),
+                        cache_creation_input_tokens: field("cache_creation_input_tokens"),
+                        cache_read_input_tokens: field("cache_read_input_tokens"),
+                        cache_creation: i.get("cache_creation").and_then(cache_creation_of),
+                    }
+                })
+                .collect()
         }),
     };
     (usage != Usage::default()).then_some(usage)
+}
+
+fn cache_creation_of(c: &Value) -> Option<CacheCreation> {
+    let field = |name: &str| c.get(name).and_then(Value::as_u64);
+    c.is_object().then(|| CacheCreation {
+        ephemeral_5m_input_tokens: field("ephemeral_5m_input_tokens"),
+        ephemeral_1h_input_tokens: field("ephemeral_1h_input_tokens"),
+    })
 }
 
 /// `value` as a one-line raw JSON value.

@@ -162,7 +162,7 @@ pub fn record_line(id: &str, body_bytes: usize, rng: &mut Rng) -> String {
             output_tokens: Some(5),
             cache_creation_input_tokens: Some(0),
             cache_read_input_tokens: Some(0),
-            cache_creation: None,
+            ..Usage::default()
         }),
         request: Request {
             method: "POST".into(),
