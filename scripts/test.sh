@@ -2,7 +2,7 @@
 # Runs the whole test suite. First installs what the tests need, idempotently, cached under
 # $CAL_CACHE: podman (+runc), nginx, shellcheck, debootstrap and chromium from apt; the real
 # Claude Code CLI and playwright-core from npm; a Python venv with the official anthropic SDK,
-# opentelemetry-proto and rotel.
+# opentelemetry-proto and rotel; LiteLLM's price file from the litellm wheel.
 # Tests find these through the variables exported below and fail, naming this script, when one
 # is missing.
 set -euo pipefail
@@ -50,6 +50,25 @@ if [ "$(cat "$CACHE/venv/.complete" 2>/dev/null)" != "$PY_REQS" ]; then
   echo "$PY_REQS" > "$CACHE/venv/.complete"
 fi
 
+# LiteLLM's price file, from the litellm wheel (no install, no dependencies): a test compares
+# the built-in price table with it (crates/pricing/tests/litellm_agrees.rs).
+LITELLM_VERSION=1.110.2
+LITELLM_PRICES="$CACHE/litellm/$LITELLM_VERSION/model_prices_and_context_window_backup.json"
+if [ ! -s "$LITELLM_PRICES" ]; then
+  step "pip download litellm==$LITELLM_VERSION (its price file only)"
+  mkdir -p "$CACHE/litellm/$LITELLM_VERSION"
+  "$CACHE/venv/bin/pip" download -q --no-deps "litellm==$LITELLM_VERSION" -d "$CACHE/litellm/$LITELLM_VERSION"
+  "$CACHE/venv/bin/python" - "$CACHE/litellm/$LITELLM_VERSION" <<'PY'
+import glob, sys, zipfile
+dest = sys.argv[1]
+(wheel,) = glob.glob(dest + "/litellm-*.whl")
+with zipfile.ZipFile(wheel) as z:
+    data = z.read("litellm/model_prices_and_context_window_backup.json")
+open(dest + "/model_prices_and_context_window_backup.json", "wb").write(data)
+PY
+  rm -f "$CACHE/litellm/$LITELLM_VERSION"/*.whl
+fi
+
 # Podman on these machines needs runc and raised ulimits (see docs/development.md).
 cat > "$CACHE/containers.conf" <<'CONF'
 [containers]
@@ -69,6 +88,7 @@ export CONTAINERS_CONF="$CACHE/containers.conf"
 export CAL_CACHE="$CACHE"
 export CLAUDE_BIN="$CACHE/npm/bin/claude"
 export TEST_PYTHON="$CACHE/venv/bin/python"
+export LITELLM_PRICES
 export PATH="$CACHE/venv/bin:$PATH"
 
 step "cargo fmt --check"
