@@ -33,8 +33,17 @@ pub enum Error {
         path: String,
         source: serde_json::Error,
     },
-    #[error(
-        "the price table {path} is not valid: {reason} (see docs/seq-events.md, \"Cost\")"
-    )]
+    #[error("the price table {path} is not valid: {reason} (see docs/seq-events.md, \"Cost\")")]
     Invalid { path: String, reason: String },
+}
+
+/// The `--prices` help of the shipper and the viewer, naming the built-in table's date.
+pub fn prices_help() -> String {
+    let table = PriceTable::builtin();
+    format!(
+        "A price table replacing the built-in one (dated {}, {} models): crates/pricing/prices.json's \
+         shape or LiteLLM's model_prices_and_context_window.json; see docs/seq-events.md, \"Cost\"",
+        table.date,
+        table.models.len()
+    )
 }

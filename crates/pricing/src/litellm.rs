@@ -6,8 +6,8 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 use std::time::SystemTime;
 
-use crate::table::{Band, ModelPrices, PriceTable, Rates};
 use crate::Error;
+use crate::table::{Band, ModelPrices, PriceTable, Rates};
 
 /// LiteLLM's file is an object of model entries with `litellm_provider` and
 /// `input_cost_per_token`; ours has `date` and `models`.
@@ -16,9 +16,9 @@ pub fn is_litellm(value: &Value) -> bool {
         return false;
     };
     !map.contains_key("models")
-        && map.values().any(|v| {
-            v.get("litellm_provider").is_some() && v.get("input_cost_per_token").is_some()
-        })
+        && map
+            .values()
+            .any(|v| v.get("litellm_provider").is_some() && v.get("input_cost_per_token").is_some())
 }
 
 /// The Anthropic (first-party API) entries of a LiteLLM file. Its date is the file's
@@ -54,7 +54,10 @@ pub fn entries(value: &Value) -> impl Iterator<Item = (&str, &Value)> {
 
 /// USD per million tokens of a per-token field.
 fn per_mtok(entry: &Value, field: &str) -> Option<f64> {
-    entry.get(field).and_then(Value::as_f64).map(|usd| usd * 1e6)
+    entry
+        .get(field)
+        .and_then(Value::as_f64)
+        .map(|usd| usd * 1e6)
 }
 
 /// One entry as our prices; `None` when it lacks input, output, cache write or cache read
@@ -119,7 +122,10 @@ fn rates_or(entry: &Value, suffix: &str, base: &Rates) -> Rates {
         input: f("input_cost_per_token", base.input),
         output: f("output_cost_per_token", base.output),
         cache_write_5m,
-        cache_write_1h: f("cache_creation_input_token_cost_above_1hr", base.cache_write_1h),
+        cache_write_1h: f(
+            "cache_creation_input_token_cost_above_1hr",
+            base.cache_write_1h,
+        ),
         cache_read: f("cache_read_input_token_cost", base.cache_read),
     }
 }
@@ -214,6 +220,9 @@ mod tests {
         )
         .unwrap();
         let err = PriceTable::from_file(&file).unwrap_err().to_string();
-        assert!(err.contains("litellm.json") && err.contains("anthropic"), "{err}");
+        assert!(
+            err.contains("litellm.json") && err.contains("anthropic"),
+            "{err}"
+        );
     }
 }

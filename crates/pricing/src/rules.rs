@@ -102,7 +102,10 @@ impl std::fmt::Display for Unpriced {
             Unpriced::UnknownModel => write!(f, "the price table does not name this model"),
             Unpriced::UnknownSpeed(s) => write!(f, "the price table has no price for speed {s:?}"),
             Unpriced::UnknownRegion(g) => {
-                write!(f, "the price table has no multiplier for inference_geo {g:?}")
+                write!(
+                    f,
+                    "the price table has no multiplier for inference_geo {g:?}"
+                )
             }
         }
     }
@@ -263,9 +266,8 @@ mod tests {
         let got = builtin()
             .price("claude-opus-5-5", &usage(1_000, 2_000, 10_000, 4_000, 500))
             .unwrap();
-        let by_hand = (1_000.0 * 4.0 + 2_000.0 * 20.0 + 10_000.0 * 0.2 + 4_000.0 * 5.0
-            + 500.0 * 8.0)
-            / 1e6;
+        let by_hand =
+            (1_000.0 * 4.0 + 2_000.0 * 20.0 + 10_000.0 * 0.2 + 4_000.0 * 5.0 + 500.0 * 8.0) / 1e6;
         assert!(close(got.usd, by_hand), "{} != {by_hand}", got.usd);
         assert!(close(by_hand, 0.07));
         assert!(!got.long_context);
@@ -277,20 +279,26 @@ mod tests {
         // above: $0.50/$2.50/$0.625/$1.00/$0.05, output included.
         let t = builtin();
         let at = t
-            .price("claude-haiku-5-5", &usage(40_000, 1_000, 50_000, 6_000, 4_000))
+            .price(
+                "claude-haiku-5-5",
+                &usage(40_000, 1_000, 50_000, 6_000, 4_000),
+            )
             .unwrap();
         assert!(!at.long_context, "100,000 is not above 100,000");
-        let low = (40_000.0 * 0.1 + 1_000.0 * 0.5 + 50_000.0 * 0.01 + 6_000.0 * 0.125
-            + 4_000.0 * 0.2)
-            / 1e6;
+        let low =
+            (40_000.0 * 0.1 + 1_000.0 * 0.5 + 50_000.0 * 0.01 + 6_000.0 * 0.125 + 4_000.0 * 0.2)
+                / 1e6;
         assert!(close(at.usd, low), "{} != {low}", at.usd);
         let above = t
-            .price("claude-haiku-5-5", &usage(40_001, 1_000, 50_000, 6_000, 4_000))
+            .price(
+                "claude-haiku-5-5",
+                &usage(40_001, 1_000, 50_000, 6_000, 4_000),
+            )
             .unwrap();
         assert!(above.long_context);
-        let high = (40_001.0 * 0.5 + 1_000.0 * 2.5 + 50_000.0 * 0.05 + 6_000.0 * 0.625
-            + 4_000.0 * 1.0)
-            / 1e6;
+        let high =
+            (40_001.0 * 0.5 + 1_000.0 * 2.5 + 50_000.0 * 0.05 + 6_000.0 * 0.625 + 4_000.0 * 1.0)
+                / 1e6;
         assert!(close(above.usd, high), "{} != {high}", above.usd);
     }
 
@@ -304,7 +312,18 @@ mod tests {
             "t",
         )
         .unwrap();
-        let per_token = |n: u64| t.cost("m", &Tokens { input: n, ..Tokens::default() }).unwrap().usd * 1e6 / n as f64;
+        let per_token = |n: u64| {
+            t.cost(
+                "m",
+                &Tokens {
+                    input: n,
+                    ..Tokens::default()
+                },
+            )
+            .unwrap()
+            .usd * 1e6
+                / n as f64
+        };
         assert!(close(per_token(100), 1.0));
         assert!(close(per_token(101), 2.0));
         assert!(close(per_token(201), 3.0));
@@ -415,15 +434,29 @@ mod tests {
         assert!(close(got.usd, want), "{} != {want}", got.usd);
         // Steps that do not add up to the totals: the totals are billed as one step.
         u.iterations = Some(vec![step(None)]);
-        assert!(builtin().price("claude-haiku-5-5", &u).unwrap().long_context);
+        assert!(
+            builtin()
+                .price("claude-haiku-5-5", &u)
+                .unwrap()
+                .long_context
+        );
     }
 
     #[test]
     fn unknown_models_get_no_cost_rather_than_a_guess() {
         let t = builtin();
         let u = usage(1, 0, 0, 0, 0);
-        for unknown in ["claude-opus-9", "claude-sonnet-5-5-preview", "gpt-4o", "claude-opus-4"] {
-            assert_eq!(t.price(unknown, &u), Err(Unpriced::UnknownModel), "{unknown}");
+        for unknown in [
+            "claude-opus-9",
+            "claude-sonnet-5-5-preview",
+            "gpt-4o",
+            "claude-opus-4",
+        ] {
+            assert_eq!(
+                t.price(unknown, &u),
+                Err(Unpriced::UnknownModel),
+                "{unknown}"
+            );
         }
         assert!(t.price("claude-opus-4-5-20251101", &u).is_ok());
     }

@@ -166,7 +166,9 @@ impl PriceTable {
                     rates: m.rates,
                     bands,
                     fast_multiplier: m.fast_multiplier,
-                    inference_geo: m.inference_geo.unwrap_or_else(|| file.inference_geo.clone()),
+                    inference_geo: m
+                        .inference_geo
+                        .unwrap_or_else(|| file.inference_geo.clone()),
                     web_search_per_request: m.web_search_per_request,
                     web_fetch_per_request: m.web_fetch_per_request,
                     source: m.source.unwrap_or_else(|| file.source.clone()),
@@ -305,7 +307,10 @@ mod tests {
         let (line, stale) = t.describe(day("2026-04-02"));
         assert!(line.contains("2026-01-01"), "{line}");
         let stale = stale.unwrap();
-        assert!(stale.contains("91 days") && stale.contains("--prices"), "{stale}");
+        assert!(
+            stale.contains("91 days") && stale.contains("--prices"),
+            "{stale}"
+        );
     }
 
     #[test]
@@ -335,7 +340,10 @@ mod tests {
         .unwrap();
         let table = PriceTable::from_file(&file).unwrap();
         assert!(table.prices("my-model").is_some());
-        assert!(table.prices("claude-sonnet-4-5").is_none(), "replaces, not overlays");
+        assert!(
+            table.prices("claude-sonnet-4-5").is_none(),
+            "replaces, not overlays"
+        );
 
         std::fs::write(&file, r#"{"date":"x"}"#).unwrap();
         let err = PriceTable::from_file(&file).unwrap_err().to_string();

@@ -61,8 +61,9 @@ pub struct Cli {
     /// events included) [default: delta].
     #[arg(long, env = "SHIP_BODIES", value_name = "MODE")]
     pub bodies: Option<String>,
-    /// A price table replacing the built-in one (same JSON shape as crates/pricing/prices.json).
-    #[arg(long, env = "PRICES_FILE", value_name = "FILE")]
+    /// A price table replacing the built-in one: crates/pricing/prices.json's shape or LiteLLM's
+    /// model_prices_and_context_window.json.
+    #[arg(long, env = "PRICES_FILE", value_name = "FILE", help = pricing::prices_help())]
     pub prices: Option<PathBuf>,
     /// `server.address` of the spans: the host the proxy forwards to [default:
     /// api.anthropic.com].

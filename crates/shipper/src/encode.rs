@@ -15,7 +15,7 @@ use crate::request_body::RequestBody;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, ArrayValue, KeyValue, any_value::Value};
 use opentelemetry_proto::tonic::logs::v1::LogRecord;
 use opentelemetry_proto::tonic::trace::v1::{Span, Status, span::SpanKind, status::StatusCode};
-use pricing::{PriceTable, Tokens};
+use pricing::PriceTable;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use std::borrow::Cow;
@@ -257,6 +257,8 @@ pub struct Encoder {
     has_span: bool,
     /// Exchanges with usage whose model the price table does not know (never guessed).
     pub unpriced: u64,
+    /// The models already warned about, so each is named once per run.
+    unpriced_models: std::collections::BTreeSet<String>,
 }
 
 impl Encoder {
@@ -275,6 +277,7 @@ impl Encoder {
             span: Span::default(),
             has_span: false,
             unpriced: 0,
+            unpriced_models: Default::default(),
         }
     }
 
@@ -342,6 +345,7 @@ impl Encoder {
             span,
             has_span,
             unpriced,
+            unpriced_models,
         } = self;
         let event_max_bytes = *event_max_bytes;
         let time_ns = parse_time_ns(&rec.started_at).unwrap_or(0);
@@ -486,10 +490,10 @@ impl Encoder {
                     cv(&mut common, k, Value::IntValue(v as i64));
                 }
             }
-            match req_model_for_cost(rec, req_model)
-                .and_then(|m| options.prices.cost(m, &Tokens::from_usage(u)))
-            {
-                Some(cost) => {
+            // The response's model is billed (a refusal fallback answers with another one).
+            let model = req_model_for_cost(rec, req_model);
+            match model.map(|m| options.prices.price(m, u)) {
+                Some(Ok(cost)) => {
                     cv(&mut common, "claude.cost.usd", Value::DoubleValue(cost.usd));
                     cv(
                         &mut common,
@@ -498,7 +502,27 @@ impl Encoder {
                     );
                     cs(&mut common, "claude.cost.prices_date", &options.prices.date);
                 }
-                None => *unpriced += 1,
+                priced => {
+                    *unpriced += 1;
+                    let why = match &priced {
+                        Some(Err(why)) => why.to_string(),
+                        _ => "no model named".to_string(),
+                    };
+                    cv(&mut common, "claude.cost.unpriced", Value::BoolValue(true));
+                    cs(&mut common, "claude.cost.unpriced_reason", &why);
+                    cs(&mut common, "claude.cost.prices_date", &options.prices.date);
+                    let model = model.unwrap_or("(none)");
+                    if !unpriced_models.contains(model) {
+                        unpriced_models.insert(model.to_string());
+                        tracing::warn!(
+                            model,
+                            prices_date = %options.prices.date,
+                            "no cost for model {model}: {why}; its exchanges carry \
+                             claude.cost.unpriced=true (a newer table: --prices, see \
+                             docs/seq-events.md \"Cost\")"
+                        );
+                    }
+                }
             }
         }
         if let Some(s) = session {
@@ -1108,7 +1132,7 @@ mod tests {
 
     fn record_line(request_body_json: &str) -> String {
         format!(
-            r#"{{"v":1,"kind":"claude_api_exchange","id":"0123456789abcdef0123456789abcdef","started_at":"2026-11-27T10:00:00.5Z","ended_at":"2026-11-27T10:00:02.8Z","duration_ms":2300.0,"ttfb_ms":410.5,"outcome":"complete","session_id":"sess-1","model":"claude-sonnet-4-20250514","stream":true,"stop_reason":"end_turn","usage":{{"input_tokens":12345,"output_tokens":456,"cache_read_input_tokens":7}},"request":{{"method":"POST","path":"/v1/messages","query":"beta=true","headers":{{"x-api-key":"[REDACTED]","user-agent":"claude-cli"}},"body":{{"size":{},"json":{}}}}},"response":{{"status":200,"headers":{{"request-id":"req_1"}},"body":{{"size":40}},"sse":{{"events":[{{"event":"ping","data":{{"type":"ping"}}}}],"message":{{"role":"assistant"}}}}}}}}"#,
+            r#"{{"v":1,"kind":"claude_api_exchange","id":"0123456789abcdef0123456789abcdef","started_at":"2026-11-27T10:00:00.5Z","ended_at":"2026-11-27T10:00:02.8Z","duration_ms":2300.0,"ttfb_ms":410.5,"outcome":"complete","session_id":"sess-1","model":"claude-sonnet-4-5-20250929","stream":true,"stop_reason":"end_turn","usage":{{"input_tokens":12345,"output_tokens":456,"cache_read_input_tokens":7}},"request":{{"method":"POST","path":"/v1/messages","query":"beta=true","headers":{{"x-api-key":"[REDACTED]","user-agent":"claude-cli"}},"body":{{"size":{},"json":{}}}}},"response":{{"status":200,"headers":{{"request-id":"req_1"}},"body":{{"size":40}},"sse":{{"events":[{{"event":"ping","data":{{"type":"ping"}}}}],"message":{{"role":"assistant"}}}}}}}}"#,
             request_body_json.len(),
             request_body_json
         )
@@ -1178,7 +1202,7 @@ mod tests {
         let e = &out[0];
         assert_eq!(
             body(e),
-            "POST /v1/messages 200 claude-sonnet-4-20250514 2.3s in=12345 out=456"
+            "POST /v1/messages 200 claude-sonnet-4-5-20250929 2.3s in=12345 out=456"
         );
         assert_eq!(attr_str(e, "http.request.method"), Some("POST"));
         assert_eq!(attr_str(e, "url.path"), Some("/v1/messages"));
@@ -1188,7 +1212,7 @@ mod tests {
         assert_eq!(attr_str(e, "gen_ai.operation.name"), Some("chat"));
         assert_eq!(
             attr_str(e, "gen_ai.response.model"),
-            Some("claude-sonnet-4-20250514")
+            Some("claude-sonnet-4-5-20250929")
         );
         // The conventions' input tokens include cache reads and writes.
         assert_eq!(attr_int(e, "gen_ai.usage.input_tokens"), Some(12345 + 7));
@@ -1198,7 +1222,8 @@ mod tests {
         assert_eq!(attr(e, "gen_ai.system"), None);
         assert_eq!(attr_str(e, "session.id"), Some("sess-1"));
         assert_eq!(attr_str(e, "gen_ai.conversation.id"), Some("sess-1"));
-        // Sonnet 4 by hand: 12,345 x $3 + 456 x $15 + 7 x $0.30 per million.
+        // The response's model is billed: Sonnet 4.5 by hand, 12,345 x $3 + 456 x $15 + 7 x
+        // $0.30 per million (the request named claude-sonnet-4, which has no price).
         let by_hand = (12_345.0 * 3.0 + 456.0 * 15.0 + 7.0 * 0.3) / 1e6;
         assert!(
             matches!(attr(e, "claude.cost.usd"), Some(Value::DoubleValue(d)) if (d - by_hand).abs() < 1e-12)
@@ -1438,7 +1463,10 @@ mod tests {
         assert_eq!(s("gen_ai.provider.name"), Some("anthropic"));
         assert_eq!(s("gen_ai.operation.name"), Some("chat"));
         assert_eq!(s("gen_ai.request.model"), Some("claude-sonnet-4"));
-        assert_eq!(s("gen_ai.response.model"), Some("claude-sonnet-4-20250514"));
+        assert_eq!(
+            s("gen_ai.response.model"),
+            Some("claude-sonnet-4-5-20250929")
+        );
         assert_eq!(s("gen_ai.response.id"), Some("msg_01"));
         assert_eq!(s("gen_ai.conversation.id"), Some("sess-1"));
         assert_eq!(s("server.address"), Some("api.anthropic.com"));
@@ -1489,12 +1517,44 @@ mod tests {
 
     #[test]
     fn an_unknown_model_gets_no_cost_and_is_counted() {
-        let line = record_line("{}").replace("claude-sonnet-4-20250514", "claude-future-9");
+        let line = record_line("{}").replace("claude-sonnet-4-5-20250929", "claude-future-9");
         let mut enc = Encoder::new(200_000);
         let mut out = Vec::new();
         enc.encode_line(line.as_bytes(), 0, &mut |e| out.push(e.clone()));
         assert_eq!(attr(&out[0], "claude.cost.usd"), None);
+        assert!(matches!(
+            attr(&out[0], "claude.cost.unpriced"),
+            Some(Value::BoolValue(true))
+        ));
+        let span = enc.span().expect("a span");
+        assert!(matches!(
+            span_attr(span, "claude.cost.unpriced"),
+            Some(Value::BoolValue(true))
+        ));
         assert_eq!(enc.unpriced, 1);
+        // The same model again: counted, but warned about once per run.
+        enc.encode_line(line.as_bytes(), 0, &mut |e| out.push(e.clone()));
+        assert_eq!(enc.unpriced, 2);
+        assert_eq!(enc.unpriced_models.len(), 1);
+    }
+
+    #[test]
+    fn fast_mode_and_web_searches_reach_the_cost() {
+        // Opus 5.5 in fast mode (2x): 12,345 x $8 + 456 x $40 + 7 x $0.40 per million, plus two
+        // web searches at $0.01.
+        let line = record_line("{}").replace("claude-sonnet-4-5-20250929", "claude-opus-5-5").replace(
+            r#""cache_read_input_tokens":7}"#,
+            r#""cache_read_input_tokens":7,"speed":"fast","server_tool_use":{"web_search_requests":2}}"#,
+        );
+        let mut out = Vec::new();
+        Encoder::new(200_000).encode_line(line.as_bytes(), 0, &mut |e| out.push(e.clone()));
+        let by_hand = (12_345.0 * 8.0 + 456.0 * 40.0 + 7.0 * 0.4) / 1e6 + 0.02;
+        assert!(
+            matches!(attr(&out[0], "claude.cost.usd"), Some(Value::DoubleValue(d)) if (d - by_hand).abs() < 1e-12),
+            "{:?}",
+            attr(&out[0], "claude.cost.usd")
+        );
+        assert_eq!(attr(&out[0], "claude.cost.unpriced"), None);
     }
 
     #[test]

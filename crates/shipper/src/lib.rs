@@ -175,6 +175,11 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
             .spawn(move || reader::run(settings, tx, m, stop))
             .context("cannot start the reader thread")?
     };
+    let (prices, stale) = config.prices.describe(std::time::SystemTime::now());
+    tracing::info!(prices_date = %config.prices.date, "costs from the {prices}");
+    if let Some(stale) = stale {
+        tracing::warn!(prices_date = %config.prices.date, "{stale}");
+    }
     match &config.traces_endpoint {
         Some(traces) => {
             tracing::info!(file = %config.file.display(), endpoint = %config.endpoint, %traces, bodies = ?config.bodies, "shipping")

@@ -913,6 +913,41 @@ fn a_price_table_given_with_prices_replaces_the_built_in_one_as_for_the_shipper(
     assert!((cost(&doc) - 0.002).abs() < 1e-9, "{doc:#}");
     assert_eq!(doc["price_table_date"], "2026-12-01");
 
+    // LiteLLM's price file works the same way: its per-token rates, its Anthropic entries.
+    let litellm = dir.join("model_prices_and_context_window.json");
+    std::fs::write(
+        &litellm,
+        r#"{"claude-haiku-4-5": {"litellm_provider": "anthropic", "input_cost_per_token": 2e-05,
+            "output_cost_per_token": 1e-04, "cache_creation_input_token_cost": 0,
+            "cache_read_input_token_cost": 0}}"#,
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args(["sessions", "--json", "--log-file"])
+        .arg(&log)
+        .arg("--prices")
+        .arg(&litellm)
+        .env_clear()
+        .env("PATH", PATH)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!((cost(&doc) - 0.003).abs() < 1e-9, "{doc:#}");
+    // The table's date is said on stderr, the output is left as it was.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "price table of {}",
+            doc["price_table_date"].as_str().unwrap()
+        )),
+        "{stderr}"
+    );
+
     std::fs::write(&table, "{}").unwrap();
     let out = Command::new(BIN)
         .args(["sessions", "--log-file"])

@@ -20,17 +20,25 @@ pub struct LogArgs {
     #[arg(long, env = "LOG_FILE", default_value = "/var/log/claude-logger.log")]
     pub log_file: PathBuf,
     /// A price table replacing the built-in one, the same file and variable the shipper takes
-    /// (shape: crates/pricing/prices.json).
-    #[arg(long, env = "PRICES_FILE", value_name = "FILE")]
+    /// (crates/pricing/prices.json's shape or LiteLLM's model_prices_and_context_window.json).
+    #[arg(long, env = "PRICES_FILE", value_name = "FILE", help = pricing::prices_help())]
     pub prices: Option<PathBuf>,
 }
 
 impl LogArgs {
+    /// The price table, said on stderr with its date (and a warning when it is stale), so the
+    /// output itself stays as it was.
     fn prices(&self) -> Result<pricing::PriceTable, Error> {
-        Ok(match &self.prices {
+        let table = match &self.prices {
             Some(path) => pricing::PriceTable::from_file(path)?,
             None => pricing::PriceTable::builtin(),
-        })
+        };
+        let (line, stale) = table.describe(std::time::SystemTime::now());
+        eprintln!("costs from the {line}");
+        if let Some(stale) = stale {
+            eprintln!("warning: {stale}");
+        }
+        Ok(table)
     }
 }
 

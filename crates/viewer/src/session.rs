@@ -54,10 +54,11 @@ pub fn tokens_and_cost(head: &Head, prices: &PriceTable) -> (Tokens, Option<f64>
         return (Tokens::default(), None);
     };
     let tokens = Tokens::from_usage(usage);
+    // The response's model, with every billing rule the shipper applies.
     let cost = head
         .model
         .as_deref()
-        .and_then(|m| prices.cost(m, &tokens))
+        .and_then(|m| prices.price(m, usage).ok())
         .map(|c| c.usd);
     (tokens, cost)
 }
