@@ -538,6 +538,33 @@ mod tests {
     }
 
     #[test]
+    fn usage_keeps_what_the_bill_depends_on() {
+        let u: Value = serde_json::from_str(
+            r#"{"input_tokens": 23000, "output_tokens": 1000, "speed": "fast", "inference_geo": "us",
+                "server_tool_use": {"web_search_requests": 2, "web_fetch_requests": 1},
+                "iterations": [{"type": "compaction", "input_tokens": 180000, "output_tokens": 3500},
+                               {"type": "message", "input_tokens": 23000, "output_tokens": 1000,
+                                "cache_creation": {"ephemeral_1h_input_tokens": 0}}]}"#,
+        )
+        .unwrap();
+        let usage = usage_of(&u).unwrap();
+        assert_eq!(usage.speed.as_deref(), Some("fast"));
+        assert_eq!(usage.inference_geo.as_deref(), Some("us"));
+        let tools = usage.server_tool_use.as_ref().unwrap();
+        assert_eq!(
+            (tools.web_search_requests, tools.web_fetch_requests),
+            (Some(2), Some(1))
+        );
+        let steps = usage.iterations.as_ref().unwrap();
+        assert_eq!(steps[0].kind.as_deref(), Some("compaction"));
+        assert_eq!(steps[0].input_tokens, Some(180_000));
+        assert!(steps[1].cache_creation.is_some());
+        // Written and read back unchanged, as the shipper and the viewer read it.
+        let back: Usage = serde_json::from_str(&serde_json::to_string(&usage).unwrap()).unwrap();
+        assert_eq!(back, usage);
+    }
+
+    #[test]
     fn session_comes_from_either_user_id_form() {
         let v = serde_json::json!({"user_id": "user_abc_account_x_session_1234-5678"});
         assert_eq!(session_from_metadata(&v).as_deref(), Some("1234-5678"));
