@@ -41,7 +41,48 @@ const NOT_SELECTABLE: &[(&str, &str)] = &[];
 
 /// Usage of the ordinary run of every model: cache reads, 5-minute and 1-hour cache writes,
 /// a prompt of 46,200 tokens (under every band).
-const CACHED: &str = "input=1200,cache_read=40000,cache_5m=3000,cache_1h=2000,output=500";
+const CACHED: Figures = Figures {
+    input: 1200,
+    cache_read: 40_000,
+    cache_5m: 3000,
+    cache_1h: 2000,
+    output: 500,
+};
+
+/// The token counts fake-anthropic answers a run with, and Claude Code reports back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Figures {
+    input: u64,
+    cache_read: u64,
+    cache_5m: u64,
+    cache_1h: u64,
+    output: u64,
+}
+
+impl Figures {
+    fn directive(&self) -> String {
+        format!(
+            "[[usage:input={},cache_read={},cache_5m={},cache_1h={},output={}]]",
+            self.input, self.cache_read, self.cache_5m, self.cache_1h, self.output
+        )
+    }
+
+    /// The counts of a `claude_code.api_request` event.
+    fn of_event(e: &StoredEvent) -> Option<Figures> {
+        let n = |key| number(e, key).map(|v| v as u64);
+        Some(Figures {
+            input: n("input_tokens")?,
+            cache_read: n("cache_read_tokens")?,
+            cache_5m: n("cache_creation_5m_tokens")?,
+            cache_1h: n("cache_creation_1h_tokens")?,
+            output: n("output_tokens")?,
+        })
+    }
+
+    fn prompt(&self) -> u64 {
+        self.input + self.cache_read + self.cache_5m + self.cache_1h
+    }
+}
 
 fn claude_bin() -> PathBuf {
     let path = std::env::var_os("CLAUDE_BIN")
@@ -92,32 +133,44 @@ async fn start_proxy(scratch: &Scratch, upstream: &str, log: &Path) -> (Child, S
 #[derive(Debug, Clone)]
 struct Case {
     model: String,
-    /// `cached`, or `above <N>` for a prompt above a band's threshold.
+    /// `cached`, `above <N>` for a prompt above a band's threshold, or `not streamed`.
     label: String,
-    usage: String,
+    usage: Figures,
+    /// More directives for fake-anthropic.
+    extra: &'static str,
 }
 
-/// The cases of every model of the table, by model id.
+/// The cases: every model of the table (by id) with cache reads and writes, once more above
+/// each of its prompt-length bands; and Claude Code's default model once answered without
+/// streaming.
 fn cases(table: &PriceTable) -> Vec<Case> {
+    let case = |model: &str, label: &str, usage, extra| Case {
+        model: model.to_string(),
+        label: label.to_string(),
+        usage,
+        extra,
+    };
     let mut out = Vec::new();
     for (model, prices) in &table.models {
-        out.push(Case {
-            model: model.clone(),
-            label: "cached".into(),
-            usage: CACHED.into(),
-        });
+        out.push(case(model, "cached", CACHED, ""));
         for band in &prices.bands {
             // Every kind of token again, the prompt 7,000 tokens above the threshold.
-            let above = band.above_prompt_tokens;
-            out.push(Case {
-                model: model.clone(),
-                label: format!("above {above}"),
-                usage: format!(
-                    "input=2000,cache_read={above},cache_5m=3000,cache_1h=2000,output=500"
-                ),
-            });
+            let above = Figures {
+                input: 2000,
+                cache_read: band.above_prompt_tokens,
+                ..CACHED
+            };
+            let label = format!("above {}", band.above_prompt_tokens);
+            out.push(case(model, &label, above, ""));
         }
     }
+    // An SSE error frame makes Claude Code ask again with `stream: false`.
+    out.push(case(
+        "claude-opus-5-5",
+        "not streamed",
+        CACHED,
+        "[[sse-error]]",
+    ));
     out
 }
 
@@ -140,8 +193,11 @@ async fn run_claude(
         std::fs::create_dir_all(scratch.path(dir)).unwrap();
     }
     let prompt = format!(
-        "Cost oracle run {n}: {} {}. [[usage:{}]]",
-        case.model, case.label, case.usage
+        "Cost oracle run {n}: {} {}. {} {}",
+        case.model,
+        case.label,
+        case.usage.directive(),
+        case.extra
     );
     let out = Command::new(claude_bin())
         .args([
@@ -250,6 +306,7 @@ fn viewer_costs(log: &Path, table: &PriceTable) -> BTreeMap<String, Option<f64>>
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_model_of_the_table_costs_what_claude_code_says_it_cost() {
+    let began = Instant::now();
     let scratch = Arc::new(Scratch::new("e2e-cost-oracle"));
     let table = PriceTable::builtin();
     let log = scratch.path("traffic.log");
@@ -264,6 +321,7 @@ async fn every_model_of_the_table_costs_what_claude_code_says_it_cost() {
 
     // Every case, CONCURRENCY at a time.
     let started = Instant::now();
+    eprintln!("peers up in {:.1}s", began.elapsed().as_secs_f64());
     let all = cases(&table);
     let gate = Arc::new(tokio::sync::Semaphore::new(CONCURRENCY));
     let mut tasks = tokio::task::JoinSet::new();
@@ -301,6 +359,11 @@ async fn every_model_of_the_table_costs_what_claude_code_says_it_cost() {
         seq.counters().accepted_spans >= records.len() as u64
     })
     .await;
+    eprintln!(
+        "{} records shipped {:.1}s after the start",
+        records.len(),
+        started.elapsed().as_secs_f64()
+    );
     signal(shipper.id().unwrap(), "TERM");
     assert!(
         shipper.wait().await.unwrap().success(),
@@ -309,10 +372,8 @@ async fn every_model_of_the_table_costs_what_claude_code_says_it_cost() {
     );
 
     let events = seq.events();
-    let oracle: Vec<&StoredEvent> = events.iter().filter(|e| is_api_request(e)).collect();
-    for e in oracle.iter().take(1) {
-        eprintln!("a claude_code.api_request event: {:?}", e.attributes);
-    }
+    let mut oracle: Vec<&StoredEvent> = events.iter().filter(|e| is_api_request(e)).collect();
+    oracle.sort_by_key(|e| (text(e, "model"), text(e, "input_tokens")));
     let ours: BTreeMap<&str, &StoredEvent> = events
         .iter()
         .filter(|e| !is_part(e) && e.attr_str("claude.exchange.id").is_some())
@@ -322,6 +383,9 @@ async fn every_model_of_the_table_costs_what_claude_code_says_it_cost() {
 
     // Refusals: named with the reason, a failure unless the table's note says why.
     let mut failures = Vec::new();
+    if NOT_SELECTABLE.is_empty() {
+        eprintln!("models of the table Claude Code does not let a user select: none");
+    }
     for (model, why) in NOT_SELECTABLE {
         eprintln!("not selectable in Claude Code: {model}: {why}");
     }
@@ -341,63 +405,92 @@ async fn every_model_of_the_table_costs_what_claude_code_says_it_cost() {
         }
     }
 
-    // Every api_request event against our exchange and the viewer.
+    // Every api_request event against its run, our exchange and the viewer.
     eprintln!(
-        "{:<20} {:<14} {:>8} {:>8} {:>8} {:>8} {:>6} {:>14} {:>14} {:>14}",
-        "model", "run", "input", "read", "write", "", "output", "Claude Code", "Seq", "viewer"
+        "{:<18} {:<13} {:>6} {:>7} {:>6} {:>6} {:>6} {:>12} {:>12} {:>12}",
+        "model", "run", "input", "read", "5m", "1h", "output", "Claude Code", "Seq", "viewer"
     );
+    let usd = |c: Option<f64>| c.map_or("none".to_string(), |c| format!("{c:.9}"));
     let mut compared = BTreeMap::<(String, String), usize>::new();
     for e in &oracle {
         let request_id = text(e, "request_id");
-        let cc = number(e, "cost_usd");
-        let model = text(e, "model");
-        let mine = ours.get(request_id.as_str());
-        let seq_cost = mine.and_then(|m| number(m, "claude.cost.usd"));
-        let exchange = mine.and_then(|m| m.attr_str("claude.exchange.id"));
-        let viewer_cost = exchange.and_then(|id| viewer.get(id).copied().flatten());
         let session = text(e, "session.id");
-        let label = runs
+        let Some(run) = runs
             .iter()
             .find(|r| r.session.as_deref() == Some(session.as_str()))
-            .map(|r| r.case.label.clone())
-            .unwrap_or_else(|| "?".into());
-        eprintln!(
-            "{model:<20} {label:<14} {:>8} {:>8} {:>8} {:>8} {:>6} {:>14} {:>14} {:>14}",
-            text(e, "input_tokens"),
-            text(e, "cache_read_tokens"),
-            text(e, "cache_creation_tokens"),
-            "",
-            text(e, "output_tokens"),
-            cc.map_or("none".into(), |c| format!("{c:.9}")),
-            seq_cost.map_or("none".into(), |c| format!("{c:.9}")),
-            viewer_cost.map_or("none".into(), |c| format!("{c:.9}")),
-        );
-        let Some(cc) = cc else {
+        else {
             failures.push(format!(
-                "{request_id}: Claude Code's event has no cost_usd: {:?}",
+                "{request_id}: an api_request event of no run: {:?}",
                 e.attributes
             ));
             continue;
         };
-        if mine.is_none() {
+        let case = &run.case;
+        let cc = number(e, "cost_usd");
+        let mine = ours.get(request_id.as_str());
+        let seq_cost = mine.and_then(|m| number(m, "claude.cost.usd"));
+        let exchange = mine.and_then(|m| m.attr_str("claude.exchange.id"));
+        let viewer_cost = exchange.and_then(|id| viewer.get(id).copied().flatten());
+        let figures = Figures::of_event(e);
+        let f = figures.unwrap_or(Figures {
+            input: 0,
+            cache_read: 0,
+            cache_5m: 0,
+            cache_1h: 0,
+            output: 0,
+        });
+        eprintln!(
+            "{:<18} {:<13} {:>6} {:>7} {:>6} {:>6} {:>6} {:>12} {:>12} {:>12}",
+            case.model,
+            case.label,
+            f.input,
+            f.cache_read,
+            f.cache_5m,
+            f.cache_1h,
+            f.output,
+            usd(cc),
+            usd(seq_cost),
+            usd(viewer_cost),
+        );
+        let what = format!("{} ({}) {request_id}", case.model, case.label);
+        // The oracle priced what the case asked for: every kind of token, the asked model.
+        if figures != Some(case.usage) || text(e, "model") != case.model {
             failures.push(format!(
-                "{model} {label}: no exchange in Seq has request-id {request_id}"
+                "{what}: Claude Code reports model {} and {figures:?}, the run asked for {:?}",
+                text(e, "model"),
+                case.usage
             ));
+        }
+        let Some(cc) = cc else {
+            failures.push(format!("{what}: Claude Code's event has no cost_usd"));
             continue;
+        };
+        let Some(mine) = mine else {
+            failures.push(format!("{what}: no exchange in Seq has this request-id"));
+            continue;
+        };
+        *compared
+            .entry((case.model.clone(), case.label.clone()))
+            .or_default() += 1;
+        let streamed = mine.attributes.get("claude.stream") == Some(&Value::Bool(true));
+        if streamed == (case.label == "not streamed") {
+            failures.push(format!("{what}: claude.stream is {streamed}"));
         }
-        match seq_cost {
-            Some(c) if close(c, cc) => {}
-            other => failures.push(format!(
-                "{model} {label} {request_id}: claude.cost.usd {other:?}, Claude Code {cc}"
-            )),
+        for (who, ours) in [("claude.cost.usd", seq_cost), ("the viewer", viewer_cost)] {
+            if !ours.is_some_and(|c| close(c, cc)) {
+                failures.push(format!("{what}: {who} {ours:?}, Claude Code {cc}"));
+            }
         }
-        match viewer_cost {
-            Some(c) if close(c, cc) => {}
-            other => failures.push(format!(
-                "{model} {label} {request_id}: the viewer says {other:?}, Claude Code {cc}"
-            )),
+        let banded = table.models[&case.model]
+            .bands
+            .iter()
+            .any(|b| case.usage.prompt() > b.above_prompt_tokens);
+        if mine.attributes.get("claude.cost.long_context") != Some(&Value::Bool(banded)) {
+            failures.push(format!(
+                "{what}: claude.cost.long_context {:?}, a band applies: {banded}",
+                mine.attributes.get("claude.cost.long_context")
+            ));
         }
-        *compared.entry((model, label)).or_default() += 1;
     }
 
     // Each run Claude Code answered was priced by it at least once: the oracle spoke.
