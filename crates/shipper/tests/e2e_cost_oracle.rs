@@ -21,7 +21,7 @@ use e2e_support::*;
 use pricing::PriceTable;
 use seq_standin::StoredEvent;
 use serde_json::Value;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
@@ -491,6 +491,37 @@ async fn every_model_of_the_table_costs_what_claude_code_says_it_cost() {
                 mine.attributes.get("claude.cost.long_context")
             ));
         }
+    }
+
+    // What we priced and Claude Code did not: only the attempt whose stream ended in an
+    // `error` event (Claude Code asked again and counts only the answer; whether the API bills
+    // the attempt is not documented). Anything else would make session totals differ.
+    let priced_by_claude_code: BTreeSet<String> =
+        oracle.iter().map(|e| text(e, "request_id")).collect();
+    let mut ours_only = Vec::new();
+    for (request_id, m) in &ours {
+        let Some(cost) = number(m, "claude.cost.usd") else {
+            continue;
+        };
+        if priced_by_claude_code.contains(*request_id) {
+            continue;
+        }
+        let run = runs
+            .iter()
+            .find(|r| r.session.is_some() && r.session.as_deref() == m.attr_str("session.id"));
+        let label = run.map_or("?", |r| r.case.label.as_str());
+        let streamed = m.attributes.get("claude.stream") == Some(&Value::Bool(true));
+        eprintln!(
+            "priced by us, not by Claude Code: {} ({label}) {request_id} {cost:.9}, streamed {streamed}",
+            text(m, "gen_ai.request.model")
+        );
+        ours_only.push((label.to_string(), streamed));
+    }
+    if ours_only != [("not streamed".to_string(), true)] {
+        failures.push(format!(
+            "exchanges priced by us and not by Claude Code: {ours_only:?}, expected only the \
+             errored stream of the `not streamed` run"
+        ));
     }
 
     // Each run Claude Code answered was priced by it at least once: the oracle spoke.
