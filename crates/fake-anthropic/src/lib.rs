@@ -23,7 +23,7 @@
 //! | `[[slow:<ms>]]` | that long between SSE events |
 //! | `[[gzip]]` | a gzip-compressed non-streaming response (when the client accepts gzip) |
 //! | `[[big:<bytes>]]` | a text reply of about that many bytes |
-//! | `[[usage:input=N,output=N,cache_read=N,cache_5m=N,cache_1h=N]]` | those usage figures (any subset; see below) |
+//! | `[[usage:input=N,output=N,cache_read=N,cache_5m=N,cache_1h=N,web_search=N,web_fetch=N]]` | those usage figures (any subset; see below) |
 //! | anything else | `Hello from fake-anthropic. You said: <first 80 chars>` |
 //!
 //! A `/v1/messages` or `/v1/messages/count_tokens` body over 32 MB gets 413 `request_too_large`,
@@ -31,10 +31,12 @@
 //! reply bytes / 4 (at least 1), no cache reads or writes; a `[[usage:...]]` directive replaces
 //! any of them: `cache_read` is `cache_read_input_tokens`, `cache_5m` and `cache_1h` are the
 //! `cache_creation` breakdown (`ephemeral_5m_input_tokens`, `ephemeral_1h_input_tokens`) and
-//! their sum `cache_creation_input_tokens`. Usage has the documented shape: the whole object in
-//! a non-streaming message and in `message_start`, the cumulative counts (`input_tokens`,
-//! `cache_creation_input_tokens`, `cache_read_input_tokens`, `output_tokens`) in
-//! `message_delta`.
+//! their sum `cache_creation_input_tokens`, `web_search` and `web_fetch` are
+//! `server_tool_use.web_search_requests` and `web_fetch_requests`. A request's `speed` and
+//! `inference_geo` come back in `usage` as the API reports what it served. Usage has the
+//! documented shape: the whole object in a non-streaming message and in `message_start`, the
+//! cumulative counts (`input_tokens`, `cache_creation_input_tokens`, `cache_read_input_tokens`,
+//! `output_tokens`, `server_tool_use`) in `message_delta`.
 
 use axum::Router;
 use axum::body::{Body, Bytes};
@@ -221,6 +223,8 @@ struct UsageAsked {
     cache_read: Option<u64>,
     cache_5m: Option<u64>,
     cache_1h: Option<u64>,
+    web_search: Option<u64>,
+    web_fetch: Option<u64>,
 }
 
 impl UsageAsked {
@@ -242,9 +246,11 @@ impl UsageAsked {
                 "cache_read" => &mut asked.cache_read,
                 "cache_5m" => &mut asked.cache_5m,
                 "cache_1h" => &mut asked.cache_1h,
+                "web_search" => &mut asked.web_search,
+                "web_fetch" => &mut asked.web_fetch,
                 other => {
                     return Err(format!(
-                        "usage directive: unknown figure {other:?} (input, output, cache_read, cache_5m, cache_1h)"
+                        "usage directive: unknown figure {other:?} (input, output, cache_read, cache_5m, cache_1h, web_search, web_fetch)"
                     ));
                 }
             };
@@ -447,6 +453,14 @@ async fn messages(headers: &HeaderMap, body: &[u8], request_id: &str) -> Respons
         cache_read: d.usage.cache_read.unwrap_or(0),
         cache_5m: d.usage.cache_5m.unwrap_or(0),
         cache_1h: d.usage.cache_1h.unwrap_or(0),
+        server_tools: (d.usage.web_search.is_some() || d.usage.web_fetch.is_some()).then(|| {
+            (
+                d.usage.web_search.unwrap_or(0),
+                d.usage.web_fetch.unwrap_or(0),
+            )
+        }),
+        speed: request_str(&request, "speed"),
+        inference_geo: request_str(&request, "inference_geo"),
     };
     let message_id = new_id("msg");
     if stream {
@@ -493,20 +507,34 @@ async fn messages(headers: &HeaderMap, body: &[u8], request_id: &str) -> Respons
     plain_json(StatusCode::OK, message)
 }
 
-/// The token counts of one reply.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A string field of the request, if present.
+fn request_str(request: &Value, name: &str) -> Option<String> {
+    request
+        .get(name)
+        .and_then(Value::as_str)
+        .map(str::to_string)
+}
+
+/// The token counts of one reply, and how it was served.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 struct Figures {
     input: u64,
     output: u64,
     cache_read: u64,
     cache_5m: u64,
     cache_1h: u64,
+    /// Server tool uses `(web_search_requests, web_fetch_requests)`, when asked.
+    server_tools: Option<(u64, u64)>,
+    /// The request's `speed` and `inference_geo`, reported back in `usage` as the API reports
+    /// what it served (absent when the request did not ask).
+    speed: Option<String>,
+    inference_geo: Option<String>,
 }
 
 impl Figures {
     /// The `usage` object of a message (and of `message_start`).
     fn whole(&self) -> Value {
-        json!({
+        let mut usage = json!({
             "input_tokens": self.input,
             "cache_creation_input_tokens": self.cache_5m + self.cache_1h,
             "cache_read_input_tokens": self.cache_read,
@@ -515,17 +543,37 @@ impl Figures {
                 "ephemeral_1h_input_tokens": self.cache_1h,
             },
             "output_tokens": self.output,
-        })
+        });
+        for (name, value) in [
+            ("speed", &self.speed),
+            ("inference_geo", &self.inference_geo),
+        ] {
+            if let Some(value) = value {
+                usage[name] = json!(value);
+            }
+        }
+        self.add_server_tools(&mut usage);
+        usage
     }
 
-    /// The `usage` of `message_delta`: the cumulative counts, without the breakdown.
+    fn add_server_tools(&self, usage: &mut Value) {
+        if let Some((searches, fetches)) = self.server_tools {
+            usage["server_tool_use"] =
+                json!({"web_search_requests": searches, "web_fetch_requests": fetches});
+        }
+    }
+
+    /// The `usage` of `message_delta`: the cumulative counts (server tools too), without the
+    /// cache breakdown.
     fn cumulative(&self) -> Value {
-        json!({
+        let mut usage = json!({
             "input_tokens": self.input,
             "cache_creation_input_tokens": self.cache_5m + self.cache_1h,
             "cache_read_input_tokens": self.cache_read,
             "output_tokens": self.output,
-        })
+        });
+        self.add_server_tools(&mut usage);
+        usage
     }
 }
 
@@ -568,7 +616,7 @@ fn stream_frames(plan: &StreamPlan) -> Vec<(String, Value)> {
             "id": plan.message_id, "type": "message", "role": "assistant", "model": plan.model,
             "content": [], "stop_reason": null, "stop_sequence": null,
             // The API counts output as it goes: the start says 1.
-            "usage": Figures { output: 1, ..plan.usage }.whole(),
+            "usage": Figures { output: 1, ..plan.usage.clone() }.whole(),
         }}),
     )];
     for (index, block) in plan.blocks.iter().enumerate() {
@@ -742,9 +790,7 @@ mod tests {
             usage: Figures {
                 input: 1,
                 output: 1,
-                cache_read: 0,
-                cache_5m: 0,
-                cache_1h: 0,
+                ..Figures::default()
             },
             slow: Duration::ZERO,
             sse_error: false,
@@ -776,6 +822,8 @@ mod tests {
                 cache_read: a.cache_read.unwrap_or(0),
                 cache_5m: a.cache_5m.unwrap_or(0),
                 cache_1h: a.cache_1h.unwrap_or(0),
+                server_tools: a.web_search.map(|n| (n, a.web_fetch.unwrap_or(0))),
+                ..Figures::default()
             },
             slow: Duration::ZERO,
             sse_error: false,
@@ -786,7 +834,7 @@ mod tests {
     #[test]
     fn a_usage_directive_sets_any_subset_of_the_figures() {
         let d = parse_directives(&json!({"messages": [{"role": "user", "content":
-            "price this [[usage:cache_read=30000, cache_5m=2000,cache_1h=1000,output=400]] please"}]}));
+            "price this [[usage:cache_read=30000, cache_5m=2000,cache_1h=1000,output=400,web_search=2]] please"}]}));
         assert_eq!(d.usage_error, None);
         assert_eq!(
             d.usage,
@@ -796,6 +844,8 @@ mod tests {
                 cache_read: Some(30_000),
                 cache_5m: Some(2_000),
                 cache_1h: Some(1_000),
+                web_search: Some(2),
+                web_fetch: None,
             }
         );
     }
@@ -821,6 +871,7 @@ mod tests {
             cache_read: 30_000,
             cache_5m: 2_000,
             cache_1h: 1_000,
+            ..Figures::default()
         };
         assert_eq!(
             f.whole(),
@@ -838,7 +889,9 @@ mod tests {
 
     #[test]
     fn a_stream_starts_with_the_whole_usage_and_ends_with_the_cumulative_counts() {
-        let plan = plan_for("[[usage:input=150000,cache_read=5,cache_5m=6,cache_1h=7,output=8]]");
+        let plan = plan_for(
+            "[[usage:input=150000,cache_read=5,cache_5m=6,cache_1h=7,output=8,web_search=3]]",
+        );
         let frames = stream_frames(&plan);
         let start = &frames[0].1["message"]["usage"];
         assert_eq!(start["input_tokens"], 150_000);
@@ -852,12 +905,16 @@ mod tests {
         assert_eq!(event, "message_delta");
         assert_eq!(delta["usage"], plan.usage.cumulative());
         assert_eq!(delta["usage"]["output_tokens"], 8);
+        let tools = json!({"web_search_requests": 3, "web_fetch_requests": 0});
+        assert_eq!(start["server_tool_use"], tools);
+        assert_eq!(delta["usage"]["server_tool_use"], tools);
     }
 
     #[tokio::test]
     async fn a_non_streaming_reply_carries_the_asked_usage_and_a_malformed_one_is_a_400() {
-        let body = json!({"model": "claude-opus-5-5", "max_tokens": 10, "messages": [
-            {"role": "user", "content": "[[usage:input=3,cache_read=4,cache_5m=5,cache_1h=6,output=7]]"}]});
+        let body = json!({"model": "claude-opus-5-5", "max_tokens": 10, "speed": "fast",
+            "inference_geo": "us", "messages": [
+            {"role": "user", "content": "[[usage:input=3,cache_read=4,cache_5m=5,cache_1h=6,output=7,web_fetch=1]]"}]});
         let response = messages(&HeaderMap::new(), body.to_string().as_bytes(), "req_t").await;
         assert_eq!(response.status(), StatusCode::OK);
         let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
@@ -871,10 +928,18 @@ mod tests {
                 output: 7,
                 cache_read: 4,
                 cache_5m: 5,
-                cache_1h: 6
+                cache_1h: 6,
+                server_tools: Some((0, 1)),
+                speed: Some("fast".into()),
+                inference_geo: Some("us".into()),
             }
             .whole()
         );
+        assert_eq!(
+            message["usage"]["speed"], "fast",
+            "the speed served is reported"
+        );
+        assert_eq!(message["usage"]["inference_geo"], "us");
         let bad = json!({"model": "m", "max_tokens": 10, "messages": [
             {"role": "user", "content": "[[usage:cache=1]]"}]});
         let response = messages(&HeaderMap::new(), bad.to_string().as_bytes(), "req_t").await;
