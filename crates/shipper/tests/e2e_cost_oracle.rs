@@ -60,9 +60,11 @@ struct Figures {
 }
 
 impl Figures {
-    fn directive(&self) -> String {
+    /// The `[[usage:...]]` directive of these counts, with `more` figures (`NAME=N,...`).
+    fn directive(&self, more: &str) -> String {
+        let sep = if more.is_empty() { "" } else { "," };
         format!(
-            "[[usage:input={},cache_read={},cache_5m={},cache_1h={},output={}]]",
+            "[[usage:input={},cache_read={},cache_5m={},cache_1h={},output={}{sep}{more}]]",
             self.input, self.cache_read, self.cache_5m, self.cache_1h, self.output
         )
     }
@@ -133,26 +135,40 @@ async fn start_proxy(scratch: &Scratch, upstream: &str, log: &Path) -> (Child, S
 #[derive(Debug, Clone)]
 struct Case {
     model: String,
-    /// `cached`, `above <N>` for a prompt above a band's threshold, or `not streamed`.
+    /// `cached`, `above <N>` (a prompt above a band's threshold), `fast`, `us, web tools` or
+    /// `not streamed`.
     label: String,
     usage: Figures,
+    /// Server tool uses added to the usage directive (`web_search=N,web_fetch=N`).
+    tools: &'static str,
     /// More directives for fake-anthropic.
-    extra: &'static str,
+    directives: &'static str,
+    /// Request fields Claude Code adds to its request body (`CLAUDE_CODE_EXTRA_BODY`), which
+    /// the API, and so fake-anthropic, reports back in `usage`.
+    body: &'static str,
+}
+
+impl Case {
+    fn new(model: &str, label: &str, usage: Figures) -> Case {
+        Case {
+            model: model.to_string(),
+            label: label.to_string(),
+            usage,
+            tools: "",
+            directives: "",
+            body: "",
+        }
+    }
 }
 
 /// The cases: every model of the table (by id) with cache reads and writes, once more above
-/// each of its prompt-length bands; and Claude Code's default model once answered without
-/// streaming.
+/// each of its prompt-length bands, once more in fast mode if it has one; and Claude Code's
+/// default model once in the `us` inference region with web searches and fetches, and once
+/// answered without streaming.
 fn cases(table: &PriceTable) -> Vec<Case> {
-    let case = |model: &str, label: &str, usage, extra| Case {
-        model: model.to_string(),
-        label: label.to_string(),
-        usage,
-        extra,
-    };
     let mut out = Vec::new();
     for (model, prices) in &table.models {
-        out.push(case(model, "cached", CACHED, ""));
+        out.push(Case::new(model, "cached", CACHED));
         for band in &prices.bands {
             // Every kind of token again, the prompt 7,000 tokens above the threshold.
             let above = Figures {
@@ -161,16 +177,26 @@ fn cases(table: &PriceTable) -> Vec<Case> {
                 ..CACHED
             };
             let label = format!("above {}", band.above_prompt_tokens);
-            out.push(case(model, &label, above, ""));
+            out.push(Case::new(model, &label, above));
+        }
+        if prices.fast_multiplier.is_some() {
+            out.push(Case {
+                body: r#"{"speed":"fast"}"#,
+                ..Case::new(model, "fast", CACHED)
+            });
         }
     }
+    let default_model = "claude-opus-5-5";
+    out.push(Case {
+        tools: "web_search=3,web_fetch=2",
+        body: r#"{"inference_geo":"us"}"#,
+        ..Case::new(default_model, "us, web tools", CACHED)
+    });
     // An SSE error frame makes Claude Code ask again with `stream: false`.
-    out.push(case(
-        "claude-opus-5-5",
-        "not streamed",
-        CACHED,
-        "[[sse-error]]",
-    ));
+    out.push(Case {
+        directives: "[[sse-error]]",
+        ..Case::new(default_model, "not streamed", CACHED)
+    });
     out
 }
 
@@ -196,38 +222,41 @@ async fn run_claude(
         "Cost oracle run {n}: {} {}. {} {}",
         case.model,
         case.label,
-        case.usage.directive(),
-        case.extra
+        case.usage.directive(case.tools),
+        case.directives
     );
-    let out = Command::new(claude_bin())
-        .args([
-            "-p",
-            &prompt,
-            "--model",
-            &case.model,
-            "--output-format",
-            "json",
-        ])
-        .current_dir(scratch.path(&tmp))
-        .env_clear()
-        .env("PATH", "/usr/local/bin:/usr/bin:/bin")
-        .env("HOME", scratch.path(&home))
-        .env("TMPDIR", scratch.path(&tmp))
-        .env("ANTHROPIC_API_KEY", "sk-ant-test-oracle-0000")
-        .env("ANTHROPIC_BASE_URL", &proxy)
-        .env("DISABLE_ERROR_REPORTING", "1")
-        .env("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
-        .env("DISABLE_AUTOUPDATER", "1")
-        .env("IS_SANDBOX", "1")
-        // Claude Code's own telemetry, as `claude-sandbox.sh --otel` turns it on.
-        .env("CLAUDE_CODE_ENABLE_TELEMETRY", "1")
-        .env("OTEL_LOGS_EXPORTER", "otlp")
-        .env("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
-        .env("OTEL_EXPORTER_OTLP_ENDPOINT", &otlp)
-        .env("OTEL_LOGS_EXPORT_INTERVAL", "500")
-        .stdin(Stdio::null())
-        .kill_on_drop(true)
-        .output();
+    let mut cmd = Command::new(claude_bin());
+    cmd.args([
+        "-p",
+        &prompt,
+        "--model",
+        &case.model,
+        "--output-format",
+        "json",
+    ])
+    .current_dir(scratch.path(&tmp))
+    .env_clear()
+    .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+    .env("HOME", scratch.path(&home))
+    .env("TMPDIR", scratch.path(&tmp))
+    .env("ANTHROPIC_API_KEY", "sk-ant-test-oracle-0000")
+    .env("ANTHROPIC_BASE_URL", &proxy)
+    .env("DISABLE_ERROR_REPORTING", "1")
+    .env("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
+    .env("DISABLE_AUTOUPDATER", "1")
+    .env("IS_SANDBOX", "1")
+    // Claude Code's own telemetry, as `claude-sandbox.sh --otel` turns it on.
+    .env("CLAUDE_CODE_ENABLE_TELEMETRY", "1")
+    .env("OTEL_LOGS_EXPORTER", "otlp")
+    .env("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
+    .env("OTEL_EXPORTER_OTLP_ENDPOINT", &otlp)
+    .env("OTEL_LOGS_EXPORT_INTERVAL", "500")
+    .stdin(Stdio::null())
+    .kill_on_drop(true);
+    if !case.body.is_empty() {
+        cmd.env("CLAUDE_CODE_EXTRA_BODY", case.body);
+    }
+    let out = cmd.output();
     let out = match tokio::time::timeout(Duration::from_secs(180), out).await {
         Ok(out) => out.expect("run claude"),
         Err(_) => panic!("claude --model {} did not finish within 180 s", case.model),
