@@ -42,9 +42,13 @@ Modes:
             API key), --images, --all
 
 Options:
-  --otel          start Seq and send Claude Code's OpenTelemetry logs to it
+  --otel          start Seq and send Claude Code's OpenTelemetry logs and traces to it
   --log-api       also start the API traffic logger (needs --otel); Claude Code talks to
-                  the API through it and every request/response lands in Seq
+                  the API through it and every request/response lands in Seq, each under
+                  the Claude Code span that made it
+  --no-claude-traces
+                  with --otel: Claude Code sends its logs only, no spans (the logger's
+                  exchanges then stay on a trace per session)
   --seq-no-auth   start a new Seq without authentication (anyone who reaches its port
                   can read everything); default: an admin password and an ingestion API key
   --no-persist    keep Seq's data in the container only (no volume)
@@ -67,7 +71,7 @@ EOF
 log() { printf '[sandbox] %s\n' "$*" >&2; }
 die() { printf '[sandbox] error: %s\n' "$1" >&2; exit "${2:-1}"; }
 
-OTEL=false LOG_API=false PERSIST=true KEEP=true SEQ_AUTH=true
+OTEL=false LOG_API=false PERSIST=true KEEP=true SEQ_AUTH=true CLAUDE_TRACES=true
 REPO_URL="" BRANCH=""
 CLEAN_CONTAINERS=false CLEAN_VOLUMES=false CLEAN_IMAGES=false
 MODE=""
@@ -79,6 +83,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --otel) OTEL=true ;;
     --log-api) LOG_API=true ;;
+    --no-claude-traces) CLAUDE_TRACES=false ;;
     --no-persist) PERSIST=false ;;
     --seq-no-auth) SEQ_AUTH=false ;;
     --rm) KEEP=false ;;
@@ -97,6 +102,9 @@ done
 [ -n "$MODE" ] || { usage >&2; die "no mode given" 64; }
 if $LOG_API && ! $OTEL; then
   die "--log-api ships the API traffic to Seq, which only --otel starts: add --otel" 64
+fi
+if ! $CLAUDE_TRACES && ! $OTEL; then
+  die "--no-claude-traces turns off part of what --otel sends: add --otel, or drop it" 64
 fi
 command -v podman >/dev/null || die "podman is not installed"
 
@@ -343,6 +351,12 @@ run_claude() {
       -e CLAUDE_CODE_ENABLE_TELEMETRY=1 -e OTEL_LOGS_EXPORTER=otlp -e OTEL_LOG_USER_PROMPTS=1
       -e OTEL_EXPORTER_OTLP_ENDPOINT=http://seq:5341/ingest/otlp
       -e OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf)
+    if $CLAUDE_TRACES; then
+      # Spans per prompt, model request and tool; with the logger, each model request also
+      # carries a traceparent, so the logger's exchange lands under its llm_request span.
+      args+=(-e OTEL_TRACES_EXPORTER=otlp -e CLAUDE_CODE_ENHANCED_TELEMETRY_BETA=1)
+      ! $LOG_API || args+=(-e CLAUDE_CODE_PROPAGATE_TRACEPARENT=1)
+    fi
     if [ -n "${SEQ_API_KEY:-}" ]; then
       export OTEL_EXPORTER_OTLP_HEADERS="X-Seq-ApiKey=$SEQ_API_KEY"
       args+=(-e OTEL_EXPORTER_OTLP_HEADERS)

@@ -21,7 +21,7 @@ use serde_json::value::RawValue;
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use traffic_record::Usage;
+use traffic_record::{Usage, trace_context};
 
 /// OTLP severity numbers (logs data model).
 pub const SEVERITY_INFO: i32 = 9;
@@ -356,7 +356,18 @@ impl Encoder {
             .unwrap_or(time_ns)
             .max(time_ns);
         let session = rec.session_id.as_deref();
-        let trace_id_bytes = ids::trace_id(session, &rec.id);
+        // Claude Code's own trace when the request carries its `traceparent`: the exchange
+        // span then sits under Claude Code's `claude_code.llm_request` span.
+        let caller = rec
+            .request
+            .headers
+            .iter()
+            .find(|(name, _)| name.0 == "traceparent")
+            .and_then(|(_, value)| trace_context::parse(&value.0));
+        let trace_id_bytes = match caller {
+            Some(c) => Some(c.trace_id),
+            None => ids::trace_id(session, &rec.id),
+        };
         let trace_id: &[u8] = trace_id_bytes.as_ref().map_or(&[], |b| b.as_slice());
         let span_id_bytes = ids::exchange_span_id(&rec.id);
         let span_id: &[u8] = if trace_id.is_empty() {
@@ -402,6 +413,7 @@ impl Encoder {
             );
             pool.str(&mut r.attributes, &["claude.context.hash"], hash);
             pool.str(&mut r.attributes, &["claude.context.field"], field);
+            session_attrs(pool, &mut r.attributes, session);
             if escaped_len(text) + 200 <= budget {
                 set_string(any_string(&mut r.body), text);
                 out(r);
@@ -409,11 +421,12 @@ impl Encoder {
             }
             let parts = split_parts(text, budget);
             pool.str(&mut r.attributes, &["claude.body.name"], "context");
+            let part_at = r.attributes.len();
             pool.value(&mut r.attributes, &["claude.body.part"], Value::IntValue(0));
             let count = Value::IntValue(parts.len() as i64);
             pool.value(&mut r.attributes, &["claude.body.parts"], count);
             for (i, part) in parts.into_iter().enumerate() {
-                r.attributes[3].value = any(Value::IntValue(i as i64 + 1));
+                r.attributes[part_at].value = any(Value::IntValue(i as i64 + 1));
                 set_string(any_string(&mut r.body), part);
                 out(r);
             }
@@ -599,6 +612,10 @@ impl Encoder {
             span.trace_id.extend_from_slice(trace_id);
             span.span_id.clear();
             span.span_id.extend_from_slice(span_id);
+            span.parent_span_id.clear();
+            if let Some(c) = &caller {
+                span.parent_span_id.extend_from_slice(&c.parent_id);
+            }
             span.name.clear();
             if chat {
                 span.name.push_str("chat");
@@ -770,12 +787,21 @@ impl Encoder {
             pool.value(&mut r.attributes, &["claude.body.part"], Value::IntValue(0));
             let count = Value::IntValue(parts.len() as i64);
             pool.value(&mut r.attributes, &["claude.body.parts"], count);
+            session_attrs(pool, &mut r.attributes, session);
             for (i, part) in parts.into_iter().enumerate() {
                 r.attributes[2].value = any(Value::IntValue(i as i64 + 1));
                 set_string(any_string(&mut r.body), part);
                 out(r);
             }
         }
+    }
+}
+
+/// The session's id under both names it is queried by, on every event of an exchange.
+fn session_attrs(pool: &mut Pool, attrs: &mut Vec<KeyValue>, session: Option<&str>) {
+    if let Some(s) = session {
+        pool.str(attrs, &["gen_ai.conversation.id"], s);
+        pool.str(attrs, &["session.id"], s);
     }
 }
 
@@ -1436,6 +1462,70 @@ mod tests {
             .find(|kv| kv.key == key)
             .and_then(|kv| kv.value.as_ref())
             .and_then(|v| v.value.as_ref())
+    }
+
+    #[test]
+    fn a_valid_traceparent_puts_the_exchange_under_the_callers_span() {
+        let with = |value: &str| {
+            record_line(r#"{"model":"claude-opus-5-5","system":"You are Claude Code.","messages":[{"role":"user","content":"hi"}]}"#)
+                .replace(
+                    r#""user-agent":"claude-cli""#,
+                    &format!(r#""user-agent":"claude-cli","traceparent":"{value}""#),
+                )
+        };
+        // A small event limit, so the bodies go out as part events too.
+        let mut enc = Encoder::new(4_000);
+        let mut out = Vec::new();
+        let valid = "00-22a69c0f849d92305ba37d65ef1fd039-d26af7ffdb197558-01";
+        let big = with(valid).replace("\"hi\"", &format!("\"{}\"", "hi ".repeat(3_000)));
+        enc.encode_line(big.as_bytes(), 0, &mut |e| out.push(e.clone()));
+        let span = enc.span().expect("a span").clone();
+        assert_eq!(
+            span.trace_id,
+            hex16("22a69c0f849d92305ba37d65ef1fd039").unwrap()
+        );
+        assert_eq!(
+            span.parent_span_id,
+            [0xd2, 0x6a, 0xf7, 0xff, 0xdb, 0x19, 0x75, 0x58]
+        );
+        assert_eq!(
+            span.span_id,
+            [0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef]
+        );
+        assert!(
+            out.iter().any(|e| attr(e, "claude.body.part").is_some()),
+            "part events too"
+        );
+        for e in &out {
+            assert_eq!(
+                e.trace_id, span.trace_id,
+                "every event on the caller's trace"
+            );
+            assert_eq!(e.span_id, span.span_id);
+            assert_eq!(attr_str(e, "session.id"), Some("sess-1"));
+            assert_eq!(attr_str(e, "gen_ai.conversation.id"), Some("sess-1"));
+        }
+
+        let huge = format!(
+            "01-22a69c0f849d92305ba37d65ef1fd039-d26af7ffdb197558-01-{}",
+            "a".repeat(10_000)
+        );
+        let zero = format!("00-{}-d26af7ffdb197558-01", "0".repeat(32));
+        for bad in [
+            "00-22a69c0f849d92305ba37d65ef1fd039-d26af7ffdb19755-01",
+            &zero,
+            "00-22a69c0f849d92305ba37d65ef1fd039-0000000000000000-01",
+            "ff-22a69c0f849d92305ba37d65ef1fd039-d26af7ffdb197558-01",
+            r"\u003cscript\u003e",
+            &huge,
+        ] {
+            out.clear();
+            enc.encode_line(with(bad).as_bytes(), 0, &mut |e| out.push(e.clone()));
+            let span = enc.span().expect("still a span");
+            assert_eq!(span.trace_id, ids::session_trace_id("sess-1"), "{bad:.60}");
+            assert!(span.parent_span_id.is_empty(), "{bad:.60}");
+            assert_eq!(out.last().unwrap().trace_id, span.trace_id);
+        }
     }
 
     #[test]

@@ -115,7 +115,7 @@ fn the_project_is_relabelled_only_on_selinux_hosts() {
 }
 
 #[test]
-fn log_api_without_otel_fails_and_starts_nothing() {
+fn options_of_otel_without_otel_fail_and_start_nothing() {
     let scope = Scope::new("nootel");
     let out = sandbox(&scope)
         .args(["--log-api", "mount", "-p", "hi"])
@@ -129,6 +129,16 @@ fn log_api_without_otel_fails_and_starts_nothing() {
     );
     assert!(scope.containers().is_empty(), "{:?}", scope.containers());
     assert!(!podman_ok(&["network", "exists", &scope.net()]));
+
+    // Likewise turning off a part of --otel without --otel.
+    let out = sandbox(&scope)
+        .args(["--no-claude-traces", "mount", "-p", "hi"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("add --otel"), "{stderr}");
+    assert!(scope.containers().is_empty(), "{:?}", scope.containers());
 }
 
 /// The card's command, `podman build -t claude-api-logger scripts/claude-api-logger/` from the
@@ -499,6 +509,26 @@ fn start_fake_upstream(scope: &Scope) {
 }
 
 /// Where the Seq stand-in started by the script keeps its events (its data volume).
+/// The spans the stand-in stored, once `done` holds of them (at most 60 s).
+fn wait_for_spans(store: &std::path::Path, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let spans: Vec<Value> = std::fs::read_to_string(store.join("spans.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect();
+        if done(&spans) {
+            return spans;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "spans at the stand-in: {spans:#?}"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
 fn seq_store(scope: &Scope) -> std::path::PathBuf {
     std::path::PathBuf::from(podman(&[
         "volume",
@@ -832,6 +862,28 @@ fn sandbox_log_api_ships_a_real_claude_code_tool_use_session_to_seq() {
         !shipped.contains("sk-ant-test-secret"),
         "the API key reached Seq"
     );
+    // One trace: each exchange's span sits under the claude_code.llm_request span Claude Code
+    // made for it (--otel turns on its traces, --log-api its traceparent header).
+    let spans = wait_for_spans(&store, |spans| {
+        let count = |name: &str| {
+            spans
+                .iter()
+                .filter(|s| s["name"].as_str().is_some_and(|n| n.starts_with(name)))
+                .count()
+        };
+        count("chat ") >= 2 && count("claude_code.llm_request") >= 2
+    });
+    for exchange in spans
+        .iter()
+        .filter(|s| s["name"].as_str().is_some_and(|n| n.starts_with("chat ")))
+    {
+        let parent = spans
+            .iter()
+            .find(|s| s["span_id"] == exchange["parent_span_id"])
+            .unwrap_or_else(|| panic!("no parent span for {exchange}"));
+        assert_eq!(parent["name"], "claude_code.llm_request", "{exchange}");
+        assert_eq!(parent["trace_id"], exchange["trace_id"]);
+    }
     // All exchanges of one Claude Code run carry its session id.
     let sessions: std::collections::BTreeSet<_> = turns
         .iter()
