@@ -368,7 +368,7 @@ fn real_claude_code_sessions_are_listed_shown_and_rendered_in_a_browser() {
     assert!(shown.contains("tool result: vw-marker-7"), "{shown}");
     assert!(shown.contains("tool call Agent"), "{shown}");
     assert!(
-        shown.contains("sub-agent"),
+        shown.contains(" subagent 1 "),
         "the sub-agent's requests are marked: {shown}"
     );
     assert!(shown.contains("user: find vw-agent-3"), "{shown}");
