@@ -90,7 +90,10 @@ fn close(a: f64, b: f64) -> bool {
 /// The agreement itself: labels exchange by exchange, totals session by session and agent
 /// by agent. Returns the labels by exchange id.
 fn assert_seq_and_viewer_agree(events: &[StoredEvent], log: &Path) -> HashMap<String, String> {
-    let seq = in_seq(events);
+    // The viewer lists sessions: exchanges without a session id (Claude Code's `/api/hello`)
+    // are only counted there.
+    let mut seq = in_seq(events);
+    seq.retain(|_, s| s.session.is_some());
     let (viewer, summaries) = in_viewer(log);
     assert_eq!(seq.len(), viewer.len(), "every exchange once in each");
     let mut labels = HashMap::new();
@@ -211,4 +214,204 @@ async fn seq_and_the_viewer_agree_on_who_sent_each_exchange_and_what_it_cost() {
             .filter(|a| ["main", "subagent", "auxiliary"].contains(a));
         assert_eq!(span.attr_str("claude.agent"), agent, "{label}");
     }
+}
+
+/// One `claude ARGS` run in the project directory through the proxy, Claude Code's own
+/// telemetry exported as OTLP logs to `telemetry`; Claude Code's JSON result.
+async fn claude(scratch: &Scratch, proxy: &str, telemetry: &str, args: &[&str]) -> Value {
+    let out = tokio::process::Command::new(claude_bin())
+        .args(args)
+        .args(["--model", "claude-sonnet-4-5", "--output-format", "json"])
+        .arg("--dangerously-skip-permissions")
+        .current_dir(scratch.path("project"))
+        .env_clear()
+        .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+        .env("HOME", scratch.path("home"))
+        .env("TMPDIR", scratch.path("tmp"))
+        .env("ANTHROPIC_API_KEY", "sk-ant-test-agents-0000")
+        .env("ANTHROPIC_BASE_URL", proxy)
+        .env("DISABLE_ERROR_REPORTING", "1")
+        .env("DISABLE_AUTOUPDATER", "1")
+        .env("IS_SANDBOX", "1")
+        .env("CLAUDE_CODE_ENABLE_TELEMETRY", "1")
+        .env("OTEL_LOGS_EXPORTER", "otlp")
+        .env("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
+        .env("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", telemetry)
+        .env("OTEL_LOGS_EXPORT_INTERVAL", "500")
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(180), out)
+        .await
+        .unwrap_or_else(|_| panic!("claude {args:?} did not finish within 180 s"))
+        .expect("run claude");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "claude {args:?}: {}\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let result: Value = serde_json::from_str(stdout.trim()).expect("claude printed JSON");
+    assert_eq!(result["is_error"], false, "{result}");
+    result
+}
+
+/// Who sent a request, as Claude Code's own telemetry says: its `query_source`.
+fn oracle(query_source: &str) -> &'static str {
+    match query_source {
+        s if s.starts_with("agent:") => "subagent",
+        // The main loop: `sdk` in print mode (measured), `repl_main_thread` interactively.
+        "sdk" | "repl_main_thread" => "main",
+        _ => "auxiliary",
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seq_the_viewer_and_claude_codes_telemetry_agree_on_a_real_session_with_a_sub_agent() {
+    let scratch = Scratch::new("e2e-agents-claude-code");
+    for dir in ["home", "tmp", "project"] {
+        std::fs::create_dir_all(scratch.path(dir)).unwrap();
+    }
+    let log = scratch.path("traffic.log");
+    let upstream = fake_anthropic::spawn("127.0.0.1:0".parse().unwrap())
+        .await
+        .expect("start fake-anthropic");
+    let (mut proxy, proxy_url) = start_proxy(&scratch, &format!("http://{upstream}"), &log).await;
+    let telemetry = standin().await;
+
+    // A text turn, then a turn whose answer calls the Agent tool: Claude Code runs the
+    // sub-agent (its own system prompt and tools, the prompt as its first message) and the
+    // main conversation goes on with its result.
+    let first = claude(
+        &scratch,
+        &proxy_url,
+        &telemetry.logs_url(),
+        &["-p", "Say hi [ag-text-1]"],
+    )
+    .await;
+    let second = claude(
+        &scratch,
+        &proxy_url,
+        &telemetry.logs_url(),
+        &[
+            "-c",
+            "-p",
+            "Ask an agent [[tool:Agent:list the config files ag-agent-5]]",
+        ],
+    )
+    .await;
+    assert_eq!(
+        first["session_id"], second["session_id"],
+        "-c continues the session"
+    );
+
+    // The proxy drains its writer on SIGTERM: then the log holds every exchange.
+    signal(proxy.id().unwrap(), "TERM");
+    assert!(proxy.wait().await.unwrap().success());
+    let records: Vec<Value> = std::fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let request_ids: HashMap<String, String> = records
+        .iter()
+        .filter(|r| r["request"]["path"] == "/v1/messages")
+        .map(|r| {
+            let request_id = r["response"]["headers"]["request-id"].as_str().unwrap();
+            (
+                request_id.to_string(),
+                r["id"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+
+    let seq = standin().await;
+    ship_until_drained(
+        &scratch,
+        shipper(&scratch, &seq.logs_url()),
+        Duration::from_secs(60),
+    )
+    .await;
+    let labels = assert_seq_and_viewer_agree(&seq.events(), &log);
+
+    // Claude Code's telemetry: one `api_request` per model call, with who sent it.
+    let calls = request_ids.len();
+    wait_for(
+        Duration::from_secs(20),
+        "Claude Code's api_request events",
+        || {
+            telemetry.with_events(|events| {
+                events
+                    .iter()
+                    .filter(|e| e.attr_str("event.name") == Some("api_request"))
+                    .count()
+                    >= calls
+            })
+        },
+    )
+    .await;
+    let mut agents: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut seen = BTreeMap::new();
+    for e in telemetry.events() {
+        if e.attr_str("event.name") != Some("api_request") {
+            continue;
+        }
+        let request_id = e.attr_str("request_id").expect("a request id");
+        let source = e.attr_str("query_source").expect("a query source");
+        let exchange = request_ids
+            .get(request_id)
+            .unwrap_or_else(|| panic!("Claude Code's request {request_id} is not in the log"));
+        let label = &labels[exchange];
+        assert_eq!(
+            label.split(' ').next(),
+            Some(oracle(source)),
+            "{exchange}: Claude Code says {source}, we say {label}"
+        );
+        *seen.entry(oracle(source)).or_insert(0) += 1;
+        if let Some(agent_id) = e.attr_str("agent_id") {
+            agents
+                .entry(agent_id.to_string())
+                .or_default()
+                .push(label.clone());
+        }
+    }
+    println!("model calls by Claude Code's query_source: {seen:?}; its agent ids: {agents:?}");
+    assert_eq!(
+        seen.values().sum::<usize>(),
+        calls,
+        "each model call once: {seen:?}"
+    );
+    assert!(seen.get("main").is_some_and(|n| *n >= 3), "{seen:?}");
+    assert!(
+        seen.contains_key("subagent"),
+        "Claude Code started no sub-agent: {seen:?}"
+    );
+    // Each of Claude Code's agent ids is one numbered sub-agent of ours, and the reverse.
+    let numbered: Vec<&String> = agents.values().map(|labels| &labels[0]).collect();
+    for (id, labels) in &agents {
+        assert!(
+            labels
+                .iter()
+                .all(|l| l == &labels[0] && l.starts_with("subagent ")),
+            "{id}: {labels:?}"
+        );
+    }
+    let distinct: std::collections::BTreeSet<&&String> = numbered.iter().collect();
+    assert_eq!(distinct.len(), agents.len(), "{agents:?}");
+
+    // The costs are real numbers: every call priced, the total not zero.
+    let (_, summaries) = in_viewer(&log);
+    let session = &summaries[first["session_id"].as_str().unwrap()];
+    assert_eq!(session.unpriced_exchanges, 0, "{session:?}");
+    assert!(session.cost_usd > 0.0);
+    println!("cost by agent: {:?}", session.agents);
+    assert!(
+        session
+            .agents
+            .iter()
+            .any(|a| a.agent.starts_with("subagent ") && a.cost_usd > 0.0),
+        "the sub-agent's cost is in the total: {:?}",
+        session.agents
+    );
 }
