@@ -31,8 +31,15 @@ struct InSeq {
     session: Option<String>,
 }
 
+/// The events the cost queries of docs/seq-events.md count: those with `claude.stream`, the
+/// exchanges' main events (Seq keeps spans as events too, with the same cost property).
 fn in_seq(events: &[StoredEvent]) -> HashMap<String, InSeq> {
-    main_events(events)
+    let counted: Vec<&StoredEvent> = events
+        .iter()
+        .filter(|e| e.attributes.contains_key("claude.stream"))
+        .collect();
+    assert_eq!(counted.len(), main_events(events).len(), "one per exchange");
+    counted
         .into_iter()
         .map(|e| {
             let s = |k: &str| e.attr_str(k).map(str::to_string);
@@ -205,7 +212,12 @@ async fn seq_and_the_viewer_agree_on_who_sent_each_exchange_and_what_it_cost() {
     assert_eq!(count("subagent"), 0, "every sub-agent's call is in the log");
     assert_eq!(count("auxiliary"), 2, "the title requests");
     assert_eq!(count("count_tokens"), 26 * 2);
-    // The spans say the same.
+    // The spans say the same (and carry the cost too: why the queries keep to main events).
+    assert!(
+        seq.spans()
+            .iter()
+            .any(|s| s.attributes.contains_key("claude.cost.usd"))
+    );
     for span in seq.spans() {
         let label = &labels[span.attr_str("claude.exchange.id").unwrap()];
         let agent = label
