@@ -463,7 +463,7 @@ impl Encoder {
             |c: &mut Vec<KeyValue>, k: &str, v: &str| c.push(kv(k, Value::StringValue(v.into())));
         let cv = |c: &mut Vec<KeyValue>, k: &str, v: Value| c.push(kv(k, v));
         cs(&mut common, "gen_ai.provider.name", "anthropic");
-        let chat = rec.request.path == "/v1/messages";
+        let chat = facts.route == Route::Messages;
         if chat {
             cs(&mut common, "gen_ai.operation.name", "chat");
         }

@@ -371,6 +371,10 @@ fn real_claude_code_sessions_are_listed_shown_and_rendered_in_a_browser() {
         shown.contains(" subagent 1 "),
         "the sub-agent's requests are marked: {shown}"
     );
+    // Cost per agent (the sub-agent's in the session's) and per turn.
+    assert!(shown.contains("cost by agent: main $"), "{shown}");
+    assert!(shown.contains(" · subagent 1 $"), "{shown}");
+    assert!(shown.contains("══ Turn 3 · $"), "{shown}");
     assert!(shown.contains("user: find vw-agent-3"), "{shown}");
     assert!(
         shown.contains("Tool result received: vw-marker-7"),
@@ -423,11 +427,19 @@ fn real_claude_code_sessions_are_listed_shown_and_rendered_in_a_browser() {
             .all(|u| *u == page_url.as_str()),
         "{report:#}"
     );
-    assert_eq!(
-        report["turns"],
-        json!(["Turn 1", "Turn 2", "Turn 3"]),
-        "{report:#}"
-    );
+    // Each turn with its cost: `Turn 2 · $0.0123`.
+    let turns: Vec<&str> = report["turns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap())
+        .collect();
+    let names: Vec<&str> = turns
+        .iter()
+        .map(|t| t.split(" · $").next().unwrap())
+        .collect();
+    assert_eq!(names, ["Turn 1", "Turn 2", "Turn 3"], "{report:#}");
+    assert!(turns.iter().all(|t| t.contains(" · $")), "{turns:?}");
     let exchanges = report["exchanges"].as_array().unwrap();
     let texts: String = exchanges
         .iter()
