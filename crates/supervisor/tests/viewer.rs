@@ -548,7 +548,8 @@ fn browser_check(page: &Path, shot: &Path) -> Value {
 }
 
 /// A minimal traffic record of session `session` (shape of docs/log-format.md) whose request
-/// holds the conversation so far: `prompts`, each answered but the last.
+/// holds the conversation so far: `prompts`, each answered but the last; with a tool, as
+/// Claude Code's main conversation sends it.
 fn record(id: u32, session: &str, started: &str, prompts: &[&str]) -> String {
     let mut messages = Vec::new();
     for (i, p) in prompts.iter().enumerate() {
@@ -566,6 +567,7 @@ fn record(id: u32, session: &str, started: &str, prompts: &[&str]) -> String {
         "usage": {"input_tokens": 100, "output_tokens": 10},
         "request": {"method": "POST", "path": "/v1/messages", "headers": {"x-api-key": "[REDACTED]"},
             "body": {"size": 80, "json": {"model": "claude-haiku-4-5", "max_tokens": 10,
+                "tools": [{"name": "Bash", "input_schema": {"type": "object"}}],
                 "messages": messages}}},
         "response": {"status": 200, "headers": {}, "body": {"size": 60, "json": {
             "type": "message", "role": "assistant", "content": [{"type": "text", "text": format!("answer to {prompt}")}]}}}
