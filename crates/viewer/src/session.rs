@@ -968,4 +968,44 @@ mod tests {
         )));
         assert!(page.contains("data-agent=\"subagent 1\""));
     }
+
+    #[test]
+    fn who_sent_a_request_is_decided_in_the_logs_order_as_the_shipper_reads_it() {
+        // The sub-agent's first exchange ended (and was written) before the exchange whose
+        // response started it: the shipper labels it before seeing the call, and so does the
+        // viewer, though it shows the exchanges by start time.
+        let tools = json!([{"name": "Agent"}]);
+        let go = json!({"role": "user", "content": "go"});
+        let answer = json!({"role": "assistant", "content": "ok"});
+        let call = json!([{"type": "tool_use", "id": "toolu_02", "name": "Agent",
+            "input": {"description": "d", "prompt": "look", "subagent_type": "Explore"}}]);
+        let first = exchange_line(
+            1,
+            "main",
+            tools.clone(),
+            json!([go]),
+            json!([{"type": "text", "text": "ok"}]),
+            100,
+        );
+        let delegate = json!([go, answer, {"role": "user", "content": "delegate"}]);
+        let main = exchange_line(2, "main", tools.clone(), delegate, call, 100);
+        let sub = exchange_line(
+            3,
+            "agent",
+            tools,
+            json!([{"role": "user", "content": "look"}]),
+            json!([]),
+            100,
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("traffic.log");
+        std::fs::write(&log, format!("{first}\n{sub}\n{main}\n")).unwrap();
+        let index = Index::build(&log).unwrap();
+        let Selection::Session(id, heads) = select(&index, "s2").unwrap() else {
+            panic!("a session id selects the session");
+        };
+        let session = Session::load(&index, id, &heads, &PriceTable::builtin()).unwrap();
+        let labels: Vec<String> = session.exchanges.iter().map(Exchange::label).collect();
+        assert_eq!(labels, ["main", "main", "subagent"], "not `subagent 1`");
+    }
 }
