@@ -12,6 +12,7 @@ use crate::delta::{Context, Conversations};
 use crate::ids;
 use crate::quota;
 use crate::request_body::RequestBody;
+use conversation::{Facts, Route, Sessions};
 use opentelemetry_proto::tonic::common::v1::{AnyValue, ArrayValue, KeyValue, any_value::Value};
 use opentelemetry_proto::tonic::logs::v1::LogRecord;
 use opentelemetry_proto::tonic::trace::v1::{Span, Status, span::SpanKind, status::StatusCode};
@@ -253,6 +254,8 @@ pub struct Encoder {
     record: LogRecord,
     pool: Pool,
     conversations: Conversations,
+    /// Who sent each request, by session (`claude.agent`).
+    senders: Sessions,
     span: Span,
     has_span: bool,
     /// Exchanges with usage whose model the price table does not know (never guessed).
@@ -274,6 +277,7 @@ impl Encoder {
             record: LogRecord::default(),
             pool: Pool::default(),
             conversations: Conversations::default(),
+            senders: Sessions::default(),
             span: Span::default(),
             has_span: false,
             unpriced: 0,
@@ -342,6 +346,7 @@ impl Encoder {
             record: r,
             pool,
             conversations,
+            senders,
             span,
             has_span,
             unpriced,
@@ -386,6 +391,21 @@ impl Encoder {
         let budget = event_max_bytes - PART_OVERHEAD;
 
         let (request_body, parts) = rec.request.body.place(line);
+        let mut facts = Facts::new(Route::of(&rec.request.path));
+        if facts.route == Route::Messages
+            && let Some(parts) = &parts
+        {
+            for &(key, text) in parts.json.iter().flatten() {
+                match key {
+                    "system" => facts.system_text(text),
+                    "tools" => facts.tools_text(text),
+                    _ => {}
+                }
+            }
+            if let Some(first) = parts.messages.as_ref().and_then(|m| m.first()) {
+                facts.first_message_text(first);
+            }
+        }
         let req_peek = peek_body(request_body, true);
         let request_model = req_peek.model;
         let delta = options.bodies == Bodies::Delta;
@@ -441,11 +461,18 @@ impl Encoder {
         let (first_token_ms, max_gap_ms) = sse_view
             .as_ref()
             .map_or((None, None), |v| stream_timing(&v.events));
-        let response_id = match (sse_message, rec.response.as_ref()) {
-            (Some(m), _) => top_str(m.get(), "id"),
-            (None, Some(resp)) => top_raw(resp.body.get(), "json").and_then(|j| top_str(j, "id")),
+        let response_message = match (sse_message, rec.response.as_ref()) {
+            (Some(m), _) => Some(m.get()),
+            (None, Some(resp)) => top_raw(resp.body.get(), "json"),
             _ => None,
         };
+        let response_id = response_message.and_then(|m| top_str(m, "id"));
+        if facts.route == Route::Messages
+            && let Some(m) = response_message
+        {
+            facts.response_message_text(m);
+        }
+        let sender = senders.sender(session, &facts);
 
         // Properties shared by the main event and the span.
         let mut common: Vec<KeyValue> = Vec::new();
@@ -453,7 +480,7 @@ impl Encoder {
             |c: &mut Vec<KeyValue>, k: &str, v: &str| c.push(kv(k, Value::StringValue(v.into())));
         let cv = |c: &mut Vec<KeyValue>, k: &str, v: Value| c.push(kv(k, v));
         cs(&mut common, "gen_ai.provider.name", "anthropic");
-        let chat = rec.request.path == "/v1/messages";
+        let chat = facts.route == Route::Messages;
         if chat {
             cs(&mut common, "gen_ai.operation.name", "chat");
         }
@@ -504,7 +531,7 @@ impl Encoder {
                 }
             }
             // The response's model is billed (a refusal fallback answers with another one).
-            let model = req_model_for_cost(rec, req_model);
+            let model = conversation::pricing_model(rec.model.as_deref(), request_model.as_deref());
             match model.map(|m| options.prices.price(m, u)) {
                 Some(Ok(cost)) => {
                     cv(&mut common, "claude.cost.usd", Value::DoubleValue(cost.usd));
@@ -542,8 +569,15 @@ impl Encoder {
             cs(&mut common, "gen_ai.conversation.id", s);
             cs(&mut common, "session.id", s);
         }
-        if let Some(agent) = encoded.agent {
-            cs(&mut common, "claude.agent", agent.as_str());
+        if let Some(sender) = &sender {
+            cs(&mut common, "claude.agent", sender.agent.as_str());
+            if let Some(sub) = sender
+                .subagent
+                .as_ref()
+                .filter(|s| !s.tool_use_id.is_empty())
+            {
+                cs(&mut common, "claude.agent.tool_use_id", &sub.tool_use_id);
+            }
         }
         cs(&mut common, "claude.exchange.id", &rec.id);
         cs(&mut common, "claude.outcome", &rec.outcome);
@@ -803,11 +837,6 @@ fn session_attrs(pool: &mut Pool, attrs: &mut Vec<KeyValue>, session: Option<&st
         pool.str(attrs, &["gen_ai.conversation.id"], s);
         pool.str(attrs, &["session.id"], s);
     }
-}
-
-/// The model an exchange is priced as: the one that answered, else the one asked for.
-fn req_model_for_cost<'a>(rec: &'a RecordView<'_>, requested: Option<&'a str>) -> Option<&'a str> {
-    rec.model.as_deref().or(requested)
 }
 
 #[derive(Deserialize)]
@@ -1645,6 +1674,59 @@ mod tests {
             attr(&out[0], "claude.cost.usd")
         );
         assert_eq!(attr(&out[0], "claude.cost.unpriced"), None);
+    }
+
+    #[test]
+    fn who_sent_each_request_is_shipped_in_both_body_modes() {
+        // The main turn calls the Agent tool; the sub-agent's first message is its prompt.
+        let main = record_line(
+            r#"{"model":"m","system":[{"type":"text","text":"You are Claude Code."}],"tools":[{"name":"Agent"}],"messages":[{"role":"user","content":"go"}]}"#,
+        )
+        .replace(
+            r#""message":{"role":"assistant"}"#,
+            r#""message":{"role":"assistant","content":[{"type":"tool_use","id":"toolu_7","name":"Agent","input":{"description":"Look","prompt":"look around","subagent_type":"Explore"}}]}"#,
+        );
+        let sub = record_line(
+            r#"{"model":"m","system":[{"type":"text","text":"You are an agent."}],"tools":[{"name":"Read"}],"messages":[{"role":"user","content":[{"type":"text","text":"<system-reminder>ctx</system-reminder>"},{"type":"text","text":"look around"}]}]}"#,
+        );
+        let title = record_line(
+            r#"{"model":"m","system":"Name the session.","messages":[{"role":"user","content":"go"}]}"#,
+        );
+        let count = record_line(r#"{"model":"m","tools":[{"name":"Agent"}],"messages":[]}"#)
+            .replace(
+                r#""path":"/v1/messages""#,
+                r#""path":"/v1/messages/count_tokens""#,
+            );
+        for bodies in [Bodies::Delta, Bodies::Full] {
+            let mut enc = Encoder::with_options(Options {
+                bodies,
+                ..Options::new(200_000)
+            });
+            let mut got = Vec::new();
+            for line in [&main, &sub, &title, &count] {
+                let mut out = Vec::new();
+                enc.encode_line(line.as_bytes(), 0, &mut |e| out.push(e.clone()));
+                let first = &out[0];
+                got.push((
+                    attr_str(first, "claude.agent").map(str::to_string),
+                    attr_str(first, "claude.agent.tool_use_id").map(str::to_string),
+                ));
+                let span = enc.span().unwrap();
+                let on_span = span.attributes.iter().find(|kv| kv.key == "claude.agent");
+                assert_eq!(on_span.is_some(), got.last().unwrap().0.is_some());
+            }
+            let s = |v: &str| Some(v.to_string());
+            assert_eq!(
+                got,
+                [
+                    (s("main"), None),
+                    (s("subagent"), s("toolu_7")),
+                    (s("auxiliary"), None),
+                    (None, None)
+                ],
+                "{bodies:?}"
+            );
+        }
     }
 
     #[test]

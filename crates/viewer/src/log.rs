@@ -3,12 +3,11 @@
 //! that memory follows the number of exchanges, never the bytes of their bodies. Lines that are
 //! not whole traffic records are skipped and counted by kind.
 
+use conversation::{Facts, Route, Sender, Sessions, message};
 use memchr::memchr_iter;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
-use std::collections::hash_map::DefaultHasher;
 use std::fs::File;
-use std::hash::{Hash, Hasher};
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
@@ -118,13 +117,17 @@ pub struct Head {
     pub outcome: Outcome,
     pub error: Option<String>,
     pub model: Option<String>,
+    /// The request body's `model`.
+    pub request_model: Option<String>,
     pub stop_reason: Option<String>,
     pub usage: Option<Usage>,
     pub path: String,
     pub status: Option<u16>,
     pub request_size: u64,
-    /// The conversation the request belongs to: a hash of its first message (0: none).
-    pub thread: u64,
+    /// What the exchange says about who sent it (crate `conversation`).
+    pub facts: Facts,
+    /// Who sent it, decided over the whole log in its order, as the shipper decides it.
+    pub sender: Option<Sender>,
     pub messages: usize,
     /// The last message is the user's own input (not only tool results).
     pub ends_with_prompt: bool,
@@ -132,6 +135,11 @@ pub struct Head {
 }
 
 impl Head {
+    /// The conversation the request belongs to: the key of its first message (0: none).
+    pub fn thread(&self) -> u64 {
+        self.facts.conversation.unwrap_or(0)
+    }
+
     /// An error status or an outcome other than `complete`.
     pub fn is_error(&self) -> bool {
         self.outcome != Outcome::Complete || self.status.is_none_or(|s| s >= 400)
@@ -175,6 +183,11 @@ impl Index {
                 index.bytes += part.bytes;
                 index.skipped.add(&part.skipped);
             }
+        }
+        // In the log's order, the order the shipper reads it in: both decide alike.
+        let mut senders = Sessions::default();
+        for h in &mut index.heads {
+            h.sender = senders.sender(h.session_id.as_deref(), &h.facts);
         }
         Ok(index)
     }
@@ -364,6 +377,22 @@ pub fn parse_head(line: &[u8], location: Location) -> Result<Head, Reject> {
     if kind != traffic_record::KIND {
         return Err(Reject::NotRecord);
     }
+    let mut facts = Facts::new(Route::of(&path));
+    let first = raw.first.and_then(|m| serde_json::from_str(m).ok());
+    if let Some(first) = &first {
+        facts.first_message(first);
+    }
+    if facts.route == Route::Messages {
+        if let Some(blocks) = &raw.system {
+            facts.system(blocks.iter().copied());
+        }
+        if let Some(tools) = raw.tools {
+            facts.tools_text(tools);
+        }
+        if let Some(m) = raw.response_message {
+            facts.response_message_text(m);
+        }
+    }
     Ok(Head {
         start: humantime::parse_rfc3339_weak(&started_at).ok(),
         end: humantime::parse_rfc3339_weak(&ended_at).ok(),
@@ -376,12 +405,14 @@ pub fn parse_head(line: &[u8], location: Location) -> Result<Head, Reject> {
         outcome,
         error: raw.error,
         model: raw.model,
+        request_model: raw.request_model,
         stop_reason: raw.stop_reason,
         usage: raw.usage,
         path,
         status: raw.status,
         request_size: raw.request_size,
-        thread: raw.first.map(thread_key).unwrap_or(0),
+        facts,
+        sender: None,
         messages: raw.messages,
         ends_with_prompt: ends_with_prompt(&raw.last),
         location,
@@ -405,6 +436,12 @@ struct RawHead<'a> {
     usage: Option<Usage>,
     path: Option<String>,
     request_size: u64,
+    request_model: Option<String>,
+    /// The request's `system` blocks (one for a string) and `tools`, as JSON text.
+    system: Option<Vec<&'a str>>,
+    tools: Option<&'a str>,
+    /// The response's message: reassembled from the stream, or the JSON body.
+    response_message: Option<&'a str>,
     status: Option<u16>,
     messages: usize,
     first: Option<&'a str>,
@@ -431,13 +468,7 @@ impl<'a> RawHead<'a> {
             "stop_reason" => self.stop_reason = s.value()?,
             "usage" => self.usage = s.value()?,
             "request" if s.peek()? == b'{' => s.object(|s, key| self.request(s, key))?,
-            "response" if s.peek()? == b'{' => s.object(|s, key| {
-                match key {
-                    "status" => self.status = s.value()?,
-                    _ => drop(s.skip()?),
-                }
-                Ok(())
-            })?,
+            "response" if s.peek()? == b'{' => s.object(|s, key| self.response(s, key))?,
             _ => drop(s.skip()?),
         }
         Ok(())
@@ -452,13 +483,60 @@ impl<'a> RawHead<'a> {
         Ok(())
     }
 
-    /// The request body: its size, and of its JSON only the `messages`.
+    /// The request body: its size, and of its JSON the `model`, the `messages`, and the
+    /// `system` blocks and `tools` as text (who sent it).
     fn body(&mut self, s: &mut Skim<'a>, key: &str) -> Result<(), skim::Error> {
         match key {
             "size" => self.request_size = s.value::<Option<u64>>()?.unwrap_or(0),
             "json" if s.peek()? == b'{' => s.object(|s, key| match key {
                 "messages" if s.peek()? == b'[' => s.array(|s| self.message(s.skip()?)),
+                "model" => {
+                    self.request_model = s.value::<Option<String>>().ok().flatten();
+                    Ok(())
+                }
+                "system" if s.peek()? == b'[' => {
+                    let mut blocks = Vec::new();
+                    s.array(|s| {
+                        blocks.push(s.skip()?);
+                        Ok(())
+                    })?;
+                    self.system = Some(blocks);
+                    Ok(())
+                }
+                "system" => {
+                    self.system = Some(vec![s.skip()?]);
+                    Ok(())
+                }
+                "tools" => {
+                    self.tools = Some(s.skip()?);
+                    Ok(())
+                }
                 _ => s.skip().map(drop),
+            })?,
+            _ => drop(s.skip()?),
+        }
+        Ok(())
+    }
+
+    /// The response: its status and message.
+    fn response(&mut self, s: &mut Skim<'a>, key: &str) -> Result<(), skim::Error> {
+        match key {
+            "status" => self.status = s.value()?,
+            "sse" if s.peek()? == b'{' => s.object(|s, key| {
+                match key {
+                    "message" => self.response_message = Some(s.skip()?),
+                    _ => drop(s.skip()?),
+                }
+                Ok(())
+            })?,
+            "body" if s.peek()? == b'{' => s.object(|s, key| {
+                match key {
+                    "json" if self.response_message.is_none() => {
+                        self.response_message = Some(s.skip()?)
+                    }
+                    _ => drop(s.skip()?),
+                }
+                Ok(())
             })?,
             _ => drop(s.skip()?),
         }
@@ -474,68 +552,6 @@ impl<'a> RawHead<'a> {
         self.messages += 1;
         Ok(())
     }
-}
-
-/// A conversation's key: its first message without `cache_control` marks (Claude Code moves
-/// them from request to request), hashed.
-pub fn thread_key(first: &str) -> u64 {
-    match serde_json::from_str::<serde_json::Value>(first) {
-        Ok(v) => value_hash(&v),
-        Err(_) => 0,
-    }
-}
-
-/// A hash of a JSON value that ignores `cache_control` keys and the string/one-text-block
-/// spelling of a message's content: "the same message" as Claude Code re-sends it.
-pub fn value_hash(v: &serde_json::Value) -> u64 {
-    let mut h = DefaultHasher::new();
-    hash_value(v, &mut h, true);
-    h.finish()
-}
-
-/// A hash of a JSON value as it is, byte for byte in meaning.
-pub fn exact_hash(v: &serde_json::Value) -> u64 {
-    let mut h = DefaultHasher::new();
-    hash_value(v, &mut h, false);
-    h.finish()
-}
-
-fn hash_value(v: &serde_json::Value, h: &mut DefaultHasher, loose: bool) {
-    use serde_json::Value::*;
-    match v {
-        Null => 0u8.hash(h),
-        Bool(b) => (1u8, b).hash(h),
-        Number(n) => (2u8, n.to_string()).hash(h),
-        String(s) => (3u8, s).hash(h),
-        Array(a) => {
-            (4u8, a.len()).hash(h);
-            a.iter().for_each(|x| hash_value(x, h, loose));
-        }
-        Object(o) => {
-            5u8.hash(h);
-            for (k, x) in o.iter().filter(|(k, _)| !loose || *k != "cache_control") {
-                k.hash(h);
-                match (k.as_str(), single_text(x)) {
-                    // Claude Code sends a message's content as one text block while it carries
-                    // the cache mark, and as a plain string later: the same message.
-                    ("content", Some(text)) if loose => (3u8, text).hash(h),
-                    _ => hash_value(x, h, loose),
-                }
-            }
-        }
-    }
-}
-
-/// The text of a content list that is one text block and nothing else.
-fn single_text(content: &serde_json::Value) -> Option<&str> {
-    let [block] = content.as_array()?.as_slice() else {
-        return None;
-    };
-    let o = block.as_object()?;
-    let only_text = o
-        .keys()
-        .all(|k| matches!(k.as_str(), "type" | "text" | "cache_control"));
-    (only_text && o.get("type")? == "text").then(|| o.get("text")?.as_str())?
 }
 
 /// Whether the request ends with the user's own input: its last message that is not a
@@ -589,10 +605,7 @@ impl<'de> Deserialize<'de> for Kinds {
                 let (mut text, mut tool_result) = (false, false);
                 while let Some(b) = seq.next_element::<Block<'_>>()? {
                     // Claude Code's own notes to the model are not the user typing.
-                    text |= b.kind == "text"
-                        && !b
-                            .text
-                            .is_some_and(|t| t.trim_start().starts_with("<system-reminder>"));
+                    text |= b.kind == "text" && !b.text.is_some_and(|t| message::is_reminder(&t));
                     tool_result |= b.kind == "tool_result";
                 }
                 Ok(Kinds::Blocks { text, tool_result })
@@ -663,24 +676,6 @@ mod tests {
                 &good[..end]
             );
         }
-    }
-
-    #[test]
-    fn a_moved_cache_mark_or_a_string_content_is_the_same_message() {
-        let marked: serde_json::Value = serde_json::json!({"role": "user", "content": [
-            {"type": "text", "text": "hi", "cache_control": {"type": "ephemeral"}}]});
-        let plain = serde_json::json!({"role": "user", "content": "hi"});
-        let block =
-            serde_json::json!({"role": "user", "content": [{"type": "text", "text": "hi"}]});
-        assert_eq!(value_hash(&marked), value_hash(&plain));
-        assert_eq!(value_hash(&block), value_hash(&plain));
-        assert_ne!(
-            exact_hash(&marked),
-            exact_hash(&plain),
-            "the page rebuilds exact requests"
-        );
-        let other = serde_json::json!({"role": "user", "content": "ho"});
-        assert_ne!(value_hash(&other), value_hash(&plain));
     }
 
     #[test]
