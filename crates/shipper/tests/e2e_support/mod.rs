@@ -310,52 +310,6 @@ pub fn proxy_bin() -> PathBuf {
     dir.join("claude-api-proxy")
 }
 
-/// The real Claude Code CLI that `scripts/test.sh` installs (`CLAUDE_BIN`).
-pub fn claude_bin() -> PathBuf {
-    let path = std::env::var_os("CLAUDE_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            panic!("CLAUDE_BIN not set: run scripts/test.sh, which installs the Claude Code CLI")
-        });
-    assert!(
-        path.exists(),
-        "CLAUDE_BIN={} does not exist: run scripts/test.sh, which installs the Claude Code CLI",
-        path.display()
-    );
-    path
-}
-
-/// The real proxy binary, logging to `log`; returns it and its address.
-pub async fn start_proxy(scratch: &Scratch, upstream: &str, log: &Path) -> (Child, String) {
-    let mut proxy = Command::new(proxy_bin())
-        .args([
-            "--listen",
-            "127.0.0.1:0",
-            "--upstream",
-            upstream,
-            "--log-file",
-        ])
-        .arg(log)
-        .env_clear()
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(scratch.path("proxy.err")).unwrap())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start claude-api-proxy");
-    let mut lines = tokio::io::BufReader::new(proxy.stdout.take().unwrap()).lines();
-    let first = lines
-        .next_line()
-        .await
-        .unwrap()
-        .expect("the proxy's first line");
-    let addr = first
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("not a `listening on` line: {first}"))
-        .to_string();
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    (proxy, format!("http://{addr}"))
-}
-
 /// Sends signal `sig` (a name such as `TERM`) to process `pid` with kill(1).
 pub fn signal(pid: u32, sig: &str) {
     let status = std::process::Command::new("kill")
