@@ -5,8 +5,8 @@
 //! turn and a sub-agent (Agent tool) turn. Every exchange span must sit under the
 //! `claude_code.llm_request` span that made it, inside that span's time, in the prompt's
 //! interaction; a sub-agent's requests under the Agent tool's span; Claude Code's
-//! `claude_code.api_request` events must name our exchanges' `request-id`; and the API key
-//! must be nowhere.
+//! `claude_code.api_request` events must name our exchanges' `request-id`; the viewer must
+//! show one turn per prompt with the sub-agent inside it; and the API key must be nowhere.
 //!
 //! Peers come from `scripts/test.sh` (`CLAUDE_BIN`); a missing one fails the test.
 
@@ -238,6 +238,43 @@ async fn exchanges_sit_under_claude_codes_own_spans_in_one_trace() {
             .unwrap_or_else(|| panic!("no exchange with request-id {request_id}"));
         assert_eq!(exchange.trace_id, api.trace_id, "{request_id}: one trace");
     }
+
+    // The viewer groups by Claude Code's prompt: each session's turns are its interactions,
+    // and the sub-agent's requests read inside the prompt that started them.
+    let index = viewer::log::Index::build(&log).unwrap();
+    let prices = pricing::PriceTable::builtin();
+    let mut seen_subagent = false;
+    for (id, heads) in viewer::session::by_session(&index) {
+        let session = viewer::session::Session::load(&index, id, &heads, &prices).unwrap();
+        let traces: HashSet<[u8; 16]> = heads.iter().filter_map(|h| h.interaction).collect();
+        assert_eq!(
+            session.summary.turns,
+            traces.len(),
+            "session {id}: a turn per prompt"
+        );
+        for turn in session.turns() {
+            let exchanges = &session.exchanges[turn.exchanges.clone()];
+            let trace = exchanges[0].head.interaction;
+            assert!(
+                exchanges.iter().all(|e| e.head.interaction == trace),
+                "turn {} of {id} mixes prompts",
+                turn.number
+            );
+            if exchanges
+                .iter()
+                .any(|e| e.role == viewer::session::Role::Subagent)
+            {
+                seen_subagent = true;
+                assert!(
+                    exchanges
+                        .iter()
+                        .any(|e| e.role == viewer::session::Role::Main),
+                    "the sub-agent reads inside its prompt"
+                );
+            }
+        }
+    }
+    assert!(seen_subagent, "the viewer shows the sub-agent's requests");
 
     // The API key is nowhere: not in what reached Seq, not in the log.
     let everything = format!(

@@ -11,7 +11,7 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
-use traffic_record::{Outcome, Usage};
+use traffic_record::{Outcome, Usage, trace_context};
 
 use crate::Error;
 use crate::skim::{self, Skim};
@@ -124,6 +124,9 @@ pub struct Head {
     pub path: String,
     pub status: Option<u16>,
     pub request_size: u64,
+    /// Claude Code's trace of the prompt that made the request: the trace id of a valid
+    /// `traceparent` request header (one per `claude_code.interaction`).
+    pub interaction: Option<[u8; 16]>,
     /// What the exchange says about who sent it (crate `conversation`).
     pub facts: Facts,
     /// Who sent it, decided over the whole log in its order, as the shipper decides it.
@@ -411,6 +414,11 @@ pub fn parse_head(line: &[u8], location: Location) -> Result<Head, Reject> {
         path,
         status: raw.status,
         request_size: raw.request_size,
+        interaction: raw
+            .traceparent
+            .as_deref()
+            .and_then(trace_context::parse)
+            .map(|t| t.trace_id),
         facts,
         sender: None,
         messages: raw.messages,
@@ -437,6 +445,7 @@ struct RawHead<'a> {
     path: Option<String>,
     request_size: u64,
     request_model: Option<String>,
+    traceparent: Option<String>,
     /// The request's `system` blocks (one for a string) and `tools`, as JSON text.
     system: Option<Vec<&'a str>>,
     tools: Option<&'a str>,
@@ -477,6 +486,13 @@ impl<'a> RawHead<'a> {
     fn request(&mut self, s: &mut Skim<'a>, key: &str) -> Result<(), skim::Error> {
         match key {
             "path" => self.path = s.value()?,
+            "headers" if s.peek()? == b'{' => s.object(|s, key| {
+                match key {
+                    "traceparent" => self.traceparent = s.value()?,
+                    _ => drop(s.skip()?),
+                }
+                Ok(())
+            })?,
             "body" if s.peek()? == b'{' => s.object(|s, key| self.body(s, key))?,
             _ => drop(s.skip()?),
         }

@@ -7,7 +7,7 @@ use conversation::{Agent, Route, Subagent};
 use pricing::{PriceTable, Tokens};
 use serde::Serialize;
 use serde_json::{Map, Value};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::SystemTime;
 
 use crate::Error;
@@ -129,7 +129,8 @@ impl AgentTotals {
     }
 }
 
-/// The exchanges of each session, oldest first, keyed by session id.
+/// The exchanges of each session, oldest first, keyed by session id; the exchanges of one
+/// Claude Code interaction (see [`group_interactions`]) together.
 pub fn by_session(index: &Index) -> BTreeMap<&str, Vec<&Head>> {
     let mut sessions: BTreeMap<&str, Vec<&Head>> = BTreeMap::new();
     for head in &index.heads {
@@ -139,8 +140,50 @@ pub fn by_session(index: &Index) -> BTreeMap<&str, Vec<&Head>> {
     }
     for heads in sessions.values_mut() {
         heads.sort_by(|a, b| a.start.cmp(&b.start).then(a.started_at.cmp(&b.started_at)));
+        group_interactions(heads);
     }
     sessions
+}
+
+/// Puts the exchanges of each Claude Code interaction (one user prompt and every request it
+/// caused: sub-agents, side requests) together, where its first exchange is, so a late
+/// sub-agent request reads inside its prompt. Exchanges without a `traceparent` keep their
+/// place in time.
+fn group_interactions(heads: &mut Vec<&Head>) {
+    if heads.iter().all(|h| h.interaction.is_none()) {
+        return;
+    }
+    let mut first: HashMap<[u8; 16], usize> = HashMap::new();
+    let mut keyed: Vec<(usize, usize, &Head)> = heads
+        .iter()
+        .enumerate()
+        .map(|(i, h)| match h.interaction {
+            Some(t) => (*first.entry(t).or_insert(i), i, *h),
+            None => (i, i, *h),
+        })
+        .collect();
+    keyed.sort_by_key(|(group, i, _)| (*group, *i));
+    *heads = keyed.into_iter().map(|(_, _, h)| h).collect();
+}
+
+/// Where turns start. An exchange Claude Code sent with a `traceparent` starts one when it is
+/// the first of its interaction (Claude Code's own word for a prompt); one without starts one
+/// when it is a main-conversation request that ends with the user's own text and is longer
+/// than any before (a retry is not a new turn).
+#[derive(Default)]
+struct TurnRule {
+    longest: usize,
+    interactions: HashSet<[u8; 16]>,
+}
+
+impl TurnRule {
+    fn starts(&mut self, h: &Head) -> bool {
+        let inferred = starts_turn(h, &mut self.longest);
+        match h.interaction {
+            Some(t) => self.interactions.insert(t),
+            None => inferred,
+        }
+    }
 }
 
 /// Every session, newest first.
@@ -154,8 +197,8 @@ pub fn summaries(index: &Index, prices: &PriceTable) -> Vec<Summary> {
     out.into_iter().map(|(_, s)| s).collect()
 }
 
-/// Whether a main-conversation request starts a turn: it ends with the user's own text and is
-/// longer than any before (a retry is not a new turn). `longest` carries along the session.
+/// Whether a main-conversation request starts a turn by inference: it ends with the user's own
+/// text and is longer than any before. `longest` carries along the session.
 fn starts_turn(h: &Head, longest: &mut usize) -> bool {
     if Role::of(h) != Role::Main {
         return false;
@@ -166,13 +209,13 @@ fn starts_turn(h: &Head, longest: &mut usize) -> bool {
 }
 
 pub fn summarize(id: &str, heads: &[&Head], prices: &PriceTable) -> Summary {
-    let (mut turns, mut longest) = (0, 0);
+    let (mut turns, mut rule) = (0, TurnRule::default());
     let mut tokens = TokenTotals::default();
     let (mut cost, mut unpriced, mut errors) = (0.0, 0, 0);
     let mut models: Vec<String> = Vec::new();
     let mut agents = AgentTotals::default();
     for h in heads {
-        turns += usize::from(starts_turn(h, &mut longest));
+        turns += usize::from(rule.starts(h));
         let (t, c) = tokens_and_cost(h, prices);
         agents.add(h, c);
         tokens.add(&t);
@@ -411,14 +454,14 @@ pub struct Turn {
 }
 
 impl Session {
-    /// For each exchange, the turn it starts (1, 2, ...): a main-conversation request ending
-    /// with the user's own text and longer than any before (the rule `Summary::turns` counts).
+    /// For each exchange, the turn it starts (1, 2, ...), by [`TurnRule`] (the rule
+    /// `Summary::turns` counts).
     pub fn turn_starts(&self) -> Vec<Option<usize>> {
-        let (mut turn, mut longest) = (0, 0);
+        let (mut turn, mut rule) = (0, TurnRule::default());
         self.exchanges
             .iter()
             .map(|e| {
-                starts_turn(&e.head, &mut longest).then(|| {
+                rule.starts(&e.head).then(|| {
                     turn += 1;
                     turn
                 })
@@ -711,6 +754,66 @@ mod tests {
             "response": {"status": 200, "headers": {}, "body": {"size": 0, "json": {"role": "assistant", "content": [{"type": "text", "text": "ok"}]}}}
         })
         .to_string()
+    }
+
+    #[test]
+    fn with_claude_codes_traceparent_a_turn_is_its_interaction_and_reads_together() {
+        let traced = |n: u32, trace: char, messages: Value| {
+            line(n, messages).replace(
+                r#""headers":{},"body":{"size":10"#,
+                &format!(
+                    r#""headers":{{"traceparent":"00-{}-00f067aa0ba902b7-01"}},"body":{{"size":10"#,
+                    trace.to_string().repeat(32)
+                ),
+            )
+        };
+        let u1 = json!({"role": "user", "content": "first"});
+        let a1 = json!({"role": "assistant", "content": [{"type": "text", "text": "ok"}]});
+        let u2 = json!({"role": "user", "content": "second"});
+        let tool = json!({"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": "done"}]});
+        let side = json!({"role": "user", "content": "write a title"});
+        let old = json!({"role": "user", "content": "from before the upgrade"});
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("traffic.log");
+        let lines = [
+            // Before Claude Code sent traceparent (an upgrade mid-session): inferred turns.
+            line(1, json!([old])).replace(r#""system":"be brief""#, r#""system":"other""#),
+            // Prompt a: its request, a side request, then (late) its tool round trip.
+            traced(2, 'a', json!([u1])),
+            traced(3, 'a', json!([side])).replace(r#","tools":[{"name":"Bash"}]"#, ""),
+            // Prompt b starts before prompt a's last request (a background sub-agent) ends.
+            traced(4, 'b', json!([u1, a1, u2])),
+            traced(5, 'a', json!([u1, a1, tool])),
+            // A traceparent that is not valid: the exchange keeps its place in time.
+            line(6, json!([u1, a1, u2, a1])).replace(
+                r#""headers":{}"#,
+                r#""headers":{"traceparent":"00-zz-00f067aa0ba902b7-01"}"#,
+            ),
+        ];
+        std::fs::write(&log, lines.join("\n") + "\n").unwrap();
+        let index = Index::build(&log).unwrap();
+        let prices = PriceTable::builtin();
+        let Selection::Session(id, heads) = select(&index, "s1").unwrap() else {
+            panic!("the session");
+        };
+        let order: Vec<u128> = heads
+            .iter()
+            .map(|h| u128::from_str_radix(&h.id, 16).unwrap())
+            .collect();
+        assert_eq!(order, [1, 2, 3, 5, 4, 6], "prompt a's exchanges together");
+        let session = Session::load(&index, id, &heads, &prices).unwrap();
+        assert_eq!(
+            session.turn_starts(),
+            [Some(1), Some(2), None, None, Some(3), None],
+            "one turn per interaction, inferred turns before them"
+        );
+        assert_eq!(session.summary.turns, 3);
+        let turns = session.turns();
+        assert_eq!(
+            turns[1].exchanges,
+            1..4,
+            "prompt a: request, side request, tool result"
+        );
     }
 
     #[test]
