@@ -65,14 +65,14 @@ pub struct Launch {
     pub prompt: u64,
 }
 
-/// What one exchange says about who sent it; built from the record's request body (and
-/// response message) text, in whatever way a reader found them.
+/// What one exchange says about who sent it; built from the JSON text of the record's request
+/// body members (and response message), however a reader found them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Facts {
     pub route: Route,
     /// The request has a non-empty `tools` list.
     pub has_tools: bool,
-    /// Identity of the `system` prompt: its blocks but the billing block ([`Facts::system`]).
+    /// Identity of the `system` prompt: its text but the billing block ([`Facts::system_text`]).
     pub system: Option<u64>,
     /// [`message::key`] of the first message: the conversation the request continues.
     pub conversation: Option<u64>,
@@ -90,31 +90,25 @@ impl Facts {
         }
     }
 
-    /// The `system` prompt, as the JSON text of each block (a `system` given as one string is
-    /// one block: its JSON string).
-    pub fn system<'a>(&mut self, blocks: impl IntoIterator<Item = &'a str>) {
-        let mut h = blake3::Hasher::new();
-        for block in blocks {
-            let head = &block[..floor_char_boundary(block, 160)];
-            if head.contains(BILLING_MARK) {
-                continue;
-            }
-            h.update(&(block.len() as u64).to_le_bytes());
-            h.update(block.as_bytes());
-        }
-        let mut id = [0u8; 8];
-        id.copy_from_slice(&h.finalize().as_bytes()[..8]);
-        self.system = Some(u64::from_le_bytes(id));
-    }
-
-    /// [`Facts::system`] from the JSON text of `system` (a string or a list of blocks).
+    /// The JSON text of `system` (a string or a list of blocks). Its identity is a digest of
+    /// that text without Claude Code's billing block, which Claude Code puts first: only that
+    /// block is parsed, so a system prompt of tens of KB costs one pass of BLAKE3.
     pub fn system_text(&mut self, text: &str) {
         let text = text.trim();
-        if text.starts_with('"') {
-            self.system([text]);
-        } else if let Ok(blocks) = serde_json::from_str::<Vec<&RawValue>>(text) {
-            self.system(blocks.iter().map(|b| b.get()));
+        let mut rest = text;
+        if let Some(inner) = text.strip_prefix('[') {
+            let mut blocks = serde_json::Deserializer::from_str(inner).into_iter::<&RawValue>();
+            if let Some(Ok(first)) = blocks.next()
+                && is_billing(first.get())
+            {
+                rest = &inner[blocks.byte_offset()..];
+            }
+        } else if is_billing(text) {
+            rest = "";
         }
+        let mut id = [0u8; 8];
+        id.copy_from_slice(&blake3::hash(rest.as_bytes()).as_bytes()[..8]);
+        self.system = Some(u64::from_le_bytes(id));
     }
 
     /// The JSON text of `tools`.
@@ -199,6 +193,11 @@ impl Facts {
     }
 }
 
+/// Whether a system block (its JSON text) is Claude Code's billing block.
+fn is_billing(block: &str) -> bool {
+    block[..floor_char_boundary(block, 160)].contains(BILLING_MARK)
+}
+
 /// The largest char boundary of `s` at or below `at`.
 fn floor_char_boundary(s: &str, at: usize) -> usize {
     (0..=at.min(s.len()))
@@ -255,6 +254,11 @@ mod tests {
             )
         );
         assert_ne!(identity(json!("one string")), identity(json!("another")));
+        // Only a first block is Claude Code's billing block.
+        assert_ne!(
+            identity(json!([prompt, billing("2.1.332.d2f")])),
+            identity(json!([prompt, billing("2.1.332.4f9")]))
+        );
     }
 
     #[test]

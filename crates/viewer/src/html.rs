@@ -396,7 +396,7 @@ fn message(page: &mut String, m: &Value) {
             }
             "tool_use" | "server_tool_use" => {
                 let name = b["name"].as_str().unwrap_or("?");
-                let agent = matches!(name, "Task" | "Agent");
+                let agent = conversation::AGENT_TOOLS.contains(&name);
                 let input = b.get("input").or_else(|| b.get("input_partial_json"));
                 let _ = writeln!(
                     page,

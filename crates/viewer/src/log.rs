@@ -386,8 +386,8 @@ pub fn parse_head(line: &[u8], location: Location) -> Result<Head, Reject> {
         facts.first_message(first);
     }
     if facts.route == Route::Messages {
-        if let Some(blocks) = &raw.system {
-            facts.system(blocks.iter().copied());
+        if let Some(system) = raw.system {
+            facts.system_text(system);
         }
         if let Some(tools) = raw.tools {
             facts.tools_text(tools);
@@ -446,8 +446,8 @@ struct RawHead<'a> {
     request_size: u64,
     request_model: Option<String>,
     traceparent: Option<String>,
-    /// The request's `system` blocks (one for a string) and `tools`, as JSON text.
-    system: Option<Vec<&'a str>>,
+    /// The request's `system` and `tools`, as JSON text.
+    system: Option<&'a str>,
     tools: Option<&'a str>,
     /// The response's message: reassembled from the stream, or the JSON body.
     response_message: Option<&'a str>,
@@ -510,17 +510,8 @@ impl<'a> RawHead<'a> {
                     self.request_model = s.value::<Option<String>>().ok().flatten();
                     Ok(())
                 }
-                "system" if s.peek()? == b'[' => {
-                    let mut blocks = Vec::new();
-                    s.array(|s| {
-                        blocks.push(s.skip()?);
-                        Ok(())
-                    })?;
-                    self.system = Some(blocks);
-                    Ok(())
-                }
                 "system" => {
-                    self.system = Some(vec![s.skip()?]);
+                    self.system = Some(s.skip()?);
                     Ok(())
                 }
                 "tools" => {
