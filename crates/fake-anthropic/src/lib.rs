@@ -23,11 +23,18 @@
 //! | `[[slow:<ms>]]` | that long between SSE events |
 //! | `[[gzip]]` | a gzip-compressed non-streaming response (when the client accepts gzip) |
 //! | `[[big:<bytes>]]` | a text reply of about that many bytes |
+//! | `[[usage:input=N,output=N,cache_read=N,cache_5m=N,cache_1h=N]]` | those usage figures (any subset; see below) |
 //! | anything else | `Hello from fake-anthropic. You said: <first 80 chars>` |
 //!
 //! A `/v1/messages` or `/v1/messages/count_tokens` body over 32 MB gets 413 `request_too_large`,
 //! as from the real API. Usage numbers are deterministic: `input_tokens` = request body bytes / 4, `output_tokens` =
-//! reply bytes / 4 (at least 1).
+//! reply bytes / 4 (at least 1), no cache reads or writes; a `[[usage:...]]` directive replaces
+//! any of them: `cache_read` is `cache_read_input_tokens`, `cache_5m` and `cache_1h` are the
+//! `cache_creation` breakdown (`ephemeral_5m_input_tokens`, `ephemeral_1h_input_tokens`) and
+//! their sum `cache_creation_input_tokens`. Usage has the documented shape: the whole object in
+//! a non-streaming message and in `message_start`, the cumulative counts (`input_tokens`,
+//! `cache_creation_input_tokens`, `cache_read_input_tokens`, `output_tokens`) in
+//! `message_delta`.
 
 use axum::Router;
 use axum::body::{Body, Bytes};
@@ -201,6 +208,50 @@ struct Directives {
     slow_ms: u64,
     gzip: bool,
     big: Option<usize>,
+    usage: UsageAsked,
+    /// A malformed `[[usage:...]]`: answered with 400 so the test author sees why.
+    usage_error: Option<String>,
+}
+
+/// Usage figures asked for by `[[usage:...]]`; `None` keeps the computed default.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct UsageAsked {
+    input: Option<u64>,
+    output: Option<u64>,
+    cache_read: Option<u64>,
+    cache_5m: Option<u64>,
+    cache_1h: Option<u64>,
+}
+
+impl UsageAsked {
+    /// Parses `input=N,output=N,...`; an unknown name or a bad number is an error the test
+    /// author sees in the reply.
+    fn parse(arg: &str) -> Result<UsageAsked, String> {
+        let mut asked = UsageAsked::default();
+        for pair in arg.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (name, value) = pair
+                .split_once('=')
+                .ok_or_else(|| format!("usage directive: {pair:?} is not NAME=N"))?;
+            let n: u64 = value
+                .trim()
+                .parse()
+                .map_err(|e| format!("usage directive: {pair:?}: {e}"))?;
+            let slot = match name.trim() {
+                "input" => &mut asked.input,
+                "output" => &mut asked.output,
+                "cache_read" => &mut asked.cache_read,
+                "cache_5m" => &mut asked.cache_5m,
+                "cache_1h" => &mut asked.cache_1h,
+                other => {
+                    return Err(format!(
+                        "usage directive: unknown figure {other:?} (input, output, cache_read, cache_5m, cache_1h)"
+                    ));
+                }
+            };
+            *slot = Some(n);
+        }
+        Ok(asked)
+    }
 }
 
 /// The text inside `[[name:...]]`, if the directive is present.
@@ -257,6 +308,11 @@ fn parse_directives(request: &Value) -> Directives {
         .unwrap_or(0);
     d.gzip = text.contains("[[gzip]]");
     d.big = directive_arg(&text, "big").and_then(|s| s.trim().parse().ok());
+    match directive_arg(&text, "usage").map(UsageAsked::parse) {
+        Some(Ok(asked)) => d.usage = asked,
+        Some(Err(e)) => d.usage_error = Some(e),
+        None => {}
+    }
     d.text = text;
     d
 }
@@ -378,9 +434,20 @@ async fn messages(headers: &HeaderMap, body: &[u8], request_id: &str) -> Respons
     if let Some(status) = d.error {
         return error_response(status, &format!("fake error {status} as asked"), request_id);
     }
+    if let Some(e) = &d.usage_error {
+        return error_response(400, e, request_id);
+    }
     let (blocks, stop_reason) = reply_blocks(&d);
-    let input = input_tokens(body.len());
-    let output = output_tokens(blocks.iter().map(Block::len).sum());
+    let usage = Figures {
+        input: d.usage.input.unwrap_or(input_tokens(body.len())),
+        output: d
+            .usage
+            .output
+            .unwrap_or(output_tokens(blocks.iter().map(Block::len).sum())),
+        cache_read: d.usage.cache_read.unwrap_or(0),
+        cache_5m: d.usage.cache_5m.unwrap_or(0),
+        cache_1h: d.usage.cache_1h.unwrap_or(0),
+    };
     let message_id = new_id("msg");
     if stream {
         return stream_response(StreamPlan {
@@ -388,8 +455,7 @@ async fn messages(headers: &HeaderMap, body: &[u8], request_id: &str) -> Respons
             model,
             blocks,
             stop_reason,
-            input,
-            output,
+            usage,
             slow: Duration::from_millis(d.slow_ms),
             sse_error: d.sse_error,
             cut: d.cut,
@@ -403,7 +469,7 @@ async fn messages(headers: &HeaderMap, body: &[u8], request_id: &str) -> Respons
         "content": blocks.iter().map(Block::to_json).collect::<Vec<_>>(),
         "stop_reason": stop_reason,
         "stop_sequence": null,
-        "usage": usage(input, output),
+        "usage": usage.whole(),
     });
     let accepts_gzip = headers
         .get_all(header::ACCEPT_ENCODING)
@@ -427,13 +493,40 @@ async fn messages(headers: &HeaderMap, body: &[u8], request_id: &str) -> Respons
     plain_json(StatusCode::OK, message)
 }
 
-fn usage(input: u64, output: u64) -> Value {
-    json!({
-        "input_tokens": input,
-        "cache_creation_input_tokens": 0,
-        "cache_read_input_tokens": 0,
-        "output_tokens": output,
-    })
+/// The token counts of one reply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Figures {
+    input: u64,
+    output: u64,
+    cache_read: u64,
+    cache_5m: u64,
+    cache_1h: u64,
+}
+
+impl Figures {
+    /// The `usage` object of a message (and of `message_start`).
+    fn whole(&self) -> Value {
+        json!({
+            "input_tokens": self.input,
+            "cache_creation_input_tokens": self.cache_5m + self.cache_1h,
+            "cache_read_input_tokens": self.cache_read,
+            "cache_creation": {
+                "ephemeral_5m_input_tokens": self.cache_5m,
+                "ephemeral_1h_input_tokens": self.cache_1h,
+            },
+            "output_tokens": self.output,
+        })
+    }
+
+    /// The `usage` of `message_delta`: the cumulative counts, without the breakdown.
+    fn cumulative(&self) -> Value {
+        json!({
+            "input_tokens": self.input,
+            "cache_creation_input_tokens": self.cache_5m + self.cache_1h,
+            "cache_read_input_tokens": self.cache_read,
+            "output_tokens": self.output,
+        })
+    }
 }
 
 struct StreamPlan {
@@ -441,8 +534,7 @@ struct StreamPlan {
     model: String,
     blocks: Vec<Block>,
     stop_reason: &'static str,
-    input: u64,
-    output: u64,
+    usage: Figures,
     slow: Duration,
     sse_error: bool,
     cut: bool,
@@ -475,7 +567,8 @@ fn stream_frames(plan: &StreamPlan) -> Vec<(String, Value)> {
         json!({"type": "message_start", "message": {
             "id": plan.message_id, "type": "message", "role": "assistant", "model": plan.model,
             "content": [], "stop_reason": null, "stop_sequence": null,
-            "usage": usage(plan.input, 1),
+            // The API counts output as it goes: the start says 1.
+            "usage": Figures { output: 1, ..plan.usage }.whole(),
         }}),
     )];
     for (index, block) in plan.blocks.iter().enumerate() {
@@ -532,7 +625,7 @@ fn stream_frames(plan: &StreamPlan) -> Vec<(String, Value)> {
         "message_delta".to_string(),
         json!({"type": "message_delta",
             "delta": {"stop_reason": plan.stop_reason, "stop_sequence": null},
-            "usage": {"output_tokens": plan.output}}),
+            "usage": plan.usage.cumulative()}),
     ));
     frames.push(("message_stop".to_string(), json!({"type": "message_stop"})));
     frames
@@ -646,8 +739,13 @@ mod tests {
             model: "x".into(),
             blocks,
             stop_reason: stop,
-            input: 1,
-            output: 1,
+            usage: Figures {
+                input: 1,
+                output: 1,
+                cache_read: 0,
+                cache_5m: 0,
+                cache_1h: 0,
+            },
             slow: Duration::ZERO,
             sse_error: false,
             cut: false,
@@ -661,5 +759,125 @@ mod tests {
             input,
             json!({"command": "echo hi", "description": "run it"})
         );
+    }
+
+    fn plan_for(text: &str) -> StreamPlan {
+        let d = parse_directives(&json!({"messages": [{"role": "user", "content": text}]}));
+        let (blocks, stop_reason) = reply_blocks(&d);
+        let a = d.usage;
+        StreamPlan {
+            message_id: "m".into(),
+            model: "x".into(),
+            blocks,
+            stop_reason,
+            usage: Figures {
+                input: a.input.unwrap_or(7),
+                output: a.output.unwrap_or(3),
+                cache_read: a.cache_read.unwrap_or(0),
+                cache_5m: a.cache_5m.unwrap_or(0),
+                cache_1h: a.cache_1h.unwrap_or(0),
+            },
+            slow: Duration::ZERO,
+            sse_error: false,
+            cut: false,
+        }
+    }
+
+    #[test]
+    fn a_usage_directive_sets_any_subset_of_the_figures() {
+        let d = parse_directives(&json!({"messages": [{"role": "user", "content":
+            "price this [[usage:cache_read=30000, cache_5m=2000,cache_1h=1000,output=400]] please"}]}));
+        assert_eq!(d.usage_error, None);
+        assert_eq!(
+            d.usage,
+            UsageAsked {
+                input: None,
+                output: Some(400),
+                cache_read: Some(30_000),
+                cache_5m: Some(2_000),
+                cache_1h: Some(1_000),
+            }
+        );
+    }
+
+    #[test]
+    fn a_malformed_usage_directive_is_an_error_naming_the_figure() {
+        for (text, names) in [
+            ("[[usage:cache_2h=5]]", "cache_2h"),
+            ("[[usage:input=many]]", "input=many"),
+            ("[[usage:input]]", "input"),
+        ] {
+            let d = parse_directives(&json!({"messages": [{"role": "user", "content": text}]}));
+            let error = d.usage_error.unwrap_or_default();
+            assert!(error.contains(names), "{text}: {error}");
+        }
+    }
+
+    #[test]
+    fn usage_has_the_documented_shape_with_the_cache_breakdown() {
+        let f = Figures {
+            input: 12,
+            output: 400,
+            cache_read: 30_000,
+            cache_5m: 2_000,
+            cache_1h: 1_000,
+        };
+        assert_eq!(
+            f.whole(),
+            json!({"input_tokens": 12, "output_tokens": 400,
+                "cache_read_input_tokens": 30_000, "cache_creation_input_tokens": 3_000,
+                "cache_creation": {"ephemeral_5m_input_tokens": 2_000, "ephemeral_1h_input_tokens": 1_000}})
+        );
+        // message_delta's usage (MessageDeltaUsage) has the cumulative counts, no breakdown.
+        assert_eq!(
+            f.cumulative(),
+            json!({"input_tokens": 12, "output_tokens": 400,
+                "cache_read_input_tokens": 30_000, "cache_creation_input_tokens": 3_000})
+        );
+    }
+
+    #[test]
+    fn a_stream_starts_with_the_whole_usage_and_ends_with_the_cumulative_counts() {
+        let plan = plan_for("[[usage:input=150000,cache_read=5,cache_5m=6,cache_1h=7,output=8]]");
+        let frames = stream_frames(&plan);
+        let start = &frames[0].1["message"]["usage"];
+        assert_eq!(start["input_tokens"], 150_000);
+        assert_eq!(start["output_tokens"], 1, "output is counted as it goes");
+        assert_eq!(start["cache_creation_input_tokens"], 13);
+        assert_eq!(
+            start["cache_creation"],
+            json!({"ephemeral_5m_input_tokens": 6, "ephemeral_1h_input_tokens": 7})
+        );
+        let (event, delta) = &frames[frames.len() - 2];
+        assert_eq!(event, "message_delta");
+        assert_eq!(delta["usage"], plan.usage.cumulative());
+        assert_eq!(delta["usage"]["output_tokens"], 8);
+    }
+
+    #[tokio::test]
+    async fn a_non_streaming_reply_carries_the_asked_usage_and_a_malformed_one_is_a_400() {
+        let body = json!({"model": "claude-opus-5-5", "max_tokens": 10, "messages": [
+            {"role": "user", "content": "[[usage:input=3,cache_read=4,cache_5m=5,cache_1h=6,output=7]]"}]});
+        let response = messages(&HeaderMap::new(), body.to_string().as_bytes(), "req_t").await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        let message: Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(
+            message["usage"],
+            Figures {
+                input: 3,
+                output: 7,
+                cache_read: 4,
+                cache_5m: 5,
+                cache_1h: 6
+            }
+            .whole()
+        );
+        let bad = json!({"model": "m", "max_tokens": 10, "messages": [
+            {"role": "user", "content": "[[usage:cache=1]]"}]});
+        let response = messages(&HeaderMap::new(), bad.to_string().as_bytes(), "req_t").await;
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
     }
 }
