@@ -18,7 +18,7 @@
 mod formats;
 mod unescape;
 
-use formats::{ASSIGNMENTS, PREFIXED};
+use formats::{ALONE, GROUPS};
 use regex::{Regex, RegexSet};
 use std::ops::Range;
 use std::sync::{Arc, OnceLock};
@@ -59,9 +59,12 @@ struct Scanner {
 
 #[derive(Debug)]
 struct Patterns {
-    /// The first `prefixed.len()` of `formats`.
-    prefixed: RegexSet,
+    /// One per group of [`GROUPS`], with the index in `formats` of its first format.
+    sets: Vec<(RegexSet, usize)>,
+    /// The groups' formats, then [`ALONE`], then the extra ones.
     formats: Vec<Format>,
+    /// Where [`ALONE`] starts in `formats`.
+    alone: usize,
 }
 
 impl std::fmt::Debug for Format {
@@ -235,13 +238,21 @@ impl Scanner {
 
 impl Patterns {
     fn new(quote: &str, extra: &[(String, String)]) -> Result<Self, RedactError> {
+        let built_in = |f: &formats::Format| Format {
+            token_start: f.token_start,
+            ..format(f.kind, &f.pattern.replace("QUOTE", quote))
+                .expect("a built-in pattern compiles")
+        };
         let mut formats = Vec::new();
-        for built_in in PREFIXED.iter().chain(ASSIGNMENTS) {
-            let pattern = built_in.pattern.replace("QUOTE", quote);
-            let mut format = format(built_in.kind, &pattern).expect("a built-in pattern compiles");
-            format.token_start = built_in.token_start;
-            formats.push(format);
+        let mut sets = Vec::new();
+        for group in GROUPS {
+            let set = RegexSet::new(group.iter().map(|f| f.pattern))
+                .expect("the built-in patterns compile");
+            sets.push((set, formats.len()));
+            formats.extend(group.iter().map(built_in));
         }
+        let alone = formats.len();
+        formats.extend(ALONE.iter().map(built_in));
         for (kind, pattern) in extra {
             formats.push(
                 format(kind, pattern).map_err(|reason| RedactError::Pattern {
@@ -251,16 +262,23 @@ impl Patterns {
                 })?,
             );
         }
-        let prefixed = RegexSet::new(PREFIXED.iter().map(|f| f.pattern))
-            .expect("the built-in patterns compile");
-        Ok(Patterns { prefixed, formats })
+        Ok(Patterns {
+            sets,
+            formats,
+            alone,
+        })
     }
 
     fn find(&self, text: &str) -> Vec<(Range<usize>, &str)> {
         let mut found: Vec<(Range<usize>, &str)> = Vec::new();
-        let occurring = self.prefixed.matches(text).into_iter();
-        let others = self.prefixed.len()..self.formats.len();
-        for format in occurring.chain(others).map(|i| &self.formats[i]) {
+        let occurring = self
+            .sets
+            .iter()
+            .flat_map(|(set, first)| set.matches(text).into_iter().map(move |i| first + i));
+        for format in occurring
+            .chain(self.alone..self.formats.len())
+            .map(|i| &self.formats[i])
+        {
             for captures in format.regex.captures_iter(text) {
                 let Some(m) = captures.get(format.group).filter(|m| !m.is_empty()) else {
                     continue;
@@ -509,15 +527,10 @@ mod tests {
                 "xapp-1-A6I8J76B2LA-2227918058887-3176813e02ea68ef786e4d3cea27d26934b484e73cf575dcad6ba2b0aee0ca92",
                 "slack-token",
             ),
+            ("xoxe-1-My4xLTItMTIzNDU2Nzg5MA", "slack-token"),
             (
                 "https://hooks.slack.com/services/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",
                 "slack-webhook",
-            ),
-            ("glrt-h6Yo4gfqrc5XlrWi0B26", "gitlab-token"),
-            ("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", "huggingface-token"),
-            (
-                "dop_v1_d84173581569969e58b081006f7e3dfc967a64cb14028d512c9791e558e08baa",
-                "digitalocean-token",
             ),
         ];
         for (secret, kind) in cases {

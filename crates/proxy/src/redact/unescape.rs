@@ -28,41 +28,78 @@ struct Mark {
 /// written), found without a copy.
 pub(super) fn unescape(text: &str) -> Option<Unescaped> {
     let bytes = text.as_bytes();
-    memchr::memmem::find(bytes, b"\\u").or_else(|| memchr::memmem::find(bytes, b"\\/"))?;
-    let mut out = Unescaped {
-        text: String::with_capacity(text.len()),
-        marks: Vec::new(),
-    };
+    // JSON text has a `\n` or `\"` every few dozen bytes: the search skips to the escapes that
+    // decode to something else, rather than stopping at every backslash.
+    let mut unicode = Next::new(b"\\u", bytes);
+    let mut slash = Next::new(b"\\/", bytes);
+    let mut out: Option<Unescaped> = None;
     let mut copied = 0;
     let mut at = 0;
-    while let Some(i) = memchr::memchr(b'\\', &bytes[at..]).map(|i| at + i) {
-        let (decoded, len) = match bytes.get(i + 1) {
-            Some(b'/') => (Some('/'), 2),
-            Some(b'u') => match escaped_char(bytes, i) {
-                Some((c, len)) => (Some(c), len),
-                None => (None, 2),
-            },
-            // `\\` is one escape: the character after it is not escaped.
-            _ => (None, 2),
-        };
-        if let Some(c) = decoded {
-            out.text.push_str(&text[copied..i]);
-            out.marks.push(Mark {
-                at: out.text.len(),
-                len: c.len_utf8(),
-                from: i,
-                to: i + len,
-            });
-            out.text.push(c);
-            copied = i + len;
+    loop {
+        let i = unicode.from(at).min(slash.from(at));
+        if i == usize::MAX {
+            break;
         }
-        at = (i + len).min(bytes.len());
+        // A backslash after an odd run of them is the second half of a `\\` escape.
+        let run = bytes[..i].iter().rev().take_while(|&&b| b == b'\\').count();
+        let decoded = match bytes[i + 1] {
+            _ if run % 2 == 1 => None,
+            b'/' => Some(('/', 2)),
+            _ => escaped_char(bytes, i),
+        };
+        let Some((c, len)) = decoded else {
+            at = i + 1;
+            continue;
+        };
+        let out = out.get_or_insert_with(|| Unescaped {
+            text: String::with_capacity(text.len()),
+            marks: Vec::new(),
+        });
+        out.text.push_str(&text[copied..i]);
+        out.marks.push(Mark {
+            at: out.text.len(),
+            len: c.len_utf8(),
+            from: i,
+            to: i + len,
+        });
+        out.text.push(c);
+        copied = i + len;
+        at = i + len;
     }
-    if out.marks.is_empty() {
-        return None;
-    }
+    let mut out = out?;
     out.text.push_str(&text[copied..]);
     Some(out)
+}
+
+/// The next occurrence of a needle at or after a position, searched again only once passed.
+struct Next<'a> {
+    finder: memchr::memmem::Finder<'static>,
+    bytes: &'a [u8],
+    /// The last position found, once searched (`usize::MAX`: none left).
+    found: Option<usize>,
+}
+
+impl<'a> Next<'a> {
+    fn new(needle: &'static [u8], bytes: &'a [u8]) -> Self {
+        Next {
+            finder: memchr::memmem::Finder::new(needle),
+            bytes,
+            found: None,
+        }
+    }
+
+    fn from(&mut self, at: usize) -> usize {
+        match self.found {
+            Some(found) if found >= at => found,
+            _ => {
+                let found = self
+                    .finder
+                    .find(&self.bytes[at..])
+                    .map_or(usize::MAX, |i| at + i);
+                *self.found.insert(found)
+            }
+        }
+    }
 }
 
 /// The character of the `\uXXXX` escape (or surrogate pair of two) at `i`, and the escape's
@@ -141,6 +178,8 @@ mod tests {
 
     #[test]
     fn broken_escapes_stay_as_written() {
+        // An escaped backslash, then a `\u0041` escape.
+        assert_eq!(unescape(r"a\\\u0041").unwrap().text, r"a\\A");
         let u = unescape(r"\ud83d lone \u12 short \/").unwrap();
         assert_eq!(u.text, r"\ud83d lone \u12 short /");
     }
