@@ -1,13 +1,17 @@
 //! The built-in credential formats the body scan looks for.
 //!
-//! Most patterns are taken from gitleaks' rule set (config/gitleaks.toml of
-//! github.com/gitleaks/gitleaks at b58d3f1, 2026-07-22; MIT license, (c) 2019 Zachary Rice), the
-//! Docker Hub and connection-URL ones from Nosey Parker's rules (github.com/praetorian-inc/
-//! noseyparker at 2e6e7f3, Apache-2.0), both adapted the same way: only formats that start with
-//! a fixed prefix (the keyword-and-context "generic" rules are left out: they cost a pass each
-//! and flag ordinary code), the gitleaks `\b` and trailing-delimiter guards replaced by
-//! [`Format::token_start`], and every class without `"` and `\`, so a match never crosses a JSON
-//! string's end or splits an escape.
+//! The first group is the scan's own; the second is taken from gitleaks' rules
+//! (config/gitleaks.toml of github.com/gitleaks/gitleaks at b58d3f1, 2026-07-22; MIT license,
+//! (c) 2019 Zachary Rice: stripe-access-token, twilio-api-key, sendgrid-api-token,
+//! npm-access-token, pypi-upload-token, slack-app-token, slack-config-*-token,
+//! slack-webhook-url), except Docker Hub's, which gitleaks lacks, from Nosey Parker's rules
+//! (github.com/praetorian-inc/noseyparker at 2e6e7f3, Apache-2.0: np.dockerhub.1), as is the
+//! connection-URL password (np.postgres.1, np.mongodb.1, widened to any scheme). Adapted: the
+//! `\b` and trailing-delimiter guards replaced by [`Format::token_start`], every class without
+//! `"` and `\`, so a match never crosses a JSON string's end or splits an escape. Left out:
+//! the keyword-and-context ("generic") rules, which flag ordinary code, and gitleaks' other
+//! prefixed rules: each further group of them costs about what the second one does, more than
+//! the scan's cost budget (docs/performance.md) has left.
 
 /// A built-in format.
 pub(super) struct Format {
