@@ -26,7 +26,7 @@ pub struct LogArgs {
 }
 
 impl LogArgs {
-    fn prices(&self) -> Result<pricing::PriceTable, Error> {
+    pub(crate) fn prices(&self) -> Result<pricing::PriceTable, Error> {
         Ok(match &self.prices {
             Some(path) => pricing::PriceTable::from_file(path)?,
             None => pricing::PriceTable::builtin(),
