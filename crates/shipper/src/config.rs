@@ -72,7 +72,12 @@ pub struct Cli {
     /// serve`, with its token path if it has one), e.g. http://127.0.0.1:8001: every event and
     /// span of an exchange then carries `claude.view.url` = `<URL>/exchange/<id>`
     /// [default: none, no link].
-    #[arg(long, env = "VIEW_BASE_URL", hide_env_values = true, value_name = "URL")]
+    #[arg(
+        long,
+        env = "VIEW_BASE_URL",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
     pub view_base_url: Option<String>,
     /// Seq API key, sent as the X-Seq-ApiKey header.
     #[arg(long, env = "SEQ_API_KEY", hide_env_values = true, value_name = "KEY")]
@@ -1026,7 +1031,10 @@ mod tests {
             );
         }
         let cli = Cli::try_parse_from(["otlp-shipper", "--endpoint", "http://x/v1/logs"]).unwrap();
-        assert_eq!(Config::from_cli(cli, &env_of(&[])).unwrap().view_base_url, None);
+        assert_eq!(
+            Config::from_cli(cli, &env_of(&[])).unwrap().view_base_url,
+            None
+        );
     }
 
     #[test]

@@ -1550,7 +1550,9 @@ mod tests {
             });
             let mut out = Vec::new();
             enc.encode_line(line.as_bytes(), 0, &mut |e| out.push(e.clone()));
-            let contexts = out.iter().filter(|e| attr(e, "claude.context.hash").is_some());
+            let contexts = out
+                .iter()
+                .filter(|e| attr(e, "claude.context.hash").is_some());
             assert!(contexts.count() >= 4, "system and tools, in parts");
             assert!(out.iter().any(|e| attr(e, "claude.body.part").is_some()));
             let span = enc.span().expect("a span").clone();

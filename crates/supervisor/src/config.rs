@@ -359,11 +359,21 @@ mod tests {
     fn the_viewer_runs_only_when_asked_and_off_loopback_only_with_a_token() {
         let c = Config::from_cli(args(&["--seq-host", "seq"])).expect("valid");
         assert!(c.viewer.is_none());
-        let c = Config::from_cli(args(&["--seq-host", "seq", "--viewer-listen", "127.0.0.1:8001"]))
-            .expect("valid");
+        let c = Config::from_cli(args(&[
+            "--seq-host",
+            "seq",
+            "--viewer-listen",
+            "127.0.0.1:8001",
+        ]))
+        .expect("valid");
         assert_eq!(c.viewer.unwrap().listen, "127.0.0.1:8001".parse().unwrap());
-        let err = Config::from_cli(args(&["--seq-host", "seq", "--viewer-listen", "0.0.0.0:8001"]))
-            .unwrap_err();
+        let err = Config::from_cli(args(&[
+            "--seq-host",
+            "seq",
+            "--viewer-listen",
+            "0.0.0.0:8001",
+        ]))
+        .unwrap_err();
         assert!(err.to_string().contains("VIEWER_TOKEN"), "{err}");
         let c = Config::from_cli(args(&[
             "--seq-host",
@@ -374,7 +384,10 @@ mod tests {
             "0123456789abcdef0123",
         ]))
         .expect("valid");
-        assert_eq!(c.viewer.unwrap().token.as_deref(), Some("0123456789abcdef0123"));
+        assert_eq!(
+            c.viewer.unwrap().token.as_deref(),
+            Some("0123456789abcdef0123")
+        );
     }
 
     #[test]

@@ -971,7 +971,11 @@ fn check_the_session_viewer(
     let prefix = format!("[sandbox] session viewer: http://127.0.0.1:{port}/t/");
     let printed: Vec<&str> = stderr.lines().filter(|l| l.starts_with(&prefix)).collect();
     assert_eq!(printed.len(), 2, "at start and at exit: {stderr}");
-    let token = printed[0][prefix.len()..].split('/').next().unwrap().to_string();
+    let token = printed[0][prefix.len()..]
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string();
     assert_eq!(token.len(), 48, "{}", printed[0]);
     let base = format!("http://127.0.0.1:{port}/t/{token}");
     // The Claude container's environment names no viewer setting (the tool printed 0).
@@ -999,14 +1003,26 @@ fn check_the_session_viewer(
         .find_map(|e| attr(e, "session.id").as_str())
         .unwrap();
     let list = viewer_get(&addr, "/", &[("Cookie", &cookie)]);
-    assert!(list.starts_with("HTTP/1.1 200") && list.contains(session), "{list}");
     assert!(
-        stderr.contains(&format!("session {session} in the viewer: {base}/session/{session}")),
+        list.starts_with("HTTP/1.1 200") && list.contains(session),
+        "{list}"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "session {session} in the viewer: {base}/session/{session}"
+        )),
         "{stderr}"
     );
     // From the sandbox network, where Claude Code runs: refused without the token.
     let from_network = podman(&[
-        "run", "--rm", "--network", &scope.net(), "--entrypoint", "bash", CLAUDE_IMAGE, "-c",
+        "run",
+        "--rm",
+        "--network",
+        &scope.net(),
+        "--entrypoint",
+        "bash",
+        CLAUDE_IMAGE,
+        "-c",
         "exec 3<>/dev/tcp/api-logger/8001; printf 'GET / HTTP/1.0\\r\\nHost: api-logger\\r\\n\\r\\n' >&3; head -1 <&3",
     ]);
     assert!(from_network.starts_with("HTTP/1.1 401"), "{from_network}");
@@ -1029,7 +1045,11 @@ fn check_the_session_viewer(
         .find(|l| l.contains(&format!("\"id\":\"{id}\"")))
         .expect("the exchange's line");
     let record: Value = serde_json::from_str(line).unwrap();
-    let download = viewer_get(&addr, &format!("/exchange/{id}/request.json"), &[("Cookie", &cookie)]);
+    let download = viewer_get(
+        &addr,
+        &format!("/exchange/{id}/request.json"),
+        &[("Cookie", &cookie)],
+    );
     let (head, body) = download.split_once("\r\n\r\n").unwrap();
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
     let shown: Value = serde_json::from_str(body).expect("the request body is JSON");
@@ -1044,7 +1064,8 @@ fn check_the_session_viewer(
 fn viewer_get(addr: &str, path: &str, headers: &[(&str, &str)]) -> String {
     use std::io::{Read as _, Write as _};
     let mut conn = std::net::TcpStream::connect(addr).expect("the viewer's host port");
-    conn.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
     let mut request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
     for (k, v) in headers {
         request += &format!("{k}: {v}\r\n");

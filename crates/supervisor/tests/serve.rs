@@ -144,16 +144,26 @@ fn start(mut command: Command, dir: &Path, name: &str) -> Running {
 
 fn proxy(upstream: &str, log: &Path, dir: &Path) -> Running {
     let mut cmd = Command::new(sibling("claude-api-proxy"));
-    cmd.args(["--listen", "127.0.0.1:0", "--upstream", upstream, "--log-file"])
-        .arg(log)
-        .env_clear();
+    cmd.args([
+        "--listen",
+        "127.0.0.1:0",
+        "--upstream",
+        upstream,
+        "--log-file",
+    ])
+    .arg(log)
+    .env_clear();
     start(cmd, dir, "proxy")
 }
 
 /// `claude-api-logger serve --log-file LOG ARGS`, with `VIEWER_TOKEN` when `token` is given.
 fn serve(log: &Path, dir: &Path, args: &[&str], token: Option<&str>) -> Running {
     let mut cmd = Command::new(BIN);
-    cmd.arg("serve").args(args).arg("--log-file").arg(log).env_clear();
+    cmd.arg("serve")
+        .args(args)
+        .arg("--log-file")
+        .arg(log)
+        .env_clear();
     if let Some(t) = token {
         cmd.env("VIEWER_TOKEN", t);
     }
@@ -206,7 +216,10 @@ fn wait_for_log(log: &Path, needle: &str, n: usize) -> Vec<String> {
         if text.matches(needle).count() >= n && text.ends_with('\n') {
             return text.lines().map(str::to_string).collect();
         }
-        assert!(Instant::now() < deadline, "no record with {needle:?} in the log");
+        assert!(
+            Instant::now() < deadline,
+            "no record with {needle:?} in the log"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -269,8 +282,12 @@ fn node(script: &str) -> Command {
         "/usr/bin/chromium missing: run scripts/test.sh, which installs Debian's chromium"
     );
     let mut cmd = Command::new("node");
-    cmd.arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser").join(script))
-        .env("NODE_PATH", &modules);
+    cmd.arg(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/browser")
+            .join(script),
+    )
+    .env("NODE_PATH", &modules);
     cmd
 }
 
@@ -293,7 +310,13 @@ fn browse(origin: &str, url: &str, shot: &str, fetch: Option<&str>) -> Value {
 /// Nothing a reader must never see: no dialog, no policy violation, no script of the log's,
 /// no console error, no request elsewhere.
 fn assert_clean(report: &Value) {
-    for key in ["dialogs", "csp_violations", "console_errors", "page_errors", "elsewhere"] {
+    for key in [
+        "dialogs",
+        "csp_violations",
+        "console_errors",
+        "page_errors",
+        "elsewhere",
+    ] {
         assert_eq!(report[key], json!([]), "{key}: {report:#}");
     }
     assert_eq!(report["pwned"], false, "{report:#}");
@@ -356,7 +379,10 @@ fn a_session_page_shows_a_new_turn_of_real_claude_code_without_a_reload() {
         .unwrap_or_else(|| panic!("the session is listed: {report:#}"));
     assert_eq!(row["active"], true, "{row}");
     assert!(
-        row["text"].as_str().unwrap().contains("First turn [sv-live-1]"),
+        row["text"]
+            .as_str()
+            .unwrap()
+            .contains("First turn [sv-live-1]"),
         "{row}"
     );
     // The new turn came in without a reload: two navigations (list, session) in all.
@@ -414,25 +440,30 @@ fn a_seq_events_view_url_opens_the_exchange_whose_request_body_is_the_logs_byte_
     let origin = format!("http://{}", server.addr);
 
     // The real shipper delivers the log to the Seq stand-in with the viewer's base URL.
-    let standin: (SocketAddr, std::sync::Arc<std::sync::Mutex<Option<seq_standin::Handle>>>) =
-        background(|tx| {
-            Box::pin(async move {
-                let handle = seq_standin::spawn(
-                    "127.0.0.1:0".parse().unwrap(),
-                    seq_standin::Options::default(),
-                )
-                .await
-                .expect("start the Seq stand-in");
-                let addr = handle.addr();
-                let shared = std::sync::Arc::new(std::sync::Mutex::new(Some(handle)));
-                tx.send((addr, shared)).unwrap();
-                std::future::pending::<()>().await;
-            })
-        });
+    let standin: (
+        SocketAddr,
+        std::sync::Arc<std::sync::Mutex<Option<seq_standin::Handle>>>,
+    ) = background(|tx| {
+        Box::pin(async move {
+            let handle = seq_standin::spawn(
+                "127.0.0.1:0".parse().unwrap(),
+                seq_standin::Options::default(),
+            )
+            .await
+            .expect("start the Seq stand-in");
+            let addr = handle.addr();
+            let shared = std::sync::Arc::new(std::sync::Mutex::new(Some(handle)));
+            tx.send((addr, shared)).unwrap();
+            std::future::pending::<()>().await;
+        })
+    });
     let out = Command::new(sibling("otlp-shipper"))
         .args(["--file"])
         .arg(&log)
-        .args(["--endpoint", &format!("http://{}/ingest/otlp/v1/logs", standin.0)])
+        .args([
+            "--endpoint",
+            &format!("http://{}/ingest/otlp/v1/logs", standin.0),
+        ])
         .args(["--view-base-url", &base])
         .arg("--checkpoint")
         .arg(dir.join("checkpoint.json"))
@@ -454,15 +485,24 @@ fn a_seq_events_view_url_opens_the_exchange_whose_request_body_is_the_logs_byte_
     let spans = handle.spans();
     let of_exchanges: Vec<_> = events
         .iter()
-        .filter(|e| e.attr_str("claude.exchange.id").is_some() || e.attributes.contains_key("claude.context.hash"))
+        .filter(|e| {
+            e.attr_str("claude.exchange.id").is_some()
+                || e.attributes.contains_key("claude.context.hash")
+        })
         .collect();
     assert!(
-        of_exchanges.iter().any(|e| e.attributes.contains_key("claude.context.hash"))
-            && of_exchanges.iter().any(|e| e.attributes.contains_key("claude.body.part")),
+        of_exchanges
+            .iter()
+            .any(|e| e.attributes.contains_key("claude.context.hash"))
+            && of_exchanges
+                .iter()
+                .any(|e| e.attributes.contains_key("claude.body.part")),
         "context events and body parts were shipped"
     );
     for e in &of_exchanges {
-        let url = e.attr_str("claude.view.url").unwrap_or_else(|| panic!("no link on {e:?}"));
+        let url = e
+            .attr_str("claude.view.url")
+            .unwrap_or_else(|| panic!("no link on {e:?}"));
         assert!(url.starts_with(&format!("{base}/exchange/")), "{url}");
         if let Some(id) = e.attr_str("claude.exchange.id") {
             assert_eq!(url, format!("{base}/exchange/{id}"));
@@ -501,7 +541,10 @@ fn a_seq_events_view_url_opens_the_exchange_whose_request_body_is_the_logs_byte_
     let logged = raw_request_body(line);
     let shown = report["request_body"].as_str().expect("a request body");
     assert_eq!(shown.len(), logged.len());
-    assert!(shown == logged, "the page shows the request body byte for byte");
+    assert!(
+        shown == logged,
+        "the page shows the request body byte for byte"
+    );
     assert_eq!(report["fetched"]["status"], 200);
     assert!(
         report["fetched"]["text"].as_str() == Some(logged.as_str()),
@@ -565,9 +608,13 @@ fn hostile_logged_content_is_shown_as_text_and_runs_no_script() {
     let dir = temp_dir("hostile");
     let log = dir.join("traffic.log");
     let session = "\"><script>window.__pwned=true</script>";
-    let prompt = "</script><script>window.__pwned=true;alert(1)</script><img src=x onerror=\"alert(2)\">";
+    let prompt =
+        "</script><script>window.__pwned=true;alert(1)</script><img src=x onerror=\"alert(2)\">";
     let mut bytes = Vec::new();
-    for (n, prompts) in [(1, vec![prompt]), (2, vec![prompt, "second <b>bold</b> & \u{7}"])] {
+    for (n, prompts) in [
+        (1, vec![prompt]),
+        (2, vec![prompt, "second <b>bold</b> & \u{7}"]),
+    ] {
         bytes.extend_from_slice(hostile_record(n, session, &prompts).to_string().as_bytes());
         bytes.push(b'\n');
     }
@@ -611,7 +658,10 @@ fn hostile_logged_content_is_shown_as_text_and_runs_no_script() {
         assert_eq!(exchange["status"], 200, "{exchange:#}");
         assert_clean(&exchange);
         let text = exchange["text"].as_str().unwrap();
-        assert!(text.contains("\"><script>window.__pwned=true</script>"), "{text}");
+        assert!(
+            text.contains("\"><script>window.__pwned=true</script>"),
+            "{text}"
+        );
         if n == 3 {
             assert_eq!(exchange["request_body"], "/w48Lz4=", "{exchange:#}");
         } else {
@@ -619,7 +669,10 @@ fn hostile_logged_content_is_shown_as_text_and_runs_no_script() {
         }
         if n == 2 {
             assert!(
-                exchange["request_body"].as_str().unwrap().contains("\\u0000\\u0001\\u001b[31m"),
+                exchange["request_body"]
+                    .as_str()
+                    .unwrap()
+                    .contains("\\u0000\\u0001\\u001b[31m"),
                 "control characters stay escaped in the raw JSON: {exchange:#}"
             );
         }
@@ -673,9 +726,17 @@ fn off_loopback_every_request_needs_the_token_and_bad_requests_are_refused() {
     let (status, head, body) = http(&addr, "GET", "/", &[("Authorization", &bearer)]);
     assert_eq!(status, 200, "{head}");
     assert!(body.contains("s-rules"), "{body}");
-    assert!(head.contains("content-security-policy: default-src 'none'"), "{head}");
+    assert!(
+        head.contains("content-security-policy: default-src 'none'"),
+        "{head}"
+    );
     // The address with the token: a cookie, and the same page without the token.
-    let (status, head, _) = http(&addr, "GET", &format!("/t/{TOKEN}/session/s-rules?x=1"), &[]);
+    let (status, head, _) = http(
+        &addr,
+        "GET",
+        &format!("/t/{TOKEN}/session/s-rules?x=1"),
+        &[],
+    );
     assert_eq!(status, 303, "{head}");
     assert!(head.contains("location: /session/s-rules?x=1"), "{head}");
     let cookie = head
@@ -712,7 +773,10 @@ fn off_loopback_every_request_needs_the_token_and_bad_requests_are_refused() {
     let (status, head, body) = http(&addr, "GET", &format!("/exchange/{id}/record.json"), &auth);
     assert_eq!(status, 200);
     assert!(head.contains("content-disposition: attachment"), "{head}");
-    assert_eq!(body, record(1, "s-rules", "2026-12-03T10:00:01Z").trim_end());
+    assert_eq!(
+        body,
+        record(1, "s-rules", "2026-12-03T10:00:01Z").trim_end()
+    );
     // Read-only.
     for method in ["POST", "PUT", "DELETE"] {
         assert_eq!(http(&addr, method, "/", &auth).0, 405, "{method}");
@@ -727,7 +791,10 @@ fn off_loopback_every_request_needs_the_token_and_bad_requests_are_refused() {
         if body.contains("prompt 1") && body.contains("prompt 2") {
             break;
         }
-        assert!(Instant::now() < deadline, "the new file was not followed: {body}");
+        assert!(
+            Instant::now() < deadline,
+            "the new file was not followed: {body}"
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
     drop(server);

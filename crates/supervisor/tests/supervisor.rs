@@ -392,7 +392,12 @@ fn with_viewer_listen_the_viewer_runs_beside_the_children_and_stops_first() {
     };
     assert!(page.contains("Claude Code sessions"), "{page}");
     run.signal(Signal::SIGTERM);
-    assert_eq!(run.wait_exit(Duration::from_secs(20)), 0, "{}", run.stderr());
+    assert_eq!(
+        run.wait_exit(Duration::from_secs(20)),
+        0,
+        "{}",
+        run.stderr()
+    );
     let stderr = run.stderr();
     let at = |what: &str| {
         stderr

@@ -16,9 +16,7 @@ pub const MIN_TOKEN_LEN: usize = 16;
 /// A bad `--listen` / `--token` combination, naming the setting to change.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SettingError {
-    #[error(
-        "--listen / VIEWER_LISTEN {0:?} is not an address like 127.0.0.1:8001 or 0.0.0.0:8001"
-    )]
+    #[error("--listen / VIEWER_LISTEN {0:?} is not an address like 127.0.0.1:8001 or 0.0.0.0:8001")]
     BadListen(String),
     #[error(
         "--listen / VIEWER_LISTEN {0} is reachable from other hosts, so every request must carry \
@@ -69,7 +67,10 @@ pub struct Access {
 pub enum Verdict {
     Allow,
     /// The token was in the address: set the cookie, send the browser to `location`.
-    Login { location: String, cookie: String },
+    Login {
+        location: String,
+        cookie: String,
+    },
     /// No token, or a wrong one.
     Denied,
     /// Without a token: a host name that is not loopback (DNS rebinding).
@@ -221,11 +222,9 @@ mod tests {
             check_with(&access, "/t/wrong-token-0000000/", &[]),
             Verdict::Denied
         );
-        let Verdict::Login { location, cookie } = check_with(
-            &access,
-            &format!("/t/{TOKEN}/exchange/ab?x=1"),
-            &[],
-        ) else {
+        let Verdict::Login { location, cookie } =
+            check_with(&access, &format!("/t/{TOKEN}/exchange/ab?x=1"), &[])
+        else {
             panic!("a login");
         };
         assert_eq!(location, "/exchange/ab?x=1");
@@ -240,7 +239,11 @@ mod tests {
             Verdict::Denied
         );
         assert_eq!(
-            check_with(&access, "/", &[("authorization", &format!("Bearer {TOKEN}"))]),
+            check_with(
+                &access,
+                "/",
+                &[("authorization", &format!("Bearer {TOKEN}"))]
+            ),
             Verdict::Allow
         );
         // With a token, any host name may be used (the token is what protects).
@@ -248,7 +251,10 @@ mod tests {
             check_with(
                 &access,
                 "/",
-                &[("host", "evil.example"), ("authorization", &format!("Bearer {TOKEN}"))]
+                &[
+                    ("host", "evil.example"),
+                    ("authorization", &format!("Bearer {TOKEN}"))
+                ]
             ),
             Verdict::Allow
         );
@@ -273,10 +279,24 @@ mod tests {
     #[test]
     fn without_a_token_only_loopback_host_names_are_served() {
         let access = Access::new(None);
-        for host in ["127.0.0.1:8001", "localhost:8001", "[::1]:8001", "LOCALHOST", "x.localhost"] {
-            assert_eq!(check_with(&access, "/", &[("host", host)]), Verdict::Allow, "{host}");
+        for host in [
+            "127.0.0.1:8001",
+            "localhost:8001",
+            "[::1]:8001",
+            "LOCALHOST",
+            "x.localhost",
+        ] {
+            assert_eq!(
+                check_with(&access, "/", &[("host", host)]),
+                Verdict::Allow,
+                "{host}"
+            );
         }
-        for host in ["evil.example:8001", "127.0.0.1.evil.example", "10.0.0.1:8001"] {
+        for host in [
+            "evil.example:8001",
+            "127.0.0.1.evil.example",
+            "10.0.0.1:8001",
+        ] {
             assert_eq!(
                 check_with(&access, "/", &[("host", host)]),
                 Verdict::WrongHost,

@@ -152,7 +152,9 @@ impl LiveLog {
             path: path.display().to_string(),
             source,
         };
-        let file = self.index.files[slot].clone().expect("a present file is open");
+        let file = self.index.files[slot]
+            .clone()
+            .expect("a present file is open");
         let size = file.metadata().map_err(read_err)?.len();
         let t = &self.files[slot];
         let mut changed = false;
@@ -282,7 +284,11 @@ mod tests {
         append(&log, first_half);
         assert!(live.refresh(1).unwrap());
         assert_eq!(ids(&live), [id(1)]);
-        assert_eq!(live.index.skipped.total(), 0, "a line being written is not cut");
+        assert_eq!(
+            live.index.skipped.total(),
+            0,
+            "a line being written is not cut"
+        );
         append(&log, rest);
         assert!(live.refresh(1).unwrap());
         assert!(!live.refresh(1).unwrap(), "nothing new");

@@ -155,7 +155,8 @@ async fn follow_log(app: Arc<routes::App>) {
         let refreshed = tokio::task::spawn_blocking(move || {
             let mut guard = app2.live.write().unwrap_or_else(|e| e.into_inner());
             let live = guard.as_mut().expect("indexed above");
-            live.refresh(1).map(|changed| changed.then_some(live.generation))
+            live.refresh(1)
+                .map(|changed| changed.then_some(live.generation))
         })
         .await;
         match refreshed {

@@ -146,12 +146,7 @@ fn page_head(page: &mut String, title: &str) {
 fn nav(page: &mut String, crumbs: &[(String, String)], live: bool) {
     page.push_str("<nav class=\"top\"><a href=\"/\">Sessions</a>");
     for (href, text) in crumbs {
-        let _ = write!(
-            page,
-            " › <a href=\"{}\">{}</a>",
-            escape(href),
-            escape(text)
-        );
+        let _ = write!(page, " › <a href=\"{}\">{}</a>", escape(href), escape(text));
     }
     if live {
         page.push_str(
@@ -243,11 +238,11 @@ pub fn list(filter: &Filter, rows: &[Row<'_>], info: &ListInfo<'_>) -> String {
     page_head(&mut page, "Claude Code sessions");
     page.push_str("<body class=\"list\">\n");
     nav(&mut page, &[], true);
-    let _ = write!(
+    let _ = writeln!(
         page,
         "<header><h1>Claude Code sessions</h1><div class=\"stats\"><span><b>sessions</b> {}</span>\
          <span><b>exchanges</b> {}</span><span><b>log</b> {} MB in {} file{}</span>\
-         <span><b>prices</b> {}</span></div>{}</header>\n",
+         <span><b>prices</b> {}</span></div>{}</header>",
         thousands(info.sessions as u64),
         thousands(info.exchanges as u64),
         thousands(info.bytes / 1_000_000),
@@ -255,7 +250,10 @@ pub fn list(filter: &Filter, rows: &[Row<'_>], info: &ListInfo<'_>) -> String {
         if info.segments == 1 { "" } else { "s" },
         escape(info.price_date),
         if info.skipped.total() > 0 {
-            format!("<p class=\"warn\">{}</p>", escape(&skipped_line(info.skipped)))
+            format!(
+                "<p class=\"warn\">{}</p>",
+                escape(&skipped_line(info.skipped))
+            )
         } else {
             String::new()
         }
@@ -384,7 +382,10 @@ pub fn session(rendered: &str, session: &Session, events: &str) -> String {
         let id = &session.summary.session_id;
         nav(
             &mut page,
-            &[(format!("/session/{}", url_segment(id)), format!("session {id}"))],
+            &[(
+                format!("/session/{}", url_segment(id)),
+                format!("session {id}"),
+            )],
             true,
         );
         rest = &rest[at + "<body>".len()..];
@@ -609,7 +610,12 @@ fn headers_table(page: &mut String, title: &str, headers: Option<&serde_json::Ma
     );
     for (k, v) in headers {
         let v = v.as_str().map_or_else(|| v.to_string(), str::to_string);
-        let _ = write!(page, "<tr><td>{}</td><td>{}</td></tr>", escape(k), escape(&v));
+        let _ = write!(
+            page,
+            "<tr><td>{}</td><td>{}</td></tr>",
+            escape(k),
+            escape(&v)
+        );
     }
     page.push_str("</table></details>\n");
 }
@@ -626,7 +632,9 @@ fn body_note(page: &mut String, body: &BodyParts<'_>, href: &str, what: &str) {
         notes.push("<span class=\"err\">truncated at the capture cap</span>".to_string());
     }
     if body.json.is_some() || body.text.is_some() || body.base64.is_some() {
-        notes.push(format!("<a href=\"{href}\" download>download the {what}</a>"));
+        notes.push(format!(
+            "<a href=\"{href}\" download>download the {what}</a>"
+        ));
     }
     let _ = writeln!(page, "<p class=\"note\">{}</p>", notes.join(" · "));
 }
@@ -653,7 +661,11 @@ fn request(page: &mut String, id: &str, r: &RequestParts<'_>) {
         escape(r.method.as_deref().unwrap_or("?")),
         escape(&target)
     );
-    headers_table(page, "Headers (credentials redacted by the proxy)", r.headers.as_ref());
+    headers_table(
+        page,
+        "Headers (credentials redacted by the proxy)",
+        r.headers.as_ref(),
+    );
     if let Some(body) = &r.body {
         let href = format!("/exchange/{}/request.json", url_segment(id));
         body_note(page, body, &href, "body");
@@ -665,7 +677,12 @@ fn request(page: &mut String, id: &str, r: &RequestParts<'_>) {
                 raw(page, "request-body", json.get(), "The body as sent (JSON)");
             }
             (_, Some(text), _) => raw(page, "request-body", text, "The body as sent (text)"),
-            (_, _, Some(b64)) => raw(page, "request-body", b64, "The body as sent (not UTF-8: base64)"),
+            (_, _, Some(b64)) => raw(
+                page,
+                "request-body",
+                b64,
+                "The body as sent (not UTF-8: base64)",
+            ),
             _ => page.push_str("<p class=\"dim\">No body.</p>\n"),
         }
     }
@@ -748,7 +765,11 @@ fn response(page: &mut String, id: &str, r: &ResponseParts<'_>) {
                 html::message(page, &v);
                 page.push_str("</div>\n");
             } else {
-                let _ = writeln!(page, "<div class=\"blk err\">{}</div>", html::folded(&serde_json::to_string_pretty(&v).unwrap_or_default()));
+                let _ = writeln!(
+                    page,
+                    "<div class=\"blk err\">{}</div>",
+                    html::folded(&serde_json::to_string_pretty(&v).unwrap_or_default())
+                );
             }
         }
         raw(page, "response-body", json.get(), "The message as JSON");
@@ -796,8 +817,14 @@ mod tests {
     #[test]
     fn the_policy_allows_exactly_the_pages_own_scripts_and_styles() {
         let p = policy();
-        assert!(p.starts_with("default-src 'none'; script-src 'sha256-"), "{p}");
-        assert!(!p.contains("unsafe-inline") && !p.contains("unsafe-eval"), "{p}");
+        assert!(
+            p.starts_with("default-src 'none'; script-src 'sha256-"),
+            "{p}"
+        );
+        assert!(
+            !p.contains("unsafe-inline") && !p.contains("unsafe-eval"),
+            "{p}"
+        );
         assert_eq!(p.matches("'sha256-").count(), 4, "{p}");
         assert!(header_policy().ends_with("frame-ancestors 'none'"));
     }

@@ -271,7 +271,13 @@ impl App {
         let refs: Vec<&Head> = snapshot.heads.iter().collect();
         let session = match Session::load(&snapshot, &id, &refs, &self.prices) {
             Ok(s) => s,
-            Err(e) => return page(StatusCode::INTERNAL_SERVER_ERROR, "Cannot read the session", &e.to_string()),
+            Err(e) => {
+                return page(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "Cannot read the session",
+                    &e.to_string(),
+                );
+            }
         };
         let rendered = crate::html::render(&session, &snapshot.skipped, &self.prices.date);
         let events = format!(
@@ -283,20 +289,23 @@ impl App {
     }
 
     /// The exchange's head, its number in its session, and its line.
-    fn exchange(&self, id: &str) -> Result<(Head, usize, Result<String, crate::Error>), Response> {
+    fn exchange(
+        &self,
+        id: &str,
+    ) -> Result<(Head, usize, Result<String, crate::Error>), Box<Response>> {
         let guard = self.read();
         let Some(live) = guard.as_ref() else {
-            return Err(not_ready());
+            return Err(Box::new(not_ready()));
         };
         let index = &live.index;
         let Some(head) = index.heads.iter().find(|h| h.id == id) else {
-            return Err(page(
+            return Err(Box::new(page(
                 StatusCode::NOT_FOUND,
                 "No such exchange",
                 &format!(
                     "The log holds no exchange {id} (a deleted segment takes its exchanges with it)."
                 ),
-            ));
+            )));
         };
         // Numbered as `html` numbers a session's exchanges: by start time.
         let number = match &head.session_id {
@@ -371,7 +380,11 @@ fn page(status: StatusCode, title: &str, message: &str) -> Response {
 fn redirect(location: &str) -> Response {
     match HeaderValue::from_str(location) {
         Ok(v) => (StatusCode::SEE_OTHER, [(header::LOCATION, v)]).into_response(),
-        Err(_) => page(StatusCode::BAD_REQUEST, "Bad address", "That address cannot be followed."),
+        Err(_) => page(
+            StatusCode::BAD_REQUEST,
+            "Bad address",
+            "That address cannot be followed.",
+        ),
     }
 }
 
@@ -448,7 +461,10 @@ async fn guard(State(app): State<Arc<App>>, request: Request, next: Next) -> Res
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
@@ -468,7 +484,11 @@ async fn list(State(app): State<Arc<App>>, Query(filter): Query<Filter>) -> Resp
 
 async fn session_page(State(app): State<Arc<App>>, Path(id): Path<String>) -> Response {
     if id.is_empty() || id.len() > 256 {
-        return page(StatusCode::NOT_FOUND, "No such session", "Session ids are shorter.");
+        return page(
+            StatusCode::NOT_FOUND,
+            "No such session",
+            "Session ids are shorter.",
+        );
     }
     app.build(move |app| app.session_page(&id)).await
 }
@@ -478,7 +498,7 @@ async fn exchange_page(State(app): State<Arc<App>>, Path(id): Path<String>) -> R
         return not_an_exchange(&id);
     }
     app.build(move |app| match app.exchange(&id) {
-        Err(response) => response,
+        Err(response) => *response,
         Ok((head, number, line)) => {
             let cost = session::tokens_and_cost(&head, &app.prices).1;
             let place = Place {
@@ -506,7 +526,10 @@ async fn download(
     if !is_exchange_id(&id) {
         return not_an_exchange(&id);
     }
-    if !matches!(file.as_str(), "request.json" | "response.json" | "record.json") {
+    if !matches!(
+        file.as_str(),
+        "request.json" | "response.json" | "record.json"
+    ) {
         return page(
             StatusCode::NOT_FOUND,
             "Not found",
@@ -515,10 +538,14 @@ async fn download(
     }
     app.build(move |app| {
         let line = match app.exchange(&id) {
-            Err(response) => return response,
+            Err(response) => return *response,
             Ok((_, _, Ok(line))) => line,
             Ok((_, _, Err(e))) => {
-                return page(StatusCode::INTERNAL_SERVER_ERROR, "Cannot read the exchange", &e.to_string());
+                return page(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "Cannot read the exchange",
+                    &e.to_string(),
+                );
             }
         };
         let body = if file == "record.json" {
@@ -546,7 +573,11 @@ async fn download(
                 })
         };
         let Some(body) = body else {
-            return page(StatusCode::NOT_FOUND, "No such body", "This exchange has no such body in the log.");
+            return page(
+                StatusCode::NOT_FOUND,
+                "No such body",
+                "This exchange has no such body in the log.",
+            );
         };
         let name = match file.as_str() {
             "record.json" => format!("{id}.json"),
