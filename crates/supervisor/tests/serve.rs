@@ -753,6 +753,26 @@ fn off_loopback_every_request_needs_the_token_and_bad_requests_are_refused() {
     assert!(body.contains("prompt 1"));
     let auth = [("Cookie", cookie.as_str())];
 
+    // The list's filter: text (id, first prompt, model), model, days.
+    for (query, listed) in [
+        ("q=PROMPT+1", true),
+        ("q=s-rul", true),
+        ("q=nothing-like-it", false),
+        ("model=claude-haiku-4-5", true),
+        ("model=claude-opus-5", false),
+        ("from=2026-12-03&to=2026-12-03", true),
+        ("from=2026-12-04", false),
+        ("to=2026-12-02", false),
+    ] {
+        let (status, _, body) = http(&addr, "GET", &format!("/?{query}"), &auth);
+        assert_eq!(status, 200);
+        assert_eq!(
+            body.contains("data-session=\"s-rules\""),
+            listed,
+            "{query}: {body}"
+        );
+    }
+
     // Exchange ids are 32 hex digits; nothing else is looked up, no path is ever built.
     for bad in [
         "/exchange/..%2F..%2Fetc%2Fpasswd",
