@@ -401,6 +401,17 @@ fn a_session_page_shows_a_new_turn_of_real_claude_code_without_a_reload() {
         2,
         "no reload: {report:#}"
     );
+    // The list open beside it counted the new exchanges, without a reload either.
+    let count = |k: &str| report[k].as_str().unwrap().trim().parse::<u64>().unwrap();
+    assert!(
+        count("list_exchanges_after") > count("list_exchanges_before"),
+        "{report:#}"
+    );
+    assert_eq!(
+        report["list_navigations"].as_array().unwrap().len(),
+        1,
+        "{report:#}"
+    );
     assert_clean(&report);
     // Every exchange links to its own page; the rebuilt last request is the log's.
     let lines_now = wait_for_log(&log, "sv-live-2", 1);

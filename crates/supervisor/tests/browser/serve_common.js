@@ -1,5 +1,5 @@
 // What the `claude-api-logger serve` browser checks share: Debian's headless Chromium driven by
-// playwright-core, a page that records what a reader must never see happen (a dialog, a
+// playwright-core, pages that record what a reader must never see happen (a dialog, a
 // Content-Security-Policy violation, a console error, an uncaught exception, a request
 // leaving the server, a reload).
 "use strict";
@@ -14,37 +14,43 @@ async function open(origin) {
     ],
   });
   const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
-  // Before any script of the page: count policy violations, and notice a script that ran.
+  // Before any script of a page: count policy violations, and notice a script that ran.
   await context.addInitScript(() => {
     window.__csp = [];
     document.addEventListener("securitypolicyviolation", (e) =>
       window.__csp.push(e.violatedDirective + " " + e.blockedURI + " " + (e.sample || "")));
   });
-  const page = await context.newPage();
   const report = {
     console_errors: [], page_errors: [], dialogs: [], navigations: [], elsewhere: [],
   };
+  const page = await watch(await context.newPage(), origin, report, "navigations");
+  return { browser, context, page, report };
+}
+
+// Records what happens on `page` into `report`; its main-frame navigations under `key`.
+async function watch(page, origin, report, key) {
+  report[key] = report[key] || [];
   page.on("console", (m) => {
     if (m.type() === "error" && !report.in_control) report.console_errors.push(m.text());
   });
   page.on("pageerror", (e) => report.page_errors.push(String(e)));
   page.on("dialog", (d) => { report.dialogs.push(d.message()); d.dismiss().catch(() => {}); });
-  page.on("framenavigated", (f) => { if (f === page.mainFrame()) report.navigations.push(f.url()); });
+  page.on("framenavigated", (f) => { if (f === page.mainFrame()) report[key].push(f.url()); });
   await page.route("**/*", (route) => {
     const u = route.request().url();
     if (u.startsWith(origin + "/")) return route.continue();
     report.elsewhere.push(u);
     return route.abort();
   });
-  return { browser, page, report };
+  return page;
 }
 
 // Violations and whether any injected script ran (it would set window.__pwned or open a dialog).
 // Then a control: a script the page did not bring is added; the policy must refuse it, and the
 // refusal must be seen, or the counts above prove nothing.
 async function finish(page, report) {
-  report.csp_violations = await page.evaluate(() => window.__csp);
-  report.pwned = await page.evaluate(() => window.__pwned === true);
+  report.csp_violations = (report.csp_violations || []).concat(await page.evaluate(() => window.__csp));
+  report.pwned = report.pwned === true || await page.evaluate(() => window.__pwned === true);
   report.in_control = true;
   report.control = await page.evaluate(async () => {
     const before = window.__csp.length;
@@ -57,4 +63,4 @@ async function finish(page, report) {
   delete report.in_control;
 }
 
-module.exports = { open, finish };
+module.exports = { open, watch, finish };

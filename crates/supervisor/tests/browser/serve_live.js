@@ -1,15 +1,23 @@
-// Opens the session list of `claude-api-logger serve`, clicks a session, prints `ready` once
-// the page follows the log (its event stream is open), then waits until a new turn holding
-// MARKER appears without a reload, expands that exchange's details, and prints `report {...}`.
+// Opens the session list of `claude-api-logger serve` twice: in one page it clicks a session,
+// and prints `ready` once both pages follow the log (their event streams are open). Then it
+// waits until a new turn holding MARKER appears on the session page and the session's row of
+// the other page counts more exchanges, both without a reload, expands the new exchange's
+// details, and prints `report {...}`.
 //
 // usage: node serve_live.js ORIGIN SESSION_ID MARKER SCREENSHOT.png
 "use strict";
-const { open, finish } = require("./serve_common.js");
+const { open, watch, finish } = require("./serve_common.js");
 
 (async () => {
   const [origin, session, marker, shot] = process.argv.slice(2);
-  const { browser, page, report } = await open(origin);
+  const { browser, context, page, report } = await open(origin);
   try {
+    const list = await watch(await context.newPage(), origin, report, "list_navigations");
+    await list.goto(origin + "/", { waitUntil: "load" });
+    await list.waitForFunction(() => document.getElementById("live-state").textContent.startsWith("live"));
+    const row = `tr.session[data-session="${session}"]`;
+    const exchangesIn = () => list.$eval(row, (r) => r.children[2].textContent);
+    report.list_exchanges_before = await exchangesIn();
     await page.goto(origin + "/", { waitUntil: "load" });
     report.list = await page.$$eval("tr.session", (rows) => rows.map((r) => ({
       session: r.dataset.session, text: r.textContent, active: r.classList.contains("active"),
@@ -28,6 +36,10 @@ const { open, finish } = require("./serve_common.js");
     await page.waitForFunction((m) => document.querySelector("main").textContent.includes(m),
       marker, { timeout: 180000 });
     report.seen_after_ms = Date.now() - t0;
+    await list.waitForFunction(([sel, n]) => document.querySelector(sel).children[2].textContent !== n,
+      [row, report.list_exchanges_before], { timeout: 30000 });
+    report.list_exchanges_after = await exchangesIn();
+    await finish(list, report);
     // Updates may still arrive (the turn's last exchange): let the page settle.
     await page.waitForTimeout(1500);
     report.after = await state();
