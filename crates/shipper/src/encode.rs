@@ -61,6 +61,9 @@ pub struct Options {
     pub prices: Arc<PriceTable>,
     /// `server.address` of the spans: the API the proxy forwards to.
     pub server_address: String,
+    /// Where the session viewer serves exchanges: every event and span of an exchange then
+    /// carries `claude.view.url` = `<base>/exchange/<id>`.
+    pub view_base_url: Option<String>,
 }
 
 impl Options {
@@ -72,6 +75,7 @@ impl Options {
             spans: true,
             prices: Arc::new(PriceTable::builtin()),
             server_address: DEFAULT_SERVER_ADDRESS.to_string(),
+            view_base_url: None,
         }
     }
 }
@@ -389,6 +393,10 @@ impl Encoder {
             _ => (SEVERITY_INFO, "INFO"),
         };
         let budget = event_max_bytes - PART_OVERHEAD;
+        let view_url = options
+            .view_base_url
+            .as_ref()
+            .map(|base| format!("{base}/exchange/{}", rec.id));
 
         let (request_body, parts) = rec.request.body.place(line);
         let mut facts = Facts::new(Route::of(&rec.request.path));
@@ -435,6 +443,9 @@ impl Encoder {
             pool.str(&mut r.attributes, &["claude.context.field"], field);
             session_attrs(pool, &mut r.attributes, session);
             if escaped_len(text) + 200 <= budget {
+                if let Some(url) = &view_url {
+                    pool.str(&mut r.attributes, &["claude.view.url"], url);
+                }
                 set_string(any_string(&mut r.body), text);
                 out(r);
                 continue;
@@ -445,6 +456,9 @@ impl Encoder {
             pool.value(&mut r.attributes, &["claude.body.part"], Value::IntValue(0));
             let count = Value::IntValue(parts.len() as i64);
             pool.value(&mut r.attributes, &["claude.body.parts"], count);
+            if let Some(url) = &view_url {
+                pool.str(&mut r.attributes, &["claude.view.url"], url);
+            }
             for (i, part) in parts.into_iter().enumerate() {
                 r.attributes[part_at].value = any(Value::IntValue(i as i64 + 1));
                 set_string(any_string(&mut r.body), part);
@@ -580,6 +594,9 @@ impl Encoder {
             }
         }
         cs(&mut common, "claude.exchange.id", &rec.id);
+        if let Some(url) = &view_url {
+            cs(&mut common, "claude.view.url", url);
+        }
         cs(&mut common, "claude.outcome", &rec.outcome);
         if let Some(e) = &rec.error {
             cs(&mut common, "claude.error", e);
@@ -822,6 +839,9 @@ impl Encoder {
             let count = Value::IntValue(parts.len() as i64);
             pool.value(&mut r.attributes, &["claude.body.parts"], count);
             session_attrs(pool, &mut r.attributes, session);
+            if let Some(url) = &view_url {
+                pool.str(&mut r.attributes, &["claude.view.url"], url);
+            }
             for (i, part) in parts.into_iter().enumerate() {
                 r.attributes[2].value = any(Value::IntValue(i as i64 + 1));
                 set_string(any_string(&mut r.body), part);
@@ -1744,5 +1764,51 @@ mod tests {
             serde_json::from_str(r#"{"events":[{"event":"content_block_delta","data":{}}]}"#)
                 .unwrap();
         assert_eq!(stream_timing(&untimed.events), (None, None));
+    }
+
+    #[test]
+    fn every_event_and_the_span_of_an_exchange_link_to_the_viewer_when_a_base_is_set() {
+        let big = "x".repeat(20_000);
+        let request = serde_json::json!({"model": "claude-sonnet-4",
+            "system": [{"type": "text", "text": format!("system {big}")}],
+            "tools": [{"name": "Bash", "description": format!("tool {big}"), "input_schema": {}}],
+            "messages": [{"role": "user", "content": format!("prompt {big}")}]})
+        .to_string();
+        let line = record_line(&request);
+        for base in [None, Some("http://127.0.0.1:8001/t/secret-token-0123")] {
+            let mut enc = Encoder::with_options(Options {
+                view_base_url: base.map(str::to_string),
+                ..Options::new(8_192)
+            });
+            let mut out = Vec::new();
+            enc.encode_line(line.as_bytes(), 0, &mut |e| out.push(e.clone()));
+            let contexts = out
+                .iter()
+                .filter(|e| attr(e, "claude.context.hash").is_some());
+            assert!(contexts.count() >= 4, "system and tools, in parts");
+            assert!(out.iter().any(|e| attr(e, "claude.body.part").is_some()));
+            let span = enc.span().expect("a span").clone();
+            let url = "http://127.0.0.1:8001/t/secret-token-0123/exchange/0123456789abcdef0123456789abcdef";
+            let span_url = match span_attr(&span, "claude.view.url") {
+                Some(Value::StringValue(v)) => Some(v.as_str()),
+                _ => None,
+            };
+            match base {
+                Some(_) => {
+                    for e in &out {
+                        assert_eq!(attr_str(e, "claude.view.url"), Some(url), "{e:?}");
+                        assert!(
+                            kv_size(&e.attributes) + escaped_len(body(e)) <= 8_192,
+                            "the link fits the event budget"
+                        );
+                    }
+                    assert_eq!(span_url, Some(url));
+                }
+                None => {
+                    assert!(out.iter().all(|e| attr(e, "claude.view.url").is_none()));
+                    assert_eq!(span_url, None);
+                }
+            }
+        }
     }
 }

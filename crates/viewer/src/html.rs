@@ -340,7 +340,7 @@ fn exchange(page: &mut String, e: &Exchange) {
     );
 }
 
-fn message(page: &mut String, m: &Value) {
+pub(crate) fn message(page: &mut String, m: &Value) {
     let who = match m["role"].as_str() {
         Some("assistant") => "assistant",
         Some("system") => "system",
@@ -440,7 +440,7 @@ fn message(page: &mut String, m: &Value) {
 }
 
 /// Short text as is; long text folded behind its first lines.
-fn folded(text: &str) -> String {
+pub(crate) fn folded(text: &str) -> String {
     let lines = text.lines().count();
     if text.len() <= FOLD_CHARS && lines <= FOLD_LINES {
         return format!("<pre>{}</pre>", escape(text));
@@ -484,7 +484,7 @@ fn exchange_data(e: &Exchange) -> Value {
     })
 }
 
-const CSS: &str = r#"
+pub(crate) const CSS: &str = r#"
 :root{--bg:#fbfbfa;--fg:#1d1d1f;--dim:#6b6b70;--line:#e2e2e6;--main:#2f6fdf;--sub:#a23bc9;--side:#8a8a90;--err:#c62828;--ok:#2e7d32;--card:#fff;--code:#f4f4f6}
 *{box-sizing:border-box}
 body{margin:0;background:var(--bg);color:var(--fg);font:14px/1.5 -apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif}
@@ -547,7 +547,7 @@ footer{max-width:1100px;margin:0 auto;padding:0 28px 30px;color:var(--dim);font-
 
 /// Rebuilds an exchange's full request (messages from its base's plus what it added, the
 /// system prompt and tools from the shared lists) when its details are opened.
-const SCRIPT: &str = r#"
+pub(crate) const SCRIPT: &str = r#"
 (function () {
   "use strict";
   var data = JSON.parse(document.getElementById("session-data").textContent);

@@ -9,7 +9,9 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
+use std::os::unix::fs::FileExt as _;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::SystemTime;
 use traffic_record::{Outcome, Usage, trace_context};
 
@@ -91,7 +93,7 @@ pub struct Skipped {
 }
 
 impl Skipped {
-    fn add(&mut self, other: &Skipped) {
+    pub fn add(&mut self, other: &Skipped) {
         self.cut += other.cut;
         self.invalid_utf8 += other.invalid_utf8;
         self.not_json += other.not_json;
@@ -153,6 +155,9 @@ impl Head {
 #[derive(Debug, Default)]
 pub struct Index {
     pub segments: Vec<PathBuf>,
+    /// Open handles of the segments, when the caller keeps them (`serve`): a line is then read
+    /// through the handle, which follows its file across a rotation's rename.
+    pub files: Vec<Option<Arc<File>>>,
     pub heads: Vec<Head>,
     pub skipped: Skipped,
     pub bytes: u64,
@@ -169,23 +174,16 @@ impl Index {
             ..Index::default()
         };
         for (n, path) in segments.iter().enumerate() {
-            let ranges = split(path, threads, MIN_PART)?;
-            let parts: Vec<Result<Part, Error>> = std::thread::scope(|scope| {
-                let handles: Vec<_> = ranges
-                    .iter()
-                    .map(|&(start, end)| scope.spawn(move || read_range(n, path, start, end)))
-                    .collect();
-                handles
-                    .into_iter()
-                    .map(|h| h.join().expect("a reader thread does not panic"))
-                    .collect()
-            });
-            for part in parts {
-                let part = part?;
-                index.heads.extend(part.heads);
-                index.bytes += part.bytes;
-                index.skipped.add(&part.skipped);
-            }
+            let read_err = |source| Error::Read {
+                path: path.display().to_string(),
+                source,
+            };
+            let file = File::open(path).map_err(read_err)?;
+            let size = file.metadata().map_err(read_err)?.len();
+            let part = read_lines(n, path, &file, 0, size, threads)?;
+            index.heads.extend(part.heads);
+            index.bytes += part.bytes;
+            index.skipped.add(&part.skipped);
         }
         // In the log's order, the order the shipper reads it in: both decide alike.
         let mut senders = Sessions::default();
@@ -202,11 +200,15 @@ impl Index {
             path: path.display().to_string(),
             source,
         };
-        let mut file = File::open(path).map_err(read_err)?;
-        file.seek(SeekFrom::Start(location.offset))
-            .map_err(read_err)?;
         let mut buf = vec![0; location.len];
-        file.read_exact(&mut buf).map_err(read_err)?;
+        match self.files.get(location.segment) {
+            Some(Some(file)) => file.read_exact_at(&mut buf, location.offset),
+            _ => File::open(path).and_then(|mut file| {
+                file.seek(SeekFrom::Start(location.offset))?;
+                file.read_exact(&mut buf)
+            }),
+        }
+        .map_err(read_err)?;
         String::from_utf8(buf).map_err(|e| {
             read_err(std::io::Error::new(
                 std::io::ErrorKind::InvalidData,
@@ -216,39 +218,93 @@ impl Index {
     }
 }
 
-/// What one reader thread found in its byte range.
-#[derive(Default)]
-struct Part {
-    heads: Vec<Head>,
-    skipped: Skipped,
-    bytes: u64,
+/// What was found in a byte range of a segment.
+#[derive(Debug, Default)]
+pub struct Part {
+    pub heads: Vec<Head>,
+    pub skipped: Skipped,
+    pub bytes: u64,
+}
+
+/// Indexes the lines of `file` (named `path` in errors) in `[start, end)` (`start` a line
+/// start); a range over 32 MB is cut at line boundaries into at most `threads` parts, read side
+/// by side (parsing, not reading, is what costs). A last line without its newline counts as cut.
+pub fn read_lines(
+    segment: usize,
+    path: &Path,
+    file: &File,
+    start: u64,
+    end: u64,
+    threads: usize,
+) -> Result<Part, Error> {
+    let ranges = split(path, file, start, end, threads, MIN_PART)?;
+    let parts: Vec<Result<Part, Error>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = ranges
+            .iter()
+            .map(|&(start, end)| scope.spawn(move || read_range(segment, path, file, start, end)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("a reader thread does not panic"))
+            .collect()
+    });
+    let mut all = Part::default();
+    for part in parts {
+        let part = part?;
+        all.heads.extend(part.heads);
+        all.bytes += part.bytes;
+        all.skipped.add(&part.skipped);
+    }
+    Ok(all)
 }
 
 /// Parts below this size are not worth a thread.
 const MIN_PART: u64 = 32 << 20;
 
-/// `[start, end)` byte ranges of `path` that each begin at a line start, at most `parts`.
-fn split(path: &Path, parts: usize, min_part: u64) -> Result<Vec<(u64, u64)>, Error> {
+/// Reads a file from a position with `pread`, so threads can share one handle.
+struct At<'a> {
+    file: &'a File,
+    pos: u64,
+}
+
+impl Read for At<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.file.read_at(buf, self.pos)?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+/// Byte ranges cutting `[start, end)` of `file`, each beginning at a line start, at most `parts`.
+fn split(
+    path: &Path,
+    file: &File,
+    start: u64,
+    end: u64,
+    parts: usize,
+    min_part: u64,
+) -> Result<Vec<(u64, u64)>, Error> {
     let read_err = |source| Error::Read {
         path: path.display().to_string(),
         source,
     };
-    let mut file = File::open(path).map_err(read_err)?;
-    let size = file.metadata().map_err(read_err)?.len();
+    let size = end.saturating_sub(start);
     let parts = (size / min_part).clamp(1, parts as u64);
-    let mut bounds = vec![0];
+    if parts == 1 {
+        return Ok(vec![(start, end)]);
+    }
+    let mut bounds = vec![start];
     let mut rest = Vec::new();
     for k in 1..parts {
-        let guess = (size * k / parts).max(*bounds.last().expect("not empty"));
-        file.seek(SeekFrom::Start(guess)).map_err(read_err)?;
+        let guess = (start + size * k / parts).max(*bounds.last().expect("not empty"));
         rest.clear();
         // The next line starts after the first newline at or past the guess.
-        let n = BufReader::new(&mut file)
+        let n = BufReader::new(At { file, pos: guess })
             .read_until(b'\n', &mut rest)
             .map_err(read_err)?;
-        bounds.push((guess + n as u64).min(size));
+        bounds.push((guess + n as u64).min(end));
     }
-    bounds.push(size);
+    bounds.push(end);
     bounds.dedup();
     Ok(bounds.windows(2).map(|w| (w[0], w[1])).collect())
 }
@@ -257,15 +313,19 @@ fn split(path: &Path, parts: usize, min_part: u64) -> Result<Vec<(u64, u64)>, Er
 /// this grows the buffer to hold it).
 const CHUNK: u64 = 1 << 20;
 
-/// Reads the lines of `path` in `[start, end)` (a line start to a line start, or the end).
-fn read_range(segment: usize, path: &Path, start: u64, end: u64) -> Result<Part, Error> {
+/// Reads the lines of `file` in `[start, end)` (a line start to a line start, or the end).
+fn read_range(
+    segment: usize,
+    path: &Path,
+    file: &File,
+    start: u64,
+    end: u64,
+) -> Result<Part, Error> {
     let read_err = |source| Error::Read {
         path: path.display().to_string(),
         source,
     };
-    let mut file = File::open(path).map_err(read_err)?;
-    file.seek(SeekFrom::Start(start)).map_err(read_err)?;
-    let mut file = file.take(end - start);
+    let mut file = At { file, pos: start }.take(end - start);
     let mut part = Part::default();
     let mut buf = Vec::new();
     // The file offset of `buf[0]`, and how much of `buf` is known to hold no newline.
@@ -721,17 +781,18 @@ mod tests {
         }
         text += "{\"cut";
         std::fs::write(&path, &text).unwrap();
-        let whole = read_range(0, &path, 0, text.len() as u64).unwrap();
+        let file = File::open(&path).unwrap();
+        let whole = read_range(0, &path, &file, 0, text.len() as u64).unwrap();
         assert_eq!(whole.heads.len(), 50);
         assert_eq!((whole.skipped.not_json, whole.skipped.cut), (8, 1));
         for parts in [2, 3, 7] {
-            let ranges = split(&path, parts, 1_000).unwrap();
+            let ranges = split(&path, &file, 0, text.len() as u64, parts, 1_000).unwrap();
             assert_eq!(ranges.len(), parts, "{ranges:?}");
             let mut heads = Vec::new();
             let mut skipped = Skipped::default();
             for (start, end) in ranges {
                 assert!(start == 0 || text.as_bytes()[start as usize - 1] == b'\n');
-                let part = read_range(0, &path, start, end).unwrap();
+                let part = read_range(0, &path, &file, start, end).unwrap();
                 heads.extend(part.heads);
                 skipped.add(&part.skipped);
             }
