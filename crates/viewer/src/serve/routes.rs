@@ -153,10 +153,9 @@ impl App {
     }
 
     fn title(&self, index: &Index, id: &str, heads: &[&Head]) -> String {
-        let main = session::main_thread(heads);
         let Some(first) = heads
             .iter()
-            .find(|h| main != 0 && h.thread == main)
+            .find(|h| session::Role::of(h) == session::Role::Main)
             .or(heads.first())
         else {
             return String::new();
