@@ -17,6 +17,8 @@ SEQ_UI_PORT=${SEQ_UI_PORT-5341}        # host port of Seq's port 80 (UI and inge
 SEQ_BIND=${SEQ_BIND:-127.0.0.1}        # host address that port is published on
 SEQ_START_TIMEOUT=${SEQ_START_TIMEOUT:-90}
 LOGGER_STOP_TIMEOUT=${LOGGER_STOP_TIMEOUT:-90}
+VIEWER_PORT=${VIEWER_PORT-8001}        # host port of the logger's session viewer; empty: no viewer
+VIEWER_BIND=${VIEWER_BIND:-127.0.0.1}  # host address that port is published on
 # Seq's admin password and the logger's API key of each sandbox, kept while its Seq volume lives.
 STATE_ROOT=${CLAUDE_SANDBOX_STATE:-${XDG_STATE_HOME:-$HOME/.local/state}/claude-sandbox}
 
@@ -42,9 +44,13 @@ Modes:
             API key), --images, --all
 
 Options:
-  --otel          start Seq and send Claude Code's OpenTelemetry logs to it
+  --otel          start Seq and send Claude Code's OpenTelemetry logs and traces to it
   --log-api       also start the API traffic logger (needs --otel); Claude Code talks to
-                  the API through it and every request/response lands in Seq
+                  the API through it and every request/response lands in Seq, each under
+                  the Claude Code span that made it
+  --no-claude-traces
+                  with --otel: Claude Code sends its logs only, no spans (the logger's
+                  exchanges then stay on a trace per session)
   --seq-no-auth   start a new Seq without authentication (anyone who reaches its port
                   can read everything); default: an admin password and an ingestion API key
   --no-persist    keep Seq's data in the container only (no volume)
@@ -57,6 +63,7 @@ Environment: CLAUDE_IMAGE ($CLAUDE_IMAGE), LOGGER_IMAGE ($LOGGER_IMAGE),
   SEQ_IMAGE ($SEQ_IMAGE), UPSTREAM_URL ($UPSTREAM_URL),
   SANDBOX_NAME ($SANDBOX_NAME: prefix of containers, volumes, network),
   SEQ_UI_PORT ($SEQ_UI_PORT; empty = not published), SEQ_BIND ($SEQ_BIND),
+  VIEWER_PORT ($VIEWER_PORT: the session viewer of --log-api; empty = none), VIEWER_BIND ($VIEWER_BIND),
   SEQ_ADMIN_PASSWORD (Seq's admin password; default: generated once and kept),
   SEQ_API_KEY (an existing Seq API key to ingest with; default: created), SEQCLI_IMAGE,
   ANTHROPIC_API_KEY / ANTHROPIC_MODEL (passed to Claude Code when set).
@@ -67,7 +74,7 @@ EOF
 log() { printf '[sandbox] %s\n' "$*" >&2; }
 die() { printf '[sandbox] error: %s\n' "$1" >&2; exit "${2:-1}"; }
 
-OTEL=false LOG_API=false PERSIST=true KEEP=true SEQ_AUTH=true
+OTEL=false LOG_API=false PERSIST=true KEEP=true SEQ_AUTH=true CLAUDE_TRACES=true
 REPO_URL="" BRANCH=""
 CLEAN_CONTAINERS=false CLEAN_VOLUMES=false CLEAN_IMAGES=false
 MODE=""
@@ -79,6 +86,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --otel) OTEL=true ;;
     --log-api) LOG_API=true ;;
+    --no-claude-traces) CLAUDE_TRACES=false ;;
     --no-persist) PERSIST=false ;;
     --seq-no-auth) SEQ_AUTH=false ;;
     --rm) KEEP=false ;;
@@ -97,6 +105,9 @@ done
 [ -n "$MODE" ] || { usage >&2; die "no mode given" 64; }
 if $LOG_API && ! $OTEL; then
   die "--log-api ships the API traffic to Seq, which only --otel starts: add --otel" 64
+fi
+if ! $CLAUDE_TRACES && ! $OTEL; then
+  die "--no-claude-traces turns off part of what --otel sends: add --otel, or drop it" 64
 fi
 command -v podman >/dev/null || die "podman is not installed"
 
@@ -265,6 +276,7 @@ print_seq_summary() {
   [ "$SEQ_BIND" != 0.0.0.0 ] || url="http://localhost:$SEQ_UI_PORT (on every host address)"
   log "Seq: $url, log in: $SEQ_ADMIN_SOURCE (container $SEQ_CONTAINER)"
   if $LOG_API; then
+    print_viewer
     [ "${1:-}" != at-exit ] || print_sessions
     log "this run's API exchanges in Seq: has(claude.outcome) and @Timestamp >= DateTime('$SEQ_STARTED_AT')"
   fi
@@ -276,7 +288,34 @@ print_sessions() {
   for id in $(podman exec "$LOGGER_CONTAINER" claude-api-logger sessions --json \
     --since "$SEQ_STARTED_AT" 2>/dev/null | sed -n 's/^ *"session_id": "\([^" ]*\)",$/\1/p'); do
     log "session $id in Seq: session.id = '$id'; without Seq: podman exec -t $LOGGER_CONTAINER claude-api-logger show $id"
+    [ -z "$VIEWER_URL" ] || log "session $id in the viewer: $VIEWER_URL/session/$id"
   done
+}
+
+# The session viewer (claude-api-logger serve, docs/viewer.md) runs in the logger container,
+# published on the host only. The Claude container shares the logger's network, so the viewer
+# needs a token on every request; only the user gets it, in the address printed here and in
+# the base of Seq's claude.view.url links (the Claude container is never given it).
+VIEWER_URL="" VIEWER_ARGS=()
+viewer_settings() {
+  [ -n "$VIEWER_PORT" ] || return 0
+  local token="" host=$VIEWER_BIND
+  if $PERSIST; then token=$(cat "$STATE_DIR/viewer-token" 2>/dev/null || true); fi
+  if [ -z "$token" ]; then
+    token=$(secret)
+    if $PERSIST; then
+      (umask 077 && mkdir -p "$STATE_DIR" && printf '%s\n' "$token" >"$STATE_DIR/viewer-token")
+    fi
+  fi
+  [ "$host" != 0.0.0.0 ] || host=localhost
+  VIEWER_URL="http://$host:$VIEWER_PORT/t/$token"
+  export VIEWER_TOKEN=$token VIEW_BASE_URL=$VIEWER_URL
+  VIEWER_ARGS=(-p "$VIEWER_BIND:$VIEWER_PORT:8001" -e VIEWER_LISTEN=0.0.0.0:8001
+    -e VIEWER_TOKEN -e VIEW_BASE_URL)
+}
+
+print_viewer() {
+  [ -z "$VIEWER_URL" ] || log "session viewer: $VIEWER_URL/ (the token in it is the viewer's password; Seq's claude.view.url links carry it)"
 }
 
 start_logger() {
@@ -290,19 +329,22 @@ start_logger() {
     --health-timeout 3s --health-start-period 5s --health-retries 3
     -e SEQ_HOST=seq -e SEQ_PORT=5341 -e UPSTREAM_URL="$UPSTREAM_URL")
   [ -z "${SEQ_API_KEY:-}" ] || args+=(-e SEQ_API_KEY)
+  viewer_settings
+  args+=(${VIEWER_ARGS[@]+"${VIEWER_ARGS[@]}"})
   # Without a systemd user session podman cannot schedule the periodic check and says so as an
   # error; the check that matters is run below, so that line is left out. (A file, not a pipe:
   # a pipe's reader was seen waiting for ever, a helper podman started keeping it open.)
   local errors
   errors=$(mktemp)
   podman run "${args[@]}" "$LOGGER_IMAGE" >/dev/null 2>"$errors" \
-    || { cat "$errors" >&2; rm -f "$errors"; die "could not start the API logger ($LOGGER_IMAGE)"; }
+    || { cat "$errors" >&2; rm -f "$errors"; die "could not start the API logger ($LOGGER_IMAGE), podman's reason is above; if $VIEWER_BIND:$VIEWER_PORT is taken, set VIEWER_PORT to a free port (empty: no viewer)"; }
   grep -v 'systemd connection' "$errors" >&2 || true
   rm -f "$errors"
   local i
   for i in $(seq 1 60); do
     if podman healthcheck run "$LOGGER_CONTAINER" >/dev/null 2>&1; then
       log "API logger: http://api-logger:8000 -> $UPSTREAM_URL (container $LOGGER_CONTAINER)"
+      print_viewer
       return 0
     fi
     [ "$(podman inspect -f '{{.State.Running}}' "$LOGGER_CONTAINER" 2>/dev/null)" = true ] \
@@ -343,6 +385,12 @@ run_claude() {
       -e CLAUDE_CODE_ENABLE_TELEMETRY=1 -e OTEL_LOGS_EXPORTER=otlp -e OTEL_LOG_USER_PROMPTS=1
       -e OTEL_EXPORTER_OTLP_ENDPOINT=http://seq:5341/ingest/otlp
       -e OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf)
+    if $CLAUDE_TRACES; then
+      # Spans per prompt, model request and tool; with the logger, each model request also
+      # carries a traceparent, so the logger's exchange lands under its llm_request span.
+      args+=(-e OTEL_TRACES_EXPORTER=otlp -e CLAUDE_CODE_ENHANCED_TELEMETRY_BETA=1)
+      ! $LOG_API || args+=(-e CLAUDE_CODE_PROPAGATE_TRACEPARENT=1)
+    fi
     if [ -n "${SEQ_API_KEY:-}" ]; then
       export OTEL_EXPORTER_OTLP_HEADERS="X-Seq-ApiKey=$SEQ_API_KEY"
       args+=(-e OTEL_EXPORTER_OTLP_HEADERS)

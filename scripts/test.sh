@@ -100,3 +100,6 @@ cargo nextest run --workspace --locked --no-fail-fast "$@"
 step "benchmark smoke runs"
 cargo test --locked -p claude-api-proxy --bench overhead -- --smoke
 cargo test --locked -p otlp-shipper --bench throughput -- --smoke
+smoke_log=$(mktemp -u /tmp/viewer-smoke.XXXXXX.log)
+PROFILE=debug RUNS=1 MB=20 LOG="$smoke_log" scripts/bench-viewer.sh
+rm -f "$smoke_log"

@@ -4,14 +4,21 @@
 //! It runs on the writer thread, inside [`crate::record::build`], on what is written and
 //! shipped only: the live path forwards every byte unchanged and never calls it.
 //!
-//! Bodies are scanned with the `regex` crate. The formats that start with a literal (`sk-ant-`,
-//! `AKIA`, ...) are one [`RegexSet`], which says in one fast pass (the crate searches for the
-//! literals first) which of them occur; only those formats' own [`Regex`]es then run to find
-//! where. The assignments (`NAME=value`) start with no literal, and in the set they made the
-//! whole pass ~30x slower; each runs on its own, where the crate searches for its `=` first.
-//! Every pattern matches characters that never end a JSON string (no `"`, no lone `\`), so a
-//! redacted JSON body stays JSON, byte for byte the same outside the markers.
+//! Bodies are scanned as text, JSON bodies as written (no parse into values, no copy of their
+//! strings): one search for `\u`/`\/` tells whether the text reads differently once decoded;
+//! only then is a decoded copy scanned ([`unescape`]) and each match mapped back to the escapes
+//! it came from. The formats ([`formats`]) that start with a literal are one [`RegexSet`],
+//! which says in one fast pass (the crate searches for the literals first) which of them
+//! occur; only those formats' own [`Regex`]es then run to find where. The assignments
+//! (`NAME=value`) run each on their own, where the crate searches for their `=` first.
+//! Every pattern matches characters that never end a JSON string (no `"`, no lone `\`), and
+//! a marker is plain ASCII, so a redacted JSON body stays JSON, byte for byte the same outside
+//! the markers, and a JSON reader sees the marker where the secret was, however it was escaped.
 
+mod formats;
+mod unescape;
+
+use formats::{ALONE, GROUPS};
 use regex::{Regex, RegexSet};
 use std::ops::Range;
 use std::sync::{Arc, OnceLock};
@@ -25,61 +32,14 @@ pub const DEFAULT_HEADERS: &str = "*key*,*token*,*secret*,*auth*,*cookie*,*passw
 pub const DEFAULT_QUERY: &str =
     "*key*,*token*,*secret*,*password*,*passwd*,pwd,*auth*,*credential*,sig,*signature*,code";
 
-/// A known credential format: the kind named in its marker, the pattern, and which capture
-/// group is the secret (0: the whole match).
+/// A credential format: the kind named in its marker, the pattern, which capture group is the
+/// secret (0: the whole match), and whether it must start a token.
 struct Format {
     kind: String,
     regex: Regex,
     group: usize,
+    token_start: bool,
 }
-
-/// Built-in formats that start with a literal, in the order they are tried (an Anthropic key
-/// is also `sk-...`, so it comes before OpenAI's). Every class excludes `"` and `\`: a match
-/// never crosses a JSON string's end or splits an escape.
-const PREFIXED: &[(&str, &str)] = &[
-    ("anthropic-key", r"sk-ant-[A-Za-z0-9_\-]{16,}"),
-    (
-        "openai-key",
-        r"sk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_\-]{32,}",
-    ),
-    ("aws-access-key", r"(?:AKIA|ASIA|ABIA|ACCA)[0-9A-Z]{16}"),
-    (
-        "github-token",
-        r"(?:ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{22,}",
-    ),
-    ("gitlab-token", r"glpat-[A-Za-z0-9_\-]{20,}"),
-    ("slack-token", r"xox[abposr]-[A-Za-z0-9\-]{10,}"),
-    ("google-api-key", r"AIza[0-9A-Za-z_\-]{35}"),
-    (
-        "jwt",
-        r"eyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}",
-    ),
-    // A whole block; a block cut before its END line is redacted up to where its base64 (and
-    // its `\n` escapes, in JSON text) stops.
-    (
-        "private-key",
-        r"-----BEGIN [A-Z ]{0,40}PRIVATE KEY( BLOCK)?-----(?:[^\x22]*?-----END [A-Z ]{0,40}PRIVATE KEY( BLOCK)?-----|(?:[A-Za-z0-9+/=\s]|\\[nr])*)",
-    ),
-];
-
-/// Built-in formats tried after [`PREFIXED`], each on its own.
-const ASSIGNMENTS: &[(&str, &str)] = &[
-    // `.env` style: a name holding a credential word, `=`, a value (possibly quoted; in JSON
-    // text only an escaped quote opens it, a bare one ends the string). Only the value is
-    // replaced. Any name (`password=`, `?token=`) without spaces; with spaces around `=`, only
-    // names in capitals, `_` and digits around the word (`.env`, settings files, `password =`
-    // in code), so prose such as "tokens = many" is left alone. Two patterns, as one
-    // alternation loses the crate's search for the `=` (the case-insensitive word in the second
-    // one keeps it).
-    (
-        "secret-assignment",
-        r#"(?i:[a-z0-9_.\-]*(?:password|passwd|secret|token|api_?key|access_?key|private_?key|credentials?|auth)[a-z0-9_.\-]*)=(?:QUOTE)?(?P<secret>[^\s"'\\=&\[][^\s"'\\&]*)"#,
-    ),
-    (
-        "secret-assignment",
-        r#"[A-Z0-9_]*(?i:PASSWORD|PASSWD|SECRET|TOKEN|API_?KEY|ACCESS_?KEY|PRIVATE_?KEY|CREDENTIALS?|AUTH)[A-Z0-9_]*[ \t]*=[ \t]*(?:QUOTE)?(?P<secret>[^\s"'\\=&\[][^\s"'\\&]*)"#,
-    ),
-];
 
 /// One set of redaction rules: built once from the configuration, used by every record.
 #[derive(Debug)]
@@ -99,9 +59,12 @@ struct Scanner {
 
 #[derive(Debug)]
 struct Patterns {
-    /// The first `prefixed.len()` of `formats`.
-    prefixed: RegexSet,
+    /// One per group of [`GROUPS`], with the index in `formats` of its first format.
+    sets: Vec<(RegexSet, usize)>,
+    /// The groups' formats, then [`ALONE`], then the extra ones.
     formats: Vec<Format>,
+    /// Where [`ALONE`] starts in `formats`.
+    alone: usize,
 }
 
 impl std::fmt::Debug for Format {
@@ -227,11 +190,20 @@ impl Redactor {
 
     /// Where the known credential formats are in `text` (JSON text if `json`), sorted, not
     /// overlapping, each with its kind.
+    /// Escaped text is matched as a JSON reader reads it: a range covers a secret's escapes.
     pub fn find(&self, text: &str, json: bool) -> Vec<(Range<usize>, &str)> {
-        match &self.body {
-            Some(scanner) if json => scanner.json.find(text),
-            Some(scanner) => scanner.plain.find(text),
-            None => Vec::new(),
+        let patterns = match &self.body {
+            Some(scanner) if json => &scanner.json,
+            Some(scanner) => &scanner.plain,
+            None => return Vec::new(),
+        };
+        match unescape::unescape(text) {
+            None => patterns.find(text),
+            Some(decoded) => patterns
+                .find(&decoded.text)
+                .into_iter()
+                .map(|(range, kind)| (decoded.original(range), kind))
+                .collect(),
         }
     }
 
@@ -266,11 +238,21 @@ impl Scanner {
 
 impl Patterns {
     fn new(quote: &str, extra: &[(String, String)]) -> Result<Self, RedactError> {
+        let built_in = |f: &formats::Format| Format {
+            token_start: f.token_start,
+            ..format(f.kind, &f.pattern.replace("QUOTE", quote))
+                .expect("a built-in pattern compiles")
+        };
         let mut formats = Vec::new();
-        for (kind, pattern) in PREFIXED.iter().chain(ASSIGNMENTS) {
-            let pattern = pattern.replace("QUOTE", quote);
-            formats.push(format(kind, &pattern).expect("a built-in pattern compiles"));
+        let mut sets = Vec::new();
+        for group in GROUPS {
+            let set = RegexSet::new(group.iter().map(|f| f.pattern))
+                .expect("the built-in patterns compile");
+            sets.push((set, formats.len()));
+            formats.extend(group.iter().map(built_in));
         }
+        let alone = formats.len();
+        formats.extend(ALONE.iter().map(built_in));
         for (kind, pattern) in extra {
             formats.push(
                 format(kind, pattern).map_err(|reason| RedactError::Pattern {
@@ -280,18 +262,28 @@ impl Patterns {
                 })?,
             );
         }
-        let prefixed = RegexSet::new(PREFIXED.iter().map(|(_, pattern)| pattern))
-            .expect("the built-in patterns compile");
-        Ok(Patterns { prefixed, formats })
+        Ok(Patterns {
+            sets,
+            formats,
+            alone,
+        })
     }
 
     fn find(&self, text: &str) -> Vec<(Range<usize>, &str)> {
         let mut found: Vec<(Range<usize>, &str)> = Vec::new();
-        let occurring = self.prefixed.matches(text).into_iter();
-        let others = self.prefixed.len()..self.formats.len();
-        for format in occurring.chain(others).map(|i| &self.formats[i]) {
+        let occurring = self
+            .sets
+            .iter()
+            .flat_map(|(set, first)| set.matches(text).into_iter().map(move |i| first + i));
+        for format in occurring
+            .chain(self.alone..self.formats.len())
+            .map(|i| &self.formats[i])
+        {
             for captures in format.regex.captures_iter(text) {
-                if let Some(m) = captures.get(format.group).filter(|m| !m.is_empty()) {
+                let Some(m) = captures.get(format.group).filter(|m| !m.is_empty()) else {
+                    continue;
+                };
+                if !format.token_start || starts_token(text.as_bytes(), m.start()) {
                     found.push((m.range(), format.kind.as_str()));
                 }
             }
@@ -326,7 +318,25 @@ fn format(kind: &str, pattern: &str) -> Result<Format, String> {
         kind: kind.to_string(),
         regex,
         group,
+        token_start: false,
     })
+}
+
+/// Whether `at` starts a token: no letter, digit or `_` before it, or only the letter of an
+/// escape (`\n` in JSON text).
+fn starts_token(text: &[u8], at: usize) -> bool {
+    let Some(&before) = at.checked_sub(1).and_then(|i| text.get(i)) else {
+        return true;
+    };
+    if !(before.is_ascii_alphanumeric() || before == b'_') {
+        return true;
+    }
+    let backslashes = text[..at - 1]
+        .iter()
+        .rev()
+        .take_while(|&&b| b == b'\\')
+        .count();
+    backslashes % 2 == 1 && matches!(before, b'n' | b'r' | b't' | b'b' | b'f')
 }
 
 /// Reads extra formats from a file: one `KIND REGEX` a line; blank lines and `#` comments
@@ -493,6 +503,181 @@ mod tests {
         for (secret, kind) in cases {
             let out = redacted(&format!("before {secret} after"));
             assert_eq!(out, format!("before [REDACTED:{kind}] after"), "{secret}");
+        }
+    }
+
+    #[test]
+    fn formats_from_the_maintained_rule_sets_are_replaced() {
+        let cases = [
+            ("sk_live_u8jzPde0IgxLd6GncfBAepfJ", "stripe-key"),
+            ("rk_live_Bd0Kh8oOOL8dKLzdocJ2isAj", "stripe-key"),
+            ("sk_test_u8jzPde0IgxLd6GncfBAepfJ", "stripe-key"),
+            ("SK39536b3216fdaeeb975729fae923d5a4", "twilio-api-key"),
+            (
+                "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",
+                "sendgrid-key",
+            ),
+            ("npm_53X83RZJzzzzgEOzdmenCkhvMdgaKjIg8xNb", "npm-token"),
+            (
+                "pypi-AgEIcHlwaS5vcmcjAWtGSU8po_799NksnRH9ucAUsdMlHUvTCQCyEZDz-TddJ8HyS5SUkCnD8zR",
+                "pypi-token",
+            ),
+            ("dckr_pat_A9a9SkpXz9w3QlY7Zkuvqdt7s8S", "dockerhub-token"),
+            (
+                "xapp-1-A6I8J76B2LA-2227918058887-3176813e02ea68ef786e4d3cea27d26934b484e73cf575dcad6ba2b0aee0ca92",
+                "slack-token",
+            ),
+            ("xoxe-1-My4xLTItMTIzNDU2Nzg5MA", "slack-token"),
+            (
+                "https://hooks.slack.com/services/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",
+                "slack-webhook",
+            ),
+        ];
+        for (secret, kind) in cases {
+            let out = redacted(&format!("before {secret} after"));
+            let want = if kind == "slack-webhook" {
+                format!("before https://[REDACTED:{kind}] after")
+            } else {
+                format!("before [REDACTED:{kind}] after")
+            };
+            assert_eq!(out, want, "{secret}");
+        }
+    }
+
+    #[test]
+    fn connection_urls_lose_their_password_and_keep_the_rest() {
+        for (url, kept) in [
+            (
+                "postgres://admin:hunter22@db.internal:5432/app",
+                "postgres://admin:@db.internal:5432/app",
+            ),
+            ("postgresql://u:p%40ss@h/db", "postgresql://u:@h/db"),
+            (
+                "jdbc:mysql://root:toor@127.0.0.1:3306/x",
+                "jdbc:mysql://root:@127.0.0.1:3306/x",
+            ),
+            (
+                "mongodb+srv://svc:Zxcvbnm@12345)@cluster0.mongodb.net/?w=majority",
+                "mongodb+srv://svc:@cluster0.mongodb.net/?w=majority",
+            ),
+            ("mongodb://a:b1@h1,h2/db", "mongodb://a:@h1,h2/db"),
+            ("redis://:s3cret@cache:6379/0", "redis://:@cache:6379/0"),
+            (
+                "rediss://default:tok@r.example.com",
+                "rediss://default:@r.example.com",
+            ),
+            ("amqp://guest:guest2@mq/vhost", "amqp://guest:@mq/vhost"),
+            (
+                "https://deploy:gh-pw@git.example.com/r.git",
+                "https://deploy:@git.example.com/r.git",
+            ),
+        ] {
+            let out = redacted(url);
+            assert_eq!(out.replace("[REDACTED:url-password]", ""), kept, "{url}");
+            assert!(out.contains("[REDACTED:url-password]"), "{url}");
+        }
+        // No password, or a template in its place: nothing to redact.
+        for text in [
+            "http://localhost:8080/v1/messages?beta=true",
+            "https://user@example.com/x and ssh://git@github.com:22/o/r",
+            r#"f"postgresql://{user}:{password}@{host}/{db}""#,
+            "`redis://${USER}:${REDIS_PASSWORD}@${HOST}`",
+            "mysql://root:<password>@localhost",
+            "see https://docs.rs/regex/1.0.0/regex/#syntax: a@b",
+        ] {
+            assert_eq!(redacted(text), text);
+        }
+    }
+
+    #[test]
+    fn a_key_written_with_json_escapes_is_found_and_the_json_stays_json() {
+        let key = "sk-ant-api03-Zr8kQ2vN5xW1yT7uP3sL9mB4cD6fG0hJ";
+        let every_char: String = key
+            .chars()
+            .map(|c| format!("\\u{:04X}", c as u32))
+            .collect();
+        let json = [
+            r#"{"a":"sk\u002dant\u002dapi03-Zr8kQ2vN5xW1yT7uP3sL9mB4cD6fG0hJ","#,
+            &format!(r#""b":"x {every_char} y","#),
+            r#""c":"postgres:\/\/admin:hunter22@db:5432\/app","#,
+            r#""d":"\u00e9\ud83d\ude00 line\n\u001b[0m\u0020sk_live\u005fu8jzPde0IgxLd6GncfBAepfJ","#,
+            r#""sk\u002dant\u002dapi03\u002dAAAAAAAAAAAAAAAAAAAA":1}"#,
+        ]
+        .concat();
+        let out = Redactor::default().json(json.clone());
+        let read: serde_json::Value = serde_json::from_str(&out).expect("still JSON");
+        assert_eq!(read["a"], "[REDACTED:anthropic-key]");
+        assert_eq!(read["b"], "x [REDACTED:anthropic-key] y");
+        assert_eq!(
+            read["c"],
+            "postgres://admin:[REDACTED:url-password]@db:5432/app"
+        );
+        assert_eq!(read["d"], "é😀 line\n\u{1b}[0m [REDACTED:stripe-key]");
+        assert_eq!(read["[REDACTED:anthropic-key]"], 1);
+        let as_read = read.to_string();
+        for part in ["Zr8kQ2vN5", "hunter22", "u8jzPde0", "AAAAAAAAAA"] {
+            assert!(
+                !as_read.contains(part) && !out.contains(part),
+                "{part} left in {out}"
+            );
+        }
+        // Outside the markers the text is as written, escapes included.
+        assert!(out.contains(r#""c":"postgres:\/\/admin:[REDACTED:url-password]@db:5432\/app""#));
+        assert!(
+            out.contains(r#""d":"\u00e9\ud83d\ude00 line\n\u001b[0m\u0020[REDACTED:stripe-key]""#)
+        );
+        // Text that is not JSON (a body cut at the capture cap) is read the same way.
+        assert_eq!(
+            redacted(r#"{"a":"sk\u002dant\u002dapi03-Zr8kQ2vN5xW1yT7uP3sL9mB4cD6fG0hJ"#),
+            r#"{"a":"[REDACTED:anthropic-key]"#
+        );
+    }
+
+    #[test]
+    fn a_token_inside_a_word_is_not_a_key_but_one_after_an_escape_is() {
+        for text in [
+            "mask_test_abcdefghijklmnop",
+            "let risk_live_forecast1234 = 1;",
+            "fn task_prod_scheduler_abcdefgh()",
+            "ASK39536b3216fdaeeb975729fae923d5a4",
+        ] {
+            assert_eq!(redacted(text), text);
+        }
+        let json =
+            r#"{"a":"x\nsk_live_u8jzPde0IgxLd6GncfBAepfJ\tSK39536b3216fdaeeb975729fae923d5a4"}"#;
+        assert_eq!(
+            Redactor::default().json(json.to_string()),
+            r#"{"a":"x\n[REDACTED:stripe-key]\t[REDACTED:twilio-api-key]"}"#
+        );
+    }
+
+    #[test]
+    fn ordinary_sources_docs_and_lock_files_are_left_alone() {
+        // Code, prose, hex checksums and URLs as Claude Code sends them: as JSON text and as is.
+        for (name, text) in [
+            ("Cargo.lock", include_str!("../../../Cargo.lock")),
+            ("forward.rs", include_str!("forward.rs")),
+            ("sse.rs", include_str!("sse.rs")),
+            ("capture.rs", include_str!("capture.rs")),
+            ("config.rs", include_str!("config.rs")),
+            (
+                "reliability.md",
+                include_str!("../../../docs/reliability.md"),
+            ),
+            (
+                "performance.md",
+                include_str!("../../../docs/performance.md"),
+            ),
+        ] {
+            let r = Redactor::default();
+            let found: Vec<_> = r
+                .find(text, false)
+                .into_iter()
+                .map(|(range, kind)| (kind, &text[range]))
+                .collect();
+            assert!(found.is_empty(), "{name}: {found:?}");
+            let json = serde_json::to_string(text).unwrap();
+            assert!(r.find(&json, true).is_empty(), "{name} as JSON");
         }
     }
 

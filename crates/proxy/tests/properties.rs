@@ -1,6 +1,7 @@
 //! Property tests over arbitrary input (proptest; 256 cases each by default, more with
 //! `PROPTEST_CASES`, see docs/development.md): the SSE reassembler, the body decoders, the
-//! record builder and the redactor never panic, a redacted JSON body stays JSON, and a secret
+//! record builder and the redactor never panic, a redacted JSON body stays JSON, a secret
+//! written with any mix of JSON escapes is caught where a JSON reader reads it, and a secret
 //! split anywhere across two stream deltas is caught in the events as written and in the
 //! rebuilt message.
 
@@ -79,7 +80,55 @@ const SECRETS: &[&str] = &[
     "AIzaSyZq8Wx7Ec6Rv5Tb4Yn3Um2Ik1Ol0PzAqWs",
 ];
 
+/// Secrets as written, and the part of each no reader of the record may see.
+const ESCAPABLE: &[(&str, &str)] = &[
+    (
+        "sk-ant-api03-Zr8kQ2vN5xW1yT7uP3sL9mB4cD6fG0hJ",
+        "Zr8kQ2vN5x",
+    ),
+    ("sk_live_u8jzPde0IgxLd6GncfBAepfJ", "u8jzPde0Ig"),
+    ("dckr_pat_A9a9SkpXz9w3QlY7Zkuvqdt7s8S", "A9a9SkpXz9"),
+    ("npm_53X83RZJzzzzgEOzdmenCkhvMdgaKjIg8xNb", "53X83RZJzz"),
+    (
+        "postgres://admin:Pg-Pa55w0rd-zq8@db.internal/app",
+        "Pa55w0rd",
+    ),
+    (
+        "https://deploy:https-Pa55-zq8@git.example.com/r.git",
+        "Pa55-zq8",
+    ),
+];
+
 proptest! {
+    #[test]
+    fn a_secret_written_with_any_json_escapes_is_caught_where_a_reader_reads_it(
+        text in "(\\PC|sk-|\\\\|/|\"|://|@)*",
+        (secret, hidden) in prop::sample::select(ESCAPABLE.to_vec()),
+        escaped in proptest::collection::vec(any::<bool>(), 64),
+        upper in any::<bool>(),
+    ) {
+        // Each character of the secret as is, `\uXXXX` (either case) or, for `/`, `\/`.
+        let spelled: String = secret
+            .chars()
+            .zip(escaped.iter().cycle())
+            .map(|(c, &escape)| match c {
+                _ if !escape => c.to_string(),
+                '/' if upper => "\\/".to_string(),
+                _ if upper => format!("\\u{:04X}", c as u32),
+                _ => format!("\\u{:04x}", c as u32),
+            })
+            .collect();
+        let around = serde_json::to_string(&text).unwrap();
+        let around = &around[1..around.len() - 1];
+        let json = format!(r#"{{"content":"{around} {spelled} {around}","n":1}}"#);
+        let out = Redactor::default().json(json);
+        let value: serde_json::Value = serde_json::from_str(&out).unwrap();
+        prop_assert_eq!(&value["n"], 1);
+        let read = value["content"].as_str().unwrap();
+        prop_assert!(!read.contains(hidden), "{} in {}", hidden, read);
+        prop_assert!(read.contains("[REDACTED:"), "{}", read);
+    }
+
     #[test]
     fn the_sse_parser_and_reassembler_never_panic(body in proptest::collection::vec(any::<u8>(), 0..4000)) {
         let events = sse::parse(&body);

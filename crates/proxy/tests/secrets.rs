@@ -266,6 +266,128 @@ async fn body_scanning_can_be_turned_off_and_extended_by_a_file() {
     assert_eq!(r["request"]["body"]["json"]["k"], AWS);
 }
 
+/// Issue 29, measured case 6: a key written with JSON escapes (any JSON reader gets the key),
+/// bare Stripe keys and passwords in connection URLs reached the log verbatim. The bodies are
+/// sent as a client may write them; the record must stay JSON, show the markers where a JSON
+/// reader reads the secrets, and hold no part of any of them, nor may stdout, stderr or Seq.
+#[tokio::test]
+async fn secrets_written_with_json_escapes_and_in_the_wider_formats_are_redacted() {
+    const KEY_TAIL: &str = "Qm4Vn8Bx2Lk6Jh0Gf3Ds";
+    const STRIPE_LIVE: &str = "sk_live_51Hq8Zr2Vx6Wm3Tn9Kp4Lb7Yc";
+    const STRIPE_RESTRICTED: &str = "rk_live_51Hq8Zr2Vx6Wm3Tn9Kp4Lb8Yd";
+    const PG_PASSWORD: &str = "Pg-Pa55w0rd-zq8";
+    const MONGO_PASSWORD: &str = "m0ngo-Pa55-zq8";
+    const REDIS_PASSWORD: &str = "r3dis-Pa55-zq8";
+    const AMQP_PASSWORD: &str = "amqp-Pa55-zq8";
+    const MYSQL_PASSWORD: &str = "my5ql-Pa55-zq8";
+    const HTTPS_PASSWORD: &str = "https-Pa55-zq8";
+    const SLACK_BOT: &str = "xoxb-2741858193-5630478125-Zq8Wx7Ec6Rv5Tb4Yn3Um2Ik1";
+    const TWILIO: &str = "SK39536b3216fdaeeb975729fae923d5a4";
+    const SENDGRID: &str = "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";
+    const NPM: &str = "npm_53X83RZJzzzzgEOzdmenCkhvMdgaKjIg8xNb";
+    const PYPI: &str =
+        "pypi-AgEIcHlwaS5vcmcjAWtGSU8po_799NksnRH9ucAUsdMlHUvTCQCyEZDz-TddJ8HyS5SUkCnD8zR";
+    const DOCKER: &str = "dckr_pat_A9a9SkpXz9w3QlY7Zkuvqdt7s8S";
+    let escaped_key = format!(r"sk\u002dant\u002dapi03\u002d{KEY_TAIL}");
+    let every_char_escaped: String = format!("sk-ant-api03-{KEY_TAIL}")
+        .chars()
+        .map(|c| format!("\\u{:04x}", c as u32))
+        .collect();
+    let prose = format!(
+        r"Deploy notes:\n- DATABASE_URL postgresql:\/\/app:{PG_PASSWORD}@db.internal:5432\/prod\n- mongodb+srv://svc:{MONGO_PASSWORD}@cluster0.example.net/?w=majority\n- redis://:{REDIS_PASSWORD}@cache:6379/0, amqp://guest:{AMQP_PASSWORD}@mq/vhost\n- mysql://root:{MYSQL_PASSWORD}@127.0.0.1:3306/x, https://deploy:{HTTPS_PASSWORD}@git.example.com/r.git\nstripe {STRIPE_LIVE} and\n{STRIPE_RESTRICTED}\nslack {SLACK_BOT} twilio {TWILIO} sendgrid {SENDGRID}\nnpm {NPM} pypi {PYPI} docker {DOCKER}\n"
+    );
+    // Raw JSON text, escapes as written: serde_json would not write these on its own.
+    let body = format!(
+        r#"{{"model":"claude-opus-4-1","max_tokens":1024,"messages":[{{"role":"user","content":"key {escaped_key} and {every_char_escaped}"}},{{"role":"user","content":"{prose}"}}]}}"#
+    );
+    serde_json::from_str::<serde_json::Value>(&body).expect("the test body is JSON");
+    let response = format!(
+        r#"{{"id":"msg_1","type":"message","role":"assistant","model":"claude-opus-4-1","content":[{{"type":"text","text":"Saved {escaped_key}"}}],"stop_reason":"end_turn","usage":{{"input_tokens":3,"output_tokens":5}}}}"#
+    );
+    let answer = response.clone();
+    let router = axum::Router::new().fallback(move |_req: Request| {
+        let answer = answer.clone();
+        async move {
+            Response::builder()
+                .header("content-type", "application/json")
+                .body(Body::from(answer))
+                .unwrap()
+        }
+    });
+    let proxy = Proxy::start_with(
+        &custom_upstream(router).await,
+        &[],
+        &[("RUST_LOG", "debug")],
+    )
+    .await;
+    let got = client()
+        .post(proxy.url("/v1/messages"))
+        .header("content-type", "application/json")
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.status(), 200);
+    assert_eq!(
+        got.text().await.unwrap(),
+        response,
+        "the client gets it unchanged"
+    );
+
+    let record = proxy.only_record().await;
+    let log = std::fs::read_to_string(&proxy.log).unwrap();
+    let stdout = proxy.console(1).await.join("\n");
+    let stderr = proxy.stderr();
+    let secrets = [
+        KEY_TAIL,
+        STRIPE_LIVE,
+        STRIPE_RESTRICTED,
+        PG_PASSWORD,
+        MONGO_PASSWORD,
+        REDIS_PASSWORD,
+        AMQP_PASSWORD,
+        MYSQL_PASSWORD,
+        HTTPS_PASSWORD,
+        SLACK_BOT,
+        TWILIO,
+        SENDGRID,
+        NPM,
+        PYPI,
+        DOCKER,
+        // The tail of the key with every character escaped, as written.
+        &every_char_escaped[every_char_escaped.len() - 30..],
+    ];
+    for secret in secrets {
+        assert!(!log.contains(secret), "{secret} in the log file");
+        assert!(!stdout.contains(secret), "{secret} on stdout");
+        assert!(!stderr.contains(secret), "{secret} on stderr");
+    }
+    // What a JSON reader of the record sees.
+    let messages = &record["request"]["body"]["json"]["messages"];
+    assert_eq!(
+        messages[0]["content"],
+        "key [REDACTED:anthropic-key] and [REDACTED:anthropic-key]"
+    );
+    let notes = messages[1]["content"].as_str().unwrap();
+    for line in [
+        "postgresql://app:[REDACTED:url-password]@db.internal:5432/prod",
+        "mongodb+srv://svc:[REDACTED:url-password]@cluster0.example.net/?w=majority",
+        "redis://:[REDACTED:url-password]@cache:6379/0, amqp://guest:[REDACTED:url-password]@mq/vhost",
+        "mysql://root:[REDACTED:url-password]@127.0.0.1:3306/x",
+        "https://deploy:[REDACTED:url-password]@git.example.com/r.git",
+        "stripe [REDACTED:stripe-key] and\n[REDACTED:stripe-key]\n",
+        "slack [REDACTED:slack-token] twilio [REDACTED:twilio-api-key] sendgrid [REDACTED:sendgrid-key]",
+        "npm [REDACTED:npm-token] pypi [REDACTED:pypi-token] docker [REDACTED:dockerhub-token]",
+    ] {
+        assert!(notes.contains(line), "{line:?} not in {notes:?}");
+    }
+    assert_eq!(
+        record["response"]["body"]["json"]["content"][0]["text"],
+        "Saved [REDACTED:anthropic-key]"
+    );
+    assert_shipped_without(&proxy.log, &secrets).await;
+}
+
 /// Ships `log` with the real shipper (its library, in-process) twice: to a Seq stand-in that
 /// accepts everything, and to one that refuses every event for good (so all go to the
 /// dead-letter file). No secret may be in what the stand-in received (its raw requests and

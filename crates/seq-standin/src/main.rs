@@ -22,7 +22,7 @@ struct Cli {
     /// Per-request limit in bytes (Seq's default: 10 MB).
     #[arg(long, default_value_t = seq_standin::limits::DEFAULT_REQUEST_LIMIT)]
     request_limit: usize,
-    /// Directory where accepted events are appended to events.jsonl.
+    /// Directory where accepted events are appended to events.jsonl and spans to spans.jsonl.
     #[arg(long)]
     store: Option<PathBuf>,
     /// Also serve on this address (the Seq container's UI port 80, which ingests too).

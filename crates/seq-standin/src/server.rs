@@ -48,7 +48,7 @@ pub struct Options {
     pub request_limit: usize,
     /// Keep accepted events in memory for [`Handle::events`] and `GET /events`.
     pub keep_events: bool,
-    /// Append accepted events to `DIR/events.jsonl`.
+    /// Append accepted events to `DIR/events.jsonl` and spans to `DIR/spans.jsonl`.
     pub store_dir: Option<PathBuf>,
     /// Keep the raw body of every accepted request for [`Handle::raw_requests`] (so a test
     /// can have an independent decoder read exactly what the shipper sent).
@@ -118,6 +118,8 @@ pub(crate) struct State {
     refused: AtomicU64,
     events: Mutex<Vec<StoredEvent>>,
     store: Mutex<Option<std::fs::File>>,
+    /// `spans.jsonl` beside `events.jsonl`.
+    span_store: Mutex<Option<std::fs::File>>,
     started: Instant,
     answered: Mutex<Vec<Answered>>,
     raw: Mutex<Vec<bytes::Bytes>>,
@@ -310,7 +312,7 @@ impl State {
                 }
             }
         }
-        if let Err(e) = self.store(&accepted) {
+        if let Err(e) = self.store(&self.store, &accepted) {
             return self.reject(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 format!("cannot store events: {e}"),
@@ -462,19 +464,26 @@ impl State {
         if self.options.keep_raw {
             lock(&self.raw_traces).push(body);
         }
+        if let Err(e) = self.store(&self.span_store, &accepted) {
+            return error_response(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string());
+        }
         if self.options.keep_events {
             lock(&self.spans).extend(accepted);
         }
         ok_response()
     }
 
-    fn store(&self, events: &[StoredEvent]) -> io::Result<()> {
-        let mut file = lock(&self.store);
+    fn store<T: serde::Serialize>(
+        &self,
+        file: &Mutex<Option<std::fs::File>>,
+        items: &[T],
+    ) -> io::Result<()> {
+        let mut file = lock(file);
         let Some(file) = file.as_mut() else {
             return Ok(());
         };
         let mut buf = Vec::new();
-        for e in events {
+        for e in items {
             serde_json::to_writer(&mut buf, e)?;
             buf.push(b'\n');
         }
@@ -722,18 +731,18 @@ impl Drop for Handle {
 /// Binds `addr`, serves in a background tokio task, returns the handle (with the bound
 /// address: bind port 0 in tests).
 pub async fn spawn(addr: SocketAddr, options: Options) -> io::Result<Handle> {
-    let store = match &options.store_dir {
-        Some(dir) => {
-            std::fs::create_dir_all(dir)?;
-            Some(
-                std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(dir.join("events.jsonl"))?,
-            )
-        }
-        None => None,
+    let open = |name: &str| -> io::Result<Option<std::fs::File>> {
+        let Some(dir) = &options.store_dir else {
+            return Ok(None);
+        };
+        std::fs::create_dir_all(dir)?;
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join(name))?;
+        Ok(Some(file))
     };
+    let (store, span_store) = (open("events.jsonl")?, open("spans.jsonl")?);
     let auth = options.auth.clone();
     let state = Arc::new(State {
         options,
@@ -745,6 +754,7 @@ pub async fn spawn(addr: SocketAddr, options: Options) -> io::Result<Handle> {
         refused: AtomicU64::new(0),
         events: Mutex::new(Vec::new()),
         store: Mutex::new(store),
+        span_store: Mutex::new(span_store),
         started: Instant::now(),
         answered: Mutex::new(Vec::new()),
         raw: Mutex::new(Vec::new()),

@@ -69,6 +69,17 @@ pub struct Cli {
     /// api.anthropic.com].
     #[arg(long, env = "SERVER_ADDRESS", value_name = "HOST")]
     pub server_address: Option<String>,
+    /// The session viewer's address as the user's browser reaches it (`claude-api-logger
+    /// serve`, with its token path if it has one), e.g. http://127.0.0.1:8001: every event and
+    /// span of an exchange then carries `claude.view.url` = `<URL>/exchange/<id>`
+    /// [default: none, no link].
+    #[arg(
+        long,
+        env = "VIEW_BASE_URL",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
+    pub view_base_url: Option<String>,
     /// Seq API key, sent as the X-Seq-ApiKey header.
     #[arg(long, env = "SEQ_API_KEY", hide_env_values = true, value_name = "KEY")]
     pub api_key: Option<String>,
@@ -190,6 +201,8 @@ pub struct Config {
     pub bodies: crate::encode::Bodies,
     pub prices: std::sync::Arc<pricing::PriceTable>,
     pub server_address: String,
+    /// Base of `claude.view.url`, without a trailing `/`.
+    pub view_base_url: Option<String>,
     pub headers: Vec<(HeaderName, HeaderValue)>,
     pub tls_verify: bool,
     pub checkpoint: PathBuf,
@@ -327,6 +340,27 @@ impl Config {
         let server_address = cli
             .server_address
             .unwrap_or_else(|| crate::encode::DEFAULT_SERVER_ADDRESS.to_string());
+        let view_base_url = match cli.view_base_url.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(text) => {
+                // The value may hold the viewer's token: it is never echoed in an error.
+                let hidden = "(hidden: it may hold the viewer's token)";
+                let url = Url::parse(text).map_err(|e| {
+                    invalid("--view-base-url / VIEW_BASE_URL", hidden, e.to_string())
+                })?;
+                if !matches!(url.scheme(), "http" | "https")
+                    || url.query().is_some()
+                    || url.fragment().is_some()
+                {
+                    return Err(invalid(
+                        "--view-base-url / VIEW_BASE_URL",
+                        hidden,
+                        "expected an http(s) URL without ?query or #fragment, e.g. http://127.0.0.1:8001",
+                    ));
+                }
+                Some(text.trim_end_matches('/').to_string())
+            }
+        };
 
         let mut raw_headers: Vec<(String, String)> = fb.headers;
         for h in &cli.headers {
@@ -454,6 +488,7 @@ impl Config {
             bodies,
             prices: std::sync::Arc::new(prices),
             server_address,
+            view_base_url,
             headers,
             tls_verify: fb.tls_verify.unwrap_or(true),
             checkpoint,
@@ -969,6 +1004,38 @@ mod tests {
         let cli = Cli::try_parse_from(["otlp-shipper"]).unwrap();
         let err = Config::from_cli(cli, &env_of(&[])).unwrap_err().to_string();
         assert!(err.contains("OTLP_ENDPOINT"), "{err}");
+    }
+
+    #[test]
+    fn the_view_base_url_is_an_http_url_and_never_echoed() {
+        let parse = |url: &str| {
+            let cli = Cli::try_parse_from([
+                "otlp-shipper",
+                "--endpoint",
+                "http://x/v1/logs",
+                "--view-base-url",
+                url,
+            ])
+            .unwrap();
+            Config::from_cli(cli, &env_of(&[]))
+        };
+        let cfg = parse("http://127.0.0.1:8001/t/secret-0123456789ab/").unwrap();
+        assert_eq!(
+            cfg.view_base_url.as_deref(),
+            Some("http://127.0.0.1:8001/t/secret-0123456789ab")
+        );
+        for bad in ["ftp://h/secret-x", "secret-x", "http://h/secret-x?a=1"] {
+            let err = parse(bad).unwrap_err().to_string();
+            assert!(
+                err.contains("VIEW_BASE_URL") && !err.contains("secret-x"),
+                "{err}"
+            );
+        }
+        let cli = Cli::try_parse_from(["otlp-shipper", "--endpoint", "http://x/v1/logs"]).unwrap();
+        assert_eq!(
+            Config::from_cli(cli, &env_of(&[])).unwrap().view_base_url,
+            None
+        );
     }
 
     #[test]

@@ -21,6 +21,7 @@
 
 use crate::ids::{Digest16, digest, hex, message_digest};
 use crate::request_body::Parts;
+use conversation::Route;
 use serde_json::value::RawValue;
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -35,31 +36,6 @@ pub const INLINE_MAX: usize = 256;
 const MAX_SESSIONS: usize = 1_024;
 /// Context digests remembered as shipped; beyond this they are forgotten and shipped again.
 const MAX_SHIPPED: usize = 100_000;
-/// How Claude Code's per-build billing block starts (it differs between versions and entry
-/// points, so it never counts in a system prompt's identity).
-const BILLING_MARK: &[u8] = b"x-anthropic-billing-header:";
-
-/// Who sent a `/v1/messages` request (docs/seq-events.md, "Sub-agents").
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Agent {
-    /// The session's main conversation.
-    Main,
-    /// A request with tools under another system prompt: a Task-tool sub-agent.
-    Subagent,
-    /// A request without tools under another system prompt (titles, topic checks, quota).
-    Auxiliary,
-}
-
-impl Agent {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Agent::Main => "main",
-            Agent::Subagent => "subagent",
-            Agent::Auxiliary => "auxiliary",
-        }
-    }
-}
-
 /// A system prompt block or tool definition to ship before the exchange that first uses it.
 #[derive(Debug, PartialEq)]
 pub struct Context<'a> {
@@ -82,14 +58,6 @@ pub struct Encoded<'a> {
     pub new_messages: Option<usize>,
     /// Blocks not shipped before, in the order the body names them.
     pub contexts: Vec<Context<'a>>,
-    /// For `/v1/messages`: who sent it.
-    pub agent: Option<Agent>,
-}
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Route {
-    Messages,
-    CountTokens,
 }
 
 struct Known {
@@ -126,8 +94,6 @@ fn without_cache_markers(text: &str) -> Option<String> {
 
 #[derive(Default)]
 struct Session {
-    /// Identity of the main conversation's system prompt.
-    main: Option<Digest16>,
     recent: VecDeque<Known>,
 }
 
@@ -156,11 +122,10 @@ impl Conversations {
         raw: &'a str,
         parts: Parts<'a>,
     ) -> Encoded<'a> {
-        let route = match path {
-            "/v1/messages" => Route::Messages,
-            "/v1/messages/count_tokens" => Route::CountTokens,
-            _ => return unchanged(raw),
-        };
+        let route = Route::of(path);
+        if route == Route::Other {
+            return unchanged(raw);
+        }
         let Parts {
             wrapper,
             json: Some(json),
@@ -180,8 +145,6 @@ impl Conversations {
         let mut result = Encoded::default();
         let mut rewritten = false;
         let mut json_out = String::with_capacity(raw.len().min(1 << 16));
-        let mut identity: Vec<u8> = Vec::new();
-        let mut has_tools = false;
         let mut messages_hashes: Option<(Vec<Digest16>, Vec<Option<Digest16>>)> = None;
         json_out.push('{');
         for (i, &(key, text)) in json.iter().enumerate() {
@@ -192,13 +155,7 @@ impl Conversations {
             match key {
                 field @ ("system" | "tools") => {
                     let field: &'static str = if field == "system" { "system" } else { "tools" };
-                    let (replaced, id_part) = self.blocks(field, text, &mut result.contexts);
-                    if field == "system" {
-                        identity.extend_from_slice(&id_part);
-                    } else {
-                        has_tools = text.trim_start().starts_with('[') && text.len() > 2;
-                    }
-                    match replaced {
+                    match self.blocks(field, text, &mut result.contexts) {
                         Some(r) => {
                             json_out.push_str(&r);
                             rewritten = true;
@@ -261,19 +218,6 @@ impl Conversations {
             .sessions
             .entry(session.unwrap_or("").to_string())
             .or_default();
-        if route == Route::Messages {
-            let identity = digest(&identity);
-            if state.main.is_none() && has_tools {
-                state.main = Some(identity);
-            }
-            result.agent = Some(if state.main == Some(identity) {
-                Agent::Main
-            } else if has_tools {
-                Agent::Subagent
-            } else {
-                Agent::Auxiliary
-            });
-        }
         if let Some((messages, uncached)) = messages_hashes {
             if state.recent.len() >= RECENT {
                 state.recent.pop_front();
@@ -308,20 +252,15 @@ impl Conversations {
     }
 
     /// `system` or `tools`: the `{"$context":…}` text when at least one block is replaced
-    /// by its digest, and the identity bytes (digests of the non-billing blocks).
+    /// by its digest.
     fn blocks<'a>(
         &mut self,
         field: &'static str,
         text: &'a str,
         contexts: &mut Vec<Context<'a>>,
-    ) -> (Option<String>, Vec<u8>) {
-        let mut identity = Vec::new();
-        let mut replace = |block: &'a str, identity: &mut Vec<u8>| -> Option<String> {
+    ) -> Option<String> {
+        let mut replace = |block: &'a str| -> Option<String> {
             let d = digest(block.as_bytes());
-            let head = &block.as_bytes()[..block.len().min(120)];
-            if !head.windows(BILLING_MARK.len()).any(|w| w == BILLING_MARK) {
-                identity.extend_from_slice(&d);
-            }
             if block.len() < INLINE_MAX {
                 return None;
             }
@@ -336,13 +275,10 @@ impl Conversations {
             Some(hash)
         };
         if text.starts_with('"') {
-            return match replace(text, &mut identity) {
-                Some(h) => (Some(format!(r#"{{"$context":"{h}"}}"#)), identity),
-                None => (None, identity),
-            };
+            return replace(text).map(|h| format!(r#"{{"$context":"{h}"}}"#));
         }
         let Ok(blocks) = serde_json::from_str::<Vec<&'a RawValue>>(text) else {
-            return (None, identity);
+            return None;
         };
         let mut out = String::from(r#"{"$context":["#);
         let mut any = false;
@@ -350,7 +286,7 @@ impl Conversations {
             if i > 0 {
                 out.push(',');
             }
-            match replace(block.get(), &mut identity) {
+            match replace(block.get()) {
                 Some(h) => {
                     any = true;
                     out.push('"');
@@ -361,7 +297,7 @@ impl Conversations {
             }
         }
         out.push_str("]}");
-        (any.then_some(out), identity)
+        any.then_some(out)
     }
 }
 
@@ -445,7 +381,6 @@ mod tests {
         assert_eq!(e1.contexts.len(), 3, "the big blocks, once each");
         assert_eq!(e1.continues, None);
         assert_eq!(e1.new_messages, Some(1));
-        assert_eq!(e1.agent, Some(Agent::Main));
         assert!(
             e1.body
                 .contains(r#""messages":[{"role":"user","content":"one"}]"#)
@@ -462,12 +397,11 @@ mod tests {
         )));
         assert!(!e2.body.contains("you are claude code"));
 
-        // Another build's billing block changes neither the identity nor the shipped blocks.
+        // Another build's billing block changes neither the chain nor the shipped blocks.
         let other_billing = system.replace("2.1.1", "2.1.2");
         let third = body(&other_billing, &tools, &[m1, m2, m3, m2]);
         let e3 = encode(&mut c, Some("s"), "id3", "/v1/messages", &third);
         assert!(e3.contexts.is_empty());
-        assert_eq!(e3.agent, Some(Agent::Main));
         assert_eq!(e3.continues, Some(("id2".into(), 3)));
     }
 
@@ -482,14 +416,14 @@ mod tests {
         let task = r#"{"role":"user","content":"search the repo"}"#;
         let mut enc = |session: &str, id: &str, path: &str, raw: String| {
             let e = encode(&mut c, Some(session), id, path, &raw);
-            (e.continues, e.agent)
+            e.continues
         };
         let main = enc("s", "m1", "/v1/messages", body(&main_sys, &tools, &[a]));
-        assert_eq!(main, (None, Some(Agent::Main)));
+        assert_eq!(main, None);
         let sub = enc("s", "s1", "/v1/messages", body(&sub_sys, &tools, &[task]));
-        assert_eq!(sub, (None, Some(Agent::Subagent)));
+        assert_eq!(sub, None);
         let title = enc("s", "t1", "/v1/messages", body(&sub_sys, "[]", &[task]));
-        assert_eq!(title, (Some(("s1".into(), 1)), Some(Agent::Auxiliary)));
+        assert_eq!(title, Some(("s1".into(), 1)));
         // count_tokens never continues a messages exchange (nor the reverse).
         let count = enc(
             "s",
@@ -497,12 +431,12 @@ mod tests {
             "/v1/messages/count_tokens",
             body(&main_sys, &tools, &[a, b]),
         );
-        assert_eq!(count, (None, None));
+        assert_eq!(count, None);
         let next = enc("s", "m2", "/v1/messages", body(&main_sys, &tools, &[a, b]));
-        assert_eq!(next, (Some(("m1".into(), 1)), Some(Agent::Main)));
+        assert_eq!(next, Some(("m1".into(), 1)));
         // Another session never continues this one's.
         let other = enc("o", "x1", "/v1/messages", body(&main_sys, &tools, &[a, b]));
-        assert_eq!(other.0, None);
+        assert_eq!(other, None);
     }
 
     #[test]

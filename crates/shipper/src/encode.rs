@@ -12,6 +12,7 @@ use crate::delta::{Context, Conversations};
 use crate::ids;
 use crate::quota;
 use crate::request_body::RequestBody;
+use conversation::{Facts, Route, Sessions};
 use opentelemetry_proto::tonic::common::v1::{AnyValue, ArrayValue, KeyValue, any_value::Value};
 use opentelemetry_proto::tonic::logs::v1::LogRecord;
 use opentelemetry_proto::tonic::trace::v1::{Span, Status, span::SpanKind, status::StatusCode};
@@ -21,7 +22,7 @@ use serde_json::value::RawValue;
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use traffic_record::Usage;
+use traffic_record::{Usage, trace_context};
 
 /// OTLP severity numbers (logs data model).
 pub const SEVERITY_INFO: i32 = 9;
@@ -60,6 +61,9 @@ pub struct Options {
     pub prices: Arc<PriceTable>,
     /// `server.address` of the spans: the API the proxy forwards to.
     pub server_address: String,
+    /// Where the session viewer serves exchanges: every event and span of an exchange then
+    /// carries `claude.view.url` = `<base>/exchange/<id>`.
+    pub view_base_url: Option<String>,
 }
 
 impl Options {
@@ -71,6 +75,7 @@ impl Options {
             spans: true,
             prices: Arc::new(PriceTable::builtin()),
             server_address: DEFAULT_SERVER_ADDRESS.to_string(),
+            view_base_url: None,
         }
     }
 }
@@ -253,6 +258,8 @@ pub struct Encoder {
     record: LogRecord,
     pool: Pool,
     conversations: Conversations,
+    /// Who sent each request, by session (`claude.agent`).
+    senders: Sessions,
     span: Span,
     has_span: bool,
     /// Exchanges with usage whose model the price table does not know (never guessed).
@@ -274,6 +281,7 @@ impl Encoder {
             record: LogRecord::default(),
             pool: Pool::default(),
             conversations: Conversations::default(),
+            senders: Sessions::default(),
             span: Span::default(),
             has_span: false,
             unpriced: 0,
@@ -342,6 +350,7 @@ impl Encoder {
             record: r,
             pool,
             conversations,
+            senders,
             span,
             has_span,
             unpriced,
@@ -356,7 +365,18 @@ impl Encoder {
             .unwrap_or(time_ns)
             .max(time_ns);
         let session = rec.session_id.as_deref();
-        let trace_id_bytes = ids::trace_id(session, &rec.id);
+        // Claude Code's own trace when the request carries its `traceparent`: the exchange
+        // span then sits under Claude Code's `claude_code.llm_request` span.
+        let caller = rec
+            .request
+            .headers
+            .iter()
+            .find(|(name, _)| name.0 == "traceparent")
+            .and_then(|(_, value)| trace_context::parse(&value.0));
+        let trace_id_bytes = match caller {
+            Some(c) => Some(c.trace_id),
+            None => ids::trace_id(session, &rec.id),
+        };
         let trace_id: &[u8] = trace_id_bytes.as_ref().map_or(&[], |b| b.as_slice());
         let span_id_bytes = ids::exchange_span_id(&rec.id);
         let span_id: &[u8] = if trace_id.is_empty() {
@@ -373,8 +393,27 @@ impl Encoder {
             _ => (SEVERITY_INFO, "INFO"),
         };
         let budget = event_max_bytes - PART_OVERHEAD;
+        let view_url = options
+            .view_base_url
+            .as_ref()
+            .map(|base| format!("{base}/exchange/{}", rec.id));
 
         let (request_body, parts) = rec.request.body.place(line);
+        let mut facts = Facts::new(Route::of(&rec.request.path));
+        if facts.route == Route::Messages
+            && let Some(parts) = &parts
+        {
+            for &(key, text) in parts.json.iter().flatten() {
+                match key {
+                    "system" => facts.system_text(text),
+                    "tools" => facts.tools_text(text),
+                    _ => {}
+                }
+            }
+            if let Some(first) = parts.messages.as_ref().and_then(|m| m.first()) {
+                facts.first_message_text(first);
+            }
+        }
         let req_peek = peek_body(request_body, true);
         let request_model = req_peek.model;
         let delta = options.bodies == Bodies::Delta;
@@ -402,18 +441,26 @@ impl Encoder {
             );
             pool.str(&mut r.attributes, &["claude.context.hash"], hash);
             pool.str(&mut r.attributes, &["claude.context.field"], field);
+            session_attrs(pool, &mut r.attributes, session);
             if escaped_len(text) + 200 <= budget {
+                if let Some(url) = &view_url {
+                    pool.str(&mut r.attributes, &["claude.view.url"], url);
+                }
                 set_string(any_string(&mut r.body), text);
                 out(r);
                 continue;
             }
             let parts = split_parts(text, budget);
             pool.str(&mut r.attributes, &["claude.body.name"], "context");
+            let part_at = r.attributes.len();
             pool.value(&mut r.attributes, &["claude.body.part"], Value::IntValue(0));
             let count = Value::IntValue(parts.len() as i64);
             pool.value(&mut r.attributes, &["claude.body.parts"], count);
+            if let Some(url) = &view_url {
+                pool.str(&mut r.attributes, &["claude.view.url"], url);
+            }
             for (i, part) in parts.into_iter().enumerate() {
-                r.attributes[3].value = any(Value::IntValue(i as i64 + 1));
+                r.attributes[part_at].value = any(Value::IntValue(i as i64 + 1));
                 set_string(any_string(&mut r.body), part);
                 out(r);
             }
@@ -428,11 +475,18 @@ impl Encoder {
         let (first_token_ms, max_gap_ms) = sse_view
             .as_ref()
             .map_or((None, None), |v| stream_timing(&v.events));
-        let response_id = match (sse_message, rec.response.as_ref()) {
-            (Some(m), _) => top_str(m.get(), "id"),
-            (None, Some(resp)) => top_raw(resp.body.get(), "json").and_then(|j| top_str(j, "id")),
+        let response_message = match (sse_message, rec.response.as_ref()) {
+            (Some(m), _) => Some(m.get()),
+            (None, Some(resp)) => top_raw(resp.body.get(), "json"),
             _ => None,
         };
+        let response_id = response_message.and_then(|m| top_str(m, "id"));
+        if facts.route == Route::Messages
+            && let Some(m) = response_message
+        {
+            facts.response_message_text(m);
+        }
+        let sender = senders.sender(session, &facts);
 
         // Properties shared by the main event and the span.
         let mut common: Vec<KeyValue> = Vec::new();
@@ -440,7 +494,7 @@ impl Encoder {
             |c: &mut Vec<KeyValue>, k: &str, v: &str| c.push(kv(k, Value::StringValue(v.into())));
         let cv = |c: &mut Vec<KeyValue>, k: &str, v: Value| c.push(kv(k, v));
         cs(&mut common, "gen_ai.provider.name", "anthropic");
-        let chat = rec.request.path == "/v1/messages";
+        let chat = facts.route == Route::Messages;
         if chat {
             cs(&mut common, "gen_ai.operation.name", "chat");
         }
@@ -491,7 +545,7 @@ impl Encoder {
                 }
             }
             // The response's model is billed (a refusal fallback answers with another one).
-            let model = req_model_for_cost(rec, req_model);
+            let model = conversation::pricing_model(rec.model.as_deref(), request_model.as_deref());
             match model.map(|m| options.prices.price(m, u)) {
                 Some(Ok(cost)) => {
                     cv(&mut common, "claude.cost.usd", Value::DoubleValue(cost.usd));
@@ -529,10 +583,20 @@ impl Encoder {
             cs(&mut common, "gen_ai.conversation.id", s);
             cs(&mut common, "session.id", s);
         }
-        if let Some(agent) = encoded.agent {
-            cs(&mut common, "claude.agent", agent.as_str());
+        if let Some(sender) = &sender {
+            cs(&mut common, "claude.agent", sender.agent.as_str());
+            if let Some(sub) = sender
+                .subagent
+                .as_ref()
+                .filter(|s| !s.tool_use_id.is_empty())
+            {
+                cs(&mut common, "claude.agent.tool_use_id", &sub.tool_use_id);
+            }
         }
         cs(&mut common, "claude.exchange.id", &rec.id);
+        if let Some(url) = &view_url {
+            cs(&mut common, "claude.view.url", url);
+        }
         cs(&mut common, "claude.outcome", &rec.outcome);
         if let Some(e) = &rec.error {
             cs(&mut common, "claude.error", e);
@@ -599,6 +663,10 @@ impl Encoder {
             span.trace_id.extend_from_slice(trace_id);
             span.span_id.clear();
             span.span_id.extend_from_slice(span_id);
+            span.parent_span_id.clear();
+            if let Some(c) = &caller {
+                span.parent_span_id.extend_from_slice(&c.parent_id);
+            }
             span.name.clear();
             if chat {
                 span.name.push_str("chat");
@@ -770,6 +838,10 @@ impl Encoder {
             pool.value(&mut r.attributes, &["claude.body.part"], Value::IntValue(0));
             let count = Value::IntValue(parts.len() as i64);
             pool.value(&mut r.attributes, &["claude.body.parts"], count);
+            session_attrs(pool, &mut r.attributes, session);
+            if let Some(url) = &view_url {
+                pool.str(&mut r.attributes, &["claude.view.url"], url);
+            }
             for (i, part) in parts.into_iter().enumerate() {
                 r.attributes[2].value = any(Value::IntValue(i as i64 + 1));
                 set_string(any_string(&mut r.body), part);
@@ -779,9 +851,12 @@ impl Encoder {
     }
 }
 
-/// The model an exchange is priced as: the one that answered, else the one asked for.
-fn req_model_for_cost<'a>(rec: &'a RecordView<'_>, requested: Option<&'a str>) -> Option<&'a str> {
-    rec.model.as_deref().or(requested)
+/// The session's id under both names it is queried by, on every event of an exchange.
+fn session_attrs(pool: &mut Pool, attrs: &mut Vec<KeyValue>, session: Option<&str>) {
+    if let Some(s) = session {
+        pool.str(attrs, &["gen_ai.conversation.id"], s);
+        pool.str(attrs, &["session.id"], s);
+    }
 }
 
 #[derive(Deserialize)]
@@ -1439,6 +1514,70 @@ mod tests {
     }
 
     #[test]
+    fn a_valid_traceparent_puts_the_exchange_under_the_callers_span() {
+        let with = |value: &str| {
+            record_line(r#"{"model":"claude-opus-5-5","system":"You are Claude Code.","messages":[{"role":"user","content":"hi"}]}"#)
+                .replace(
+                    r#""user-agent":"claude-cli""#,
+                    &format!(r#""user-agent":"claude-cli","traceparent":"{value}""#),
+                )
+        };
+        // A small event limit, so the bodies go out as part events too.
+        let mut enc = Encoder::new(4_000);
+        let mut out = Vec::new();
+        let valid = "00-22a69c0f849d92305ba37d65ef1fd039-d26af7ffdb197558-01";
+        let big = with(valid).replace("\"hi\"", &format!("\"{}\"", "hi ".repeat(3_000)));
+        enc.encode_line(big.as_bytes(), 0, &mut |e| out.push(e.clone()));
+        let span = enc.span().expect("a span").clone();
+        assert_eq!(
+            span.trace_id,
+            hex16("22a69c0f849d92305ba37d65ef1fd039").unwrap()
+        );
+        assert_eq!(
+            span.parent_span_id,
+            [0xd2, 0x6a, 0xf7, 0xff, 0xdb, 0x19, 0x75, 0x58]
+        );
+        assert_eq!(
+            span.span_id,
+            [0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef]
+        );
+        assert!(
+            out.iter().any(|e| attr(e, "claude.body.part").is_some()),
+            "part events too"
+        );
+        for e in &out {
+            assert_eq!(
+                e.trace_id, span.trace_id,
+                "every event on the caller's trace"
+            );
+            assert_eq!(e.span_id, span.span_id);
+            assert_eq!(attr_str(e, "session.id"), Some("sess-1"));
+            assert_eq!(attr_str(e, "gen_ai.conversation.id"), Some("sess-1"));
+        }
+
+        let huge = format!(
+            "01-22a69c0f849d92305ba37d65ef1fd039-d26af7ffdb197558-01-{}",
+            "a".repeat(10_000)
+        );
+        let zero = format!("00-{}-d26af7ffdb197558-01", "0".repeat(32));
+        for bad in [
+            "00-22a69c0f849d92305ba37d65ef1fd039-d26af7ffdb19755-01",
+            &zero,
+            "00-22a69c0f849d92305ba37d65ef1fd039-0000000000000000-01",
+            "ff-22a69c0f849d92305ba37d65ef1fd039-d26af7ffdb197558-01",
+            r"\u003cscript\u003e",
+            &huge,
+        ] {
+            out.clear();
+            enc.encode_line(with(bad).as_bytes(), 0, &mut |e| out.push(e.clone()));
+            let span = enc.span().expect("still a span");
+            assert_eq!(span.trace_id, ids::session_trace_id("sess-1"), "{bad:.60}");
+            assert!(span.parent_span_id.is_empty(), "{bad:.60}");
+            assert_eq!(out.last().unwrap().trace_id, span.trace_id);
+        }
+    }
+
+    #[test]
     fn an_exchange_is_a_genai_client_span_on_its_session_trace() {
         let line = record_line(r#"{"model":"claude-sonnet-4","messages":[]}"#).replace(
             r#""response":{"status":200,"headers":{"request-id":"req_1"}"#,
@@ -1558,6 +1697,59 @@ mod tests {
     }
 
     #[test]
+    fn who_sent_each_request_is_shipped_in_both_body_modes() {
+        // The main turn calls the Agent tool; the sub-agent's first message is its prompt.
+        let main = record_line(
+            r#"{"model":"m","system":[{"type":"text","text":"You are Claude Code."}],"tools":[{"name":"Agent"}],"messages":[{"role":"user","content":"go"}]}"#,
+        )
+        .replace(
+            r#""message":{"role":"assistant"}"#,
+            r#""message":{"role":"assistant","content":[{"type":"tool_use","id":"toolu_7","name":"Agent","input":{"description":"Look","prompt":"look around","subagent_type":"Explore"}}]}"#,
+        );
+        let sub = record_line(
+            r#"{"model":"m","system":[{"type":"text","text":"You are an agent."}],"tools":[{"name":"Read"}],"messages":[{"role":"user","content":[{"type":"text","text":"<system-reminder>ctx</system-reminder>"},{"type":"text","text":"look around"}]}]}"#,
+        );
+        let title = record_line(
+            r#"{"model":"m","system":"Name the session.","messages":[{"role":"user","content":"go"}]}"#,
+        );
+        let count = record_line(r#"{"model":"m","tools":[{"name":"Agent"}],"messages":[]}"#)
+            .replace(
+                r#""path":"/v1/messages""#,
+                r#""path":"/v1/messages/count_tokens""#,
+            );
+        for bodies in [Bodies::Delta, Bodies::Full] {
+            let mut enc = Encoder::with_options(Options {
+                bodies,
+                ..Options::new(200_000)
+            });
+            let mut got = Vec::new();
+            for line in [&main, &sub, &title, &count] {
+                let mut out = Vec::new();
+                enc.encode_line(line.as_bytes(), 0, &mut |e| out.push(e.clone()));
+                let first = &out[0];
+                got.push((
+                    attr_str(first, "claude.agent").map(str::to_string),
+                    attr_str(first, "claude.agent.tool_use_id").map(str::to_string),
+                ));
+                let span = enc.span().unwrap();
+                let on_span = span.attributes.iter().find(|kv| kv.key == "claude.agent");
+                assert_eq!(on_span.is_some(), got.last().unwrap().0.is_some());
+            }
+            let s = |v: &str| Some(v.to_string());
+            assert_eq!(
+                got,
+                [
+                    (s("main"), None),
+                    (s("subagent"), s("toolu_7")),
+                    (s("auxiliary"), None),
+                    (None, None)
+                ],
+                "{bodies:?}"
+            );
+        }
+    }
+
+    #[test]
     fn stream_timing_comes_from_the_events_arrival_times() {
         let sse = r#"{"events":[
             {"event":"message_start","data":{},"t_ms":400.0},
@@ -1572,5 +1764,51 @@ mod tests {
             serde_json::from_str(r#"{"events":[{"event":"content_block_delta","data":{}}]}"#)
                 .unwrap();
         assert_eq!(stream_timing(&untimed.events), (None, None));
+    }
+
+    #[test]
+    fn every_event_and_the_span_of_an_exchange_link_to_the_viewer_when_a_base_is_set() {
+        let big = "x".repeat(20_000);
+        let request = serde_json::json!({"model": "claude-sonnet-4",
+            "system": [{"type": "text", "text": format!("system {big}")}],
+            "tools": [{"name": "Bash", "description": format!("tool {big}"), "input_schema": {}}],
+            "messages": [{"role": "user", "content": format!("prompt {big}")}]})
+        .to_string();
+        let line = record_line(&request);
+        for base in [None, Some("http://127.0.0.1:8001/t/secret-token-0123")] {
+            let mut enc = Encoder::with_options(Options {
+                view_base_url: base.map(str::to_string),
+                ..Options::new(8_192)
+            });
+            let mut out = Vec::new();
+            enc.encode_line(line.as_bytes(), 0, &mut |e| out.push(e.clone()));
+            let contexts = out
+                .iter()
+                .filter(|e| attr(e, "claude.context.hash").is_some());
+            assert!(contexts.count() >= 4, "system and tools, in parts");
+            assert!(out.iter().any(|e| attr(e, "claude.body.part").is_some()));
+            let span = enc.span().expect("a span").clone();
+            let url = "http://127.0.0.1:8001/t/secret-token-0123/exchange/0123456789abcdef0123456789abcdef";
+            let span_url = match span_attr(&span, "claude.view.url") {
+                Some(Value::StringValue(v)) => Some(v.as_str()),
+                _ => None,
+            };
+            match base {
+                Some(_) => {
+                    for e in &out {
+                        assert_eq!(attr_str(e, "claude.view.url"), Some(url), "{e:?}");
+                        assert!(
+                            kv_size(&e.attributes) + escaped_len(body(e)) <= 8_192,
+                            "the link fits the event budget"
+                        );
+                    }
+                    assert_eq!(span_url, Some(url));
+                }
+                None => {
+                    assert!(out.iter().all(|e| attr(e, "claude.view.url").is_none()));
+                    assert_eq!(span_url, None);
+                }
+            }
+        }
     }
 }

@@ -163,6 +163,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
             spans: config.traces_endpoint.is_some(),
             prices: config.prices.clone(),
             server_address: config.server_address.clone(),
+            view_base_url: config.view_base_url.clone(),
         },
         exit_when_drained: config.exit_when_drained,
         max_line_bytes: config.max_line_bytes,

@@ -19,10 +19,9 @@ use seq_standin::Handle;
 use serde_json::Value;
 use session_support::{assert_rebuilt, event_size, main_events};
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
-use tokio::io::AsyncBufReadExt;
 use tokio::process::{Child, Command};
 
 const TURNS: usize = 40;
@@ -32,20 +31,6 @@ const FILE_BYTES: usize = 26_000;
 /// A request of 1 MB is well over 200k tokens, more than the API takes without the 1M-token
 /// window: a session this long runs with it (`[1m]`: Claude Code sends the `context-1m` beta).
 const MODEL: &str = "claude-sonnet-4-5[1m]";
-
-fn claude_bin() -> PathBuf {
-    let path = std::env::var_os("CLAUDE_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            panic!("CLAUDE_BIN not set: run scripts/test.sh, which installs the Claude Code CLI")
-        });
-    assert!(
-        path.exists(),
-        "CLAUDE_BIN={} does not exist: run scripts/test.sh, which installs the Claude Code CLI",
-        path.display()
-    );
-    path
-}
 
 /// Source file `n` of the project the session works on: Rust-like lines with the escapes
 /// (quotes, backslashes, tabs) and multi-byte characters that JSON bodies must carry.
@@ -82,37 +67,6 @@ fn source_file(n: usize) -> String {
         i += 1;
     }
     text
-}
-
-/// The real proxy binary, logging to `log`; returns it and its address.
-async fn start_proxy(scratch: &Scratch, upstream: &str, log: &Path) -> (Child, String) {
-    let mut proxy = Command::new(proxy_bin())
-        .args([
-            "--listen",
-            "127.0.0.1:0",
-            "--upstream",
-            upstream,
-            "--log-file",
-        ])
-        .arg(log)
-        .env_clear()
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(scratch.path("proxy.err")).unwrap())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start claude-api-proxy");
-    let mut lines = tokio::io::BufReader::new(proxy.stdout.take().unwrap()).lines();
-    let first = lines
-        .next_line()
-        .await
-        .unwrap()
-        .expect("the proxy's first line");
-    let addr = first
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("not a `listening on` line: {first}"))
-        .to_string();
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    (proxy, format!("http://{addr}"))
 }
 
 /// One turn: `claude -p PROMPT [--resume SESSION]` in the project directory, through the

@@ -25,6 +25,8 @@ pub enum Command {
     Show(viewer::cli::ShowArgs),
     /// Write one session to a self-contained HTML page.
     Html(viewer::cli::HtmlArgs),
+    /// Serve the sessions to a browser, live, read-only (127.0.0.1 unless told otherwise).
+    Serve(viewer::serve::ServeArgs),
 }
 
 #[derive(Debug, Args)]
@@ -85,6 +87,13 @@ pub struct RunArgs {
     /// Longest restart delay of a crash-looping child, in milliseconds.
     #[arg(long, env = "RESTART_BACKOFF_MAX_MS", default_value_t = 30_000)]
     pub restart_backoff_max_ms: u64,
+    /// Also run the session viewer (`claude-api-logger serve`) on this address, e.g.
+    /// 0.0.0.0:8001 (anything but loopback needs VIEWER_TOKEN) [default: not run].
+    #[arg(long, env = "VIEWER_LISTEN")]
+    pub viewer_listen: Option<String>,
+    /// The secret every request to the viewer must carry (passed to it in its environment).
+    #[arg(long, env = "VIEWER_TOKEN", hide_env_values = true)]
+    pub viewer_token: Option<String>,
 }
 
 /// A configuration problem, naming the setting to change.
@@ -117,6 +126,8 @@ pub enum ConfigError {
     },
     #[error("RESTART_BACKOFF_MIN_MS must be at least 1 (it was 0)")]
     ZeroBackoff,
+    #[error("{0}")]
+    Viewer(#[from] viewer::serve::access::SettingError),
 }
 
 /// Validated settings of one supervisor run.
@@ -134,6 +145,16 @@ pub struct Config {
     pub delivery_timeout: Duration,
     pub backoff_min: Duration,
     pub backoff_max: Duration,
+    /// The viewer's address and token, when it runs.
+    pub viewer: Option<Viewer>,
+}
+
+/// How the supervised viewer runs: this same program, `serve`.
+#[derive(Debug, Clone)]
+pub struct Viewer {
+    pub listen: std::net::SocketAddr,
+    pub token: Option<String>,
+    pub program: PathBuf,
 }
 
 impl Config {
@@ -158,6 +179,20 @@ impl Config {
         if args.restart_backoff_min_ms == 0 {
             return Err(ConfigError::ZeroBackoff);
         }
+        let token = args.viewer_token.filter(|t| !t.is_empty());
+        let viewer = match args.viewer_listen.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(listen) => Some(Viewer {
+                listen: viewer::serve::access::check(listen, token.as_deref())?,
+                token,
+                program: std::env::current_exe().map_err(|e| ConfigError::Program {
+                    setting: "VIEWER_LISTEN",
+                    program: "claude-api-logger",
+                    path: "(this program)".into(),
+                    reason: e.to_string(),
+                })?,
+            }),
+        };
         Ok(Self {
             seq_host,
             seq_port: args.seq_port,
@@ -171,6 +206,7 @@ impl Config {
             delivery_timeout: Duration::from_secs(args.delivery_timeout_secs),
             backoff_min: Duration::from_millis(args.restart_backoff_min_ms),
             backoff_max: Duration::from_millis(args.restart_backoff_max_ms),
+            viewer,
         })
     }
 }
@@ -316,6 +352,41 @@ mod tests {
             err.to_string()
                 .starts_with("FLUENT_BIT_CONFIG /nonexistent"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn the_viewer_runs_only_when_asked_and_off_loopback_only_with_a_token() {
+        let c = Config::from_cli(args(&["--seq-host", "seq"])).expect("valid");
+        assert!(c.viewer.is_none());
+        let c = Config::from_cli(args(&[
+            "--seq-host",
+            "seq",
+            "--viewer-listen",
+            "127.0.0.1:8001",
+        ]))
+        .expect("valid");
+        assert_eq!(c.viewer.unwrap().listen, "127.0.0.1:8001".parse().unwrap());
+        let err = Config::from_cli(args(&[
+            "--seq-host",
+            "seq",
+            "--viewer-listen",
+            "0.0.0.0:8001",
+        ]))
+        .unwrap_err();
+        assert!(err.to_string().contains("VIEWER_TOKEN"), "{err}");
+        let c = Config::from_cli(args(&[
+            "--seq-host",
+            "seq",
+            "--viewer-listen",
+            "0.0.0.0:8001",
+            "--viewer-token",
+            "0123456789abcdef0123",
+        ]))
+        .expect("valid");
+        assert_eq!(
+            c.viewer.unwrap().token.as_deref(),
+            Some("0123456789abcdef0123")
         );
     }
 

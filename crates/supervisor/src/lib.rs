@@ -1,4 +1,5 @@
-//! The container's PID 1: starts `claude-api-proxy` and `otlp-shipper`, reaps zombies,
+//! The container's PID 1: starts `claude-api-proxy` and `otlp-shipper` (and, with
+//! `VIEWER_LISTEN`, the session viewer `claude-api-logger serve`), reaps zombies,
 //! restarts crashed children with backoff, forwards SIGHUP to the proxy (it reopens its log),
 //! and on SIGTERM stops the proxy first (its in-flight exchanges are written), then lets the
 //! shipper deliver every written line, then exits 0.
@@ -58,6 +59,16 @@ pub fn main_with_args<I: IntoIterator<Item = OsString>>(args: I) -> ExitCode {
         .with_ansi(false)
         .with_target(false)
         .init();
+
+    if let Some(Command::Serve(args)) = &cli.command {
+        return match viewer::serve::run(args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => {
+                eprintln!("claude-api-logger serve: {err}");
+                ExitCode::from(if err.is_config() { EXIT_CONFIG } else { 1 })
+            }
+        };
+    }
 
     if let Some(Command::Health(args)) = &cli.command {
         return match health::check(args) {

@@ -1,5 +1,6 @@
-//! The PID 1 loop: start both children, reap every zombie, restart crashes with backoff, and
-//! run the ordered shutdown (proxy drains → shipper delivers the tail → exit 0).
+//! The PID 1 loop: start both children (and the viewer when asked), reap every zombie, restart
+//! crashes with backoff, and run the ordered shutdown (viewer stops → proxy drains → shipper
+//! delivers the tail → exit 0).
 use std::ffi::OsString;
 use std::time::{Duration, Instant};
 
@@ -21,6 +22,8 @@ const REAP_TICK: Duration = Duration::from_millis(500);
 const SHIPPER_STOP_GRACE: Duration = Duration::from_secs(15);
 /// Exit code with which our children report bad configuration: restarting cannot help.
 const CHILD_CONFIG_ERROR: i32 = 64;
+/// The viewer only reads: it stops at once.
+const VIEWER_STOP_GRACE: Duration = Duration::from_secs(5);
 
 struct Slot {
     spec: ChildSpec,
@@ -70,17 +73,29 @@ pub struct Supervisor {
     config: Config,
     proxy: Slot,
     shipper: Slot,
+    viewer: Option<Slot>,
 }
 
 impl Supervisor {
     pub fn new(config: Config) -> Self {
         let proxy = Slot::new(proxy_spec(&config), &config);
         let shipper = Slot::new(shipper_spec(&config), &config);
+        let viewer = config
+            .viewer
+            .as_ref()
+            .map(|v| Slot::new(viewer_spec(&config, v), &config));
         Self {
             config,
             proxy,
             shipper,
+            viewer,
         }
+    }
+
+    fn slots(&mut self) -> impl Iterator<Item = &mut Slot> {
+        [&mut self.proxy, &mut self.shipper]
+            .into_iter()
+            .chain(self.viewer.as_mut())
     }
 
     /// Runs until SIGTERM/SIGINT (returns exit code 0 after the ordered shutdown) or until a
@@ -98,12 +113,15 @@ impl Supervisor {
 
         self.shipper.start();
         self.proxy.start();
+        if let Some(viewer) = &mut self.viewer {
+            viewer.start();
+        }
 
         let mut tick = tokio::time::interval(REAP_TICK);
         let stop = loop {
-            let next_restart = [self.proxy.restart_at, self.shipper.restart_at]
-                .into_iter()
-                .flatten()
+            let next_restart = self
+                .slots()
+                .filter_map(|s| s.restart_at)
                 .min()
                 .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
             tokio::select! {
@@ -121,7 +139,7 @@ impl Supervisor {
                 }
                 _ = tokio::time::sleep_until(next_restart.into()) => {
                     let now = Instant::now();
-                    for slot in [&mut self.proxy, &mut self.shipper] {
+                    for slot in self.slots() {
                         if slot.restart_at.is_some_and(|at| at <= now) {
                             slot.restarts += 1;
                             info!(child = slot.spec.name, restart = slot.restarts, "restarting");
@@ -161,15 +179,20 @@ impl Supervisor {
     fn reap_and_schedule(&mut self) -> Option<&'static str> {
         let mut config_error = None;
         for (pid, exit) in reap_all() {
-            let Some(slot) = [&mut self.proxy, &mut self.shipper]
-                .into_iter()
-                .find(|s| s.pid == Some(pid))
-            else {
+            let Some(slot) = self.slots().find(|s| s.pid == Some(pid)) else {
                 debug!(pid = pid.as_raw(), %exit, "reaped an orphaned process");
                 continue;
             };
             slot.pid = None;
             let ran_for = slot.started.elapsed();
+            if exit == Exit::Code(CHILD_CONFIG_ERROR) && slot.spec.name == "viewer" {
+                // Reading sessions is a side job: the traffic goes on being logged and shipped.
+                error!(
+                    child = "viewer",
+                    "the viewer reported a configuration error (exit 64, its reason is above); not restarting it, the proxy and the shipper go on"
+                );
+                continue;
+            }
             if exit == Exit::Code(CHILD_CONFIG_ERROR) {
                 config_error = Some(slot.spec.name);
                 continue;
@@ -188,8 +211,12 @@ impl Supervisor {
     }
 
     async fn shutdown(&mut self, sig: Signal, sigchld: &mut tokio::signal::unix::Signal) {
-        self.proxy.restart_at = None;
-        self.shipper.restart_at = None;
+        for slot in self.slots() {
+            slot.restart_at = None;
+        }
+        if let Some(pid) = self.viewer.as_mut().and_then(|v| v.pid.take()) {
+            stop_child("viewer", pid, Signal::SIGTERM, VIEWER_STOP_GRACE, sigchld).await;
+        }
 
         // 1. The proxy stops accepting, drains in-flight exchanges and writes their records.
         if let Some(pid) = self.proxy.pid.take() {
@@ -325,6 +352,27 @@ fn proxy_spec(config: &Config) -> ChildSpec {
             config.log_file.clone().into(),
         ],
         env: Vec::new(),
+    }
+}
+
+/// `claude-api-logger serve`: this same program; the token goes in its environment, never on
+/// its command line (where any process could read it).
+fn viewer_spec(config: &Config, viewer: &crate::config::Viewer) -> ChildSpec {
+    let mut env: Vec<(OsString, OsString)> = Vec::new();
+    if let Some(token) = &viewer.token {
+        env.push(("VIEWER_TOKEN".into(), token.clone().into()));
+    }
+    ChildSpec {
+        name: "viewer",
+        program: viewer.program.clone(),
+        args: vec![
+            "serve".into(),
+            "--listen".into(),
+            viewer.listen.to_string().into(),
+            "--log-file".into(),
+            config.log_file.clone().into(),
+        ],
+        env,
     }
 }
 

@@ -21,6 +21,7 @@ fn sandbox(scope: &Scope) -> Command {
         .env("LOGGER_IMAGE", LOGGER_IMAGE)
         .env("CLAUDE_IMAGE", CLAUDE_IMAGE)
         .env("SEQ_UI_PORT", "")
+        .env("VIEWER_PORT", "")
         .env("UPSTREAM_URL", "http://fake-anthropic:8080")
         .env("ANTHROPIC_API_KEY", "sk-ant-test-secret")
         .env("DISABLE_ERROR_REPORTING", "1")
@@ -115,7 +116,7 @@ fn the_project_is_relabelled_only_on_selinux_hosts() {
 }
 
 #[test]
-fn log_api_without_otel_fails_and_starts_nothing() {
+fn options_of_otel_without_otel_fail_and_start_nothing() {
     let scope = Scope::new("nootel");
     let out = sandbox(&scope)
         .args(["--log-api", "mount", "-p", "hi"])
@@ -129,6 +130,16 @@ fn log_api_without_otel_fails_and_starts_nothing() {
     );
     assert!(scope.containers().is_empty(), "{:?}", scope.containers());
     assert!(!podman_ok(&["network", "exists", &scope.net()]));
+
+    // Likewise turning off a part of --otel without --otel.
+    let out = sandbox(&scope)
+        .args(["--no-claude-traces", "mount", "-p", "hi"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("add --otel"), "{stderr}");
+    assert!(scope.containers().is_empty(), "{:?}", scope.containers());
 }
 
 /// The card's command, `podman build -t claude-api-logger scripts/claude-api-logger/` from the
@@ -499,6 +510,26 @@ fn start_fake_upstream(scope: &Scope) {
 }
 
 /// Where the Seq stand-in started by the script keeps its events (its data volume).
+/// The spans the stand-in stored, once `done` holds of them (at most 60 s).
+fn wait_for_spans(store: &std::path::Path, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let spans: Vec<Value> = std::fs::read_to_string(store.join("spans.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect();
+        if done(&spans) {
+            return spans;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "spans at the stand-in: {spans:#?}"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
 fn seq_store(scope: &Scope) -> std::path::PathBuf {
     std::path::PathBuf::from(podman(&[
         "volume",
@@ -683,16 +714,24 @@ fn sandbox_log_api_ships_a_real_claude_code_tool_use_session_to_seq() {
     let workspace = temp_dir("e2e-workspace");
     run(Command::new("chmod").arg("0777").arg(&workspace));
 
+    // The session viewer published on a free host port; the tool prints how many variables of
+    // the Claude container name the viewer (none may: its token is the user's only).
+    let viewer_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let started = Instant::now();
     let mut child = sandbox(&scope)
         .current_dir(&workspace)
+        .env("VIEWER_PORT", viewer_port.to_string())
         .args([
             "--otel",
             "--log-api",
             "--rm",
             "mount",
             "-p",
-            "Please run it [[tool:Bash:echo marker-XYZ]] [[slow:150]]",
+            "Please run it [[tool:Bash:echo marker-XYZ; env | grep -ci -e viewer -e view_base || true]] [[slow:150]]",
             "--output-format",
             "stream-json",
             "--verbose",
@@ -832,6 +871,28 @@ fn sandbox_log_api_ships_a_real_claude_code_tool_use_session_to_seq() {
         !shipped.contains("sk-ant-test-secret"),
         "the API key reached Seq"
     );
+    // One trace: each exchange's span sits under the claude_code.llm_request span Claude Code
+    // made for it (--otel turns on its traces, --log-api its traceparent header).
+    let spans = wait_for_spans(&store, |spans| {
+        let count = |name: &str| {
+            spans
+                .iter()
+                .filter(|s| s["name"].as_str().is_some_and(|n| n.starts_with(name)))
+                .count()
+        };
+        count("chat ") >= 2 && count("claude_code.llm_request") >= 2
+    });
+    for exchange in spans
+        .iter()
+        .filter(|s| s["name"].as_str().is_some_and(|n| n.starts_with("chat ")))
+    {
+        let parent = spans
+            .iter()
+            .find(|s| s["span_id"] == exchange["parent_span_id"])
+            .unwrap_or_else(|| panic!("no parent span for {exchange}"));
+        assert_eq!(parent["name"], "claude_code.llm_request", "{exchange}");
+        assert_eq!(parent["trace_id"], exchange["trace_id"]);
+    }
     // All exchanges of one Claude Code run carry its session id.
     let sessions: std::collections::BTreeSet<_> = turns
         .iter()
@@ -935,6 +996,7 @@ fn sandbox_log_api_ships_a_real_claude_code_tool_use_session_to_seq() {
             file.path().display()
         );
     }
+    check_the_session_viewer(&scope, viewer_port, &stderr, &output, &events, &log_volume);
     // `clean` removes what the script started; the fake upstream is this test's own.
     run(sandbox(&scope).args(["clean", "--containers", "--volumes"]));
     assert_eq!(scope.containers(), [format!("{}-fake", scope.name)]);
@@ -944,4 +1006,128 @@ fn sandbox_log_api_ships_a_real_claude_code_tool_use_session_to_seq() {
         &format!("{}-seq-data", scope.name)
     ]));
     let _ = std::fs::remove_dir_all(&workspace);
+}
+
+/// The sandbox's session viewer: printed with its token, published on 127.0.0.1 only, the
+/// token needed from the host and from the sandbox network alike, never in the Claude
+/// container's environment, and every exchange shipped to Seq links to it; the link's
+/// exchange serves the log's request body byte for byte.
+fn check_the_session_viewer(
+    scope: &Scope,
+    port: u16,
+    stderr: &str,
+    output: &[Value],
+    events: &[Value],
+    log_volume: &str,
+) {
+    let prefix = format!("[sandbox] session viewer: http://127.0.0.1:{port}/t/");
+    let printed: Vec<&str> = stderr.lines().filter(|l| l.starts_with(&prefix)).collect();
+    assert_eq!(printed.len(), 2, "at start and at exit: {stderr}");
+    let token = printed[0][prefix.len()..]
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string();
+    assert_eq!(token.len(), 48, "{}", printed[0]);
+    let base = format!("http://127.0.0.1:{port}/t/{token}");
+    // The Claude container's environment names no viewer setting (the tool printed 0).
+    assert!(
+        output.iter().any(|v| v["type"] == "user"
+            && v.to_string().contains("tool_result")
+            && v.to_string().contains("marker-XYZ\\n0")),
+        "the Claude container's environment mentions the viewer: {output:#?}"
+    );
+    // From the host: nothing without the token; with it, a cookie and the session list.
+    let addr = format!("127.0.0.1:{port}");
+    assert!(viewer_get(&addr, "/", &[]).starts_with("HTTP/1.1 401"));
+    let login = viewer_get(&addr, &format!("/t/{token}/"), &[]);
+    assert!(login.starts_with("HTTP/1.1 303"), "{login}");
+    let cookie = login
+        .lines()
+        .find_map(|l| l.strip_prefix("set-cookie: "))
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let session = events
+        .iter()
+        .find_map(|e| attr(e, "session.id").as_str())
+        .unwrap();
+    let list = viewer_get(&addr, "/", &[("Cookie", &cookie)]);
+    assert!(
+        list.starts_with("HTTP/1.1 200") && list.contains(session),
+        "{list}"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "session {session} in the viewer: {base}/session/{session}"
+        )),
+        "{stderr}"
+    );
+    // From the sandbox network, where Claude Code runs: refused without the token.
+    let from_network = podman(&[
+        "run",
+        "--rm",
+        "--network",
+        &scope.net(),
+        "--entrypoint",
+        "bash",
+        CLAUDE_IMAGE,
+        "-c",
+        "exec 3<>/dev/tcp/api-logger/8001; printf 'GET / HTTP/1.0\\r\\nHost: api-logger\\r\\n\\r\\n' >&3; head -1 <&3",
+    ]);
+    assert_eq!(
+        from_network.split_whitespace().nth(1),
+        Some("401"),
+        "{from_network}"
+    );
+    // Every exchange event links to the viewer; the link's request body is the log's.
+    let exchanges: Vec<&Value> = events.iter().filter(|e| is_exchange(e)).collect();
+    assert!(!exchanges.is_empty());
+    for e in &exchanges {
+        let id = attr(e, "claude.exchange.id").as_str().unwrap();
+        assert_eq!(
+            attr(e, "claude.view.url").as_str(),
+            Some(format!("{base}/exchange/{id}").as_str()),
+            "{e}"
+        );
+    }
+    let id = attr(exchanges[0], "claude.exchange.id").as_str().unwrap();
+    let log = std::fs::read_to_string(std::path::Path::new(log_volume).join("claude-logger.log"))
+        .unwrap();
+    let line = log
+        .lines()
+        .find(|l| l.contains(&format!("\"id\":\"{id}\"")))
+        .expect("the exchange's line");
+    let record: Value = serde_json::from_str(line).unwrap();
+    let download = viewer_get(
+        &addr,
+        &format!("/exchange/{id}/request.json"),
+        &[("Cookie", &cookie)],
+    );
+    let (head, body) = download.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let shown: Value = serde_json::from_str(body).expect("the request body is JSON");
+    assert_eq!(shown, record["request"]["body"]["json"]);
+    assert!(
+        line.contains(body),
+        "the body is the log's text byte for byte"
+    );
+}
+
+/// One HTTP/1.1 GET to the viewer; the whole answer (head and body).
+fn viewer_get(addr: &str, path: &str, headers: &[(&str, &str)]) -> String {
+    use std::io::{Read as _, Write as _};
+    let mut conn = std::net::TcpStream::connect(addr).expect("the viewer's host port");
+    conn.set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        request += &format!("{k}: {v}\r\n");
+    }
+    conn.write_all((request + "\r\n").as_bytes()).unwrap();
+    let mut answer = String::new();
+    let _ = conn.read_to_string(&mut answer);
+    answer
 }

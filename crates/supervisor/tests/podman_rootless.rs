@@ -183,10 +183,18 @@ fn rootless_sandbox_works_on_the_users_project_and_ships_to_seq() {
         .local_addr()
         .unwrap()
         .port();
+    let viewer_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let out = user.sandbox(
         &name,
         &project,
-        &[format!("SEQ_UI_PORT={ui_port}")],
+        &[
+            format!("SEQ_UI_PORT={ui_port}"),
+            format!("VIEWER_PORT={viewer_port}"),
+        ],
         &[
             "--otel",
             "--log-api",
@@ -197,6 +205,17 @@ fn rootless_sandbox_works_on_the_users_project_and_ships_to_seq() {
              echo edited-inside >>host.txt && rm delete-me.txt && id -u]]",
         ],
     );
+    // The session viewer's port, published by rootless podman on 127.0.0.1, asks for its token.
+    {
+        use std::io::{Read as _, Write as _};
+        let mut conn = std::net::TcpStream::connect(("127.0.0.1", viewer_port))
+            .expect("the viewer's port is published");
+        conn.write_all(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let mut answer = String::new();
+        let _ = conn.read_to_string(&mut answer);
+        assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
+    }
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     // The fake model answers the tool result with it: the command ran as uid 1000 inside.
@@ -248,7 +267,7 @@ fn rootless_sandbox_works_on_the_users_project_and_ships_to_seq() {
     let out = user.sandbox(
         &name,
         &project,
-        &["SEQ_UI_PORT=".to_owned()],
+        &["SEQ_UI_PORT=".to_owned(), "VIEWER_PORT=".to_owned()],
         &[
             "--otel",
             "--log-api",

@@ -350,3 +350,86 @@ fn health_subcommand_reports_whether_the_proxy_port_accepts() {
     drop(listener);
     assert_eq!(status(&addr), Some(1));
 }
+
+#[test]
+fn with_viewer_listen_the_viewer_runs_beside_the_children_and_stops_first() {
+    use std::io::{Read as _, Write as _};
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let log_dir = temp_dir("viewer-log");
+    let log = log_dir.join("traffic.log");
+    std::fs::write(&log, "").unwrap();
+    let listen = format!("127.0.0.1:{port}");
+    let mut run = start(
+        "viewer",
+        &[
+            ("SEQ_HOST", "seq"),
+            ("LOG_FILE", log.to_str().unwrap()),
+            ("VIEWER_LISTEN", &listen),
+        ],
+    );
+    run.wait_for_event("proxy-start", 1);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let page = loop {
+        if let Ok(mut s) = std::net::TcpStream::connect(&listen) {
+            s.write_all(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+                .unwrap();
+            let mut page = String::new();
+            let _ = s.read_to_string(&mut page);
+            if page.starts_with("HTTP/1.1 200") {
+                break page;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the viewer never answered on {listen}\n{}",
+            run.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(page.contains("Claude Code sessions"), "{page}");
+    run.signal(Signal::SIGTERM);
+    assert_eq!(
+        run.wait_exit(Duration::from_secs(20)),
+        0,
+        "{}",
+        run.stderr()
+    );
+    let stderr = run.stderr();
+    let at = |what: &str| {
+        stderr
+            .lines()
+            .position(|l| l.contains(what))
+            .unwrap_or_else(|| panic!("no {what:?} in {stderr}"))
+    };
+    assert!(
+        at("stopped: exited with code 0 child=\"viewer\"") < at("stopping child=\"proxy\""),
+        "the viewer stops first: {stderr}"
+    );
+    assert!(
+        std::net::TcpStream::connect(&listen).is_err(),
+        "the viewer stopped"
+    );
+    assert_eq!(run.kinds()[2], "proxy-TERM", "{:?}", run.events());
+    let _ = std::fs::remove_dir_all(&log_dir);
+}
+
+#[test]
+fn a_viewer_off_loopback_without_a_token_exits_64_before_starting_anything() {
+    let dir = temp_dir("viewer-config");
+    let out = command(
+        &dir,
+        &[("SEQ_HOST", "seq"), ("VIEWER_LISTEN", "0.0.0.0:8001")],
+    )
+    .stderr(Stdio::piped())
+    .output()
+    .unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("VIEWER_TOKEN"), "{stderr}");
+    assert!(!dir.join("events").exists(), "a child was started");
+    let _ = std::fs::remove_dir_all(&dir);
+}

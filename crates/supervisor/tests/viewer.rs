@@ -368,9 +368,13 @@ fn real_claude_code_sessions_are_listed_shown_and_rendered_in_a_browser() {
     assert!(shown.contains("tool result: vw-marker-7"), "{shown}");
     assert!(shown.contains("tool call Agent"), "{shown}");
     assert!(
-        shown.contains("sub-agent"),
+        shown.contains(" subagent 1 "),
         "the sub-agent's requests are marked: {shown}"
     );
+    // Cost per agent (the sub-agent's in the session's) and per turn.
+    assert!(shown.contains("cost by agent: main $"), "{shown}");
+    assert!(shown.contains(" · subagent 1 $"), "{shown}");
+    assert!(shown.contains("══ Turn 3 · $"), "{shown}");
     assert!(shown.contains("user: find vw-agent-3"), "{shown}");
     assert!(
         shown.contains("Tool result received: vw-marker-7"),
@@ -423,11 +427,19 @@ fn real_claude_code_sessions_are_listed_shown_and_rendered_in_a_browser() {
             .all(|u| *u == page_url.as_str()),
         "{report:#}"
     );
-    assert_eq!(
-        report["turns"],
-        json!(["Turn 1", "Turn 2", "Turn 3"]),
-        "{report:#}"
-    );
+    // Each turn with its cost: `Turn 2 · $0.0123`.
+    let turns: Vec<&str> = report["turns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap())
+        .collect();
+    let names: Vec<&str> = turns
+        .iter()
+        .map(|t| t.split(" · $").next().unwrap())
+        .collect();
+    assert_eq!(names, ["Turn 1", "Turn 2", "Turn 3"], "{report:#}");
+    assert!(turns.iter().all(|t| t.contains(" · $")), "{turns:?}");
     let exchanges = report["exchanges"].as_array().unwrap();
     let texts: String = exchanges
         .iter()
@@ -536,7 +548,8 @@ fn browser_check(page: &Path, shot: &Path) -> Value {
 }
 
 /// A minimal traffic record of session `session` (shape of docs/log-format.md) whose request
-/// holds the conversation so far: `prompts`, each answered but the last.
+/// holds the conversation so far: `prompts`, each answered but the last; with a tool, as
+/// Claude Code's main conversation sends it.
 fn record(id: u32, session: &str, started: &str, prompts: &[&str]) -> String {
     let mut messages = Vec::new();
     for (i, p) in prompts.iter().enumerate() {
@@ -554,6 +567,7 @@ fn record(id: u32, session: &str, started: &str, prompts: &[&str]) -> String {
         "usage": {"input_tokens": 100, "output_tokens": 10},
         "request": {"method": "POST", "path": "/v1/messages", "headers": {"x-api-key": "[REDACTED]"},
             "body": {"size": 80, "json": {"model": "claude-haiku-4-5", "max_tokens": 10,
+                "tools": [{"name": "Bash", "input_schema": {"type": "object"}}],
                 "messages": messages}}},
         "response": {"status": 200, "headers": {}, "body": {"size": 60, "json": {
             "type": "message", "role": "assistant", "content": [{"type": "text", "text": format!("answer to {prompt}")}]}}}

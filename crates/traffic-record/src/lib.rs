@@ -9,6 +9,7 @@
 //! which only need the summary fields never build a tree of a multi-megabyte body.
 
 pub mod segments;
+pub mod trace_context;
 
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;

@@ -28,7 +28,7 @@ pub struct LogArgs {
 impl LogArgs {
     /// The price table, said on stderr with its date (and a warning when it is stale), so the
     /// output itself stays as it was.
-    fn prices(&self) -> Result<pricing::PriceTable, Error> {
+    pub(crate) fn prices(&self) -> Result<pricing::PriceTable, Error> {
         let table = match &self.prices {
             Some(path) => pricing::PriceTable::from_file(path)?,
             None => pricing::PriceTable::builtin(),

@@ -9,7 +9,9 @@ use std::fmt::Write as _;
 
 use crate::log::Skipped;
 use crate::session::{Exchange, Role, Session, content_text, is_reminder};
-use crate::term::{duration, short_time, skipped_line, thousands, usd};
+use crate::term::{
+    duration, short_time, skipped_line, thousands, turn_header, usd, usd_with_unpriced,
+};
 
 /// Text longer than this (or than `FOLD_LINES` lines) is folded behind a click.
 const FOLD_CHARS: usize = 1_200;
@@ -62,6 +64,7 @@ pub fn render(session: &Session, skipped: &Skipped, price_date: &str) -> String 
 <span><b>cache read</b> {tcr}</span><span><b>cache write</b> {tcw}</span>
 <span class="cost"><b>cost</b> {cost}</span>{unpriced}{errors}
 </div>
+{agents}
 {skipped}
 </header>
 <main>
@@ -92,6 +95,7 @@ pub fn render(session: &Session, skipped: &Skipped, price_date: &str) -> String 
         } else {
             String::new()
         },
+        agents = agents_table(&s.agents),
         skipped = if skipped.total() > 0 {
             format!("<p class=\"warn\">{}</p>", escape(&skipped_line(skipped)))
         } else {
@@ -100,14 +104,18 @@ pub fn render(session: &Session, skipped: &Skipped, price_date: &str) -> String 
     );
     definitions(&mut page, session);
     page.push_str("<section class=\"timeline\">\n<h2>Timeline</h2>\n");
-    for (e, turn) in session.exchanges.iter().zip(session.turn_starts()) {
-        if let Some(turn) = turn {
-            let _ = writeln!(
-                page,
-                "<h3 class=\"turn\" id=\"turn-{turn}\">Turn {turn}</h3>"
-            );
+    for turn in session.turns() {
+        let header = turn_header(&turn);
+        let _ = writeln!(
+            page,
+            "<h3 class=\"turn\" id=\"turn-{n}\" data-cost=\"{cost}\">{}</h3>",
+            escape(header.trim_start_matches("══ ")),
+            n = turn.number,
+            cost = turn.cost_usd,
+        );
+        for e in &session.exchanges[turn.exchanges] {
+            exchange(&mut page, e);
         }
-        exchange(&mut page, e);
     }
     page.push_str("</section>\n</main>\n");
     let data = json!({
@@ -124,6 +132,35 @@ pub fn render(session: &Session, skipped: &Skipped, price_date: &str) -> String 
         SCRIPT
     );
     page
+}
+
+/// Cost by sender: the main conversation, each sub-agent (with the call that started it),
+/// auxiliary requests; the rows add up to the session's cost.
+fn agents_table(agents: &[crate::session::AgentTotal]) -> String {
+    if agents.is_empty() {
+        return String::new();
+    }
+    let mut t = String::from(
+        "<table class=\"agents\"><thead><tr><th>agent</th><th>exchanges</th><th>cost</th><th>started by</th></tr></thead><tbody>\n",
+    );
+    for a in agents {
+        let started = match (&a.description, &a.tool_use_id) {
+            (Some(d), Some(id)) => {
+                format!("{} <span class=\"dim\">{}</span>", escape(d), escape(id))
+            }
+            _ => String::new(),
+        };
+        let _ = writeln!(
+            t,
+            "<tr data-agent=\"{agent}\" data-cost=\"{cost}\"><td>{agent}</td><td>{n}</td><td class=\"cost\">{shown}</td><td>{started}</td></tr>",
+            agent = escape(&a.agent),
+            cost = a.cost_usd,
+            n = a.exchanges,
+            shown = usd_with_unpriced(a.cost_usd, a.unpriced_exchanges),
+        );
+    }
+    t.push_str("</tbody></table>");
+    t
 }
 
 /// The system prompts and tool lists, each shown once.
@@ -182,15 +219,11 @@ fn exchange(page: &mut String, e: &Exchange) {
     let h = &e.head;
     let role_class = match e.role {
         Role::Main => "main",
-        Role::SubAgent => "subagent",
-        Role::Side => "side",
+        Role::Subagent => "subagent",
+        Role::Auxiliary => "auxiliary",
         Role::CountTokens | Role::Other => "other",
     };
-    let role = match e.role {
-        Role::SubAgent => format!("sub-agent {}", e.conversation),
-        Role::Side => format!("side request {}", e.conversation),
-        r => r.label().to_string(),
-    };
+    let role = e.label();
     let status = match (&e.response, h.status) {
         (Some(r), _) => r.status.to_string(),
         // Indexed, but the line was not readable (its error says so).
@@ -200,8 +233,9 @@ fn exchange(page: &mut String, e: &Exchange) {
     let err_class = if h.is_error() { " error" } else { "" };
     let _ = write!(
         page,
-        "<article class=\"ex {role_class}{err_class}\" id=\"ex-{n}\" data-n=\"{n}\">\n<div class=\"ex-head\"><span class=\"num\">#{n}</span> <span class=\"time\">{time}</span> <span class=\"badge {role_class}\">{role}</span> <span class=\"model\">{model}</span> <span class=\"status{err_class}\">{status} {outcome}</span>",
+        "<article class=\"ex {role_class}{err_class}\" id=\"ex-{n}\" data-n=\"{n}\" data-agent=\"{role}\" data-cost=\"{cost}\">\n<div class=\"ex-head\"><span class=\"num\">#{n}</span> <span class=\"time\">{time}</span> <span class=\"badge {role_class}\">{role}</span> <span class=\"model\">{model}</span> <span class=\"status{err_class}\">{status} {outcome}</span>",
         n = e.number,
+        cost = e.cost_usd.map(|c| c.to_string()).unwrap_or_default(),
         time = escape(short_time(&h.started_at).get(11..).unwrap_or("")),
         role = escape(&role),
         model = escape(h.model.as_deref().unwrap_or("?")),
@@ -306,7 +340,7 @@ fn exchange(page: &mut String, e: &Exchange) {
     );
 }
 
-fn message(page: &mut String, m: &Value) {
+pub(crate) fn message(page: &mut String, m: &Value) {
     let who = match m["role"].as_str() {
         Some("assistant") => "assistant",
         Some("system") => "system",
@@ -362,7 +396,7 @@ fn message(page: &mut String, m: &Value) {
             }
             "tool_use" | "server_tool_use" => {
                 let name = b["name"].as_str().unwrap_or("?");
-                let agent = matches!(name, "Task" | "Agent");
+                let agent = conversation::AGENT_TOOLS.contains(&name);
                 let input = b.get("input").or_else(|| b.get("input_partial_json"));
                 let _ = writeln!(
                     page,
@@ -406,7 +440,7 @@ fn message(page: &mut String, m: &Value) {
 }
 
 /// Short text as is; long text folded behind its first lines.
-fn folded(text: &str) -> String {
+pub(crate) fn folded(text: &str) -> String {
     let lines = text.lines().count();
     if text.len() <= FOLD_CHARS && lines <= FOLD_LINES {
         return format!("<pre>{}</pre>", escape(text));
@@ -450,7 +484,7 @@ fn exchange_data(e: &Exchange) -> Value {
     })
 }
 
-const CSS: &str = r#"
+pub(crate) const CSS: &str = r#"
 :root{--bg:#fbfbfa;--fg:#1d1d1f;--dim:#6b6b70;--line:#e2e2e6;--main:#2f6fdf;--sub:#a23bc9;--side:#8a8a90;--err:#c62828;--ok:#2e7d32;--card:#fff;--code:#f4f4f6}
 *{box-sizing:border-box}
 body{margin:0;background:var(--bg);color:var(--fg);font:14px/1.5 -apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif}
@@ -471,7 +505,7 @@ pre{margin:0;white-space:pre-wrap;word-break:break-word;font:12.5px/1.45 ui-mono
 .turn{margin:26px 0 8px;font-size:14px;color:var(--main);border-bottom:2px solid var(--main);padding-bottom:2px;text-transform:uppercase;letter-spacing:.05em}
 .ex{position:relative;background:var(--card);border:1px solid var(--line);border-left:4px solid var(--main);border-radius:8px;margin:10px 0;padding:8px 14px 8px}
 .ex.subagent{margin-left:36px;border-left-color:var(--sub)}
-.ex.side,.ex.other{margin-left:36px;border-left-color:var(--side);opacity:.92}
+.ex.auxiliary,.ex.other{margin-left:36px;border-left-color:var(--side);opacity:.92}
 .ex.error{border-left-color:var(--err)}
 .ex-head{display:flex;flex-wrap:wrap;gap:4px 10px;align-items:baseline;font-size:13px}
 .num{font-weight:700}.time,.dim{color:var(--dim)}
@@ -480,7 +514,10 @@ pre{margin:0;white-space:pre-wrap;word-break:break-word;font:12.5px/1.45 ui-mono
 .cost{color:#8a6d00;font-weight:600}
 .tok{color:#444}
 .badge{font-size:11px;padding:1px 7px;border-radius:10px;background:#e7efff;color:var(--main);font-weight:600}
-.badge.subagent{background:#f5e6fb;color:var(--sub)}.badge.side,.badge.other{background:#eee;color:#555}
+.badge.subagent{background:#f5e6fb;color:var(--sub)}.badge.auxiliary,.badge.other{background:#eee;color:#555}
+table.agents{border-collapse:collapse;margin-top:8px;font-size:13px;color:#d6d6dc}
+table.agents th{color:#8f95a8;font-weight:500;text-align:left;padding:0 14px 0 0}
+table.agents td{padding:0 14px 0 0}table.agents .cost{color:#ffd479}table.agents .dim{color:#8f95a8}
 .note{margin:4px 0;font-size:12px;color:#8a5a00}
 .note a{color:var(--main)}
 .msgs{display:flex;flex-direction:column;gap:6px;margin:8px 0 4px}
@@ -510,7 +547,7 @@ footer{max-width:1100px;margin:0 auto;padding:0 28px 30px;color:var(--dim);font-
 
 /// Rebuilds an exchange's full request (messages from its base's plus what it added, the
 /// system prompt and tools from the shared lists) when its details are opened.
-const SCRIPT: &str = r#"
+pub(crate) const SCRIPT: &str = r#"
 (function () {
   "use strict";
   var data = JSON.parse(document.getElementById("session-data").textContent);

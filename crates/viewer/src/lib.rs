@@ -2,13 +2,17 @@
 //! Claude Code sessions in the log (and its rotated segments), `show` prints one as a
 //! conversation in the terminal, `html` writes it to one self-contained HTML page.
 //!
+//! `serve` answers the same pages over HTTP, following the log as it grows.
+//!
 //! Imports go one way: `skim` (stepping over JSON values) <- `log` (reading and indexing
 //! lines) <- `session` (what a session holds)
-//! <- `term` (terminal text and number formats) <- `html` (the page) <- `cli` (the subcommands).
+//! <- `term` (terminal text and number formats) <- `html` (the page) <- `cli` (the subcommands)
+//! <- `serve` (the server).
 
 pub mod cli;
 pub mod html;
 pub mod log;
+pub mod serve;
 pub mod session;
 mod skim;
 pub mod term;

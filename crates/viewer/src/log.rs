@@ -3,16 +3,17 @@
 //! that memory follows the number of exchanges, never the bytes of their bodies. Lines that are
 //! not whole traffic records are skipped and counted by kind.
 
+use conversation::{Facts, Route, Sender, Sessions, message};
 use memchr::memchr_iter;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
-use std::collections::hash_map::DefaultHasher;
 use std::fs::File;
-use std::hash::{Hash, Hasher};
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
+use std::os::unix::fs::FileExt as _;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::SystemTime;
-use traffic_record::{Outcome, Usage};
+use traffic_record::{Outcome, Usage, trace_context};
 
 use crate::Error;
 use crate::skim::{self, Skim};
@@ -92,7 +93,7 @@ pub struct Skipped {
 }
 
 impl Skipped {
-    fn add(&mut self, other: &Skipped) {
+    pub fn add(&mut self, other: &Skipped) {
         self.cut += other.cut;
         self.invalid_utf8 += other.invalid_utf8;
         self.not_json += other.not_json;
@@ -118,13 +119,20 @@ pub struct Head {
     pub outcome: Outcome,
     pub error: Option<String>,
     pub model: Option<String>,
+    /// The request body's `model`.
+    pub request_model: Option<String>,
     pub stop_reason: Option<String>,
     pub usage: Option<Usage>,
     pub path: String,
     pub status: Option<u16>,
     pub request_size: u64,
-    /// The conversation the request belongs to: a hash of its first message (0: none).
-    pub thread: u64,
+    /// Claude Code's trace of the prompt that made the request: the trace id of a valid
+    /// `traceparent` request header (one per `claude_code.interaction`).
+    pub interaction: Option<[u8; 16]>,
+    /// What the exchange says about who sent it (crate `conversation`).
+    pub facts: Facts,
+    /// Who sent it, decided over the whole log in its order, as the shipper decides it.
+    pub sender: Option<Sender>,
     pub messages: usize,
     /// The last message is the user's own input (not only tool results).
     pub ends_with_prompt: bool,
@@ -132,6 +140,11 @@ pub struct Head {
 }
 
 impl Head {
+    /// The conversation the request belongs to: the key of its first message (0: none).
+    pub fn thread(&self) -> u64 {
+        self.facts.conversation.unwrap_or(0)
+    }
+
     /// An error status or an outcome other than `complete`.
     pub fn is_error(&self) -> bool {
         self.outcome != Outcome::Complete || self.status.is_none_or(|s| s >= 400)
@@ -142,6 +155,9 @@ impl Head {
 #[derive(Debug, Default)]
 pub struct Index {
     pub segments: Vec<PathBuf>,
+    /// Open handles of the segments, when the caller keeps them (`serve`): a line is then read
+    /// through the handle, which follows its file across a rotation's rename.
+    pub files: Vec<Option<Arc<File>>>,
     pub heads: Vec<Head>,
     pub skipped: Skipped,
     pub bytes: u64,
@@ -158,23 +174,21 @@ impl Index {
             ..Index::default()
         };
         for (n, path) in segments.iter().enumerate() {
-            let ranges = split(path, threads, MIN_PART)?;
-            let parts: Vec<Result<Part, Error>> = std::thread::scope(|scope| {
-                let handles: Vec<_> = ranges
-                    .iter()
-                    .map(|&(start, end)| scope.spawn(move || read_range(n, path, start, end)))
-                    .collect();
-                handles
-                    .into_iter()
-                    .map(|h| h.join().expect("a reader thread does not panic"))
-                    .collect()
-            });
-            for part in parts {
-                let part = part?;
-                index.heads.extend(part.heads);
-                index.bytes += part.bytes;
-                index.skipped.add(&part.skipped);
-            }
+            let read_err = |source| Error::Read {
+                path: path.display().to_string(),
+                source,
+            };
+            let file = File::open(path).map_err(read_err)?;
+            let size = file.metadata().map_err(read_err)?.len();
+            let part = read_lines(n, path, &file, 0, size, threads)?;
+            index.heads.extend(part.heads);
+            index.bytes += part.bytes;
+            index.skipped.add(&part.skipped);
+        }
+        // In the log's order, the order the shipper reads it in: both decide alike.
+        let mut senders = Sessions::default();
+        for h in &mut index.heads {
+            h.sender = senders.sender(h.session_id.as_deref(), &h.facts);
         }
         Ok(index)
     }
@@ -186,11 +200,15 @@ impl Index {
             path: path.display().to_string(),
             source,
         };
-        let mut file = File::open(path).map_err(read_err)?;
-        file.seek(SeekFrom::Start(location.offset))
-            .map_err(read_err)?;
         let mut buf = vec![0; location.len];
-        file.read_exact(&mut buf).map_err(read_err)?;
+        match self.files.get(location.segment) {
+            Some(Some(file)) => file.read_exact_at(&mut buf, location.offset),
+            _ => File::open(path).and_then(|mut file| {
+                file.seek(SeekFrom::Start(location.offset))?;
+                file.read_exact(&mut buf)
+            }),
+        }
+        .map_err(read_err)?;
         String::from_utf8(buf).map_err(|e| {
             read_err(std::io::Error::new(
                 std::io::ErrorKind::InvalidData,
@@ -200,39 +218,93 @@ impl Index {
     }
 }
 
-/// What one reader thread found in its byte range.
-#[derive(Default)]
-struct Part {
-    heads: Vec<Head>,
-    skipped: Skipped,
-    bytes: u64,
+/// What was found in a byte range of a segment.
+#[derive(Debug, Default)]
+pub struct Part {
+    pub heads: Vec<Head>,
+    pub skipped: Skipped,
+    pub bytes: u64,
+}
+
+/// Indexes the lines of `file` (named `path` in errors) in `[start, end)` (`start` a line
+/// start); a range over 32 MB is cut at line boundaries into at most `threads` parts, read side
+/// by side (parsing, not reading, is what costs). A last line without its newline counts as cut.
+pub fn read_lines(
+    segment: usize,
+    path: &Path,
+    file: &File,
+    start: u64,
+    end: u64,
+    threads: usize,
+) -> Result<Part, Error> {
+    let ranges = split(path, file, start, end, threads, MIN_PART)?;
+    let parts: Vec<Result<Part, Error>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = ranges
+            .iter()
+            .map(|&(start, end)| scope.spawn(move || read_range(segment, path, file, start, end)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("a reader thread does not panic"))
+            .collect()
+    });
+    let mut all = Part::default();
+    for part in parts {
+        let part = part?;
+        all.heads.extend(part.heads);
+        all.bytes += part.bytes;
+        all.skipped.add(&part.skipped);
+    }
+    Ok(all)
 }
 
 /// Parts below this size are not worth a thread.
 const MIN_PART: u64 = 32 << 20;
 
-/// `[start, end)` byte ranges of `path` that each begin at a line start, at most `parts`.
-fn split(path: &Path, parts: usize, min_part: u64) -> Result<Vec<(u64, u64)>, Error> {
+/// Reads a file from a position with `pread`, so threads can share one handle.
+struct At<'a> {
+    file: &'a File,
+    pos: u64,
+}
+
+impl Read for At<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.file.read_at(buf, self.pos)?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+/// Byte ranges cutting `[start, end)` of `file`, each beginning at a line start, at most `parts`.
+fn split(
+    path: &Path,
+    file: &File,
+    start: u64,
+    end: u64,
+    parts: usize,
+    min_part: u64,
+) -> Result<Vec<(u64, u64)>, Error> {
     let read_err = |source| Error::Read {
         path: path.display().to_string(),
         source,
     };
-    let mut file = File::open(path).map_err(read_err)?;
-    let size = file.metadata().map_err(read_err)?.len();
+    let size = end.saturating_sub(start);
     let parts = (size / min_part).clamp(1, parts as u64);
-    let mut bounds = vec![0];
+    if parts == 1 {
+        return Ok(vec![(start, end)]);
+    }
+    let mut bounds = vec![start];
     let mut rest = Vec::new();
     for k in 1..parts {
-        let guess = (size * k / parts).max(*bounds.last().expect("not empty"));
-        file.seek(SeekFrom::Start(guess)).map_err(read_err)?;
+        let guess = (start + size * k / parts).max(*bounds.last().expect("not empty"));
         rest.clear();
         // The next line starts after the first newline at or past the guess.
-        let n = BufReader::new(&mut file)
+        let n = BufReader::new(At { file, pos: guess })
             .read_until(b'\n', &mut rest)
             .map_err(read_err)?;
-        bounds.push((guess + n as u64).min(size));
+        bounds.push((guess + n as u64).min(end));
     }
-    bounds.push(size);
+    bounds.push(end);
     bounds.dedup();
     Ok(bounds.windows(2).map(|w| (w[0], w[1])).collect())
 }
@@ -241,15 +313,19 @@ fn split(path: &Path, parts: usize, min_part: u64) -> Result<Vec<(u64, u64)>, Er
 /// this grows the buffer to hold it).
 const CHUNK: u64 = 1 << 20;
 
-/// Reads the lines of `path` in `[start, end)` (a line start to a line start, or the end).
-fn read_range(segment: usize, path: &Path, start: u64, end: u64) -> Result<Part, Error> {
+/// Reads the lines of `file` in `[start, end)` (a line start to a line start, or the end).
+fn read_range(
+    segment: usize,
+    path: &Path,
+    file: &File,
+    start: u64,
+    end: u64,
+) -> Result<Part, Error> {
     let read_err = |source| Error::Read {
         path: path.display().to_string(),
         source,
     };
-    let mut file = File::open(path).map_err(read_err)?;
-    file.seek(SeekFrom::Start(start)).map_err(read_err)?;
-    let mut file = file.take(end - start);
+    let mut file = At { file, pos: start }.take(end - start);
     let mut part = Part::default();
     let mut buf = Vec::new();
     // The file offset of `buf[0]`, and how much of `buf` is known to hold no newline.
@@ -364,6 +440,22 @@ pub fn parse_head(line: &[u8], location: Location) -> Result<Head, Reject> {
     if kind != traffic_record::KIND {
         return Err(Reject::NotRecord);
     }
+    let mut facts = Facts::new(Route::of(&path));
+    let first = raw.first.and_then(|m| serde_json::from_str(m).ok());
+    if let Some(first) = &first {
+        facts.first_message(first);
+    }
+    if facts.route == Route::Messages {
+        if let Some(system) = raw.system {
+            facts.system_text(system);
+        }
+        if let Some(tools) = raw.tools {
+            facts.tools_text(tools);
+        }
+        if let Some(m) = raw.response_message {
+            facts.response_message_text(m);
+        }
+    }
     Ok(Head {
         start: humantime::parse_rfc3339_weak(&started_at).ok(),
         end: humantime::parse_rfc3339_weak(&ended_at).ok(),
@@ -376,12 +468,19 @@ pub fn parse_head(line: &[u8], location: Location) -> Result<Head, Reject> {
         outcome,
         error: raw.error,
         model: raw.model,
+        request_model: raw.request_model,
         stop_reason: raw.stop_reason,
         usage: raw.usage,
         path,
         status: raw.status,
         request_size: raw.request_size,
-        thread: raw.first.map(thread_key).unwrap_or(0),
+        interaction: raw
+            .traceparent
+            .as_deref()
+            .and_then(trace_context::parse)
+            .map(|t| t.trace_id),
+        facts,
+        sender: None,
         messages: raw.messages,
         ends_with_prompt: ends_with_prompt(&raw.last),
         location,
@@ -405,6 +504,13 @@ struct RawHead<'a> {
     usage: Option<Usage>,
     path: Option<String>,
     request_size: u64,
+    request_model: Option<String>,
+    traceparent: Option<String>,
+    /// The request's `system` and `tools`, as JSON text.
+    system: Option<&'a str>,
+    tools: Option<&'a str>,
+    /// The response's message: reassembled from the stream, or the JSON body.
+    response_message: Option<&'a str>,
     status: Option<u16>,
     messages: usize,
     first: Option<&'a str>,
@@ -431,13 +537,7 @@ impl<'a> RawHead<'a> {
             "stop_reason" => self.stop_reason = s.value()?,
             "usage" => self.usage = s.value()?,
             "request" if s.peek()? == b'{' => s.object(|s, key| self.request(s, key))?,
-            "response" if s.peek()? == b'{' => s.object(|s, key| {
-                match key {
-                    "status" => self.status = s.value()?,
-                    _ => drop(s.skip()?),
-                }
-                Ok(())
-            })?,
+            "response" if s.peek()? == b'{' => s.object(|s, key| self.response(s, key))?,
             _ => drop(s.skip()?),
         }
         Ok(())
@@ -446,19 +546,64 @@ impl<'a> RawHead<'a> {
     fn request(&mut self, s: &mut Skim<'a>, key: &str) -> Result<(), skim::Error> {
         match key {
             "path" => self.path = s.value()?,
+            "headers" if s.peek()? == b'{' => s.object(|s, key| {
+                match key {
+                    "traceparent" => self.traceparent = s.value()?,
+                    _ => drop(s.skip()?),
+                }
+                Ok(())
+            })?,
             "body" if s.peek()? == b'{' => s.object(|s, key| self.body(s, key))?,
             _ => drop(s.skip()?),
         }
         Ok(())
     }
 
-    /// The request body: its size, and of its JSON only the `messages`.
+    /// The request body: its size, and of its JSON the `model`, the `messages`, and the
+    /// `system` blocks and `tools` as text (who sent it).
     fn body(&mut self, s: &mut Skim<'a>, key: &str) -> Result<(), skim::Error> {
         match key {
             "size" => self.request_size = s.value::<Option<u64>>()?.unwrap_or(0),
             "json" if s.peek()? == b'{' => s.object(|s, key| match key {
                 "messages" if s.peek()? == b'[' => s.array(|s| self.message(s.skip()?)),
+                "model" => {
+                    self.request_model = s.value::<Option<String>>().ok().flatten();
+                    Ok(())
+                }
+                "system" => {
+                    self.system = Some(s.skip()?);
+                    Ok(())
+                }
+                "tools" => {
+                    self.tools = Some(s.skip()?);
+                    Ok(())
+                }
                 _ => s.skip().map(drop),
+            })?,
+            _ => drop(s.skip()?),
+        }
+        Ok(())
+    }
+
+    /// The response: its status and message.
+    fn response(&mut self, s: &mut Skim<'a>, key: &str) -> Result<(), skim::Error> {
+        match key {
+            "status" => self.status = s.value()?,
+            "sse" if s.peek()? == b'{' => s.object(|s, key| {
+                match key {
+                    "message" => self.response_message = Some(s.skip()?),
+                    _ => drop(s.skip()?),
+                }
+                Ok(())
+            })?,
+            "body" if s.peek()? == b'{' => s.object(|s, key| {
+                match key {
+                    "json" if self.response_message.is_none() => {
+                        self.response_message = Some(s.skip()?)
+                    }
+                    _ => drop(s.skip()?),
+                }
+                Ok(())
             })?,
             _ => drop(s.skip()?),
         }
@@ -474,68 +619,6 @@ impl<'a> RawHead<'a> {
         self.messages += 1;
         Ok(())
     }
-}
-
-/// A conversation's key: its first message without `cache_control` marks (Claude Code moves
-/// them from request to request), hashed.
-pub fn thread_key(first: &str) -> u64 {
-    match serde_json::from_str::<serde_json::Value>(first) {
-        Ok(v) => value_hash(&v),
-        Err(_) => 0,
-    }
-}
-
-/// A hash of a JSON value that ignores `cache_control` keys and the string/one-text-block
-/// spelling of a message's content: "the same message" as Claude Code re-sends it.
-pub fn value_hash(v: &serde_json::Value) -> u64 {
-    let mut h = DefaultHasher::new();
-    hash_value(v, &mut h, true);
-    h.finish()
-}
-
-/// A hash of a JSON value as it is, byte for byte in meaning.
-pub fn exact_hash(v: &serde_json::Value) -> u64 {
-    let mut h = DefaultHasher::new();
-    hash_value(v, &mut h, false);
-    h.finish()
-}
-
-fn hash_value(v: &serde_json::Value, h: &mut DefaultHasher, loose: bool) {
-    use serde_json::Value::*;
-    match v {
-        Null => 0u8.hash(h),
-        Bool(b) => (1u8, b).hash(h),
-        Number(n) => (2u8, n.to_string()).hash(h),
-        String(s) => (3u8, s).hash(h),
-        Array(a) => {
-            (4u8, a.len()).hash(h);
-            a.iter().for_each(|x| hash_value(x, h, loose));
-        }
-        Object(o) => {
-            5u8.hash(h);
-            for (k, x) in o.iter().filter(|(k, _)| !loose || *k != "cache_control") {
-                k.hash(h);
-                match (k.as_str(), single_text(x)) {
-                    // Claude Code sends a message's content as one text block while it carries
-                    // the cache mark, and as a plain string later: the same message.
-                    ("content", Some(text)) if loose => (3u8, text).hash(h),
-                    _ => hash_value(x, h, loose),
-                }
-            }
-        }
-    }
-}
-
-/// The text of a content list that is one text block and nothing else.
-fn single_text(content: &serde_json::Value) -> Option<&str> {
-    let [block] = content.as_array()?.as_slice() else {
-        return None;
-    };
-    let o = block.as_object()?;
-    let only_text = o
-        .keys()
-        .all(|k| matches!(k.as_str(), "type" | "text" | "cache_control"));
-    (only_text && o.get("type")? == "text").then(|| o.get("text")?.as_str())?
 }
 
 /// Whether the request ends with the user's own input: its last message that is not a
@@ -589,10 +672,7 @@ impl<'de> Deserialize<'de> for Kinds {
                 let (mut text, mut tool_result) = (false, false);
                 while let Some(b) = seq.next_element::<Block<'_>>()? {
                     // Claude Code's own notes to the model are not the user typing.
-                    text |= b.kind == "text"
-                        && !b
-                            .text
-                            .is_some_and(|t| t.trim_start().starts_with("<system-reminder>"));
+                    text |= b.kind == "text" && !b.text.is_some_and(|t| message::is_reminder(&t));
                     tool_result |= b.kind == "tool_result";
                 }
                 Ok(Kinds::Blocks { text, tool_result })
@@ -666,24 +746,6 @@ mod tests {
     }
 
     #[test]
-    fn a_moved_cache_mark_or_a_string_content_is_the_same_message() {
-        let marked: serde_json::Value = serde_json::json!({"role": "user", "content": [
-            {"type": "text", "text": "hi", "cache_control": {"type": "ephemeral"}}]});
-        let plain = serde_json::json!({"role": "user", "content": "hi"});
-        let block =
-            serde_json::json!({"role": "user", "content": [{"type": "text", "text": "hi"}]});
-        assert_eq!(value_hash(&marked), value_hash(&plain));
-        assert_eq!(value_hash(&block), value_hash(&plain));
-        assert_ne!(
-            exact_hash(&marked),
-            exact_hash(&plain),
-            "the page rebuilds exact requests"
-        );
-        let other = serde_json::json!({"role": "user", "content": "ho"});
-        assert_ne!(value_hash(&other), value_hash(&plain));
-    }
-
-    #[test]
     fn a_prompt_is_the_users_text_not_tool_results_reminders_or_the_environment() {
         let prompt = |messages: serde_json::Value| {
             parse_head(line(messages).as_bytes(), AT)
@@ -719,17 +781,18 @@ mod tests {
         }
         text += "{\"cut";
         std::fs::write(&path, &text).unwrap();
-        let whole = read_range(0, &path, 0, text.len() as u64).unwrap();
+        let file = File::open(&path).unwrap();
+        let whole = read_range(0, &path, &file, 0, text.len() as u64).unwrap();
         assert_eq!(whole.heads.len(), 50);
         assert_eq!((whole.skipped.not_json, whole.skipped.cut), (8, 1));
         for parts in [2, 3, 7] {
-            let ranges = split(&path, parts, 1_000).unwrap();
+            let ranges = split(&path, &file, 0, text.len() as u64, parts, 1_000).unwrap();
             assert_eq!(ranges.len(), parts, "{ranges:?}");
             let mut heads = Vec::new();
             let mut skipped = Skipped::default();
             for (start, end) in ranges {
                 assert!(start == 0 || text.as_bytes()[start as usize - 1] == b'\n');
-                let part = read_range(0, &path, start, end).unwrap();
+                let part = read_range(0, &path, &file, start, end).unwrap();
                 heads.extend(part.heads);
                 skipped.add(&part.skipped);
             }

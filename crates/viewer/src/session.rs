@@ -2,6 +2,8 @@
 //! exchanges as a conversation where each request keeps only what it added to the previous
 //! request of the same conversation (Claude Code re-sends the whole history every turn).
 
+use conversation::message::{self, exact_key as exact_hash, key as value_hash};
+use conversation::{Agent, Route, Subagent};
 use pricing::{PriceTable, Tokens};
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -9,7 +11,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::SystemTime;
 
 use crate::Error;
-use crate::log::{Head, Index, exact_hash, value_hash};
+use crate::log::{Head, Index};
 
 /// One line of `sessions` (and one element of `sessions --json`).
 #[derive(Debug, Clone, Serialize)]
@@ -29,6 +31,25 @@ pub struct Summary {
     pub unpriced_exchanges: usize,
     /// Exchanges with an error status or an outcome other than `complete`.
     pub errors: usize,
+    /// Exchanges and cost by who sent them; their costs add up to `cost_usd`.
+    pub agents: Vec<AgentTotal>,
+}
+
+/// The exchanges and cost of one sender of a session (or of its `count_tokens` and other
+/// calls, which no agent is named for).
+#[derive(Debug, Clone, Serialize)]
+pub struct AgentTotal {
+    /// `main`, `subagent 2`, `subagent` (its call not in the log), `auxiliary`,
+    /// `count_tokens` or `other`: [`Exchange::label`].
+    pub agent: String,
+    /// For a numbered sub-agent: the call that started it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tool_use_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    pub exchanges: usize,
+    pub cost_usd: f64,
+    pub unpriced_exchanges: usize,
 }
 
 #[derive(Debug, Default, Clone, Copy, Serialize)]
@@ -54,16 +75,62 @@ pub fn tokens_and_cost(head: &Head, prices: &PriceTable) -> (Tokens, Option<f64>
         return (Tokens::default(), None);
     };
     let tokens = Tokens::from_usage(usage);
-    // The response's model, with every billing rule the shipper applies.
-    let cost = head
-        .model
-        .as_deref()
+    // The response's model (else the request's), with every billing rule the shipper applies.
+    let cost = conversation::pricing_model(head.model.as_deref(), head.request_model.as_deref())
         .and_then(|m| prices.price(m, usage).ok())
         .map(|c| c.usd);
     (tokens, cost)
 }
 
-/// The exchanges of each session, oldest first, keyed by session id.
+/// Adds exchanges to per-sender totals, keeping them in the order the page lists them: main,
+/// sub-agents by number, then the others.
+#[derive(Default)]
+struct AgentTotals(Vec<(Role, u32, AgentTotal)>);
+
+impl AgentTotals {
+    fn add(&mut self, head: &Head, cost: Option<f64>) {
+        let role = Role::of(head);
+        let sub = head.sender.as_ref().and_then(|s| s.subagent.as_ref());
+        let number = sub.map_or(u32::MAX, |s| s.number);
+        let at = match self
+            .0
+            .iter()
+            .position(|(r, n, _)| *r == role && *n == number)
+        {
+            Some(at) => at,
+            None => {
+                self.0.push((
+                    role,
+                    number,
+                    AgentTotal {
+                        agent: label(role, sub),
+                        tool_use_id: sub.map(|s| s.tool_use_id.clone()),
+                        description: sub.map(|s| s.description.clone()),
+                        exchanges: 0,
+                        cost_usd: 0.0,
+                        unpriced_exchanges: 0,
+                    },
+                ));
+                self.0.len() - 1
+            }
+        };
+        let total = &mut self.0[at].2;
+        total.exchanges += 1;
+        match cost {
+            Some(usd) => total.cost_usd += usd,
+            None if head.usage.is_some() => total.unpriced_exchanges += 1,
+            None => {}
+        }
+    }
+
+    fn sorted(mut self) -> Vec<AgentTotal> {
+        self.0.sort_by_key(|(role, number, _)| (*role, *number));
+        self.0.into_iter().map(|(_, _, t)| t).collect()
+    }
+}
+
+/// The exchanges of each session, oldest first, keyed by session id; the exchanges of one
+/// Claude Code interaction (see [`group_interactions`]) together.
 pub fn by_session(index: &Index) -> BTreeMap<&str, Vec<&Head>> {
     let mut sessions: BTreeMap<&str, Vec<&Head>> = BTreeMap::new();
     for head in &index.heads {
@@ -73,8 +140,50 @@ pub fn by_session(index: &Index) -> BTreeMap<&str, Vec<&Head>> {
     }
     for heads in sessions.values_mut() {
         heads.sort_by(|a, b| a.start.cmp(&b.start).then(a.started_at.cmp(&b.started_at)));
+        group_interactions(heads);
     }
     sessions
+}
+
+/// Puts the exchanges of each Claude Code interaction (one user prompt and every request it
+/// caused: sub-agents, side requests) together, where its first exchange is, so a late
+/// sub-agent request reads inside its prompt. Exchanges without a `traceparent` keep their
+/// place in time.
+fn group_interactions(heads: &mut Vec<&Head>) {
+    if heads.iter().all(|h| h.interaction.is_none()) {
+        return;
+    }
+    let mut first: HashMap<[u8; 16], usize> = HashMap::new();
+    let mut keyed: Vec<(usize, usize, &Head)> = heads
+        .iter()
+        .enumerate()
+        .map(|(i, h)| match h.interaction {
+            Some(t) => (*first.entry(t).or_insert(i), i, *h),
+            None => (i, i, *h),
+        })
+        .collect();
+    keyed.sort_by_key(|(group, i, _)| (*group, *i));
+    *heads = keyed.into_iter().map(|(_, _, h)| h).collect();
+}
+
+/// Where turns start. An exchange Claude Code sent with a `traceparent` starts one when it is
+/// the first of its interaction (Claude Code's own word for a prompt); one without starts one
+/// when it is a main-conversation request that ends with the user's own text and is longer
+/// than any before (a retry is not a new turn).
+#[derive(Default)]
+struct TurnRule {
+    longest: usize,
+    interactions: HashSet<[u8; 16]>,
+}
+
+impl TurnRule {
+    fn starts(&mut self, h: &Head) -> bool {
+        let inferred = starts_turn(h, &mut self.longest);
+        match h.interaction {
+            Some(t) => self.interactions.insert(t),
+            None => inferred,
+        }
+    }
 }
 
 /// Every session, newest first.
@@ -88,39 +197,27 @@ pub fn summaries(index: &Index, prices: &PriceTable) -> Vec<Summary> {
     out.into_iter().map(|(_, s)| s).collect()
 }
 
-fn is_conversation(h: &Head) -> bool {
-    h.path.starts_with("/v1/messages") && !h.path.ends_with("/count_tokens") && h.thread != 0
-}
-
-/// The main conversation of a session: the one with most exchanges, then the biggest request.
-pub fn main_thread(heads: &[&Head]) -> u64 {
-    let mut threads: HashMap<u64, (usize, u64)> = HashMap::new();
-    for h in heads.iter().filter(|h| is_conversation(h)) {
-        let t = threads.entry(h.thread).or_default();
-        t.0 += 1;
-        t.1 = t.1.max(h.request_size);
+/// Whether a main-conversation request starts a turn by inference: it ends with the user's own
+/// text and is longer than any before. `longest` carries along the session.
+fn starts_turn(h: &Head, longest: &mut usize) -> bool {
+    if Role::of(h) != Role::Main {
+        return false;
     }
-    threads
-        .into_iter()
-        .max_by_key(|(_, v)| *v)
-        .map(|(k, _)| k)
-        .unwrap_or(0)
+    let starts = h.ends_with_prompt && h.messages > *longest;
+    *longest = (*longest).max(h.messages);
+    starts
 }
 
 pub fn summarize(id: &str, heads: &[&Head], prices: &PriceTable) -> Summary {
-    let main = main_thread(heads);
-    let (mut turns, mut longest) = (0, 0);
+    let (mut turns, mut rule) = (0, TurnRule::default());
     let mut tokens = TokenTotals::default();
     let (mut cost, mut unpriced, mut errors) = (0.0, 0, 0);
     let mut models: Vec<String> = Vec::new();
+    let mut agents = AgentTotals::default();
     for h in heads {
-        if h.thread == main && is_conversation(h) {
-            if h.ends_with_prompt && h.messages > longest {
-                turns += 1;
-            }
-            longest = longest.max(h.messages);
-        }
+        turns += usize::from(rule.starts(h));
         let (t, c) = tokens_and_cost(h, prices);
+        agents.add(h, c);
         tokens.add(&t);
         match c {
             Some(usd) => cost += usd,
@@ -155,19 +252,21 @@ pub fn summarize(id: &str, heads: &[&Head], prices: &PriceTable) -> Summary {
         cost_usd: cost,
         unpriced_exchanges: unpriced,
         errors,
+        agents: agents.sorted(),
     }
 }
 
-/// Which conversation of the session an exchange belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+/// Who sent an exchange's request (crate `conversation`, the rule Seq's `claude.agent`
+/// follows), or what the exchange is when it is no model call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     /// The conversation the user types into.
     Main,
-    /// A conversation started by a Task/Agent tool call of another one.
-    SubAgent,
-    /// Any other request (titles, summaries, quota checks).
-    Side,
+    /// An agent started by an `Agent`/`Task` tool call.
+    Subagent,
+    /// A helper request (titles, summaries, quota checks).
+    Auxiliary,
     /// `count_tokens` (no conversation).
     CountTokens,
     /// Not a Messages API call.
@@ -175,14 +274,33 @@ pub enum Role {
 }
 
 impl Role {
+    pub fn of(head: &Head) -> Role {
+        match (head.facts.route, head.sender.as_ref().map(|s| s.agent)) {
+            (_, Some(Agent::Main)) => Role::Main,
+            (_, Some(Agent::Subagent)) => Role::Subagent,
+            (_, Some(Agent::Auxiliary)) => Role::Auxiliary,
+            (Route::CountTokens, None) => Role::CountTokens,
+            _ => Role::Other,
+        }
+    }
+
+    /// Seq's `claude.agent` for the agents, the route for the rest.
     pub fn label(self) -> &'static str {
         match self {
-            Role::Main => "main",
-            Role::SubAgent => "sub-agent",
-            Role::Side => "side",
-            Role::CountTokens => "count_tokens",
-            Role::Other => "other",
+            Role::Main => Agent::Main.as_str(),
+            Role::Subagent => Agent::Subagent.as_str(),
+            Role::Auxiliary => Agent::Auxiliary.as_str(),
+            Role::CountTokens => Route::CountTokens.as_str(),
+            Role::Other => Route::Other.as_str(),
         }
+    }
+}
+
+/// `subagent 2` for a numbered sub-agent, else the role's label.
+fn label(role: Role, subagent: Option<&Subagent>) -> String {
+    match subagent {
+        Some(s) => format!("{} {}", role.label(), s.number),
+        None => role.label().to_string(),
     }
 }
 
@@ -205,6 +323,8 @@ pub struct Exchange {
     pub head: Head,
     pub number: usize,
     pub role: Role,
+    /// For a sub-agent whose call is in the log: which one.
+    pub subagent: Option<Subagent>,
     /// Which conversation of the session (1 = first seen).
     pub conversation: usize,
     /// The previous exchange (index into `Session::exchanges`) of the same conversation.
@@ -313,23 +433,71 @@ struct Previous {
     fields: BTreeMap<String, u64>,
 }
 
+impl Exchange {
+    /// `main`, `subagent 2`, `subagent`, `auxiliary`, `count_tokens` or `other`.
+    pub fn label(&self) -> String {
+        label(self.role, self.subagent.as_ref())
+    }
+}
+
+/// The exchanges from one turn's start to the next's (the first "turn" 0 holds what came
+/// before the user's first input, if anything did), and what they cost, by sender.
+#[derive(Debug, Clone)]
+pub struct Turn {
+    /// 1, 2, ...; 0 for the exchanges before the first turn.
+    pub number: usize,
+    /// Indexes into `Session::exchanges`.
+    pub exchanges: std::ops::Range<usize>,
+    pub cost_usd: f64,
+    pub unpriced_exchanges: usize,
+    pub agents: Vec<AgentTotal>,
+}
+
 impl Session {
-    /// For each exchange, the turn it starts (1, 2, ...): a main-conversation request ending
-    /// with the user's own text and longer than any before (the rule `Summary::turns` counts).
+    /// For each exchange, the turn it starts (1, 2, ...), by [`TurnRule`] (the rule
+    /// `Summary::turns` counts).
     pub fn turn_starts(&self) -> Vec<Option<usize>> {
-        let (mut turn, mut longest) = (0, 0);
+        let (mut turn, mut rule) = (0, TurnRule::default());
         self.exchanges
             .iter()
             .map(|e| {
-                if e.role != Role::Main {
-                    return None;
-                }
-                let starts = e.head.ends_with_prompt && e.head.messages > longest;
-                longest = longest.max(e.head.messages);
-                starts.then(|| {
+                rule.starts(&e.head).then(|| {
                     turn += 1;
                     turn
                 })
+            })
+            .collect()
+    }
+
+    /// The session's turns with their cost: every exchange in exactly one of them, so their
+    /// costs add up to the session's.
+    pub fn turns(&self) -> Vec<Turn> {
+        let mut turns: Vec<(Turn, AgentTotals)> = Vec::new();
+        for (i, (e, start)) in self.exchanges.iter().zip(self.turn_starts()).enumerate() {
+            if start.is_some() || turns.is_empty() {
+                let turn = Turn {
+                    number: start.unwrap_or(0),
+                    exchanges: i..i,
+                    cost_usd: 0.0,
+                    unpriced_exchanges: 0,
+                    agents: Vec::new(),
+                };
+                turns.push((turn, AgentTotals::default()));
+            }
+            let (turn, agents) = turns.last_mut().expect("pushed");
+            turn.exchanges.end = i + 1;
+            agents.add(&e.head, e.cost_usd);
+            match e.cost_usd {
+                Some(usd) => turn.cost_usd += usd,
+                None if e.head.usage.is_some() => turn.unpriced_exchanges += 1,
+                None => {}
+            }
+        }
+        turns
+            .into_iter()
+            .map(|(mut t, agents)| {
+                t.agents = agents.sorted();
+                t
             })
             .collect()
     }
@@ -368,7 +536,6 @@ impl Session {
             }
             session.exchanges.push(exchange);
         }
-        session.assign_roles(heads);
         Ok(session)
     }
 
@@ -398,7 +565,8 @@ impl Session {
         let mut exchange = Exchange {
             head: head.clone(),
             number: n + 1,
-            role: Role::Other,
+            role: Role::of(head),
+            subagent: head.sender.as_ref().and_then(|s| s.subagent.clone()),
             conversation: 0,
             base: None,
             kept: 0,
@@ -456,10 +624,7 @@ impl Session {
         }
         exchange.params = fields;
         let thread = hashes.first().copied().unwrap_or(0);
-        if thread != 0
-            && head.path.starts_with("/v1/messages")
-            && !head.path.ends_with("/count_tokens")
-        {
+        if thread != 0 && head.facts.route == Route::Messages {
             exchange.conversation = match conversations.iter().position(|t| *t == thread) {
                 Some(i) => i + 1,
                 None => {
@@ -505,57 +670,6 @@ impl Session {
         }
         exchange
     }
-
-    /// Main conversation, sub-agents (started by a Task/Agent tool call), side requests.
-    fn assign_roles(&mut self, heads: &[&Head]) {
-        let main = main_thread(heads);
-        let mut agent_prompts: HashSet<String> = HashSet::new();
-        for e in &self.exchanges {
-            for block in content_blocks(e.response.as_ref().and_then(|r| r.message.as_ref())) {
-                if block["type"] == "tool_use"
-                    && matches!(block["name"].as_str(), Some("Task" | "Agent"))
-                    && let Some(prompt) = block["input"]["prompt"].as_str()
-                {
-                    agent_prompts.insert(prompt.trim().to_string());
-                }
-            }
-        }
-        for (e, h) in self.exchanges.iter_mut().zip(heads) {
-            e.role = if h.path.ends_with("/count_tokens") {
-                Role::CountTokens
-            } else if !h.path.starts_with("/v1/messages") || e.conversation == 0 {
-                Role::Other
-            } else if h.thread == main {
-                Role::Main
-            } else if e.base.is_none() && starts_with_agent_prompt(&e.added, &agent_prompts) {
-                Role::SubAgent
-            } else {
-                Role::Side
-            };
-        }
-        // Later exchanges of a sub-agent's conversation are the sub-agent too.
-        let agents: HashSet<usize> = self
-            .exchanges
-            .iter()
-            .filter(|e| e.role == Role::SubAgent)
-            .map(|e| e.conversation)
-            .collect();
-        for e in &mut self.exchanges {
-            if e.role == Role::Side && agents.contains(&e.conversation) {
-                e.role = Role::SubAgent;
-            }
-        }
-    }
-}
-
-fn starts_with_agent_prompt(messages: &[Value], prompts: &HashSet<String>) -> bool {
-    let Some(first) = messages.first() else {
-        return false;
-    };
-    let text = message_text(first);
-    prompts
-        .iter()
-        .any(|p| !p.is_empty() && text.contains(p.as_str()))
 }
 
 fn changed_fields(before: &BTreeMap<String, u64>, after: &BTreeMap<String, u64>) -> Vec<String> {
@@ -621,10 +735,7 @@ pub fn content_text(content: &Value) -> String {
 
 /// A text block Claude Code adds for the model (`<system-reminder>…`), not typed by the user.
 pub fn is_reminder(block: &Value) -> bool {
-    block["type"] == "text"
-        && block["text"]
-            .as_str()
-            .is_some_and(|t| t.trim_start().starts_with("<system-reminder>"))
+    block["type"] == "text" && block["text"].as_str().is_some_and(message::is_reminder)
 }
 
 #[cfg(test)]
@@ -639,10 +750,70 @@ mod tests {
             "duration_ms": 500.0, "outcome": "complete", "session_id": "s1", "model": "claude-haiku-4-5",
             "usage": {"input_tokens": 1000, "output_tokens": 100},
             "request": {"method": "POST", "path": "/v1/messages", "headers": {},
-                "body": {"size": 10, "json": {"model": "claude-haiku-4-5", "system": "be brief", "messages": messages}}},
+                "body": {"size": 10, "json": {"model": "claude-haiku-4-5", "system": "be brief", "tools": [{"name": "Bash"}], "messages": messages}}},
             "response": {"status": 200, "headers": {}, "body": {"size": 0, "json": {"role": "assistant", "content": [{"type": "text", "text": "ok"}]}}}
         })
         .to_string()
+    }
+
+    #[test]
+    fn with_claude_codes_traceparent_a_turn_is_its_interaction_and_reads_together() {
+        let traced = |n: u32, trace: char, messages: Value| {
+            line(n, messages).replace(
+                r#""headers":{},"body":{"size":10"#,
+                &format!(
+                    r#""headers":{{"traceparent":"00-{}-00f067aa0ba902b7-01"}},"body":{{"size":10"#,
+                    trace.to_string().repeat(32)
+                ),
+            )
+        };
+        let u1 = json!({"role": "user", "content": "first"});
+        let a1 = json!({"role": "assistant", "content": [{"type": "text", "text": "ok"}]});
+        let u2 = json!({"role": "user", "content": "second"});
+        let tool = json!({"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": "done"}]});
+        let side = json!({"role": "user", "content": "write a title"});
+        let old = json!({"role": "user", "content": "from before the upgrade"});
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("traffic.log");
+        let lines = [
+            // Before Claude Code sent traceparent (an upgrade mid-session): inferred turns.
+            line(1, json!([old])).replace(r#""system":"be brief""#, r#""system":"other""#),
+            // Prompt a: its request, a side request, then (late) its tool round trip.
+            traced(2, 'a', json!([u1])),
+            traced(3, 'a', json!([side])).replace(r#","tools":[{"name":"Bash"}]"#, ""),
+            // Prompt b starts before prompt a's last request (a background sub-agent) ends.
+            traced(4, 'b', json!([u1, a1, u2])),
+            traced(5, 'a', json!([u1, a1, tool])),
+            // A traceparent that is not valid: the exchange keeps its place in time.
+            line(6, json!([u1, a1, u2, a1])).replace(
+                r#""headers":{}"#,
+                r#""headers":{"traceparent":"00-zz-00f067aa0ba902b7-01"}"#,
+            ),
+        ];
+        std::fs::write(&log, lines.join("\n") + "\n").unwrap();
+        let index = Index::build(&log).unwrap();
+        let prices = PriceTable::builtin();
+        let Selection::Session(id, heads) = select(&index, "s1").unwrap() else {
+            panic!("the session");
+        };
+        let order: Vec<u128> = heads
+            .iter()
+            .map(|h| u128::from_str_radix(&h.id, 16).unwrap())
+            .collect();
+        assert_eq!(order, [1, 2, 3, 5, 4, 6], "prompt a's exchanges together");
+        let session = Session::load(&index, id, &heads, &prices).unwrap();
+        assert_eq!(
+            session.turn_starts(),
+            [Some(1), Some(2), None, None, Some(3), None],
+            "one turn per interaction, inferred turns before them"
+        );
+        assert_eq!(session.summary.turns, 3);
+        let turns = session.turns();
+        assert_eq!(
+            turns[1].exchanges,
+            1..4,
+            "prompt a: request, side request, tool result"
+        );
     }
 
     #[test]
@@ -658,7 +829,8 @@ mod tests {
             line(1, json!([u1_marked])),
             line(2, json!([u1, a1, u2])),
             line(3, json!([u1, a1, u2])),
-            line(4, json!([side])),
+            // The title request: no tools.
+            line(4, json!([side])).replace(r#","tools":[{"name":"Bash"}]"#, ""),
         ];
         std::fs::write(&log, lines.join("\n") + "\n").unwrap();
         let index = Index::build(&log).unwrap();
@@ -695,7 +867,7 @@ mod tests {
         assert_eq!(session.systems.len(), 1);
         assert_eq!(
             e.iter().map(|x| x.role).collect::<Vec<_>>(),
-            [Role::Main, Role::Main, Role::Main, Role::Side]
+            [Role::Main, Role::Main, Role::Main, Role::Auxiliary]
         );
         assert!(matches!(
             select(&index, "latest"),
@@ -727,5 +899,217 @@ mod tests {
             select(&index, "latest"),
             Ok(Selection::Session("newer", _))
         ));
+    }
+
+    /// A record of session `s2` at second `n`: `system`, `tools`, `messages`, the response's
+    /// content blocks, and Haiku 4.5 usage of `input` tokens in and 100 out.
+    fn exchange_line(
+        n: u32,
+        system: &str,
+        tools: Value,
+        messages: Value,
+        reply: Value,
+        input: u64,
+    ) -> String {
+        json!({
+            "v": 1, "kind": "claude_api_exchange", "id": format!("{n:032x}"),
+            "started_at": format!("2026-12-03T10:00:{n:02}Z"), "ended_at": format!("2026-12-03T10:00:{n:02}.5Z"),
+            "duration_ms": 500.0, "outcome": "complete", "session_id": "s2", "model": "claude-haiku-4-5",
+            "usage": {"input_tokens": input, "output_tokens": 100},
+            "request": {"method": "POST", "path": "/v1/messages", "headers": {},
+                "body": {"size": 10, "json": {"model": "claude-haiku-4-5", "system": system, "tools": tools, "messages": messages}}},
+            "response": {"status": 200, "headers": {}, "body": {"size": 0, "json": {"role": "assistant", "content": reply}}}
+        })
+        .to_string()
+    }
+
+    #[test]
+    fn cost_is_shown_per_turn_and_per_agent_and_the_total_includes_every_sub_agent() {
+        let tools = json!([{"name": "Agent"}, {"name": "Bash"}]);
+        let ask = json!({"role": "user", "content": "delegate it"});
+        let call = json!([{"type": "tool_use", "id": "toolu_01", "name": "Agent",
+            "input": {"description": "Find configs", "prompt": "find the config files", "subagent_type": "Explore"}}]);
+        let called = json!({"role": "assistant", "content": call});
+        let result = json!({"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_01", "content": "found 3"}]});
+        let done = json!({"role": "assistant", "content": [{"type": "text", "text": "done"}]});
+        let sub1 = json!({"role": "user", "content": [
+            {"type": "text", "text": "<system-reminder>ctx</system-reminder>"},
+            {"type": "text", "text": "find the config files"}]});
+        let ok = json!([{"type": "text", "text": "ok"}]);
+        let lines = [
+            exchange_line(1, "main", tools.clone(), json!([ask]), call.clone(), 1_000),
+            exchange_line(
+                2,
+                "a title",
+                json!([]),
+                json!([{"role": "user", "content": "name it"}]),
+                ok.clone(),
+                10,
+            ),
+            exchange_line(
+                3,
+                "agent",
+                json!([{"name": "Read"}]),
+                json!([sub1]),
+                ok.clone(),
+                2_000,
+            ),
+            exchange_line(
+                4,
+                "agent",
+                json!([{"name": "Read"}]),
+                json!([sub1, {"role": "assistant", "content": ok}, {"role": "user", "content": "more"}]),
+                ok.clone(),
+                3_000,
+            ),
+            exchange_line(
+                5,
+                "main",
+                tools.clone(),
+                json!([ask, called, result]),
+                json!([{"type": "text", "text": "done"}]),
+                4_000,
+            ),
+            exchange_line(
+                6,
+                "main",
+                tools.clone(),
+                json!([ask, called, result, done, {"role": "user", "content": "thanks"}]),
+                ok,
+                5_000,
+            ),
+        ];
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("traffic.log");
+        std::fs::write(&log, lines.join("\n") + "\n").unwrap();
+        let index = Index::build(&log).unwrap();
+        let prices = PriceTable::builtin();
+        let Selection::Session(id, heads) = select(&index, "s2").unwrap() else {
+            panic!("a session id selects the session");
+        };
+        let session = Session::load(&index, id, &heads, &prices).unwrap();
+        // Haiku 4.5: $1 in and $5 out per million tokens.
+        let usd = |input: u64| (input as f64 + 500.0) / 1e6;
+        let labels: Vec<String> = session.exchanges.iter().map(Exchange::label).collect();
+        assert_eq!(
+            labels,
+            [
+                "main",
+                "auxiliary",
+                "subagent 1",
+                "subagent 1",
+                "main",
+                "main"
+            ]
+        );
+        let s = &session.summary;
+        let total: f64 = [1_000, 10, 2_000, 3_000, 4_000, 5_000]
+            .into_iter()
+            .map(usd)
+            .sum();
+        assert!(
+            (s.cost_usd - total).abs() < 1e-12,
+            "{} != {total}",
+            s.cost_usd
+        );
+        let by_agent: Vec<(&str, usize, f64)> = s
+            .agents
+            .iter()
+            .map(|a| (a.agent.as_str(), a.exchanges, a.cost_usd))
+            .collect();
+        let close = |a: f64, b: f64| (a - b).abs() < 1e-12;
+        assert_eq!(by_agent.len(), 3, "{by_agent:?}");
+        assert_eq!((by_agent[0].0, by_agent[0].1), ("main", 3));
+        assert!(close(by_agent[0].2, usd(1_000) + usd(4_000) + usd(5_000)));
+        assert_eq!((by_agent[1].0, by_agent[1].1), ("subagent 1", 2));
+        assert!(close(by_agent[1].2, usd(2_000) + usd(3_000)));
+        assert_eq!(s.agents[1].description.as_deref(), Some("Find configs"));
+        assert_eq!(s.agents[1].tool_use_id.as_deref(), Some("toolu_01"));
+        assert_eq!((by_agent[2].0, by_agent[2].1), ("auxiliary", 1));
+        assert!(close(by_agent.iter().map(|a| a.2).sum::<f64>(), s.cost_usd));
+
+        // Turn 1 holds everything its input set off, the sub-agent included; turn 2 the rest.
+        let turns = session.turns();
+        assert_eq!(turns.iter().map(|t| t.number).collect::<Vec<_>>(), [1, 2]);
+        assert_eq!(turns[0].exchanges, 0..5);
+        assert!(close(turns[0].cost_usd, total - usd(5_000)));
+        assert!(close(turns[1].cost_usd, usd(5_000)));
+
+        let shown = crate::term::show(
+            &session,
+            None,
+            &crate::log::Skipped::default(),
+            crate::term::Style {
+                color: false,
+                full: false,
+            },
+        );
+        let turn1 = crate::term::turn_header(&turns[0]);
+        assert!(shown.contains(&turn1), "{shown}");
+        assert!(
+            turn1.starts_with("══ Turn 1 · $0.0") && turn1.contains("subagent 1 $"),
+            "{turn1}"
+        );
+        assert!(shown.contains("cost by agent: main $"), "{shown}");
+        assert!(
+            shown.contains("subagent 1: Find configs (toolu_01)"),
+            "{shown}"
+        );
+        let page = crate::html::render(&session, &crate::log::Skipped::default(), "2025-11-24");
+        for a in &s.agents {
+            assert!(
+                page.contains(&format!(
+                    "<tr data-agent=\"{}\" data-cost=\"{}\">",
+                    a.agent, a.cost_usd
+                )),
+                "{}",
+                a.agent
+            );
+        }
+        assert!(page.contains(&format!(
+            "id=\"turn-1\" data-cost=\"{}\"",
+            turns[0].cost_usd
+        )));
+        assert!(page.contains("data-agent=\"subagent 1\""));
+    }
+
+    #[test]
+    fn who_sent_a_request_is_decided_in_the_logs_order_as_the_shipper_reads_it() {
+        // The sub-agent's first exchange ended (and was written) before the exchange whose
+        // response started it: the shipper labels it before seeing the call, and so does the
+        // viewer, though it shows the exchanges by start time.
+        let tools = json!([{"name": "Agent"}]);
+        let go = json!({"role": "user", "content": "go"});
+        let answer = json!({"role": "assistant", "content": "ok"});
+        let call = json!([{"type": "tool_use", "id": "toolu_02", "name": "Agent",
+            "input": {"description": "d", "prompt": "look", "subagent_type": "Explore"}}]);
+        let first = exchange_line(
+            1,
+            "main",
+            tools.clone(),
+            json!([go]),
+            json!([{"type": "text", "text": "ok"}]),
+            100,
+        );
+        let delegate = json!([go, answer, {"role": "user", "content": "delegate"}]);
+        let main = exchange_line(2, "main", tools.clone(), delegate, call, 100);
+        let sub = exchange_line(
+            3,
+            "agent",
+            tools,
+            json!([{"role": "user", "content": "look"}]),
+            json!([]),
+            100,
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("traffic.log");
+        std::fs::write(&log, format!("{first}\n{sub}\n{main}\n")).unwrap();
+        let index = Index::build(&log).unwrap();
+        let Selection::Session(id, heads) = select(&index, "s2").unwrap() else {
+            panic!("a session id selects the session");
+        };
+        let session = Session::load(&index, id, &heads, &PriceTable::builtin()).unwrap();
+        let labels: Vec<String> = session.exchanges.iter().map(Exchange::label).collect();
+        assert_eq!(labels, ["main", "main", "subagent"], "not `subagent 1`");
     }
 }

@@ -6,7 +6,7 @@ use serde_json::Value;
 use std::fmt::Write as _;
 
 use crate::log::Skipped;
-use crate::session::{Exchange, Role, Session, Summary, content_text, is_reminder};
+use crate::session::{AgentTotal, Exchange, Role, Session, Summary, content_text, is_reminder};
 
 /// Tool results and reminders longer than this many lines are folded.
 const FOLD_LINES: usize = 8;
@@ -90,6 +90,38 @@ pub fn usd(cost: f64) -> String {
     }
 }
 
+/// A cost, with `+?` when exchanges of models the price table does not know add to it.
+pub fn usd_with_unpriced(cost: f64, unpriced: usize) -> String {
+    if unpriced > 0 {
+        format!("{}+?", usd(cost))
+    } else {
+        usd(cost)
+    }
+}
+
+/// `main $0.1200 · subagent 1 $0.0300 · auxiliary $0.0010`: who spent what. Senders that
+/// cost nothing and priced nothing (`count_tokens`) are left out; `exchanges` adds each one's
+/// number of exchanges.
+pub fn agent_costs(agents: &[AgentTotal], exchanges: bool) -> String {
+    agents
+        .iter()
+        .filter(|a| a.cost_usd > 0.0 || a.unpriced_exchanges > 0)
+        .map(|a| {
+            let mut item = format!(
+                "{} {}",
+                a.agent,
+                usd_with_unpriced(a.cost_usd, a.unpriced_exchanges)
+            );
+            if exchanges {
+                let n = a.exchanges;
+                let _ = write!(item, " ({n} exchange{})", if n == 1 { "" } else { "s" });
+            }
+            item
+        })
+        .collect::<Vec<_>>()
+        .join(" · ")
+}
+
 /// `2026-12-03T10:15:00.123456789Z` -> `2026-12-03 10:15:00`.
 pub fn short_time(rfc3339: &str) -> String {
     rfc3339
@@ -117,11 +149,7 @@ pub fn sessions_table(sessions: &[Summary], skipped: &Skipped, style: Style) -> 
     );
     let _ = writeln!(out, "{}", style.bold(&header));
     for s in sessions {
-        let cost = if s.unpriced_exchanges > 0 {
-            format!("{}+?", usd(s.cost_usd))
-        } else {
-            usd(s.cost_usd)
-        };
+        let cost = usd_with_unpriced(s.cost_usd, s.unpriced_exchanges);
         let errors = if s.errors > 0 {
             style.red(&format!("{:>6}", s.errors))
         } else {
@@ -214,24 +242,60 @@ pub fn show(session: &Session, only: Option<&str>, skipped: &Skipped, style: Sty
             String::new()
         }
     );
+    let by_agent = agent_costs(&s.agents, true);
+    if !by_agent.is_empty() {
+        let _ = writeln!(out, "  cost by agent: {by_agent}");
+    }
+    for a in s.agents.iter().filter(|a| a.description.is_some()) {
+        let _ = writeln!(
+            out,
+            "  {}",
+            style.dim(&format!(
+                "{}: {} ({})",
+                a.agent,
+                a.description.as_deref().unwrap_or(""),
+                a.tool_use_id.as_deref().unwrap_or("")
+            ))
+        );
+    }
     if skipped.total() > 0 {
         let _ = writeln!(out, "  {}", style.yellow(&skipped_line(skipped)));
     }
-    for (e, turn) in session.exchanges.iter().zip(session.turn_starts()) {
-        if only.is_some_and(|id| id != e.head.id) {
-            continue;
+    for turn in session.turns() {
+        for e in &session.exchanges[turn.exchanges.clone()] {
+            if only.is_some_and(|id| id != e.head.id) {
+                continue;
+            }
+            out.push('\n');
+            if e.number == turn.exchanges.start + 1 {
+                let _ = writeln!(out, "{}", style.bold(&style.blue(&turn_header(&turn))));
+            }
+            exchange(&mut out, session, e, style);
         }
-        out.push('\n');
-        if let Some(turn) = turn {
-            let _ = writeln!(
-                out,
-                "{}",
-                style.bold(&style.blue(&format!("══ Turn {turn}")))
-            );
-        }
-        exchange(&mut out, session, e, style);
     }
     out
+}
+
+/// `══ Turn 2 · $0.0150 (main $0.0120 · subagent 1 $0.0030)`: the turn's cost, all its
+/// exchanges, by sender when more than one spent.
+pub fn turn_header(turn: &crate::session::Turn) -> String {
+    let name = match turn.number {
+        0 => "Before the first turn".to_string(),
+        n => format!("Turn {n}"),
+    };
+    let mut line = format!(
+        "══ {name} · {}",
+        usd_with_unpriced(turn.cost_usd, turn.unpriced_exchanges)
+    );
+    let spenders = turn
+        .agents
+        .iter()
+        .filter(|a| a.cost_usd > 0.0 || a.unpriced_exchanges > 0)
+        .count();
+    if spenders > 1 {
+        let _ = write!(line, " ({})", agent_costs(&turn.agents, false));
+    }
+    line
 }
 
 fn exchange(out: &mut String, session: &Session, e: &Exchange, style: Style) {
@@ -241,11 +305,11 @@ fn exchange(out: &mut String, session: &Session, e: &Exchange, style: Style) {
         (Some(r), true) => style.red(&format!("{} {}", r.status, h.outcome.as_str())),
         (None, _) => style.red(h.outcome.as_str()),
     };
+    let label = e.label();
     let role = match e.role {
-        Role::Main => style.blue("main"),
-        Role::SubAgent => style.magenta(&format!("sub-agent {}", e.conversation)),
-        Role::Side => style.dim(&format!("side {}", e.conversation)),
-        r => style.dim(r.label()),
+        Role::Main => style.blue(&label),
+        Role::Subagent => style.magenta(&label),
+        _ => style.dim(&label),
     };
     let t = &e.tokens;
     let mut line = format!(

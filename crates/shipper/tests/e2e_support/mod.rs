@@ -10,6 +10,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
+use tokio::io::AsyncBufReadExt;
 use tokio::process::{Child, Command};
 
 pub const SHIPPER: &str = env!("CARGO_BIN_EXE_otlp-shipper");
@@ -493,4 +494,50 @@ pub fn dead_letters(path: &Path) -> Vec<serde_json::Value> {
             .collect(),
         Err(_) => Vec::new(),
     }
+}
+
+/// The real Claude Code CLI (`CLAUDE_BIN`, installed by scripts/test.sh).
+pub fn claude_bin() -> PathBuf {
+    let path = std::env::var_os("CLAUDE_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            panic!("CLAUDE_BIN not set: run scripts/test.sh, which installs the Claude Code CLI")
+        });
+    assert!(
+        path.exists(),
+        "CLAUDE_BIN={} does not exist: run scripts/test.sh, which installs the Claude Code CLI",
+        path.display()
+    );
+    path
+}
+
+/// The real proxy binary, logging to `log`; returns it and its address.
+pub async fn start_proxy(scratch: &Scratch, upstream: &str, log: &Path) -> (Child, String) {
+    let mut proxy = Command::new(proxy_bin())
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--upstream",
+            upstream,
+            "--log-file",
+        ])
+        .arg(log)
+        .env_clear()
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(scratch.path("proxy.err")).unwrap())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start claude-api-proxy");
+    let mut lines = tokio::io::BufReader::new(proxy.stdout.take().unwrap()).lines();
+    let first = lines
+        .next_line()
+        .await
+        .unwrap()
+        .expect("the proxy's first line");
+    let addr = first
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("not a `listening on` line: {first}"))
+        .to_string();
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (proxy, format!("http://{addr}"))
 }

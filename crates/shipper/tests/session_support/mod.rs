@@ -7,7 +7,8 @@
 //! main conversation of `turns` tool-using turns whose tool results (file reads) make the
 //! request grow past 1 MB, the cache marker moved to the last message every turn; interleaved
 //! with a title request (its own system prompt, no tools), two parallel Task sub-agents (their
-//! own system prompt and tools) every ten turns, a burst of 26 parallel `count_tokens` calls
+//! own system prompt and tools, each started by a `Task` call of the main turn before, its
+//! prompt as their first message) every ten turns, a burst of 26 parallel `count_tokens` calls
 //! (`/context`), a retried request after an aborted stream, and a billing block that changes
 //! build half way.
 #![allow(dead_code)]
@@ -122,6 +123,16 @@ fn messages_request(system: &Value, tools: &Value, messages: &[Value]) -> Value 
     })
 }
 
+/// The prompt of sub-agent `k` started at main turn `turn`.
+pub fn subagent_prompt(k: usize, turn: usize) -> String {
+    format!("search the repo for rename races, part {k} of turn {turn}")
+}
+
+/// Whether main turn `turn` (not the last) starts two sub-agents.
+pub fn starts_subagents(turn: usize) -> bool {
+    turn % 10 == 5
+}
+
 /// The calls of the session, in log order.
 fn calls(turns: usize) -> Vec<Call> {
     let main_system = |v: &str| json!([billing(v), {"type": "text", "text": format!("You are Claude Code, Anthropic's official CLI for Claude.\n{}", text(1, 14_000)), "cache_control": {"type": "ephemeral"}}]);
@@ -160,6 +171,12 @@ fn calls(turns: usize) -> Vec<Call> {
         let m = next();
         let content = if last {
             json!([{"type": "text", "text": "Done: the test no longer races the rename."}])
+        } else if starts_subagents(turn) {
+            let call = |k: usize| {
+                json!({"type": "tool_use", "id": format!("toolu_{m:020}_{k}"), "name": "Task",
+                       "input": {"description": format!("Search part {k}"), "prompt": subagent_prompt(k, turn), "subagent_type": "general-purpose"}})
+            };
+            json!([{"type": "text", "text": "Asking two agents."}, call(0), call(1)])
         } else {
             json!([{"type": "text", "text": format!("Reading file {turn}.")},
                    {"type": "tool_use", "id": format!("toolu_{m:020}"), "name": "Tool0",
@@ -190,13 +207,21 @@ fn calls(turns: usize) -> Vec<Call> {
         }
         messages.push(json!({"role": "assistant", "content": content}));
         let result_len = 12_000 + (turn * 7_919) % 30_000;
-        messages.push(json!({"role": "user", "content": [{"type": "tool_result",
-            "tool_use_id": format!("toolu_{m:020}"), "content": text(1_000 + turn as u64, result_len)}]}));
+        if starts_subagents(turn) {
+            let result = |k: usize| {
+                json!({"type": "tool_result", "tool_use_id": format!("toolu_{m:020}_{k}"),
+                       "content": text(1_000 + turn as u64 + k as u64, result_len / 2)})
+            };
+            messages.push(json!({"role": "user", "content": [result(0), result(1)]}));
+        } else {
+            messages.push(json!({"role": "user", "content": [{"type": "tool_result",
+                "tool_use_id": format!("toolu_{m:020}"), "content": text(1_000 + turn as u64, result_len)}]}));
+        }
 
-        if turn % 10 == 5 {
-            // Two Task sub-agents in parallel: their turns interleave.
+        if starts_subagents(turn) {
+            // The two Task sub-agents run in parallel: their turns interleave.
             let mut subs: Vec<Vec<Value>> = (0..2)
-                .map(|k| vec![json!({"role": "user", "content": [{"type": "text", "text": format!("search the repo for rename races, part {k} of turn {turn}")}]})])
+                .map(|k| vec![json!({"role": "user", "content": [{"type": "text", "text": subagent_prompt(k, turn)}]})])
                 .collect();
             for _step in 0..3 {
                 for sub in subs.iter_mut() {
