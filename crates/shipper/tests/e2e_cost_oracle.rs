@@ -22,12 +22,11 @@ use pricing::PriceTable;
 use seq_standin::StoredEvent;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::io::AsyncBufReadExt;
-use tokio::process::{Child, Command};
+use tokio::process::Command;
 
 /// Claude Code runs at once: each is a few seconds of a 400 MB binary starting; 2 cores.
 const CONCURRENCY: usize = 3;
@@ -84,51 +83,6 @@ impl Figures {
     fn prompt(&self) -> u64 {
         self.input + self.cache_read + self.cache_5m + self.cache_1h
     }
-}
-
-fn claude_bin() -> PathBuf {
-    let path = std::env::var_os("CLAUDE_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            panic!("CLAUDE_BIN not set: run scripts/test.sh, which installs the Claude Code CLI")
-        });
-    assert!(
-        path.exists(),
-        "CLAUDE_BIN={} does not exist: run scripts/test.sh, which installs the Claude Code CLI",
-        path.display()
-    );
-    path
-}
-
-/// The real proxy binary, logging to `log`; returns it and its address.
-async fn start_proxy(scratch: &Scratch, upstream: &str, log: &Path) -> (Child, String) {
-    let mut proxy = Command::new(proxy_bin())
-        .args([
-            "--listen",
-            "127.0.0.1:0",
-            "--upstream",
-            upstream,
-            "--log-file",
-        ])
-        .arg(log)
-        .env_clear()
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(scratch.path("proxy.err")).unwrap())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start claude-api-proxy");
-    let mut lines = tokio::io::BufReader::new(proxy.stdout.take().unwrap()).lines();
-    let first = lines
-        .next_line()
-        .await
-        .unwrap()
-        .expect("the proxy's first line");
-    let addr = first
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("not a `listening on` line: {first}"))
-        .to_string();
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    (proxy, format!("http://{addr}"))
 }
 
 /// One `claude -p` run: a model and the usage fake-anthropic answers it with.
