@@ -7,10 +7,11 @@
 //! Bodies are scanned as text, JSON bodies as written (no parse into values, no copy of their
 //! strings): one search for `\u`/`\/` tells whether the text reads differently once decoded;
 //! only then is a decoded copy scanned ([`unescape`]) and each match mapped back to the escapes
-//! it came from. The formats ([`formats`]) that start with a literal are one [`RegexSet`],
-//! which says in one fast pass (the crate searches for the literals first) which of them
-//! occur; only those formats' own [`Regex`]es then run to find where. The assignments
-//! (`NAME=value`) run each on their own, where the crate searches for their `=` first.
+//! it came from. The formats ([`formats`]) that start with a literal are a few small
+//! [`RegexSet`]s, each saying in one fast pass (the crate searches for the literals first)
+//! which of its formats occur; only those formats' own [`Regex`]es then run to find where. The
+//! others (`scheme://user:password@`, `NAME=value`) run each on their own, where the crate
+//! searches for their `://` or `=` first.
 //! Every pattern matches characters that never end a JSON string (no `"`, no lone `\`), and
 //! a marker is plain ASCII, so a redacted JSON body stays JSON, byte for byte the same outside
 //! the markers, and a JSON reader sees the marker where the secret was, however it was escaped.
@@ -189,8 +190,8 @@ impl Redactor {
     }
 
     /// Where the known credential formats are in `text` (JSON text if `json`), sorted, not
-    /// overlapping, each with its kind.
-    /// Escaped text is matched as a JSON reader reads it: a range covers a secret's escapes.
+    /// overlapping, each with its kind. Escaped text is matched as a JSON reader reads it: a
+    /// range covers the whole escapes of a secret's characters.
     pub fn find(&self, text: &str, json: bool) -> Vec<(Range<usize>, &str)> {
         let patterns = match &self.body {
             Some(scanner) if json => &scanner.json,
