@@ -1093,7 +1093,12 @@ fn check_the_session_viewer(
             "{e}"
         );
     }
-    let id = attr(exchanges[0], "claude.exchange.id").as_str().unwrap();
+    // A Messages call (Claude Code also makes requests without a body).
+    let turn = exchanges
+        .iter()
+        .find(|e| attr(e, "url.path") == "/v1/messages")
+        .expect("a /v1/messages exchange");
+    let id = attr(turn, "claude.exchange.id").as_str().unwrap();
     let log = std::fs::read_to_string(std::path::Path::new(log_volume).join("claude-logger.log"))
         .unwrap();
     let line = log
@@ -1107,7 +1112,7 @@ fn check_the_session_viewer(
         &[("Cookie", &cookie)],
     );
     let (head, body) = download.split_once("\r\n\r\n").unwrap();
-    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}\n{body}");
     let shown: Value = serde_json::from_str(body).expect("the request body is JSON");
     assert_eq!(shown, record["request"]["body"]["json"]);
     assert!(
