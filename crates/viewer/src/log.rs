@@ -185,12 +185,17 @@ impl Index {
             index.bytes += part.bytes;
             index.skipped.add(&part.skipped);
         }
-        // In the log's order, the order the shipper reads it in: both decide alike.
+        index.assign_senders();
+        Ok(index)
+    }
+
+    /// Who sent each request, decided in the log's order, the order the shipper reads it in,
+    /// so both decide alike.
+    pub fn assign_senders(&mut self) {
         let mut senders = Sessions::default();
-        for h in &mut index.heads {
+        for h in &mut self.heads {
             h.sender = senders.sender(h.session_id.as_deref(), &h.facts);
         }
-        Ok(index)
     }
 
     /// The full text of an exchange's line.

@@ -133,6 +133,7 @@ impl LiveLog {
             }
         }
         if changed {
+            self.index.assign_senders();
             self.index.skipped = Skipped::default();
             self.index.bytes = 0;
             for t in self.files.iter().filter(|t| t.present) {
