@@ -860,10 +860,23 @@ fn without_a_token_only_loopback_host_names_are_answered_and_connections_are_cap
     let mut answer = String::new();
     let _ = stream.read_to_string(&mut answer);
     assert!(answer.starts_with("HTTP/1.1 403"), "{answer}");
-
-    // Two silent connections take both places: a third is answered 503 at once.
-    let idle: Vec<TcpStream> = (0..2).map(|_| TcpStream::connect(&addr).unwrap()).collect();
-    std::thread::sleep(Duration::from_millis(300));
+    // Two silent connections take both places: a third is answered 503 at once. The server
+    // frees a place just after closing its connection, so a silent connection that came too
+    // early was answered 503 itself: open another until two are held.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut idle: Vec<TcpStream> = Vec::new();
+    while idle.len() < 2 {
+        assert!(Instant::now() < deadline, "no place was freed");
+        let c = TcpStream::connect(&addr).unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+        c.set_nonblocking(true).unwrap();
+        let held =
+            matches!(c.peek(&mut [0u8; 1]), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock);
+        c.set_nonblocking(false).unwrap();
+        if held {
+            idle.push(c);
+        }
+    }
     let (status, _, body) = http(&addr, "GET", "/", &[]);
     assert_eq!(status, 503, "{body}");
     // A connection that sends no request head within 10 s is closed, freeing its place.
