@@ -19,14 +19,36 @@ use std::time::Duration;
 use tokio::time::Sleep;
 use traffic_record::Outcome;
 
+/// How slowly a client may send its request body before its connection is closed.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyLimits {
+    /// Longest wait for the next bytes of the body (`--body-read-timeout`); also the grace
+    /// before `min_rate` applies.
+    pub read_timeout: Duration,
+    /// Least average rate, in bytes per second of waiting, once `read_timeout` of waiting has
+    /// passed (`--body-min-rate`); 0: none.
+    pub min_rate: u64,
+}
+
 /// The client's request body as a stream for the upstream, copied into `capture` on the way.
 ///
 /// If the upstream request fails before the body was read (connection refused), the unread
 /// rest is handed back through `leftover`, so the record can still hold the request.
+///
+/// Only the time spent waiting for the client counts against [`BodyLimits`]: while the
+/// upstream is slow to take the body, this stream is not polled and no timer runs. A client
+/// too slow ends the stream with an error (so the upstream request is cancelled) and sets
+/// `timed_out` with the reason.
 pub struct TeeRequest {
     inner: Option<BodyDataStream>,
     capture: Arc<Mutex<Capture>>,
     leftover: Arc<Mutex<Option<BodyDataStream>>>,
+    limits: BodyLimits,
+    timed_out: Arc<Mutex<Option<String>>>,
+    /// Bytes received, time waited before the current wait, and the current wait's deadline.
+    received: u64,
+    waited: Duration,
+    wait: Option<(tokio::time::Instant, Pin<Box<Sleep>>, &'static str)>,
 }
 
 impl TeeRequest {
@@ -34,12 +56,56 @@ impl TeeRequest {
         body: axum::body::Body,
         capture: Arc<Mutex<Capture>>,
         leftover: Arc<Mutex<Option<BodyDataStream>>>,
+        limits: BodyLimits,
+        timed_out: Arc<Mutex<Option<String>>>,
     ) -> Self {
         TeeRequest {
             inner: Some(body.into_data_stream()),
             capture,
             leftover,
+            limits,
+            timed_out,
+            received: 0,
+            waited: Duration::ZERO,
+            wait: None,
         }
+    }
+
+    /// When the client must have sent more, for a wait starting at `now`: within the read
+    /// timeout, and soon enough to keep the average rate after the grace period.
+    fn deadline(&self, now: tokio::time::Instant) -> (tokio::time::Instant, &'static str) {
+        let idle = now + self.limits.read_timeout;
+        if self.limits.min_rate == 0 {
+            return (idle, "idle");
+        }
+        // The rate allows `received + 1` bytes by this much waiting in all.
+        let allowed = self.limits.read_timeout
+            + Duration::from_secs_f64((self.received + 1) as f64 / self.limits.min_rate as f64);
+        let by_rate = now + allowed.saturating_sub(self.waited);
+        if by_rate < idle {
+            (by_rate, "rate")
+        } else {
+            (idle, "idle")
+        }
+    }
+
+    fn expired(&mut self, why: &str) -> axum::Error {
+        let message = if why == "rate" {
+            format!(
+                "the client sent its request body slower than {} bytes/s (--body-min-rate): {} bytes in {:.0?}",
+                self.limits.min_rate, self.received, self.waited
+            )
+        } else {
+            format!(
+                "the client sent nothing of its request body for {:?} (--body-read-timeout)",
+                self.limits.read_timeout
+            )
+        };
+        if let Ok(mut slot) = self.timed_out.lock() {
+            *slot = Some(message.clone());
+        }
+        self.inner = None;
+        axum::Error::new(message)
     }
 }
 
@@ -63,7 +129,27 @@ impl Stream for TeeRequest {
         match &next {
             Poll::Ready(Some(Ok(bytes))) => capture_chunk(&this.capture, bytes),
             Poll::Ready(None) | Poll::Ready(Some(Err(_))) => this.inner = None,
-            Poll::Pending => {}
+            Poll::Pending => {
+                let now = tokio::time::Instant::now();
+                if this.wait.is_none() {
+                    let (at, why) = this.deadline(now);
+                    this.wait = Some((now, Box::pin(tokio::time::sleep_until(at)), why));
+                }
+                let (since, sleep, why) = this.wait.as_mut().expect("set above");
+                if sleep.as_mut().poll(cx).is_pending() {
+                    return Poll::Pending;
+                }
+                let (since, why) = (*since, *why);
+                this.waited += now - since;
+                this.wait = None;
+                return Poll::Ready(Some(Err(this.expired(why))));
+            }
+        }
+        if let Some((since, _, _)) = this.wait.take() {
+            this.waited += tokio::time::Instant::now() - since;
+        }
+        if let Poll::Ready(Some(Ok(bytes))) = &next {
+            this.received += bytes.len() as u64;
         }
         next
     }
