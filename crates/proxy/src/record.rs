@@ -135,6 +135,15 @@ pub fn build_with(exchange: &Exchange, limits: Limits, redactor: &Redactor) -> T
                 .and_then(session_from_metadata)
         });
 
+    let mut request_body = request_body;
+    let mut response = response;
+    if exchange.degraded.is_some() {
+        // The bodies were dropped before the writer: `degraded` says why, no limit cut them.
+        request_body.truncated_by = None;
+        if let Some(response) = &mut response {
+            response.body.truncated_by = None;
+        }
+    }
     TrafficRecord {
         v: SCHEMA_VERSION,
         kind: KIND.to_string(),

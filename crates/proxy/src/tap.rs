@@ -249,3 +249,94 @@ impl Drop for TapBody {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIMITS: BodyLimits = BodyLimits {
+        read_timeout: Duration::from_secs(30),
+        min_rate: 1024,
+    };
+
+    /// A request body fed through a channel, teed with [`LIMITS`].
+    fn tee() -> (
+        tokio::sync::mpsc::Sender<Bytes>,
+        TeeRequest,
+        Arc<Mutex<Option<String>>>,
+    ) {
+        let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(1);
+        let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|b| (Ok::<_, std::io::Error>(b), rx))
+        });
+        let timed_out = Arc::new(Mutex::new(None));
+        let tee = TeeRequest::new(
+            axum::body::Body::from_stream(stream),
+            Arc::new(Mutex::new(Capture::new(1 << 20))),
+            Arc::new(Mutex::new(None)),
+            LIMITS,
+            timed_out.clone(),
+        );
+        (tx, tee, timed_out)
+    }
+
+    /// Sends `chunk` every `every`, `n` times, reading the tee as a waiting upstream would;
+    /// the error, if the tee ended with one.
+    async fn feed(n: usize, chunk: usize, every: Duration) -> Option<String> {
+        let (tx, mut tee, timed_out) = tee();
+        tokio::spawn(async move {
+            for _ in 0..n {
+                tokio::time::sleep(every).await;
+                if tx.send(Bytes::from(vec![b'x'; chunk])).await.is_err() {
+                    return;
+                }
+            }
+        });
+        while let Some(item) = tee.next().await {
+            if item.is_err() {
+                return timed_out.lock().unwrap().clone();
+            }
+        }
+        None
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_steady_body_above_the_minimum_rate_passes() {
+        // 2 KiB every second for 10 minutes: twice the minimum rate.
+        assert_eq!(feed(600, 2048, Duration::from_secs(1)).await, None);
+        // A 25 s stall between pieces, each worth more than the stall at the minimum rate.
+        assert_eq!(feed(10, 64 * 1024, Duration::from_secs(25)).await, None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_byte_every_five_seconds_is_cut_by_the_minimum_rate_after_the_grace() {
+        let started = tokio::time::Instant::now();
+        let error = feed(100, 1, Duration::from_secs(5)).await.expect("cut");
+        let after = started.elapsed();
+        assert!(error.contains("--body-min-rate"), "{error}");
+        assert!(
+            after >= Duration::from_secs(30) && after < Duration::from_secs(32),
+            "{after:?}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_silent_body_is_cut_by_the_read_timeout() {
+        let error = feed(1, 10, Duration::from_secs(31)).await.expect("cut");
+        assert!(error.contains("--body-read-timeout"), "{error}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn time_the_upstream_takes_to_read_the_body_is_not_counted() {
+        let (tx, mut tee, timed_out) = tee();
+        for _ in 0..5 {
+            tx.send(Bytes::from_static(b"x")).await.unwrap();
+            assert!(tee.next().await.unwrap().is_ok());
+            // An upstream that takes 100 s before it reads on: the tee is not polled.
+            tokio::time::sleep(Duration::from_secs(100)).await;
+        }
+        drop(tx);
+        assert!(tee.next().await.is_none());
+        assert_eq!(*timed_out.lock().unwrap(), None);
+    }
+}

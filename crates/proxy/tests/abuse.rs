@@ -363,6 +363,27 @@ fn log_lines(path: &std::path::Path) -> Vec<(usize, serde_json::Value)> {
         .collect()
 }
 
+/// Waits until the proxy has printed the console line of `n` exchanges (each comes with its
+/// record: cheaper to watch than a log of hundreds of MB).
+async fn wait_for_exchanges(proxy: &Proxy, n: usize, within: Duration) {
+    let deadline = Instant::now() + within;
+    loop {
+        let printed = proxy
+            .stdout()
+            .lines()
+            .filter(|l| !l.starts_with("listening on "))
+            .count();
+        if printed >= n {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{printed} of {n} exchanges logged after {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 async fn send_bomb(url: String, bomb: Bytes) -> serde_json::Value {
     let response = client()
         .post(url)
@@ -423,17 +444,8 @@ async fn thirty_gzip_bombs_at_once_write_at_most_the_ratio_each() {
     while let Some(answer) = set.join_next().await {
         assert_eq!(answer.unwrap()["received"], bomb.len());
     }
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let lines = loop {
-        let text_lines = std::fs::read(&proxy.log)
-            .map(|b| memchr::memchr_iter(b'\n', &b).count())
-            .unwrap_or(0);
-        if text_lines >= 30 {
-            break log_lines(&proxy.log);
-        }
-        assert!(Instant::now() < deadline, "{text_lines} of 30 records");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    wait_for_exchanges(&proxy, 30, Duration::from_secs(120)).await;
+    let lines = log_lines(&proxy.log);
     assert_eq!(lines.len(), 30);
     let disk: usize = lines.iter().map(|(len, _)| len).sum();
     let longest = lines.iter().map(|(len, _)| *len).max().unwrap();
@@ -529,11 +541,7 @@ async fn memory_returns_within_10s_after_a_200000_event_stream() {
     assert!(body.ends_with(b"{\"type\":\"message_stop\"}\n\n"));
     let written = Instant::now();
     // The record is written (the writer's work is the burst), then 10 s pass.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while std::fs::read(&proxy.log).map_or(0, |b| memchr::memchr_iter(b'\n', &b).count()) < 2 {
-        assert!(Instant::now() < deadline, "no record of the stream");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_for_exchanges(&proxy, 2, Duration::from_secs(60)).await;
     let during = peak_kib(pid);
     eprintln!("record written after {:?}", written.elapsed());
     tokio::time::sleep(Duration::from_secs(10)).await;
