@@ -1325,6 +1325,19 @@ struct MemoryRun {
     saturation_after: u64,
 }
 
+/// Resets the peak resident set (VmHWM) of the target's processes to their current RSS.
+fn reset_hwm(proxy: &Proxy) {
+    let master = proxy.child.id();
+    let mut pids = vec![master];
+    if proxy.via == Via::Nginx {
+        pids.extend(children_of(master));
+    }
+    for pid in pids {
+        // "5" resets the peak RSS (proc(5), /proc/PID/clear_refs).
+        let _ = std::fs::write(format!("/proc/{pid}/clear_refs"), "5");
+    }
+}
+
 /// RSS (VmRSS) in KiB; for nginx the sum over the master and its workers.
 fn rss_kib(proxy: &Proxy) -> u64 {
     let master = proxy.child.id();
@@ -1355,9 +1368,10 @@ async fn memory_run(proxy: &Proxy, secs: f64, body: &Bytes) -> (MemoryRun, u64) 
         ledger.sent += 1;
         ledger.settle().await;
     }
+    let stream_peak = proxy.hwm_kib();
     tokio::time::sleep(Duration::from_secs(10)).await;
     let stream_after = rss_kib(proxy);
-    let stream_peak = proxy.hwm_kib();
+    reset_hwm(proxy);
     let (n, _, failed, _) = saturate(
         proxy.addr,
         16,

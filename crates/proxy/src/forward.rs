@@ -274,9 +274,11 @@ pub async fn forward(State(fwd): State<Arc<Forwarder>>, request: Request) -> Res
         // Sent again once, on a new connection, when the upstream cannot have acted on it: no
         // byte of its body was taken (so the body is still whole, handed back through
         // `leftover`), or it has none and its method is idempotent (RFC 9110 §9.2.2). hyper
-        // resends by itself only a request it had not begun to write.
-        let untouched = request_capture.lock().map_or(false, |c| c.size == 0);
-        let retry = if !untouched || timed_out.lock().map_or(true, |t| t.is_some()) {
+        // resends by itself only a request it had not begun to write. Not after a failed
+        // connect: a new one would fail alike.
+        let untouched = request_capture.lock().is_ok_and(|c| c.size == 0)
+            && timed_out.lock().is_ok_and(|t| t.is_none());
+        let retry = if !untouched || error.is_connect() {
             None
         } else if has_body {
             leftover

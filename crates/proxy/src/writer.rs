@@ -46,9 +46,9 @@ const BATCH_MAX: usize = 256;
 /// Bytes of lines collected before one `write`.
 const WRITE_SIZE: usize = 1 << 20;
 
-/// Bytes of records built after which the writer gives the heap's free memory back to the
-/// system ([`heap::give_back`]), at most once per [`TRIM_EVERY`]: building a record takes
-/// several times its size in short-lived allocations, which glibc would otherwise keep.
+/// Bytes of records built after which the writer, once idle, gives the heap's free memory back
+/// to the system ([`heap::give_back`]), at most once per [`TRIM_EVERY`]: building a record
+/// takes several times its size in short-lived allocations, which glibc would otherwise keep.
 const TRIM_AFTER: u64 = 16 << 20;
 const TRIM_EVERY: Duration = Duration::from_secs(1);
 
@@ -311,7 +311,7 @@ impl Worker {
                         console.print(std::mem::take(&mut self.lines));
                         self.due = None;
                     }
-                    self.trim_if_due();
+                    self.trim_if_idle();
                     continue;
                 }
                 Err(mpsc::RecvTimeoutError::Disconnected) => break,
@@ -326,7 +326,6 @@ impl Worker {
                 }
             }
             self.flush();
-            self.trim_if_due();
             self.reopen_if_asked();
             let now = Instant::now();
             let due = *self.due.get_or_insert(now + CONSOLE_EVERY);
@@ -342,8 +341,9 @@ impl Worker {
     }
 
     /// Gives the heap back after [`TRIM_AFTER`] bytes of records, at most once per
-    /// [`TRIM_EVERY`].
-    fn trim_if_due(&mut self) {
+    /// [`TRIM_EVERY`]; called only when no exchange came for a while (a trim walks the whole
+    /// heap: under sustained load it would slow the writer).
+    fn trim_if_idle(&mut self) {
         if self.built >= TRIM_AFTER && self.trimmed.elapsed() >= TRIM_EVERY {
             heap::give_back();
             self.built = 0;
