@@ -18,7 +18,7 @@ $SUDO chown "$(id -u):$(id -g)" "$CACHE"
 step() { printf '\n== %s\n' "$*"; }
 
 apt_pkgs=(podman runc nginx-light shellcheck debootstrap uidmap iproute2 openssl ca-certificates
-  chromium)
+  chromium curl)
 missing=()
 for p in "${apt_pkgs[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -28,6 +28,9 @@
 //! `--saturation-only` runs only the saturation phase and the paced phase after it (100
 //! exchanges/s of the same 50 KB exchanges, Claude Code's pace at most): the figures issue 20's
 //! target is about, in a few minutes.
+//! `--memory-only` runs only issue 29's memory phase: on fresh processes of nginx, ours and each
+//! `--also-bin` build, 3 runs each, one 200,000-event stream then 10 s of saturation; peak RSS
+//! and RSS 10 s after each burst, medians.
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, StreamBody};
@@ -145,6 +148,10 @@ async fn run(plan: &Plan, smoke: bool) -> bool {
         .expect("temp dir");
     let upstream = spawn_upstream(plan.slow_events, plan.slow_gap_ms);
     eprintln!("upstream on {upstream}");
+    if std::env::args().any(|a| a == "--memory-only") {
+        let (runs, secs) = if smoke { (1, 1.0) } else { (3, 10.0) };
+        return memory_phase(upstream, work.path(), runs, secs).await;
+    }
 
     // Fresh proxies for the memory phase, so that VmHWM is exactly idle, then 100 streams.
     let mut memory = Vec::new();
@@ -513,6 +520,27 @@ fn sse_events(deltas: usize) -> Vec<Bytes> {
 
 type UpBody = http_body_util::combinators::BoxBody<Bytes, Infallible>;
 
+/// Text deltas in the memory phase's long stream (issue 29: one response of 200,000 events).
+const LONG_STREAM_EVENTS: usize = 200_000;
+
+/// The long stream's events, in chunks of ~16 KB as they leave the upstream.
+fn long_stream() -> &'static [Bytes] {
+    static LONG: std::sync::OnceLock<Vec<Bytes>> = std::sync::OnceLock::new();
+    LONG.get_or_init(|| {
+        let mut events = sse_events(LONG_STREAM_EVENTS).into_iter();
+        let mut chunks = Vec::new();
+        let mut chunk = Vec::new();
+        for event in events.by_ref() {
+            chunk.extend_from_slice(&event);
+            if chunk.len() >= 16 * 1024 {
+                chunks.push(Bytes::from(std::mem::take(&mut chunk)));
+            }
+        }
+        chunks.push(Bytes::from(chunk));
+        chunks
+    })
+}
+
 /// A message of [`SATURATION_RESPONSE_BYTES`] (its text padded).
 fn big_message() -> Bytes {
     static BIG: std::sync::OnceLock<Bytes> = std::sync::OnceLock::new();
@@ -568,6 +596,17 @@ async fn upstream_handle(
         "json-50k" => builder
             .header("content-type", "application/json")
             .body(Full::new(big_message()).boxed()),
+        "sse-long" => {
+            let chunks = long_stream().to_vec();
+            let stream = futures_util::stream::iter(
+                chunks
+                    .into_iter()
+                    .map(|c| Ok::<_, Infallible>(Frame::data(c))),
+            );
+            builder
+                .header("content-type", "text/event-stream; charset=utf-8")
+                .body(StreamBody::new(stream).boxed())
+        }
         _ => builder
             .header("content-type", "application/json")
             .body(Full::new(Bytes::from_static(MESSAGE_JSON.as_bytes())).boxed()),
@@ -1272,6 +1311,169 @@ async fn soak(
         }
     }
     ok
+}
+
+/// What one target's memory did in one run of the memory phase (KiB): idle RSS; the peak
+/// (VmHWM) over one 200,000-event stream and RSS 10 s after it ended (and, for ours, after its
+/// record was written); the peak over a saturation burst and RSS 10 s after it.
+#[derive(Clone, Copy, Default, Debug)]
+struct MemoryRun {
+    idle: u64,
+    stream_peak: u64,
+    stream_after: u64,
+    saturation_peak: u64,
+    saturation_after: u64,
+}
+
+/// Resets the peak resident set (VmHWM) of the target's processes to their current RSS.
+fn reset_hwm(proxy: &Proxy) {
+    let master = proxy.child.id();
+    let mut pids = vec![master];
+    if proxy.via == Via::Nginx {
+        pids.extend(children_of(master));
+    }
+    for pid in pids {
+        // "5" resets the peak RSS (proc(5), /proc/PID/clear_refs).
+        let _ = std::fs::write(format!("/proc/{pid}/clear_refs"), "5");
+    }
+}
+
+/// RSS (VmRSS) in KiB; for nginx the sum over the master and its workers.
+fn rss_kib(proxy: &Proxy) -> u64 {
+    let master = proxy.child.id();
+    let mut pids = vec![master];
+    if proxy.via == Via::Nginx {
+        pids.extend(children_of(master));
+    }
+    pids.iter().map(|&p| status_kib(p, "VmRSS:")).sum()
+}
+
+/// Issue 29's memory phase on a fresh `proxy`: a 200,000-event stream, then `secs` of
+/// saturation (16 connections, 50 KB in and out); returns the figures and the failures.
+async fn memory_run(proxy: &Proxy, secs: f64, body: &Bytes) -> (MemoryRun, u64) {
+    let mut ledger = (proxy.via == Via::Ours).then(|| Ledger::new(proxy));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let idle = rss_kib(proxy);
+    let mut failures = 0;
+    let mut conn = Conn::open(proxy.addr).await;
+    match conn.send(&messages_body(1024, true), "sse-long").await {
+        Ok(resp) => match resp.into_body().collect().await.map(|b| b.to_bytes()) {
+            Ok(b) if b.ends_with(b"{\"type\":\"message_stop\"}\n\n") => {}
+            _ => failures += 1,
+        },
+        Err(_) => failures += 1,
+    }
+    drop(conn);
+    if let Some(ledger) = &mut ledger {
+        ledger.sent += 1;
+        ledger.settle().await;
+    }
+    let stream_peak = proxy.hwm_kib();
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let stream_after = rss_kib(proxy);
+    reset_hwm(proxy);
+    let (n, _, failed, _) = saturate(
+        proxy.addr,
+        16,
+        Duration::from_secs_f64(secs),
+        body,
+        "json-50k",
+    )
+    .await;
+    failures += failed;
+    if let Some(ledger) = &mut ledger {
+        ledger.sent += n;
+        ledger.settle().await;
+    }
+    let saturation_peak = proxy.hwm_kib();
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let saturation_after = rss_kib(proxy);
+    let run = MemoryRun {
+        idle,
+        stream_peak,
+        stream_after,
+        saturation_peak,
+        saturation_after,
+    };
+    (run, failures)
+}
+
+/// `--memory-only`: [`memory_run`] `runs` times on fresh processes of nginx, ours and every
+/// `--also-bin` build (in a turning order), then the medians beside each other.
+async fn memory_phase(upstream: SocketAddr, work: &Path, runs: usize, secs: f64) -> bool {
+    let body = messages_body(LATENCY_BODY_BYTES, false);
+    let mut names = vec!["nginx".to_string(), "claude-api-proxy".to_string()];
+    names.extend(also_bins().into_iter().map(|(name, _)| name));
+    let mut results: Vec<Vec<MemoryRun>> = vec![Vec::new(); names.len()];
+    let mut failures = 0;
+    for run in 0..runs {
+        for i in round_order(names.len(), run) {
+            settle(FULL.settle_secs.min(2)).await;
+            let dir = work.join(format!("memory-{run}-{i}"));
+            let proxy = match i {
+                0 => Proxy::start(Via::Nginx, upstream, &dir),
+                1 => Proxy::start(Via::Ours, upstream, &dir),
+                _ => {
+                    std::fs::create_dir_all(&dir).expect("proxy dir");
+                    let log_file = dir.join("traffic.log");
+                    let bin = &also_bins()[i - 2].1;
+                    let (child, addr) = start_proxy_bin(bin, upstream, &log_file);
+                    Proxy {
+                        via: Via::Ours,
+                        addr,
+                        child,
+                        log_file,
+                    }
+                }
+            };
+            let (figures, failed) = memory_run(&proxy, secs, &body).await;
+            eprintln!(
+                "memory run {}/{runs}, {}: {figures:?} KiB",
+                run + 1,
+                names[i]
+            );
+            failures += failed;
+            results[i].push(figures);
+            drop(proxy);
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+    }
+    let median = |runs: &[MemoryRun], f: fn(&MemoryRun) -> u64| {
+        let mut v: Vec<u64> = runs.iter().map(f).collect();
+        v.sort();
+        v[v.len() / 2] as f64 / 1024.0
+    };
+    println!("{}", machine());
+    println!(
+        "memory phase: {runs} runs per target on fresh processes; one {LONG_STREAM_EVENTS}-event \
+         stream, then {secs:.0} s of saturation (16 connections, 50 KB in / 50 KB out); MiB, \
+         medians (all runs in brackets)\n"
+    );
+    println!(
+        "| target | idle RSS | stream: peak | stream: RSS 10 s after | saturation: peak | saturation: RSS 10 s after |"
+    );
+    println!("| --- | --- | --- | --- | --- | --- |");
+    for (name, runs) in names.iter().zip(&results) {
+        let cell = |f: fn(&MemoryRun) -> u64| {
+            let all: Vec<String> = runs
+                .iter()
+                .map(|r| format!("{:.0}", f(r) as f64 / 1024.0))
+                .collect();
+            format!("{:.1} ({})", median(runs, f), all.join(", "))
+        };
+        println!(
+            "| {name} | {} | {} | {} | {} | {} |",
+            cell(|r| r.idle),
+            cell(|r| r.stream_peak),
+            cell(|r| r.stream_after),
+            cell(|r| r.saturation_peak),
+            cell(|r| r.saturation_after),
+        );
+    }
+    if failures > 0 {
+        eprintln!("FAILED: {failures} requests of the memory phase failed");
+    }
+    failures == 0
 }
 
 /// `n` concurrent slow streams, each with a `body_bytes` request body; returns failures.

@@ -95,6 +95,34 @@ pub struct Cli {
     )]
     pub header_read_timeout: String,
 
+    /// Seconds a client may leave its request body waiting (no byte arriving) before its
+    /// connection is closed with 408; time the upstream takes to accept the body is not
+    /// counted. Also the grace before --body-min-rate applies.
+    #[arg(
+        long,
+        env = "BODY_READ_TIMEOUT",
+        default_value = "30",
+        value_name = "SECS"
+    )]
+    pub body_read_timeout: String,
+
+    /// Least average rate of a request body, bytes per second of waiting for it (e.g. 1KiB),
+    /// once --body-read-timeout of waiting has passed; a slower client gets 408 and is closed
+    /// (0: no minimum).
+    #[arg(
+        long,
+        env = "BODY_MIN_RATE",
+        default_value = "1KiB",
+        value_name = "BYTES"
+    )]
+    pub body_min_rate: String,
+
+    /// Most bytes a body may take in the log, decoded and escaped, per byte it took on the
+    /// wire (gzip, deflate, br, zstd); past it the logged body is a prefix marked
+    /// `"truncated_by":"decode_ratio"`.
+    #[arg(long, env = "MAX_DECODE_RATIO", default_value = "20", value_name = "N")]
+    pub max_decode_ratio: String,
+
     /// Seconds a client connection may stay idle, from the end of a response to the first byte
     /// of the next request, before it is closed; never while a request is served. Claude Code
     /// keeps idle connections for minutes (Bun's fetch: 5); the default outlasts that, so the
@@ -185,6 +213,10 @@ pub enum ConfigError {
         "invalid --max-connections (env MAX_CONNECTIONS) {value:?}: expected a whole number above 0"
     )]
     MaxConnections { value: String },
+    #[error(
+        "invalid --max-decode-ratio (env MAX_DECODE_RATIO) {value:?}: expected a whole number from 1, e.g. 20"
+    )]
+    MaxDecodeRatio { value: String },
     #[error("invalid --redact-bodies (env REDACT_BODIES) {value:?}: expected on or off")]
     RedactBodies { value: String },
     #[error(transparent)]
@@ -222,6 +254,10 @@ pub struct Config {
     pub drain_timeout: Duration,
     pub header_read_timeout: Duration,
     pub keep_alive_timeout: Duration,
+    pub body_read_timeout: Duration,
+    /// Bytes per second; 0: none.
+    pub body_min_rate: u64,
+    pub max_decode_ratio: u64,
     pub max_header_bytes: usize,
     pub max_connections: usize,
     pub redactor: Arc<Redactor>,
@@ -273,6 +309,21 @@ impl TryFrom<Cli> for Config {
             "keep-alive-timeout",
             "KEEP_ALIVE_TIMEOUT",
         )?;
+        let body_read_timeout = parse_secs(
+            &cli.body_read_timeout,
+            "body-read-timeout",
+            "BODY_READ_TIMEOUT",
+        )?;
+        let body_min_rate = bytes(&cli.body_min_rate, "body-min-rate", "BODY_MIN_RATE")?;
+        let max_decode_ratio = cli
+            .max_decode_ratio
+            .trim()
+            .parse::<u64>()
+            .ok()
+            .filter(|&n| n >= 1)
+            .ok_or(ConfigError::MaxDecodeRatio {
+                value: cli.max_decode_ratio,
+            })?;
         // hyper's smallest read buffer is 8 KiB; a head must fit in it.
         let max_header_bytes = parse_size(&cli.max_header_bytes)
             .filter(|&n| n >= 8192)
@@ -318,6 +369,9 @@ impl TryFrom<Cli> for Config {
             drain_timeout,
             header_read_timeout,
             keep_alive_timeout,
+            body_read_timeout,
+            body_min_rate,
+            max_decode_ratio,
             max_header_bytes,
             max_connections,
             redactor: Arc::new(redactor),

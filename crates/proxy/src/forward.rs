@@ -1,11 +1,12 @@
 //! The one route: forward any request to the configured upstream and stream the answer back,
 //! with the exchange captured on the side.
 
+use crate::burst::ClientFloods;
 use crate::capture::Capture;
 use crate::error::{BoxError, chain};
 use crate::exchange::Sink;
 use crate::exchange::{ExchangeGuard, ShutdownFlag};
-use crate::tap::{TapBody, TeeRequest, capture_chunk};
+use crate::tap::{BodyLimits, TapBody, TeeRequest, capture_chunk};
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::response::Response;
@@ -31,6 +32,8 @@ type Client = hyper_util::client::legacy::Client<
 /// 57-92 µs of added latency to the first SSE event.
 pub struct Forwarder {
     pub client: Client,
+    /// The same client without a pool: every request on a new connection (the one retry).
+    pub fresh: Client,
     /// The upstream's scheme and authority, parsed once at start.
     pub scheme: http::uri::Scheme,
     pub authority: http::uri::Authority,
@@ -40,8 +43,12 @@ pub struct Forwarder {
     /// its upload included), and between two reads of the response body.
     pub idle_timeout: Duration,
     pub capture_cap: usize,
+    /// How slowly a client may send a request body.
+    pub body_limits: BodyLimits,
     pub sink: Arc<dyn Sink>,
     pub shutdown: Arc<ShutdownFlag>,
+    /// Counts (and reports once per burst) the clients closed for a slow body.
+    pub floods: Arc<ClientFloods>,
 }
 
 impl Forwarder {
@@ -49,8 +56,10 @@ impl Forwarder {
         upstream: &url::Url,
         idle_timeout: Duration,
         capture_cap: usize,
+        body_limits: BodyLimits,
         sink: Arc<dyn Sink>,
         shutdown: Arc<ShutdownFlag>,
+        floods: Arc<ClientFloods>,
     ) -> Result<Self, BoxError> {
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
         let tls = rustls::ClientConfig::builder_with_provider(provider.clone())
@@ -84,6 +93,10 @@ impl Forwarder {
                 // here because the pool's hygiene depends on it). A connection whose response
                 // ended in an error is never pooled again: hyper drops it.
                 .retry_canceled_requests(true)
+                .build(https.clone());
+        let fresh =
+            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .pool_max_idle_per_host(0)
                 .build(https);
         let base: http::Uri = upstream.as_str().parse()?;
         let (Some(scheme), Some(authority)) = (base.scheme(), base.authority()) else {
@@ -91,13 +104,16 @@ impl Forwarder {
         };
         Ok(Forwarder {
             client,
+            fresh,
             scheme: scheme.clone(),
             authority: authority.clone(),
             base_path: base.path().trim_end_matches('/').to_string(),
             idle_timeout,
             capture_cap,
+            body_limits,
             sink,
             shutdown,
+            floods,
         })
     }
 
@@ -155,6 +171,13 @@ fn end_to_end(headers: &HeaderMap) -> HeaderMap {
     out
 }
 
+/// An empty upstream body.
+fn empty() -> UpstreamBody {
+    http_body_util::Empty::new()
+        .map_err(|never| match never {})
+        .boxed_unsync()
+}
+
 /// The Anthropic error shape, for errors the proxy itself answers with.
 fn error_response(status: StatusCode, kind: &str, message: &str) -> Response {
     let body = serde_json::json!({
@@ -210,22 +233,8 @@ pub async fn forward(State(fwd): State<Arc<Forwarder>>, request: Request) -> Res
     // hyper already answered any `Expect: 100-continue` on this hop.
     headers.remove(header::EXPECT);
     let leftover = Arc::new(Mutex::new(None));
-    // A request without a body (GET, or Content-Length: 0) gets none upstream either, rather
-    // than an empty chunked one.
-    let upstream_body = if http_body::Body::is_end_stream(&body) {
-        http_body_util::Empty::new()
-            .map_err(|never| match never {})
-            .boxed_unsync()
-    } else {
-        let tee = TeeRequest::new(body, request_capture.clone(), leftover.clone());
-        http_body_util::StreamBody::new(
-            tee.map(|chunk| chunk.map(http_body::Frame::data).map_err(BoxError::from)),
-        )
-        .boxed_unsync()
-    };
-    let mut upstream_request = http::Request::new(upstream_body);
-    *upstream_request.method_mut() = parts.method.clone();
-    *upstream_request.uri_mut() = match fwd.upstream_uri(&path, query.as_deref()) {
+    let timed_out = Arc::new(Mutex::new(None));
+    let uri = match fwd.upstream_uri(&path, query.as_deref()) {
         Ok(uri) => uri,
         Err(e) => {
             let message = format!("claude-api-proxy: cannot forward {path} upstream: {e}");
@@ -233,9 +242,62 @@ pub async fn forward(State(fwd): State<Arc<Forwarder>>, request: Request) -> Res
             return error_response(StatusCode::BAD_REQUEST, "invalid_request_error", &message);
         }
     };
-    *upstream_request.headers_mut() = headers;
-
-    let sent = tokio::time::timeout(fwd.idle_timeout, fwd.client.request(upstream_request)).await;
+    let has_body = !http_body::Body::is_end_stream(&body);
+    let tee = |body: Body| {
+        let tee = TeeRequest::new(
+            body,
+            request_capture.clone(),
+            leftover.clone(),
+            fwd.body_limits,
+            timed_out.clone(),
+        );
+        http_body_util::StreamBody::new(
+            tee.map(|chunk| chunk.map(http_body::Frame::data).map_err(BoxError::from)),
+        )
+        .boxed_unsync()
+    };
+    let request = |body: UpstreamBody| {
+        let mut request = http::Request::new(body);
+        *request.method_mut() = parts.method.clone();
+        *request.uri_mut() = uri.clone();
+        *request.headers_mut() = headers.clone();
+        request
+    };
+    // A request without a body (GET, or Content-Length: 0) gets none upstream either, rather
+    // than an empty chunked one.
+    let first = request(if has_body { tee(body) } else { empty() });
+    let sent = tokio::time::timeout(fwd.idle_timeout, async {
+        let error = match fwd.client.request(first).await {
+            Ok(response) => return Ok(response),
+            Err(e) => e,
+        };
+        // Sent again once, on a new connection, when the upstream cannot have acted on it: no
+        // byte of its body was taken (so the body is still whole, handed back through
+        // `leftover`), or it has none and its method is idempotent (RFC 9110 §9.2.2). hyper
+        // resends by itself only a request it had not begun to write. Not after a failed
+        // connect: a new one would fail alike.
+        let untouched = request_capture.lock().is_ok_and(|c| c.size == 0)
+            && timed_out.lock().is_ok_and(|t| t.is_none());
+        let retry = if !untouched || error.is_connect() {
+            None
+        } else if has_body {
+            leftover
+                .lock()
+                .ok()
+                .and_then(|mut slot| slot.take())
+                .map(|rest| tee(Body::from_stream(rest)))
+        } else {
+            parts.method.is_idempotent().then(empty)
+        };
+        match retry {
+            Some(body) => {
+                tracing::debug!(error = %chain(&error), "upstream request failed before any of it was taken; sending it again on a new connection");
+                fwd.fresh.request(request(body)).await
+            }
+            None => Err(error),
+        }
+    })
+    .await;
     let failure = match sent {
         Ok(Ok(r)) => Ok(r),
         Ok(Err(e)) => Err((
@@ -251,6 +313,26 @@ pub async fn forward(State(fwd): State<Arc<Forwarder>>, request: Request) -> Res
             format!("no response head within {:?}", fwd.idle_timeout),
         )),
     };
+    // A client too slow with its body: the upstream request was cancelled for it.
+    let too_slow = failure
+        .is_err()
+        .then(|| timed_out.lock().ok().and_then(|mut t| t.take()));
+    if let Some(Some(why)) = too_slow {
+        if fwd.floods.body_timeouts.note() {
+            tracing::warn!(
+                error = %why,
+                "a client was closed for sending its request body too slowly (counted; reported again when the burst ends)"
+            );
+        }
+        let message = format!("claude-api-proxy: {why}; the request was not sent upstream in full");
+        guard.finish(Outcome::ClientTimeout, Some(message.clone()));
+        let mut response = error_response(StatusCode::REQUEST_TIMEOUT, "timeout_error", &message);
+        // The rest of the body is never read: the connection cannot carry another request.
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        return response;
+    }
     let upstream_response = match failure {
         Ok(r) => r,
         Err((outcome, status, kind, cause)) => {

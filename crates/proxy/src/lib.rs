@@ -19,9 +19,10 @@
 //! record a test writes is validated against `docs/log-format.schema.json`) and `proptest`
 //! (property tests, `tests/properties.rs`).
 //!
-//! The workspace denies `unsafe`; the one exception is `server::trim`, a `malloc_trim(0)` call
-//! (an integer).
+//! The workspace denies `unsafe`; the one exception is `heap::give_back`, a `malloc_trim(0)`
+//! call (an integer).
 
+pub mod burst;
 pub mod capture;
 pub mod config;
 pub mod connection;
@@ -30,6 +31,7 @@ pub mod decode;
 pub mod error;
 pub mod exchange;
 pub mod forward;
+pub mod heap;
 pub mod logfile;
 pub mod metrics;
 pub mod record;
@@ -113,6 +115,7 @@ pub fn run(config: Config) -> Result<(), RunError> {
     let writer_config = WriterConfig {
         rotate_size: config.rotate_size,
         disk_budget: config.disk_budget,
+        max_decode_ratio: config.max_decode_ratio,
         ..WriterConfig::new(config.log_file.clone(), config.capture_cap)
     };
     let writer = writer::Writer::start(writer_config, {
@@ -128,12 +131,18 @@ pub fn run(config: Config) -> Result<(), RunError> {
         source,
     })?;
     let shutdown_flag = Arc::new(ShutdownFlag::default());
+    let floods = Arc::new(burst::ClientFloods::default());
     let forwarder = Forwarder::new(
         &config.upstream,
         config.idle_timeout,
         config.capture_cap,
+        tap::BodyLimits {
+            read_timeout: config.body_read_timeout,
+            min_rate: config.body_min_rate,
+        },
         Arc::new(writer.handle()),
         shutdown_flag.clone(),
+        floods.clone(),
     )
     .map_err(|e| RunError::Client {
         upstream: config.upstream.to_string(),
@@ -150,6 +159,7 @@ pub fn run(config: Config) -> Result<(), RunError> {
         &config,
         forwarder,
         writer.handle(),
+        floods,
         shutdown_flag,
         token,
     ));
@@ -173,6 +183,7 @@ async fn serve(
     config: &Config,
     forwarder: Forwarder,
     writer: WriterHandle,
+    floods: Arc<burst::ClientFloods>,
     shutdown_flag: Arc<ShutdownFlag>,
     token: CancellationToken,
 ) -> Result<(), RunError> {
@@ -181,7 +192,12 @@ async fn serve(
             .await
             .map_err(|source| RunError::MetricsListen { addr, source })?;
         tracing::info!(addr = %listener.local_addr()?, "metrics at http://{}/metrics", listener.local_addr()?);
-        tokio::spawn(metrics::serve(listener, writer.clone(), token.clone()));
+        tokio::spawn(metrics::serve(
+            listener,
+            writer.clone(),
+            floods.clone(),
+            token.clone(),
+        ));
     }
     // Before the port opens: from then on a SIGHUP reopens the log, never kills the proxy.
     let hangups = signals::hangups()?;
@@ -208,7 +224,7 @@ async fn serve(
         max_header_bytes: config.max_header_bytes,
         max_connections: config.max_connections,
     };
-    let mut server = tokio::spawn(server::serve(listener, app, limits, token.clone()));
+    let mut server = tokio::spawn(server::serve(listener, app, limits, floods, token.clone()));
     tokio::select! {
         result = &mut server => return finished(result),
         () = token.cancelled() => {}

@@ -15,21 +15,21 @@ use std::collections::BTreeMap;
 use std::time::SystemTime;
 use traffic_record::{
     Body, CacheCreation, Degraded, Headers, Iteration, KIND, REDACTED, Request, Response,
-    SCHEMA_VERSION, ServerToolUse, Sse, SseEvent, TrafficRecord, Usage,
+    SCHEMA_VERSION, ServerToolUse, Sse, SseEvent, TrafficRecord, TruncatedBy, Usage,
 };
 
-/// The record of `exchange`; `cap` bounds decoded output as it bounds captures. Secrets are
-/// redacted by the installed rules ([`redact::active`]).
-pub fn build(exchange: &Exchange, cap: usize) -> TrafficRecord {
-    build_with(exchange, cap, redact::active())
+/// The record of `exchange`, each body within `limits` as written. Secrets are redacted by
+/// the installed rules ([`redact::active`]).
+pub fn build(exchange: &Exchange, limits: Limits) -> TrafficRecord {
+    build_with(exchange, limits, redact::active())
 }
 
 /// [`build`] with explicit redaction rules.
-pub fn build_with(exchange: &Exchange, cap: usize, redactor: &Redactor) -> TrafficRecord {
-    let (request_body, _, request_summary) = body_of(
+pub fn build_with(exchange: &Exchange, limits: Limits, redactor: &Redactor) -> TrafficRecord {
+    let (request_body, _, request_summary, _) = body_of(
         &exchange.request_body,
         &exchange.request_headers,
-        cap,
+        limits,
         false,
         redactor,
     );
@@ -42,10 +42,10 @@ pub fn build_with(exchange: &Exchange, cap: usize, redactor: &Redactor) -> Traff
     let response = exchange.response.as_ref().map(|head| {
         let is_sse = header(&head.headers, "content-type")
             .is_some_and(|ct| ct.to_ascii_lowercase().starts_with("text/event-stream"));
-        let (body, decoded, body_summary) = body_of(
+        let (mut body, decoded, body_summary, budget) = body_of(
             &exchange.response_body,
             &head.headers,
-            cap,
+            limits,
             is_sse,
             redactor,
         );
@@ -63,6 +63,13 @@ pub fn build_with(exchange: &Exchange, cap: usize, redactor: &Redactor) -> Traff
                 } else {
                     sse::parse(&decoded).into_iter().map(|e| (e, None)).unzip()
                 };
+            drop(decoded);
+            // The events as written stay within the budget; the message is rebuilt from those.
+            let kept = events_within(&events, budget.0);
+            if kept < events.len() {
+                events.truncate(kept);
+                cut_by(&mut body, budget.1);
+            }
             redact_events(&mut events, redactor);
             let rebuilt = sse::reassemble(&events);
             if error.is_none() {
@@ -128,6 +135,15 @@ pub fn build_with(exchange: &Exchange, cap: usize, redactor: &Redactor) -> Traff
                 .and_then(session_from_metadata)
         });
 
+    let mut request_body = request_body;
+    let mut response = response;
+    if exchange.degraded.is_some() {
+        // The bodies were dropped before the writer: `degraded` says why, no limit cut them.
+        request_body.truncated_by = None;
+        if let Some(response) = &mut response {
+            response.body.truncated_by = None;
+        }
+    }
     TrafficRecord {
         v: SCHEMA_VERSION,
         kind: KIND.to_string(),
@@ -467,54 +483,164 @@ fn json_body(text: String) -> Result<(Box<RawValue>, Option<Summary>), String> {
     Ok((raw, summary))
 }
 
-/// The body for the log, the decoded bytes of an SSE body (for parsing), and the summary
-/// fields of a JSON object body.
+/// What bounds a record's bodies in the log.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// `--capture-cap`: most bytes of a body kept off the wire, and most bytes it may take in
+    /// the log as written (JSON-escaped).
+    pub cap: usize,
+    /// `--max-decode-ratio`: most bytes a decoded body may take in the log per byte on the wire.
+    pub max_decode_ratio: u64,
+}
+
+/// The default of `--max-decode-ratio`.
+pub const DEFAULT_MAX_DECODE_RATIO: u64 = 20;
+
+impl Limits {
+    /// `cap` and the default decode ratio.
+    pub fn cap(cap: usize) -> Limits {
+        Limits {
+            cap,
+            max_decode_ratio: DEFAULT_MAX_DECODE_RATIO,
+        }
+    }
+}
+
+/// The body for the log, the decoded bytes of an SSE body (for parsing; empty when the chunks
+/// are the events as they arrived), the summary fields of a JSON object body, and the bytes
+/// the body may take in the log with the reason it would be cut at that.
 fn body_of(
     capture: &Capture,
     headers: &HeaderMap,
-    cap: usize,
+    limits: Limits,
     is_sse: bool,
     redactor: &Redactor,
-) -> (Body, Vec<u8>, Option<Summary>) {
+) -> (Body, Vec<u8>, Option<Summary>, (usize, TruncatedBy)) {
     let size = capture.size;
-    let mut truncated = capture.truncated;
-    let raw = capture.to_bytes();
+    let mut truncated_by = capture.truncated.then_some(TruncatedBy::CaptureCap);
     let mut decoded_from = None;
-    let bytes = match header(headers, "content-encoding").and_then(|e| decode(&raw, e, cap)) {
+    let mut budget = (limits.cap, TruncatedBy::CaptureCap);
+    let encoding = header(headers, "content-encoding");
+    // An uncompressed stream is parsed from its chunks: no joined copy.
+    let raw = if is_sse && encoding.is_none() {
+        Vec::new()
+    } else {
+        capture.to_bytes()
+    };
+    let by_ratio = usize::try_from((raw.len() as u64).saturating_mul(limits.max_decode_ratio))
+        .unwrap_or(usize::MAX);
+    if by_ratio < limits.cap {
+        budget = (by_ratio, TruncatedBy::DecodeRatio);
+    }
+    let bytes = match encoding.and_then(|e| decode(&raw, e, budget.0)) {
         Some((out, coding, cut)) => {
             decoded_from = Some(coding);
-            truncated |= cut;
+            if out.len() >= budget.0 && cut {
+                truncated_by = Some(budget.1);
+            } else if cut {
+                truncated_by.get_or_insert(TruncatedBy::CaptureCap);
+            }
             out
         }
-        None => raw,
+        None => {
+            budget = (limits.cap, TruncatedBy::CaptureCap);
+            raw
+        }
     };
     let mut body = Body {
         size,
         decoded_from,
-        truncated,
+        truncated: truncated_by.is_some(),
+        truncated_by,
         ..Body::default()
     };
     if bytes.is_empty() || is_sse {
-        return (body, bytes, None);
+        return (body, bytes, None, budget);
     }
     // JSON is UTF-8 (RFC 8259): anything else is logged base64 (and not scanned for secrets).
     let text = match String::from_utf8(bytes) {
         Ok(text) => text,
         Err(e) => {
-            body.base64 = Some(base64::engine::general_purpose::STANDARD.encode(e.as_bytes()));
-            return (body, Vec::new(), None);
+            let mut bytes = e.into_bytes();
+            // Base64 writes 4 bytes for every 3.
+            let fits = budget.0 / 4 * 3;
+            if bytes.len() > fits {
+                bytes.truncate(fits);
+                cut_by(&mut body, budget.1);
+            }
+            body.base64 = Some(base64::engine::general_purpose::STANDARD.encode(&bytes));
+            return (body, Vec::new(), None, budget);
         }
     };
     match json_body(text) {
         Ok((raw, summary)) => {
+            // Written verbatim: its length is what it takes in the log.
             body.json = redacted_raw(raw, redactor);
-            (body, Vec::new(), summary)
+            (body, Vec::new(), summary, budget)
         }
-        Err(text) => {
+        Err(mut text) => {
+            let fits = escaped_prefix(&text, budget.0);
+            if fits < text.len() {
+                text.truncate(fits);
+                cut_by(&mut body, budget.1);
+            }
             body.text = Some(redactor.text(text));
-            (body, Vec::new(), None)
+            (body, Vec::new(), None, budget)
         }
     }
+}
+
+/// How many of `events` fit in `budget` bytes as written (an upper bound per event: its data
+/// escaped, its name, and the fields around them).
+fn events_within(events: &[sse::Event], budget: usize) -> usize {
+    let mut used = 0usize;
+    for (i, e) in events.iter().enumerate() {
+        used += escaped_len(&e.data) + e.event.len() + 48;
+        if used > budget {
+            return i;
+        }
+    }
+    events.len()
+}
+
+/// Marks `body` as a prefix cut by `why` (the first limit that cut it stays).
+fn cut_by(body: &mut Body, why: TruncatedBy) {
+    body.truncated = true;
+    body.truncated_by.get_or_insert(why);
+}
+
+/// Bytes `c` takes in a JSON string as serde_json writes it.
+fn escaped_cost(c: u8) -> usize {
+    match c {
+        b'"' | b'\\' | b'\n' | b'\r' | b'\t' | 0x08 | 0x0c => 2,
+        0..=0x1f => 6,
+        _ => 1,
+    }
+}
+
+/// Bytes `text` takes as a JSON string's content, escaped.
+pub fn escaped_len(text: &str) -> usize {
+    text.bytes().map(escaped_cost).sum()
+}
+
+/// The length of the longest prefix of `text` (ending on a character boundary) whose escaped
+/// form takes at most `budget` bytes.
+fn escaped_prefix(text: &str, budget: usize) -> usize {
+    if text.len().saturating_mul(6) <= budget {
+        return text.len();
+    }
+    let mut used = 0;
+    for (i, c) in text.bytes().enumerate() {
+        used += escaped_cost(c);
+        if used > budget {
+            let mut end = i;
+            while !text.is_char_boundary(end) {
+                end -= 1;
+            }
+            return end;
+        }
+    }
+    text.len()
 }
 
 #[cfg(test)]

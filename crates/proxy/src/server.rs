@@ -6,6 +6,7 @@
 //! connection cap; a one-second sleep on every accept error), so the accept loop is here, with
 //! hyper's own `http1::Builder` and the same graceful shutdown `serve` does.
 
+use crate::burst::ClientFloods;
 use crate::connection::{Expired, Phase, Tracked, Watched};
 use axum::Router;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -39,11 +40,17 @@ pub async fn serve(
     listener: TcpListener,
     app: Router,
     limits: Limits,
+    floods: Arc<ClientFloods>,
     shutdown: CancellationToken,
 ) -> io::Result<()> {
     let permits = Arc::new(Semaphore::new(limits.max_connections));
     let open = Arc::new(AtomicUsize::new(0));
     tokio::spawn(trim_after_bursts(open.clone(), shutdown.clone()));
+    tokio::spawn({
+        let floods = floods.clone();
+        let shutdown = shutdown.clone();
+        async move { floods.report(shutdown).await }
+    });
     let mut http = hyper::server::conn::http1::Builder::new();
     // Both timeouts are applied by each connection's task; hyper's own header-read timer would
     // also cut an idle keep-alive connection at the header-read timeout.
@@ -64,17 +71,21 @@ pub async fn serve(
             Err(e) => {
                 // Out of descriptors (EMFILE/ENFILE) or a connection gone before accept: the
                 // connections being served free descriptors as they end.
-                tracing::warn!(error = %e, "cannot accept a client connection");
+                if floods.accept_errors.note() {
+                    tracing::warn!(error = %e, "cannot accept client connections (counted; reported again when the burst ends)");
+                }
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 continue;
             }
         };
         let Ok(permit) = permits.clone().try_acquire_owned() else {
             let _ = stream.try_write(OVER_CAP);
-            tracing::warn!(
-                max_connections = limits.max_connections,
-                "client connection refused: --max-connections (env MAX_CONNECTIONS) reached"
-            );
+            if floods.refused.note() {
+                tracing::warn!(
+                    max_connections = limits.max_connections,
+                    "client connections refused with 503: --max-connections (env MAX_CONNECTIONS) reached (counted; reported again when the burst ends)"
+                );
+            }
             continue;
         };
         let _ = stream.set_nodelay(true);
@@ -183,23 +194,11 @@ async fn trim_after_bursts(open: Arc<AtomicUsize>, shutdown: CancellationToken) 
         let now = open.load(Ordering::Relaxed);
         peak = peak.max(now);
         if peak >= now + DROP {
-            trim();
+            crate::heap::give_back();
             peak = now;
         }
     }
 }
-
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-#[allow(unsafe_code)]
-fn trim() {
-    // SAFETY: malloc_trim takes a byte count and touches only the allocator's own free lists.
-    unsafe {
-        libc::malloc_trim(0);
-    }
-}
-
-#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn trim() {}
 
 /// Raises the soft limit on open files to the hard limit: each client connection and each
 /// upstream connection is a descriptor, and the usual soft limit (1024) is reached by a few

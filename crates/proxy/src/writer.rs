@@ -18,6 +18,7 @@
 
 use crate::console::{CONSOLE_EVERY, Console};
 use crate::exchange::{Exchange, Sink};
+use crate::heap;
 use crate::logfile::{LogFile, is_disk_full};
 use crate::record;
 use crate::summary;
@@ -31,7 +32,7 @@ use std::time::{Duration, Instant};
 use traffic_record::{Degraded, TrafficRecord};
 
 /// Builds the record of an exchange; [`record::build`] but for tests.
-pub type BuildFn = fn(&Exchange, usize) -> TrafficRecord;
+pub type BuildFn = fn(&Exchange, record::Limits) -> TrafficRecord;
 
 /// Captured bytes the queue may hold before exchanges go in without their bodies.
 pub const MEMORY_BUDGET: u64 = 64 << 20;
@@ -45,6 +46,12 @@ const BATCH_MAX: usize = 256;
 /// Bytes of lines collected before one `write`.
 const WRITE_SIZE: usize = 1 << 20;
 
+/// Bytes of records built after which the writer, once idle, gives the heap's free memory back
+/// to the system ([`heap::give_back`]), at most once per [`TRIM_EVERY`]: building a record
+/// takes several times its size in short-lived allocations, which glibc would otherwise keep.
+const TRIM_AFTER: u64 = 16 << 20;
+const TRIM_EVERY: Duration = Duration::from_secs(1);
+
 /// How long records must be written in full before a burst of degraded ones is reported over:
 /// under sustained overload, full and degraded records alternate, one stderr line pair each.
 const BURST_QUIET: Duration = Duration::from_secs(1);
@@ -53,8 +60,10 @@ const BURST_QUIET: Duration = Duration::from_secs(1);
 #[derive(Debug, Clone)]
 pub struct WriterConfig {
     pub path: PathBuf,
-    /// Most bytes of each body decoded for the record.
+    /// Most bytes of each body in the record, as written.
     pub capture_cap: usize,
+    /// Most bytes a decoded body may take in the record per byte on the wire.
+    pub max_decode_ratio: u64,
     /// Rotate the live file before it passes this many bytes; 0: never.
     pub rotate_size: u64,
     /// Degrade records while the log and its segments take more than this; 0: no budget.
@@ -69,6 +78,7 @@ impl WriterConfig {
         WriterConfig {
             path,
             capture_cap,
+            max_decode_ratio: record::DEFAULT_MAX_DECODE_RATIO,
             rotate_size: 0,
             disk_budget: 0,
             memory_budget: MEMORY_BUDGET,
@@ -263,6 +273,9 @@ struct Worker {
     /// last one was.
     burst: Option<(Degraded, u64, u64)>,
     last_degraded: Instant,
+    /// Bytes of records built since the heap was last given back, and when that was.
+    built: u64,
+    trimmed: Instant,
 }
 
 impl Worker {
@@ -277,6 +290,8 @@ impl Worker {
             due: None,
             burst: None,
             last_degraded: Instant::now(),
+            built: 0,
+            trimmed: Instant::now(),
         }
     }
 
@@ -284,15 +299,19 @@ impl Worker {
         let mut console = Console::start();
         let mut stop = false;
         while !stop {
-            let first = match self.due {
+            let trim_due = (self.built >= TRIM_AFTER).then(|| self.trimmed + TRIM_EVERY);
+            let first = match self.due.into_iter().chain(trim_due).min() {
                 None => rx.recv().map_err(|_| mpsc::RecvTimeoutError::Disconnected),
                 Some(due) => rx.recv_timeout(due.saturating_duration_since(Instant::now())),
             };
             let first = match first {
                 Ok(msg) => msg,
                 Err(mpsc::RecvTimeoutError::Timeout) => {
-                    console.print(std::mem::take(&mut self.lines));
-                    self.due = None;
+                    if self.due.is_some_and(|due| Instant::now() >= due) {
+                        console.print(std::mem::take(&mut self.lines));
+                        self.due = None;
+                    }
+                    self.trim_if_idle();
                     continue;
                 }
                 Err(mpsc::RecvTimeoutError::Disconnected) => break,
@@ -321,11 +340,25 @@ impl Worker {
         console.close();
     }
 
+    /// Gives the heap back after [`TRIM_AFTER`] bytes of records, at most once per
+    /// [`TRIM_EVERY`]; called only when no exchange came for a while (a trim walks the whole
+    /// heap: under sustained load it would slow the writer).
+    fn trim_if_idle(&mut self) {
+        if self.built >= TRIM_AFTER && self.trimmed.elapsed() >= TRIM_EVERY {
+            heap::give_back();
+            self.built = 0;
+            self.trimmed = Instant::now();
+        }
+    }
+
     /// Builds the record of `exchange` and queues its line.
     fn record(&mut self, exchange: Exchange, bytes: u64) {
         let build = self.config.build;
-        let cap = self.config.capture_cap;
-        let built = std::panic::catch_unwind(AssertUnwindSafe(|| build(&exchange, cap)));
+        let limits = record::Limits {
+            cap: self.config.capture_cap,
+            max_decode_ratio: self.config.max_decode_ratio,
+        };
+        let built = std::panic::catch_unwind(AssertUnwindSafe(|| build(&exchange, limits)));
         let record = built.unwrap_or_else(|panic| {
             let cause = panic
                 .downcast_ref::<&str>()
@@ -357,6 +390,7 @@ impl Worker {
         self.reopen_if_asked();
         let start = self.pending.len();
         write_line(&mut self.pending, &record);
+        self.built += (self.pending.len() - start) as u64;
         let budget = self.config.disk_budget;
         if budget > 0
             && self.log.usage() + self.pending.len() as u64 > budget
@@ -558,9 +592,9 @@ mod tests {
             .collect()
     }
 
-    fn panics_on_crafted_path(exchange: &Exchange, cap: usize) -> TrafficRecord {
+    fn panics_on_crafted_path(exchange: &Exchange, limits: record::Limits) -> TrafficRecord {
         assert!(exchange.path != "/crafted", "a record builder bug");
-        record::build(exchange, cap)
+        record::build(exchange, limits)
     }
 
     #[test]
@@ -661,7 +695,7 @@ mod tests {
         assert_eq!(queued[1].request_body.kept(), 0);
         assert_eq!(queued[1].request_body.size, 60);
         // Such a record says so, with the body's size.
-        let record = record::build(&queued[1], 1 << 20);
+        let record = record::build(&queued[1], record::Limits::cap(1 << 20));
         let line = String::from_utf8(to_line(&record)).unwrap();
         assert!(line.contains("\"degraded\":\"writer_backlog\""), "{line}");
         assert!(line.contains("\"body\":{\"size\":60,\"truncated\":true}"));

@@ -85,6 +85,10 @@ pub enum Outcome {
     UpstreamTimeout,
     /// The upstream cut the response body before its end.
     UpstreamAborted,
+    /// The client sent its request body too slowly (the proxy's `--body-read-timeout` or
+    /// `--body-min-rate`); the proxy answered 408, closed the connection and cancelled the
+    /// upstream request.
+    ClientTimeout,
 }
 
 impl Outcome {
@@ -95,6 +99,7 @@ impl Outcome {
             Outcome::UpstreamUnreachable => "upstream_unreachable",
             Outcome::UpstreamTimeout => "upstream_timeout",
             Outcome::UpstreamAborted => "upstream_aborted",
+            Outcome::ClientTimeout => "client_timeout",
         }
     }
 }
@@ -120,6 +125,28 @@ impl Degraded {
             Degraded::DiskBudget => "disk_budget",
             Degraded::WriterBacklog => "writer_backlog",
             Degraded::BuildFailed => "build_failed",
+        }
+    }
+}
+
+/// The limit that cut a logged body short.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TruncatedBy {
+    /// The proxy's `--capture-cap`: the bytes kept off the wire, or the body as written to the
+    /// log (JSON-escaped, a stream's events and the message rebuilt from them), reached it.
+    CaptureCap,
+    /// Decoding (gzip, deflate, br, zstd) would have written more than `--max-decode-ratio`
+    /// bytes to the log per byte on the wire: a decompression bomb, or an unusually
+    /// compressible body.
+    DecodeRatio,
+}
+
+impl TruncatedBy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TruncatedBy::CaptureCap => "capture_cap",
+            TruncatedBy::DecodeRatio => "decode_ratio",
         }
     }
 }
@@ -235,9 +262,14 @@ pub struct Body {
     /// The `content-encoding` that was decoded for the log (`gzip`, `br`, `deflate`, `zstd`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub decoded_from: Option<String>,
-    /// True when the capture cap was reached: the captured content is a prefix.
+    /// True when only a prefix of the body is logged (a limit was reached, see
+    /// `truncated_by`, or the record is degraded, see `degraded`).
     #[serde(default, skip_serializing_if = "is_false")]
     pub truncated: bool,
+    /// Which limit cut the logged body; absent when it is whole, and for the bodies of a
+    /// degraded record (the record's `degraded` says why).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub truncated_by: Option<TruncatedBy>,
     /// The body, when it is valid JSON, verbatim.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub json: Option<Box<RawValue>>,

@@ -1,6 +1,6 @@
 """Drives the official Python `anthropic` SDK through the proxy, for tests/real_clients.rs.
 
-Usage: python sdk.py create|gzip|count_tokens|stream|stream_tool
+Usage: python sdk.py create|gzip|count_tokens|stream|stream_tool|after_cuts
 The SDK reads ANTHROPIC_BASE_URL and ANTHROPIC_API_KEY from the environment. Prints one JSON
 object on stdout with what the client saw, so the Rust test can compare it with the records.
 """
@@ -110,6 +110,29 @@ def stream_tool():
     }
 
 
+def after_cuts(rounds=20):
+    # One client, so its kept-alive connection to the proxy is reused as Claude Code's is: each
+    # round a request the upstream cuts mid-body (an error is expected), then one that must
+    # succeed. No retries: a 502 the SDK would retry must show.
+    c = client()
+    ok, errors = 0, []
+    for i in range(rounds):
+        try:
+            c.messages.create(
+                model=MODEL, max_tokens=16, messages=[{"role": "user", "content": f"[[cut]] {i}"}]
+            )
+        except Exception:  # a cut body: a connection error, or JSON that does not parse
+            pass
+        try:
+            c.messages.create(
+                model=MODEL, max_tokens=16, messages=[{"role": "user", "content": f"after {i}"}]
+            )
+            ok += 1
+        except Exception as e:
+            errors.append(f"{type(e).__name__}: {e}")
+    return {"ok": ok, "errors": errors}
+
+
 if __name__ == "__main__":
     mode = sys.argv[1] if len(sys.argv) > 1 else ""
     modes = {
@@ -118,6 +141,7 @@ if __name__ == "__main__":
         "count_tokens": count_tokens,
         "stream": stream,
         "stream_tool": stream_tool,
+        "after_cuts": after_cuts,
     }
     if mode not in modes:
         raise SystemExit(f"usage: sdk.py {'|'.join(modes)}")
