@@ -257,13 +257,17 @@ seq_api_key() {
     export SEQ_API_KEY
     return 0
   fi
+  # seqcli generates the token and prints it alone on stdout when no --token is given, so the
+  # key never appears on a command line (visible in the host's process list).
   local token
-  token=$(secret)
-  printf '%s\n' "$SEQ_FIRSTRUN_ADMINPASSWORD" | podman run --rm -i --network "$NETWORK" \
-    "$SEQCLI_IMAGE" apikey create -t "claude-sandbox $SANDBOX_NAME" --token "$token" \
+  token=$(printf '%s\n' "$SEQ_FIRSTRUN_ADMINPASSWORD" | podman run --rm -i --network "$NETWORK" \
+    "$SEQCLI_IMAGE" apikey create -t "claude-sandbox $SANDBOX_NAME" \
     --permissions Ingest --connect-username admin --connect-password-stdin \
-    -s http://seq >/dev/null \
+    -s http://seq) \
     || die "could not create a Seq API key with seqcli ($SEQCLI_IMAGE); set SEQ_API_KEY to an existing key with the Ingest permission"
+  token=$(printf '%s' "$token" | tr -d '\r' | tail -n 1)
+  [[ $token =~ ^[^[:space:]]+$ ]] \
+    || die "seqcli ($SEQCLI_IMAGE) did not print the new API key's token; set SEQ_API_KEY to an existing key with the Ingest permission"
   export SEQ_API_KEY=$token
   if $PERSIST; then (umask 077 && printf '%s\n' "$token" >"$STATE_DIR/seq-api-key"); fi
   log "created the Seq API key 'claude-sandbox $SANDBOX_NAME' (Ingest) for the logger and Claude Code"

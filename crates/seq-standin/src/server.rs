@@ -380,6 +380,8 @@ impl State {
         } else {
             new.assigned_permissions
         };
+        let id = format!("apikey-{}", auth.api_keys.len() + 1);
+        let title = new.title.clone();
         auth.api_keys.push(ApiKey {
             title: new.title,
             token: token.clone(),
@@ -393,7 +395,7 @@ impl State {
         (
             StatusCode::CREATED,
             [(header::CONTENT_TYPE, "application/json")],
-            serde_json::json!({ "Token": token }).to_string(),
+            serde_json::json!({ "Id": id, "Title": title, "Token": token }).to_string(),
         )
             .into_response()
     }

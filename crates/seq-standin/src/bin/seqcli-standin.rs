@@ -1,6 +1,8 @@
 //! `seqcli-standin`: the part of `seqcli` the sandbox script uses, against the Seq stand-in:
 //! `apikey create` with seqcli's arguments. It creates the key through the stand-in's own
-//! `POST /api/apikeys` (Seq's real HTTP API is not emulated) and, like seqcli, prints the token.
+//! `POST /api/apikeys` (Seq's real HTTP API is not emulated) and prints what seqcli prints: the
+//! generated token alone when no `--token` was given, otherwise the key's id and title
+//! (seqcli's `apikey/CreateCommand.cs` and `OutputFormatFeature.WriteEntity`).
 
 use base64::Engine as _;
 use clap::{Parser, Subcommand};
@@ -36,7 +38,7 @@ struct CreateArgs {
     /// A title for the API key.
     #[arg(short = 't', long)]
     title: String,
-    /// A pre-allocated API key token (default: one is generated).
+    /// A pre-allocated API key token (default: one is generated and printed alone).
     #[arg(long)]
     token: Option<String>,
     /// Comma-separated permissions (default: Ingest).
@@ -61,8 +63,16 @@ fn main() -> ExitCode {
         command: ApiKeyCommand::Create(args),
     } = Cli::parse().command;
     match create(&args) {
-        Ok(token) => {
-            println!("{token}");
+        Ok(key) => {
+            if args.token.is_none() {
+                println!("{}", key["Token"].as_str().unwrap_or_default());
+            } else {
+                println!(
+                    "{} {}",
+                    key["Id"].as_str().unwrap_or_default(),
+                    key["Title"].as_str().unwrap_or_default()
+                );
+            }
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -72,7 +82,13 @@ fn main() -> ExitCode {
     }
 }
 
-fn create(args: &CreateArgs) -> anyhow::Result<String> {
+/// The key as the server answered it (`Id`, `Title`, `Token`).
+fn create(args: &CreateArgs) -> anyhow::Result<serde_json::Value> {
+    if args.connect_password_stdin && args.connect_password.is_some() {
+        anyhow::bail!(
+            "the `connect-password` and `connect-password-stdin` options are mutually exclusive"
+        );
+    }
     let password = if args.connect_password_stdin {
         let mut line = String::new();
         std::io::stdin().lock().read_line(&mut line)?;
@@ -124,8 +140,8 @@ fn create(args: &CreateArgs) -> anyhow::Result<String> {
         anyhow::bail!("the server answered {status}: {body}");
     }
     let answer: serde_json::Value = serde_json::from_str(body)?;
-    answer["Token"]
-        .as_str()
-        .map(str::to_string)
-        .ok_or_else(|| anyhow::anyhow!("no token in {body}"))
+    if answer["Token"].as_str().is_none() {
+        anyhow::bail!("no token in {body}");
+    }
+    Ok(answer)
 }
