@@ -40,6 +40,56 @@ fn claude_sandbox_script_is_shellcheck_clean() {
         .arg(root.join("crates/supervisor/tests/podman/rootless.sh")));
 }
 
+/// Secrets reach containers by name (`-e NAME`, the value taken from the script's environment)
+/// or on stdin, never as a value on a command line, where the host's process list shows it:
+/// seqcli generates the Seq API key and prints it (no `--token`), and reads the admin password
+/// from stdin. (Without podman; the sandbox test below runs the key creation for real.)
+#[test]
+fn no_secret_value_is_put_on_a_command_line() {
+    let script = std::fs::read_to_string(repo_root().join("scripts/claude-sandbox.sh")).unwrap();
+    let secrets = [
+        "SEQ_API_KEY",
+        "SEQ_ADMIN_PASSWORD",
+        "SEQ_FIRSTRUN_ADMINPASSWORD",
+        "VIEWER_TOKEN",
+        "ANTHROPIC_API_KEY",
+        "OTEL_EXPORTER_OTLP_HEADERS",
+        "token",
+    ];
+    for (n, line) in script.lines().enumerate() {
+        let code = line.split(" #").next().unwrap_or(line);
+        for flag in [
+            "--token",
+            "--connect-password ",
+            "--connect-password=",
+            "--apikey",
+        ] {
+            assert!(
+                !code.contains(flag),
+                "line {}: {flag} puts a secret on a command line: {line}",
+                n + 1
+            );
+        }
+        // `-e NAME=$secret` would put the value on podman's command line.
+        for arg in code.split("-e ").skip(1) {
+            let Some((_, value)) = arg
+                .split_whitespace()
+                .next()
+                .and_then(|a| a.split_once('='))
+            else {
+                continue;
+            };
+            for name in secrets {
+                assert!(
+                    !value.contains(&format!("${name}")) && !value.contains(&format!("${{{name}")),
+                    "line {}: {name} passed by value with -e: {line}",
+                    n + 1
+                );
+            }
+        }
+    }
+}
+
 /// bash 3.2 (macOS's) and every bash before 4.4 call `"${a[@]}"` of an empty array unbound
 /// under `set -u`, and no such bash can be installed here: every array the script starts empty
 /// must be expanded as `${a[@]+"${a[@]}"}`.
