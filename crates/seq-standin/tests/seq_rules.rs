@@ -367,6 +367,83 @@ async fn with_an_administrator_ingestion_needs_an_api_key_the_administrator_crea
     assert_eq!(root.status(), 200);
 }
 
+/// Real seqcli (`apikey create`, datalust/seqcli `CreateCommand.cs`) prints the generated token
+/// alone when no `--token` is given, and the key's id and title when one is; it reads the
+/// password from stdin with `--connect-password-stdin` and refuses it beside
+/// `--connect-password`. The sandbox reads the token from that output.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seqcli_standin_prints_what_seqcli_prints() {
+    use seq_standin::first_run::{AuthState, Authentication};
+    use std::io::Write as _;
+    let h = standin(Options {
+        auth: Some(AuthState {
+            authentication: Authentication::Admin {
+                username: "admin".into(),
+                password: Some("pw".into()),
+            },
+            api_keys: Vec::new(),
+        }),
+        ..Options::default()
+    })
+    .await;
+    let server = format!("http://{}", h.addr());
+    let seqcli = move |extra: &'static [&'static str]| {
+        let server = server.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_seqcli-standin"))
+                .args([
+                    "apikey",
+                    "create",
+                    "-t",
+                    "sandbox key",
+                    "--permissions",
+                    "Ingest",
+                ])
+                .args([
+                    "--connect-username",
+                    "admin",
+                    "--connect-password-stdin",
+                    "-s",
+                ])
+                .arg(&server)
+                .args(extra)
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            child.stdin.take().unwrap().write_all(b"pw\n").unwrap();
+            child.wait_with_output().unwrap()
+        })
+    };
+    let generated = seqcli(&[]).await.unwrap();
+    assert!(generated.status.success(), "{generated:?}");
+    let token = String::from_utf8(generated.stdout).unwrap();
+    let token = token.trim_end();
+    assert!(
+        !token.is_empty() && !token.contains(char::is_whitespace),
+        "{token:?}"
+    );
+    let given = seqcli(&["--token", "tok-given"]).await.unwrap();
+    assert!(given.status.success(), "{given:?}");
+    assert_eq!(
+        String::from_utf8(given.stdout).unwrap(),
+        "apikey-2 sandbox key\n"
+    );
+    let both = seqcli(&["--connect-password", "pw"]).await.unwrap();
+    assert!(!both.status.success(), "{both:?}");
+    // The printed token is the key: it ingests.
+    let r = reqwest::Client::new()
+        .post(h.logs_url())
+        .header("content-type", PROTOBUF)
+        .header("x-seq-apikey", token)
+        .body(batch(vec![record("keyed", 1)]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
+
 #[test]
 fn as_the_seq_container_a_new_instance_refuses_to_start_without_a_first_run_setting() {
     let dir = std::env::temp_dir().join(format!("seq-standin-firstrun-{}", std::process::id()));
