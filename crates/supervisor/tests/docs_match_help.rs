@@ -43,6 +43,11 @@ const OTHER_FLAGS: &[(&str, &str)] = &[
         "seqcli apikey create --connect-password-stdin",
     ),
     (
+        "connect-password",
+        "seqcli apikey create --connect-password (the sandbox never uses it)",
+    ),
+    ("apikey", "seqcli --apikey (the sandbox never uses it)"),
+    (
         "dangerously-skip-permissions",
         "claude --dangerously-skip-permissions (Claude Code)",
     ),
