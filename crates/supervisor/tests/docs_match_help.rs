@@ -216,17 +216,21 @@ fn parse_help(text: &str, known: &mut Known) {
     }
 }
 
+/// Files under `dir` ending in `.ext`; symlinks are not followed (`scripts/claude-api-logger`
+/// links to the repository root).
 fn files_under(dir: &Path, ext: &str, out: &mut Vec<PathBuf>) {
     for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
+        let entry = entry.unwrap();
+        let kind = entry.file_type().unwrap();
+        let path = entry.path();
+        if kind.is_dir() {
             if path
                 .file_name()
                 .is_some_and(|n| n != "target" && n != "node_modules")
             {
                 files_under(&path, ext, out);
             }
-        } else if path.extension().is_some_and(|e| e == ext) {
+        } else if kind.is_file() && path.extension().is_some_and(|e| e == ext) {
             out.push(path);
         }
     }
@@ -245,9 +249,6 @@ fn project_sources(root: &Path, known: &mut Known) {
     files_under(&root.join("scripts"), "sh", &mut scripts);
     files_under(&root.join("crates"), "sh", &mut scripts);
     for path in scripts {
-        if path.starts_with(root.join("scripts/claude-api-logger")) {
-            continue; // the link to the repository root
-        }
         let text = read(&path);
         known
             .flags
