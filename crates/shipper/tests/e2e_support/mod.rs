@@ -511,6 +511,56 @@ pub fn claude_bin() -> PathBuf {
     path
 }
 
+/// The real Claude Code CLI as every test runs it: in `cwd` with its own `home` and `tmp`, no
+/// environment but what is set here, its model requests through `proxy` with `api_key`, no
+/// error reports or auto-update; stdin closed, killed when dropped. Callers add the prompt,
+/// flags and telemetry settings.
+pub fn claude_command(cwd: &Path, home: &Path, tmp: &Path, api_key: &str, proxy: &str) -> Command {
+    let mut cmd = Command::new(claude_bin());
+    cmd.current_dir(cwd)
+        .env_clear()
+        .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+        .env("HOME", home)
+        .env("TMPDIR", tmp)
+        .env("ANTHROPIC_API_KEY", api_key)
+        .env("ANTHROPIC_BASE_URL", proxy)
+        .env("DISABLE_ERROR_REPORTING", "1")
+        .env("DISABLE_AUTOUPDATER", "1")
+        // As root, --dangerously-skip-permissions also needs this.
+        .env("IS_SANDBOX", "1")
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    cmd
+}
+
+/// Runs a `claude` command (`what` names it in failures) within `limit`; asserts that it
+/// exited 0. Its output.
+pub async fn claude_output(mut cmd: Command, what: &str, limit: Duration) -> std::process::Output {
+    let out = tokio::time::timeout(limit, cmd.output())
+        .await
+        .unwrap_or_else(|_| panic!("claude {what} did not finish within {limit:?}"))
+        .expect("run claude");
+    assert!(
+        out.status.success(),
+        "claude {what}: {}\n{}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// [`claude_output`] of a command with `--output-format json`: Claude Code's result, asserted
+/// not to be an error.
+pub async fn claude_result(cmd: Command, what: &str, limit: Duration) -> serde_json::Value {
+    let out = claude_output(cmd, what, limit).await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let result: serde_json::Value =
+        serde_json::from_str(stdout.trim()).expect("claude printed JSON");
+    assert_eq!(result["is_error"], false, "{result}");
+    result
+}
+
 /// The real proxy binary, logging to `log`; returns it and its address.
 pub async fn start_proxy(scratch: &Scratch, upstream: &str, log: &Path) -> (Child, String) {
     let mut proxy = Command::new(proxy_bin())
