@@ -1,7 +1,7 @@
-//! What the proxy's and the shipper's binaries share at their command-line edge, so that both
-//! read a setting the same way and start and fail the same way: byte-size values, the parse of
-//! the command line (exit 0 for `--help`, 64 for a bad flag), diagnostics on stderr, and a fatal
-//! error printed once as one line.
+//! What the binaries of the workspace share at their command-line edge, so that they read a
+//! setting the same way and start, stop and fail the same way: byte-size values, the parse of
+//! the command line (exit 0 for `--help`, 64 for a bad flag), diagnostics on stderr, a fatal
+//! error printed once as one line, and the signal that stops them.
 
 use clap::Parser;
 use std::io::{IsTerminal as _, Write as _};
@@ -133,6 +133,22 @@ pub fn exit(program: &str, result: Result<(), Fatal>) -> ExitCode {
 /// Prints a fatal error as one line: `<program>: <message>`.
 pub fn fatal(program: &str, message: impl std::fmt::Display) {
     write_stderr(&format!("{program}: {message}\n"));
+}
+
+/// Resolves on SIGTERM or SIGINT (on SIGINT only, should the SIGTERM handler not install). As
+/// PID 1 in a container nothing else would end a program on `podman stop`, and the supervisor
+/// stops its children with SIGTERM.
+pub async fn stop_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        },
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
 }
 
 /// Writes `text` to stderr in one `write`: stderr is unbuffered and `eprintln!` (or clap's

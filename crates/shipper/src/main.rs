@@ -34,7 +34,7 @@ fn run(config: Config) -> Result<(), Fatal> {
             let shutdown = tokio_util::sync::CancellationToken::new();
             let s = shutdown.clone();
             tokio::spawn(async move {
-                otlp_shipper::shutdown_signal().await;
+                command_line::stop_signal().await;
                 tracing::info!("shutdown signal: finishing the batch in flight");
                 s.cancel();
             });

@@ -10,9 +10,9 @@ mod peers;
 
 use peers::*;
 use serde_json::{Value, json};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
 
 const API_KEY: &str = "sk-ant-test-viewer-0000";
 
@@ -85,11 +85,13 @@ fn real_claude_code_sessions_are_listed_shown_and_rendered_in_a_browser() {
     let a2 = claude(
         &proxy,
         &dir,
+        API_KEY,
         &["-c", "-p", "Run it [[tool:Bash:echo vw-marker-7]]"],
     );
     let a3 = claude(
         &proxy,
         &dir,
+        API_KEY,
         &["-c", "-p", "Ask an agent [[tool:Agent:find vw-agent-3]]"],
     );
     let session_a = a["session_id"].as_str().unwrap().to_string();
