@@ -13,30 +13,14 @@ use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
+use test_peers::{PATH, claude_bin, required_env};
 use tokio::process::Command;
 
 const SDK_TIMEOUT: Duration = Duration::from_secs(60);
 const CLAUDE_TIMEOUT: Duration = Duration::from_secs(120);
-const PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-
-fn required_env(name: &str, what: &str) -> PathBuf {
-    let value = std::env::var_os(name)
-        .unwrap_or_else(|| panic!("{name} not set: run scripts/test.sh, which installs {what}"));
-    let path = PathBuf::from(value);
-    assert!(
-        path.exists(),
-        "{name}={} does not exist: run scripts/test.sh, which installs {what}",
-        path.display()
-    );
-    path
-}
 
 fn test_python() -> PathBuf {
     required_env("TEST_PYTHON", "a Python venv with the anthropic SDK")
-}
-
-fn claude_bin() -> PathBuf {
-    required_env("CLAUDE_BIN", "Claude Code")
 }
 
 fn clients_dir() -> PathBuf {

@@ -24,10 +24,10 @@ fn copytruncate(scratch: &Scratch, log: &std::path::Path) {
         .unwrap();
 }
 
-/// Waits (up to `limit`) until `count` events arrived, stops the shipper with SIGTERM (it
-/// finishes the batch in flight and saves its checkpoint), then runs it again from that
-/// checkpoint until drained: whatever the first run had read but not yet sent, a late
-/// duplicate included, has arrived before the events are counted.
+/// Waits (up to `limit`) until `count` events arrived and the shipper's checkpoint says it
+/// delivered the live log to its end (so it is done with the rotated file), stops it with
+/// SIGTERM, then runs it again from that checkpoint until drained: anything the first run
+/// would still send, a late duplicate included, has arrived before the events are counted.
 async fn stop_and_drain(
     scratch: &Scratch,
     seq: &seq_standin::Handle,
@@ -39,8 +39,29 @@ async fn stop_and_drain(
         seq.counters().accepted_events >= count
     })
     .await;
+    wait_for(limit, "the checkpoint at the end of the live log", || {
+        caught_up(scratch)
+    })
+    .await;
     stop(scratch, child).await;
     ship_until_drained(scratch, shipper(scratch, &seq.logs_url()), limit).await;
+}
+
+/// The checkpoint names the live log (its device and inode) at its current length.
+fn caught_up(scratch: &Scratch) -> bool {
+    use std::os::unix::fs::MetadataExt as _;
+    let (Ok(bytes), Ok(live)) = (
+        std::fs::read(scratch.path("checkpoint.json")),
+        std::fs::metadata(scratch.path("traffic.log")),
+    ) else {
+        return false;
+    };
+    let Ok(cp) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
+        return false;
+    };
+    cp["dev"].as_u64() == Some(live.dev())
+        && cp["ino"].as_u64() == Some(live.ino())
+        && cp["offset"].as_u64() == Some(live.len())
 }
 
 /// SIGTERM, then waits for the shipper to exit 0.
@@ -241,6 +262,12 @@ async fn copytruncate_refilled_while_running(name: &str, seed: u64, tag: u64, wr
         seq.counters().accepted_events,
         shipper_output(&scratch)
     );
+    wait_for(
+        Duration::from_secs(60),
+        "the checkpoint at the end of the live log",
+        || caught_up(&scratch),
+    )
+    .await;
     stop(&scratch, child).await;
     ship_until_drained(
         &scratch,

@@ -84,15 +84,13 @@ pub fn write(out: &mut String, f: &Fields<'_>, style: Style) {
             let _ = write!(out, " {:.1}s", d / 1000.0);
         }
     }
-    let count = |n: u64| match style {
-        Style::Console => thousands(n),
-        Style::Seq => n.to_string(),
-    };
-    if let Some(n) = f.input_tokens {
-        let _ = write!(out, " in={}", count(n));
-    }
-    if let Some(n) = f.output_tokens {
-        let _ = write!(out, " out={}", count(n));
+    for (name, n) in [("in", f.input_tokens), ("out", f.output_tokens)] {
+        let Some(n) = n else { continue };
+        let _ = match style {
+            Style::Console => write!(out, " {name}={}", thousands(n)),
+            // Written in place: the shipper writes one line per event.
+            Style::Seq => write!(out, " {name}={n}"),
+        };
     }
     if let Some(s) = f.session_id {
         let short: String = s.chars().take(8).collect();

@@ -10,6 +10,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
+pub use test_peers::claude_bin;
 use tokio::io::AsyncBufReadExt;
 use tokio::process::{Child, Command};
 
@@ -494,21 +495,6 @@ pub fn dead_letters(path: &Path) -> Vec<serde_json::Value> {
             .collect(),
         Err(_) => Vec::new(),
     }
-}
-
-/// The real Claude Code CLI (`CLAUDE_BIN`, installed by scripts/test.sh).
-pub fn claude_bin() -> PathBuf {
-    let path = std::env::var_os("CLAUDE_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            panic!("CLAUDE_BIN not set: run scripts/test.sh, which installs the Claude Code CLI")
-        });
-    assert!(
-        path.exists(),
-        "CLAUDE_BIN={} does not exist: run scripts/test.sh, which installs the Claude Code CLI",
-        path.display()
-    );
-    path
 }
 
 /// The real Claude Code CLI as every test runs it: in `cwd` with its own `home` and `tmp`, no

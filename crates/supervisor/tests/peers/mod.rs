@@ -8,24 +8,9 @@ use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+pub use test_peers::{PATH, claude_bin, required_env};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_claude-api-logger");
-pub const PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-
-/// The path in the environment variable `name`, which scripts/test.sh sets when it installs
-/// `what`.
-pub fn required_env(name: &str, what: &str) -> PathBuf {
-    let value = std::env::var_os(name)
-        .unwrap_or_else(|| panic!("{name} not set: run scripts/test.sh, which installs {what}"));
-    let path = PathBuf::from(value);
-    assert!(
-        path.exists(),
-        "{name}={} does not exist: run scripts/test.sh, which installs {what}",
-        path.display()
-    );
-    path
-}
-
 /// A fresh directory `cal-<suite>-<test>-<pid>` under the system's temp dir.
 pub fn temp_dir(suite: &str, test: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("cal-{suite}-{test}-{}", std::process::id()));
@@ -160,7 +145,7 @@ pub fn proxy(upstream: &str, log: &Path, dir: &Path) -> Running {
 /// `claude ARGS --output-format json` in print mode through `proxy` with `api_key`, in
 /// `dir/work` with its own home and temp dir; its JSON result, asserted not to be an error.
 pub fn claude(proxy: &Running, dir: &Path, api_key: &str, args: &[&str]) -> Value {
-    let claude = required_env("CLAUDE_BIN", "Claude Code");
+    let claude = claude_bin();
     let (home, tmp, work) = (dir.join("home"), dir.join("tmp"), dir.join("work"));
     for d in [&home, &tmp, &work] {
         std::fs::create_dir_all(d).unwrap();
