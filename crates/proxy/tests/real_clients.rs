@@ -13,7 +13,7 @@ use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
-use test_peers::{PATH, claude_bin, required_env};
+use test_peers::{PATH, required_env};
 use tokio::process::Command;
 
 const SDK_TIMEOUT: Duration = Duration::from_secs(60);
@@ -85,23 +85,18 @@ impl Rig {
         for d in [&home, &tmp, &work] {
             std::fs::create_dir_all(d).unwrap();
         }
-        let mut cmd = Command::new(claude_bin());
+        let mut cmd = Command::from(test_peers::claude_command(
+            &work,
+            &home,
+            &tmp,
+            &self.base_url,
+        ));
         cmd.args(args)
             .args(["--output-format", "json"])
             .arg("--dangerously-skip-permissions")
-            .current_dir(&work)
-            .env_clear()
-            .env("PATH", PATH)
-            .env("HOME", &home)
-            .env("TMPDIR", &tmp)
             .env(key_var, &self.key)
-            .env("ANTHROPIC_BASE_URL", &self.base_url)
             .env("DISABLE_TELEMETRY", "1")
-            .env("DISABLE_ERROR_REPORTING", "1")
-            .env("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
-            .env("DISABLE_AUTOUPDATER", "1")
-            // --dangerously-skip-permissions refuses to run as root outside a sandbox.
-            .env("IS_SANDBOX", "1");
+            .env("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1");
         let stdout = run(cmd, CLAUDE_TIMEOUT, "claude -p").await;
         let out: Value = serde_json::from_str(stdout.trim())
             .unwrap_or_else(|e| panic!("claude printed no JSON result ({e}): {stdout}"));

@@ -10,7 +10,6 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
-pub use test_peers::claude_bin;
 use tokio::io::AsyncBufReadExt;
 use tokio::process::{Child, Command};
 
@@ -497,25 +496,10 @@ pub fn dead_letters(path: &Path) -> Vec<serde_json::Value> {
     }
 }
 
-/// The real Claude Code CLI as every test runs it: in `cwd` with its own `home` and `tmp`, no
-/// environment but what is set here, its model requests through `proxy` with `api_key`, no
-/// error reports or auto-update; stdin closed, killed when dropped. Callers add the prompt,
-/// flags and telemetry settings.
+/// [`test_peers::claude_command`] with `api_key` in `ANTHROPIC_API_KEY`, killed when dropped.
 pub fn claude_command(cwd: &Path, home: &Path, tmp: &Path, api_key: &str, proxy: &str) -> Command {
-    let mut cmd = Command::new(claude_bin());
-    cmd.current_dir(cwd)
-        .env_clear()
-        .env("PATH", "/usr/local/bin:/usr/bin:/bin")
-        .env("HOME", home)
-        .env("TMPDIR", tmp)
-        .env("ANTHROPIC_API_KEY", api_key)
-        .env("ANTHROPIC_BASE_URL", proxy)
-        .env("DISABLE_ERROR_REPORTING", "1")
-        .env("DISABLE_AUTOUPDATER", "1")
-        // As root, --dangerously-skip-permissions also needs this.
-        .env("IS_SANDBOX", "1")
-        .stdin(Stdio::null())
-        .kill_on_drop(true);
+    let mut cmd = Command::from(test_peers::claude_command(cwd, home, tmp, proxy));
+    cmd.env("ANTHROPIC_API_KEY", api_key).kill_on_drop(true);
     cmd
 }
 

@@ -8,7 +8,7 @@ use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-pub use test_peers::{PATH, claude_bin, required_env};
+pub use test_peers::{PATH, required_env};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_claude-api-logger");
 /// A fresh directory `cal-<suite>-<test>-<pid>` under the system's temp dir.
@@ -145,29 +145,17 @@ pub fn proxy(upstream: &str, log: &Path, dir: &Path) -> Running {
 /// `claude ARGS --output-format json` in print mode through `proxy` with `api_key`, in
 /// `dir/work` with its own home and temp dir; its JSON result, asserted not to be an error.
 pub fn claude(proxy: &Running, dir: &Path, api_key: &str, args: &[&str]) -> Value {
-    let claude = claude_bin();
     let (home, tmp, work) = (dir.join("home"), dir.join("tmp"), dir.join("work"));
     for d in [&home, &tmp, &work] {
         std::fs::create_dir_all(d).unwrap();
     }
-    let mut child = Command::new(claude)
+    let mut child = test_peers::claude_command(&work, &home, &tmp, &proxy.url())
         .args(args)
         .args(["--model", "claude-sonnet-4-5", "--output-format", "json"])
         .arg("--dangerously-skip-permissions")
-        .current_dir(&work)
-        .env_clear()
-        .env("PATH", PATH)
-        .env("HOME", &home)
-        .env("TMPDIR", &tmp)
         .env("ANTHROPIC_API_KEY", api_key)
-        .env("ANTHROPIC_BASE_URL", proxy.url())
         .env("DISABLE_TELEMETRY", "1")
-        .env("DISABLE_ERROR_REPORTING", "1")
         .env("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
-        .env("DISABLE_AUTOUPDATER", "1")
-        // As root, --dangerously-skip-permissions also needs this.
-        .env("IS_SANDBOX", "1")
-        .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
