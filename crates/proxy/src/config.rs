@@ -36,7 +36,7 @@ pub struct Cli {
     #[arg(
         long,
         env = "LOG_FILE",
-        default_value = "/var/log/claude-logger.log",
+        default_value = traffic_record::DEFAULT_LOG_PATH,
         value_name = "PATH"
     )]
     pub log_file: PathBuf,
@@ -279,13 +279,11 @@ impl TryFrom<Cli> for Config {
                     value: cli.capture_cap,
                 })?;
         let bytes = |value: &str, flag, env| {
-            parse_size(value)
-                .map(|n| n as u64)
-                .ok_or_else(|| ConfigError::Bytes {
-                    flag,
-                    env,
-                    value: value.to_string(),
-                })
+            command_line::parse_bytes(value).ok_or_else(|| ConfigError::Bytes {
+                flag,
+                env,
+                value: value.to_string(),
+            })
         };
         let rotate_size = bytes(&cli.rotate_size, "rotate-size", "LOG_ROTATE_SIZE")?;
         let disk_budget = bytes(&cli.log_disk_budget, "log-disk-budget", "LOG_DISK_BUDGET")?;
@@ -414,23 +412,9 @@ fn parse_secs(value: &str, flag: &'static str, env: &'static str) -> Result<Dura
         })
 }
 
-/// Parses `1048576`, `512KiB`, `64MiB`, `1GiB` (also `K`, `M`, `G`, `KB`, `MB`, `GB` as
-/// powers of 1024).
-pub fn parse_size(value: &str) -> Option<usize> {
-    let value = value.trim();
-    let split = value
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(value.len());
-    let (digits, unit) = value.split_at(split);
-    let n: usize = digits.parse().ok()?;
-    let multiplier: usize = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kb" | "kib" => 1 << 10,
-        "m" | "mb" | "mib" => 1 << 20,
-        "g" | "gb" | "gib" => 1 << 30,
-        _ => return None,
-    };
-    n.checked_mul(multiplier)
+/// A byte size ([`command_line::parse_bytes`]) that fits in memory.
+fn parse_size(value: &str) -> Option<usize> {
+    command_line::parse_bytes(value).and_then(|n| usize::try_from(n).ok())
 }
 
 #[cfg(test)]
@@ -441,14 +425,6 @@ mod tests {
     #[test]
     fn cli_is_well_formed() {
         Cli::command().debug_assert();
-    }
-
-    #[test]
-    fn sizes_take_binary_units() {
-        assert_eq!(parse_size("64MiB"), Some(64 << 20));
-        assert_eq!(parse_size("1048576"), Some(1 << 20));
-        assert_eq!(parse_size("2k"), Some(2048));
-        assert_eq!(parse_size("lots"), None);
     }
 
     #[test]

@@ -39,7 +39,6 @@ pub mod redact;
 pub mod server;
 pub mod signals;
 pub mod sse;
-pub mod summary;
 pub mod tap;
 pub mod writer;
 
@@ -87,7 +86,7 @@ impl RunError {
     pub fn exit_code(&self) -> u8 {
         match self {
             RunError::LogFile { .. } | RunError::Listen { .. } | RunError::MetricsListen { .. } => {
-                64
+                command_line::EXIT_USAGE
             }
             RunError::Client { .. } | RunError::WriterDied | RunError::Io(_) => 1,
         }
@@ -98,7 +97,6 @@ impl RunError {
 /// timeout), writes their records and returns. A writer thread that dies stops the proxy too
 /// (with [`RunError::WriterDied`]): its health check then fails and the supervisor restarts it.
 pub fn run(config: Config) -> Result<(), RunError> {
-    redact::install(config.redactor.clone());
     if let Some(nofile) = server::raise_nofile_limit() {
         // A client connection and its upstream connection are two descriptors.
         let needed = 2 * config.max_connections as u64 + 64;
@@ -116,6 +114,7 @@ pub fn run(config: Config) -> Result<(), RunError> {
         rotate_size: config.rotate_size,
         disk_budget: config.disk_budget,
         max_decode_ratio: config.max_decode_ratio,
+        redactor: config.redactor.clone(),
         ..WriterConfig::new(config.log_file.clone(), config.capture_cap)
     };
     let writer = writer::Writer::start(writer_config, {

@@ -18,14 +18,9 @@ use traffic_record::{
     SCHEMA_VERSION, ServerToolUse, Sse, SseEvent, TrafficRecord, TruncatedBy, Usage,
 };
 
-/// The record of `exchange`, each body within `limits` as written. Secrets are redacted by
-/// the installed rules ([`redact::active`]).
-pub fn build(exchange: &Exchange, limits: Limits) -> TrafficRecord {
-    build_with(exchange, limits, redact::active())
-}
-
-/// [`build`] with explicit redaction rules.
-pub fn build_with(exchange: &Exchange, limits: Limits, redactor: &Redactor) -> TrafficRecord {
+/// The record of `exchange`, each body within `limits` as written, secrets redacted by
+/// `redactor` (the rules built from the config at start).
+pub fn build(exchange: &Exchange, limits: Limits, redactor: &Redactor) -> TrafficRecord {
     let (request_body, _, request_summary, _) = body_of(
         &exchange.request_body,
         &exchange.request_headers,
@@ -111,7 +106,7 @@ pub fn build_with(exchange: &Exchange, limits: Limits, redactor: &Redactor) -> T
         }
         Response {
             status: head.status.as_u16(),
-            headers: redact_with(&head.headers, redactor),
+            headers: redact(&head.headers, redactor),
             body,
             sse: sse_part,
         }
@@ -164,7 +159,7 @@ pub fn build_with(exchange: &Exchange, limits: Limits, redactor: &Redactor) -> T
             method: exchange.method.to_string(),
             path: redactor.text(exchange.path.clone()),
             query: exchange.query.as_deref().map(|q| redactor.query(q)),
-            headers: redact_with(&exchange.request_headers, redactor),
+            headers: redact(&exchange.request_headers, redactor),
             body: request_body,
         },
         response,
@@ -247,13 +242,8 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 }
 
 /// Header map for the log: names lowercase, repeats joined with ", ", secrets redacted by
-/// the installed rules.
-pub fn redact(headers: &HeaderMap) -> Headers {
-    redact_with(headers, redact::active())
-}
-
-/// [`redact`] with explicit rules.
-pub fn redact_with(headers: &HeaderMap, redactor: &Redactor) -> Headers {
+/// `redactor`.
+pub fn redact(headers: &HeaderMap, redactor: &Redactor) -> Headers {
     let mut out = Headers::new();
     for (name, value) in headers {
         let name = name.as_str();
@@ -656,7 +646,7 @@ mod tests {
         h.append("set-cookie", HeaderValue::from_static("a=1"));
         h.append("set-cookie", HeaderValue::from_static("b=2"));
         h.insert("anthropic-version", HeaderValue::from_static("2023-06-01"));
-        let r = redact(&h);
+        let r = redact(&h, &Redactor::default());
         assert_eq!(r["x-api-key"], REDACTED);
         assert_eq!(r["authorization"], REDACTED);
         assert_eq!(r["set-cookie"], REDACTED);

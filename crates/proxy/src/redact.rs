@@ -22,7 +22,6 @@ mod unescape;
 use formats::{ALONE, GROUPS};
 use regex::{Regex, RegexSet};
 use std::ops::Range;
-use std::sync::{Arc, OnceLock};
 use traffic_record::REDACTED;
 
 /// Header names redacted by default (globs, `*` any run of characters; a leading `!` keeps
@@ -451,21 +450,6 @@ fn glob_match(glob: &str, name: &str) -> bool {
         }
     }
     true
-}
-
-static ACTIVE: OnceLock<Arc<Redactor>> = OnceLock::new();
-
-/// Sets the rules every record uses from now on (once, at start; later calls are ignored).
-///
-/// A process-wide setting rather than an argument of [`crate::record::build`]: the writer
-/// thread that calls it is built once and its rules never change while the proxy runs.
-pub fn install(redactor: Arc<Redactor>) {
-    let _ = ACTIVE.set(redactor);
-}
-
-/// The installed rules, or the defaults when none were installed (unit tests).
-pub fn active() -> &'static Redactor {
-    ACTIVE.get_or_init(|| Arc::new(Redactor::default()))
 }
 
 #[cfg(test)]

@@ -21,7 +21,7 @@ use crate::exchange::{Exchange, Sink};
 use crate::heap;
 use crate::logfile::{LogFile, is_disk_full};
 use crate::record;
-use crate::summary;
+use crate::redact::Redactor;
 use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -29,10 +29,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+use traffic_record::summary::{self, Fields, Style};
 use traffic_record::{Degraded, TrafficRecord};
 
 /// Builds the record of an exchange; [`record::build`] but for tests.
-pub type BuildFn = fn(&Exchange, record::Limits) -> TrafficRecord;
+pub type BuildFn = fn(&Exchange, record::Limits, &Redactor) -> TrafficRecord;
 
 /// Captured bytes the queue may hold before exchanges go in without their bodies.
 pub const MEMORY_BUDGET: u64 = 64 << 20;
@@ -70,6 +71,8 @@ pub struct WriterConfig {
     pub disk_budget: u64,
     /// See [`MEMORY_BUDGET`].
     pub memory_budget: u64,
+    /// The redaction rules every record is built with.
+    pub redactor: Arc<Redactor>,
     pub build: BuildFn,
 }
 
@@ -82,6 +85,7 @@ impl WriterConfig {
             rotate_size: 0,
             disk_budget: 0,
             memory_budget: MEMORY_BUDGET,
+            redactor: Arc::new(Redactor::default()),
             build: record::build,
         }
     }
@@ -358,7 +362,9 @@ impl Worker {
             cap: self.config.capture_cap,
             max_decode_ratio: self.config.max_decode_ratio,
         };
-        let built = std::panic::catch_unwind(AssertUnwindSafe(|| build(&exchange, limits)));
+        let redactor = &self.config.redactor;
+        let built =
+            std::panic::catch_unwind(AssertUnwindSafe(|| build(&exchange, limits, redactor)));
         let record = built.unwrap_or_else(|panic| {
             let cause = panic
                 .downcast_ref::<&str>()
@@ -370,7 +376,8 @@ impl Worker {
         });
         self.shared.backlog.fetch_sub(bytes, Ordering::Relaxed);
         drop(exchange);
-        self.lines.push_str(&summary::line(&record));
+        self.lines
+            .push_str(&summary::line(&Fields::from(&record), Style::Console));
         self.lines.push('\n');
         self.push(record);
     }
@@ -592,9 +599,13 @@ mod tests {
             .collect()
     }
 
-    fn panics_on_crafted_path(exchange: &Exchange, limits: record::Limits) -> TrafficRecord {
+    fn panics_on_crafted_path(
+        exchange: &Exchange,
+        limits: record::Limits,
+        redactor: &Redactor,
+    ) -> TrafficRecord {
         assert!(exchange.path != "/crafted", "a record builder bug");
-        record::build(exchange, limits)
+        record::build(exchange, limits, redactor)
     }
 
     #[test]
@@ -695,7 +706,11 @@ mod tests {
         assert_eq!(queued[1].request_body.kept(), 0);
         assert_eq!(queued[1].request_body.size, 60);
         // Such a record says so, with the body's size.
-        let record = record::build(&queued[1], record::Limits::cap(1 << 20));
+        let record = record::build(
+            &queued[1],
+            record::Limits::cap(1 << 20),
+            &Redactor::default(),
+        );
         let line = String::from_utf8(to_line(&record)).unwrap();
         assert!(line.contains("\"degraded\":\"writer_backlog\""), "{line}");
         assert!(line.contains("\"body\":{\"size\":60,\"truncated\":true}"));

@@ -79,6 +79,22 @@ fn lines_with(proxy: &Proxy, needle: &str) -> Vec<String> {
         .collect()
 }
 
+/// Waits (up to 30 s) until `text()` has a line holding every one of `needles`.
+async fn wait_for_line(text: impl Fn() -> String, needles: &[&str]) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !text()
+        .lines()
+        .any(|l| needles.iter().all(|n| l.contains(n)))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "no line with {needles:?} in:\n{}",
+            text()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // One line per burst.
 
@@ -98,7 +114,7 @@ async fn two_thousand_sockets_over_the_connection_cap_make_a_handful_of_lines() 
         held.push(TcpStream::connect(proxy.addr).await.unwrap());
     }
     // The burst is reported over after a second without a refusal.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    wait_for_line(|| proxy.stderr(), &["refused=", "ended"]).await;
     let refused = metric(&metrics, "claude_proxy_connections_refused_total").await;
     assert!(refused >= 1984, "{refused} refusals counted");
     let lines = lines_with(&proxy, "refused");
@@ -159,7 +175,7 @@ async fn accept_errors_out_of_descriptors_make_a_handful_of_lines() {
     tokio::time::sleep(Duration::from_secs(3)).await;
     // Descriptors free again: the burst ends, and the metrics port can accept.
     drop(held);
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    wait_for_line(|| stderr.lock().unwrap().clone(), &["errors=", "ended"]).await;
     let errors = metric(&metrics, "claude_proxy_accept_errors_total").await;
     assert!(errors >= 10, "{errors} accept errors counted");
     let text = stderr.lock().unwrap().clone();
@@ -265,7 +281,7 @@ async fn a_slow_upload_on_every_slot_is_closed_and_the_proxy_serves_again() {
         "{slow}"
     );
     // The burst is reported over after a second without another slow client.
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    wait_for_line(|| proxy.stderr(), &["too slowly", "ended"]).await;
     assert_eq!(
         lines_with(&proxy, "too slowly").len(),
         2,

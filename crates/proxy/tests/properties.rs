@@ -153,7 +153,7 @@ proptest! {
         content_type in prop::sample::select(vec!["application/json", "text/event-stream", "text/plain"]),
         encoding in prop::option::of(prop::sample::select(vec!["gzip", "br", "zstd", "deflate"])),
     ) {
-        let record = record::build(&exchange(&request, &response, content_type, encoding), record::Limits::cap(1 << 20));
+        let record = record::build(&exchange(&request, &response, content_type, encoding), record::Limits::cap(1 << 20), &Redactor::default());
         let line = serde_json::to_string(&record).unwrap();
         serde_json::from_str::<serde_json::Value>(&line).unwrap();
     }
@@ -180,7 +180,7 @@ proptest! {
             format!("{} {after}", &secret[at..]),
         ];
         let body = sse_of(&deltas);
-        let record = record::build(&exchange(b"{}", body.as_bytes(), "text/event-stream", None), record::Limits::cap(1 << 20));
+        let record = record::build(&exchange(b"{}", body.as_bytes(), "text/event-stream", None), record::Limits::cap(1 << 20), &Redactor::default());
         let line = serde_json::to_string(&record).unwrap();
         prop_assert!(!line.contains(secret), "{}", line);
         // Neither half long enough to tell the key is left where it was written.

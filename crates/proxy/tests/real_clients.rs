@@ -13,30 +13,14 @@ use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
+use test_peers::{PATH, required_env};
 use tokio::process::Command;
 
 const SDK_TIMEOUT: Duration = Duration::from_secs(60);
 const CLAUDE_TIMEOUT: Duration = Duration::from_secs(120);
-const PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-
-fn required_env(name: &str, what: &str) -> PathBuf {
-    let value = std::env::var_os(name)
-        .unwrap_or_else(|| panic!("{name} not set: run scripts/test.sh, which installs {what}"));
-    let path = PathBuf::from(value);
-    assert!(
-        path.exists(),
-        "{name}={} does not exist: run scripts/test.sh, which installs {what}",
-        path.display()
-    );
-    path
-}
 
 fn test_python() -> PathBuf {
     required_env("TEST_PYTHON", "a Python venv with the anthropic SDK")
-}
-
-fn claude_bin() -> PathBuf {
-    required_env("CLAUDE_BIN", "Claude Code")
 }
 
 fn clients_dir() -> PathBuf {
@@ -101,23 +85,18 @@ impl Rig {
         for d in [&home, &tmp, &work] {
             std::fs::create_dir_all(d).unwrap();
         }
-        let mut cmd = Command::new(claude_bin());
+        let mut cmd = Command::from(test_peers::claude_command(
+            &work,
+            &home,
+            &tmp,
+            &self.base_url,
+        ));
         cmd.args(args)
             .args(["--output-format", "json"])
             .arg("--dangerously-skip-permissions")
-            .current_dir(&work)
-            .env_clear()
-            .env("PATH", PATH)
-            .env("HOME", &home)
-            .env("TMPDIR", &tmp)
             .env(key_var, &self.key)
-            .env("ANTHROPIC_BASE_URL", &self.base_url)
             .env("DISABLE_TELEMETRY", "1")
-            .env("DISABLE_ERROR_REPORTING", "1")
-            .env("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
-            .env("DISABLE_AUTOUPDATER", "1")
-            // --dangerously-skip-permissions refuses to run as root outside a sandbox.
-            .env("IS_SANDBOX", "1");
+            .env("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1");
         let stdout = run(cmd, CLAUDE_TIMEOUT, "claude -p").await;
         let out: Value = serde_json::from_str(stdout.trim())
             .unwrap_or_else(|e| panic!("claude printed no JSON result ({e}): {stdout}"));

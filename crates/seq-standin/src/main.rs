@@ -85,21 +85,7 @@ async fn main() -> ExitCode {
     }
     tokio::select! {
         _ = handle.wait() => ExitCode::FAILURE,
-        _ = stop_signal() => ExitCode::SUCCESS,
-    }
-}
-
-/// SIGINT or SIGTERM. As PID 1 in a container nothing else would end it on `podman stop`.
-async fn stop_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => tokio::select! {
-            _ = term.recv() => {}
-            _ = tokio::signal::ctrl_c() => {}
-        },
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
+        _ = command_line::stop_signal() => ExitCode::SUCCESS,
     }
 }
 

@@ -24,7 +24,6 @@ pub const MIN_EVENT_MAX_BYTES: usize = 8_192;
 pub const DEFAULT_MAX_LINE_BYTES: usize = 512 << 20;
 /// A line's dead-letter entry keeps this many leading bytes; the cap cannot go below it.
 pub const MIN_MAX_LINE_BYTES: usize = 65_536;
-pub const DEFAULT_FILE: &str = "/var/log/claude-logger.log";
 
 /// The raw command line. Turned into a [`Config`] by [`Config::from_cli`].
 #[derive(Debug, Parser)]
@@ -280,7 +279,7 @@ impl Config {
         let file = cli
             .file
             .or(fb.path)
-            .unwrap_or_else(|| PathBuf::from(DEFAULT_FILE));
+            .unwrap_or_else(|| PathBuf::from(traffic_record::DEFAULT_LOG_PATH));
         let endpoint_text = cli
             .endpoint
             .or(fb.endpoint)
@@ -413,7 +412,7 @@ impl Config {
         let retain_bytes = cli.retain_bytes.as_deref().unwrap_or("1GiB");
         let retain_age = cli.retain_age.as_deref().unwrap_or("7d");
         let retain = crate::retention::Budget {
-            bytes: parse_bytes(retain_bytes).ok_or_else(|| {
+            bytes: command_line::parse_bytes(retain_bytes).ok_or_else(|| {
                 invalid(
                     "--retain-bytes / RETAIN_BYTES",
                     retain_bytes,
@@ -810,24 +809,6 @@ pub fn parse_fluent_bit(
         });
     }
     Ok(out)
-}
-
-/// `1073741824`, `500MiB`, `1GiB` (also `K`, `M`, `G`, `KB`, `MB`, `GB` as powers of 1024).
-fn parse_bytes(value: &str) -> Option<u64> {
-    let value = value.trim();
-    let split = value
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(value.len());
-    let (digits, unit) = value.split_at(split);
-    let n: u64 = digits.parse().ok()?;
-    let multiplier: u64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kb" | "kib" => 1 << 10,
-        "m" | "mb" | "mib" => 1 << 20,
-        "g" | "gb" | "gib" => 1 << 30,
-        _ => return None,
-    };
-    n.checked_mul(multiplier)
 }
 
 fn parse_secs(setting: &str, v: &str) -> Result<f64, ConfigError> {

@@ -22,7 +22,7 @@ use serde_json::value::RawValue;
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use traffic_record::{Usage, trace_context};
+use traffic_record::{Usage, summary, trace_context};
 
 /// OTLP severity numbers (logs data model).
 pub const SEVERITY_INFO: i32 = 9;
@@ -986,39 +986,22 @@ fn set_string(s: &mut String, value: &str) {
     s.push_str(value);
 }
 
-/// `POST /v1/messages 200 claude-sonnet-4 2.3s in=12345 out=456` (+ the outcome when it is
-/// not `complete`), written over `s`.
+/// The event's message: the exchange's one-line summary in its Seq style, written over `s`.
 fn summary(s: &mut String, rec: &RecordView<'_>, status: Option<u16>, request_model: Option<&str>) {
-    use std::fmt::Write;
-    s.clear();
-    let _ = write!(s, "{} {}", rec.request.method, rec.request.path);
-    match status {
-        Some(code) => {
-            let _ = write!(s, " {code}");
-        }
-        None => s.push_str(" -"),
-    }
-    if let Some(m) = rec.model.as_deref().or(request_model) {
-        let _ = write!(s, " {m}");
-    }
-    if let Some(d) = rec.duration_ms {
-        if d >= 1000.0 {
-            let _ = write!(s, " {:.1}s", d / 1000.0);
-        } else {
-            let _ = write!(s, " {}ms", d.round() as u64);
-        }
-    }
-    if let Some(u) = &rec.usage {
-        if let Some(i) = u.input_tokens {
-            let _ = write!(s, " in={i}");
-        }
-        if let Some(o) = u.output_tokens {
-            let _ = write!(s, " out={o}");
-        }
-    }
-    if rec.outcome != "complete" {
-        let _ = write!(s, " {}", rec.outcome);
-    }
+    let usage = rec.usage.as_ref();
+    let fields = summary::Fields {
+        method: &rec.request.method,
+        path: &rec.request.path,
+        query: None,
+        status,
+        model: rec.model.as_deref().or(request_model),
+        duration_ms: rec.duration_ms,
+        input_tokens: usage.and_then(|u| u.input_tokens),
+        output_tokens: usage.and_then(|u| u.output_tokens),
+        session_id: None,
+        outcome: &rec.outcome,
+    };
+    summary::write(s, &fields, summary::Style::Seq);
 }
 
 /// Upper bound of the JSON-escaped size of attributes (what Seq counts against its limit).

@@ -307,12 +307,26 @@ fn sigterm_while_the_endpoint_is_down_exits_0_and_keeps_the_checkpoint() {
         l.local_addr().unwrap()
     };
     let run = Run::new(&[record(1, "x")]);
+    let stderr = run.dir.path().join("stderr");
     let mut child = run
         .command(dead_addr)
-        .stderr(Stdio::null())
+        .env("RUST_LOG", "otlp_shipper=debug")
+        .stderr(std::fs::File::create(&stderr).unwrap())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(1500));
+    // The signal comes while the shipper is retrying its first batch.
+    let t = Instant::now();
+    while !std::fs::read_to_string(&stderr)
+        .unwrap()
+        .contains("unavailable; retrying")
+    {
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "no failed attempt: {}",
+            std::fs::read_to_string(&stderr).unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let t = Instant::now();
     Command::new("kill")
         .arg("-TERM")

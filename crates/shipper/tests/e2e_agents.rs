@@ -231,42 +231,23 @@ async fn seq_and_the_viewer_agree_on_who_sent_each_exchange_and_what_it_cost() {
 /// One `claude ARGS` run in the project directory through the proxy, Claude Code's own
 /// telemetry exported as OTLP logs to `telemetry`; Claude Code's JSON result.
 async fn claude(scratch: &Scratch, proxy: &str, telemetry: &str, args: &[&str]) -> Value {
-    let out = tokio::process::Command::new(claude_bin())
-        .args(args)
+    let (home, tmp) = (scratch.path("home"), scratch.path("tmp"));
+    let mut cmd = claude_command(
+        &scratch.path("project"),
+        &home,
+        &tmp,
+        "sk-ant-test-agents-0000",
+        proxy,
+    );
+    cmd.args(args)
         .args(["--model", "claude-sonnet-4-5", "--output-format", "json"])
         .arg("--dangerously-skip-permissions")
-        .current_dir(scratch.path("project"))
-        .env_clear()
-        .env("PATH", "/usr/local/bin:/usr/bin:/bin")
-        .env("HOME", scratch.path("home"))
-        .env("TMPDIR", scratch.path("tmp"))
-        .env("ANTHROPIC_API_KEY", "sk-ant-test-agents-0000")
-        .env("ANTHROPIC_BASE_URL", proxy)
-        .env("DISABLE_ERROR_REPORTING", "1")
-        .env("DISABLE_AUTOUPDATER", "1")
-        .env("IS_SANDBOX", "1")
         .env("CLAUDE_CODE_ENABLE_TELEMETRY", "1")
         .env("OTEL_LOGS_EXPORTER", "otlp")
         .env("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
         .env("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", telemetry)
-        .env("OTEL_LOGS_EXPORT_INTERVAL", "500")
-        .stdin(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .output();
-    let out = tokio::time::timeout(Duration::from_secs(180), out)
-        .await
-        .unwrap_or_else(|_| panic!("claude {args:?} did not finish within 180 s"))
-        .expect("run claude");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "claude {args:?}: {}\n{stdout}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let result: Value = serde_json::from_str(stdout.trim()).expect("claude printed JSON");
-    assert_eq!(result["is_error"], false, "{result}");
-    result
+        .env("OTEL_LOGS_EXPORT_INTERVAL", "500");
+    claude_result(cmd, &format!("{args:?}"), Duration::from_secs(180)).await
 }
 
 /// Who sent a request, as Claude Code's own telemetry says: its `query_source`.

@@ -188,8 +188,13 @@ async fn sdk_to_seq_under_rotation_logrotate_shipper_kills_and_outages_loses_not
         },
     )
     .await;
-    // Let the retention pass that follows the last delivery run.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The retention pass that follows the last delivery brings the segments within budget.
+    wait_for(
+        Duration::from_secs(30),
+        "delivered segments within the retention budget",
+        || segments_bytes(&log).1 <= RETAIN_BYTES,
+    )
+    .await;
     last.start_kill().unwrap();
     let _ = last.wait().await;
     signal(proxy_pid, "TERM");

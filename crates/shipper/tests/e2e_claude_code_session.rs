@@ -20,9 +20,8 @@ use serde_json::Value;
 use session_support::{assert_rebuilt, event_size, main_events};
 use std::collections::BTreeSet;
 use std::path::PathBuf;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 
 const TURNS: usize = 40;
 /// Bytes of each prepared source file: under Bash's 30,000-character output cap, and 40 of them
@@ -72,43 +71,23 @@ fn source_file(n: usize) -> String {
 /// One turn: `claude -p PROMPT [--resume SESSION]` in the project directory, through the
 /// proxy; Claude Code's JSON result.
 async fn claude(scratch: &Scratch, proxy: &str, prompt: &str, resume: Option<&str>) -> Value {
-    let mut cmd = Command::new(claude_bin());
+    let (home, tmp) = (scratch.path("home"), scratch.path("tmp"));
+    let mut cmd = claude_command(
+        &scratch.path("project"),
+        &home,
+        &tmp,
+        "sk-ant-test-session-0000",
+        proxy,
+    );
     cmd.args(["-p", prompt]);
     if let Some(session) = resume {
         cmd.args(["--resume", session]);
     }
-    let out = cmd
-        .args(["--model", MODEL, "--output-format", "json"])
+    cmd.args(["--model", MODEL, "--output-format", "json"])
         .arg("--dangerously-skip-permissions")
-        .current_dir(scratch.path("project"))
-        .env_clear()
-        .env("PATH", "/usr/local/bin:/usr/bin:/bin")
-        .env("HOME", scratch.path("home"))
-        .env("TMPDIR", scratch.path("tmp"))
-        .env("ANTHROPIC_API_KEY", "sk-ant-test-session-0000")
-        .env("ANTHROPIC_BASE_URL", proxy)
         .env("DISABLE_TELEMETRY", "1")
-        .env("DISABLE_ERROR_REPORTING", "1")
-        .env("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
-        .env("DISABLE_AUTOUPDATER", "1")
-        .env("IS_SANDBOX", "1")
-        .stdin(Stdio::null())
-        .kill_on_drop(true)
-        .output();
-    let out = tokio::time::timeout(Duration::from_secs(120), out)
-        .await
-        .unwrap_or_else(|_| panic!("claude did not finish {prompt:?} within 120 s"))
-        .expect("run claude");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "claude {prompt:?}: {}\n{stdout}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let result: Value = serde_json::from_str(stdout.trim()).expect("claude printed JSON");
-    assert_eq!(result["is_error"], false, "{result}");
-    result
+        .env("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1");
+    claude_result(cmd, &format!("{prompt:?}"), Duration::from_secs(120)).await
 }
 
 /// A shipper tailing the live log into `seq` with `--bodies MODE`.

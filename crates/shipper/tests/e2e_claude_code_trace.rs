@@ -16,29 +16,18 @@ use e2e_support::*;
 use seq_standin::{Options, StoredSpan};
 use serde_json::Value;
 use std::collections::{HashMap, HashSet};
-use std::process::Stdio;
 use std::time::Duration;
-use tokio::process::Command;
 
 const API_KEY: &str = "sk-ant-api03-trace-test-0123456789abcdefghijklmnopqrstuvwxyz";
 const SEQ_KEY: &str = "seq-ingest-key-for-the-trace-test";
 
 /// One `claude -p PROMPT` with telemetry to `seq` and its model requests through `proxy`.
 async fn claude(scratch: &Scratch, proxy: &str, seq: &str, prompt: &str) {
-    let out = Command::new(claude_bin())
-        .args(["-p", prompt, "--output-format", "json"])
+    let (home, tmp) = (scratch.path("home"), scratch.path("tmp"));
+    let mut cmd = claude_command(&scratch.path("project"), &home, &tmp, API_KEY, proxy);
+    cmd.args(["-p", prompt, "--output-format", "json"])
         .arg("--dangerously-skip-permissions")
-        .current_dir(scratch.path("project"))
-        .env_clear()
-        .env("PATH", "/usr/local/bin:/usr/bin:/bin")
-        .env("HOME", scratch.path("home"))
-        .env("TMPDIR", scratch.path("tmp"))
-        .env("ANTHROPIC_API_KEY", API_KEY)
-        .env("ANTHROPIC_BASE_URL", proxy)
-        .env("DISABLE_ERROR_REPORTING", "1")
         .env("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
-        .env("DISABLE_AUTOUPDATER", "1")
-        .env("IS_SANDBOX", "1")
         // What `scripts/claude-sandbox.sh --otel --log-api` sets.
         .env("CLAUDE_CODE_ENABLE_TELEMETRY", "1")
         .env("OTEL_LOGS_EXPORTER", "otlp")
@@ -52,21 +41,8 @@ async fn claude(scratch: &Scratch, proxy: &str, seq: &str, prompt: &str) {
             format!("X-Seq-ApiKey={SEQ_KEY}"),
         )
         .env("OTEL_LOGS_EXPORT_INTERVAL", "500")
-        .env("OTEL_BSP_SCHEDULE_DELAY", "500")
-        .stdin(Stdio::null())
-        .kill_on_drop(true)
-        .output();
-    let out = tokio::time::timeout(Duration::from_secs(120), out)
-        .await
-        .unwrap_or_else(|_| panic!("claude did not finish {prompt:?} within 120 s"))
-        .expect("run claude");
-    assert!(
-        out.status.success(),
-        "claude {prompt:?}: {}\n{}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .env("OTEL_BSP_SCHEDULE_DELAY", "500");
+    claude_output(cmd, &format!("{prompt:?}"), Duration::from_secs(120)).await;
 }
 
 fn attr<'a>(span: &'a StoredSpan, key: &str) -> Option<&'a str> {

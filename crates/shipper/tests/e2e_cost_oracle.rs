@@ -23,10 +23,8 @@ use seq_standin::StoredEvent;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::process::Command;
 
 /// Claude Code runs at once: each is a few seconds of a 400 MB binary starting; 2 cores.
 const CONCURRENCY: usize = 3;
@@ -179,7 +177,13 @@ async fn run_claude(
         case.usage.directive(case.tools),
         case.directives
     );
-    let mut cmd = Command::new(claude_bin());
+    let mut cmd = claude_command(
+        &scratch.path(&tmp),
+        &scratch.path(&home),
+        &scratch.path(&tmp),
+        "sk-ant-test-oracle-0000",
+        &proxy,
+    );
     cmd.args([
         "-p",
         &prompt,
@@ -188,25 +192,13 @@ async fn run_claude(
         "--output-format",
         "json",
     ])
-    .current_dir(scratch.path(&tmp))
-    .env_clear()
-    .env("PATH", "/usr/local/bin:/usr/bin:/bin")
-    .env("HOME", scratch.path(&home))
-    .env("TMPDIR", scratch.path(&tmp))
-    .env("ANTHROPIC_API_KEY", "sk-ant-test-oracle-0000")
-    .env("ANTHROPIC_BASE_URL", &proxy)
-    .env("DISABLE_ERROR_REPORTING", "1")
     .env("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
-    .env("DISABLE_AUTOUPDATER", "1")
-    .env("IS_SANDBOX", "1")
     // Claude Code's own telemetry, as `claude-sandbox.sh --otel` turns it on.
     .env("CLAUDE_CODE_ENABLE_TELEMETRY", "1")
     .env("OTEL_LOGS_EXPORTER", "otlp")
     .env("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
     .env("OTEL_EXPORTER_OTLP_ENDPOINT", &otlp)
-    .env("OTEL_LOGS_EXPORT_INTERVAL", "500")
-    .stdin(Stdio::null())
-    .kill_on_drop(true);
+    .env("OTEL_LOGS_EXPORT_INTERVAL", "500");
     if !case.body.is_empty() {
         cmd.env("CLAUDE_CODE_EXTRA_BODY", case.body);
     }

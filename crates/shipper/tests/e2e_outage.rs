@@ -37,7 +37,10 @@ async fn refused_for_30s_then_503_then_429_loses_nothing_and_retries_exactly() {
     let mut cmd = shipper(&scratch, &seq.logs_url());
     cmd.arg("--metrics-listen").arg(metrics.to_string());
     let mut child = spawn_logged(&scratch, &mut cmd);
-    tokio::time::sleep(Duration::from_secs(10)).await;
+    wait_for(Duration::from_secs(20), "an attempt while refusing", || {
+        seq.counters().refused_connections >= 1
+    })
+    .await;
     assert_eq!(
         seq.counters().accepted_events,
         0,

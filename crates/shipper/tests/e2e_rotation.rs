@@ -24,16 +24,63 @@ fn copytruncate(scratch: &Scratch, log: &std::path::Path) {
         .unwrap();
 }
 
-/// Waits (up to `limit`) until `count` events arrived, gives the shipper 500 ms to send any
-/// duplicate, then kills it.
-async fn stop_after(seq: &seq_standin::Handle, mut child: Child, count: u64, limit: Duration) {
+/// Waits (up to `limit`) until `count` events arrived and the shipper's checkpoint says it
+/// delivered the live log to its end (so it is done with the rotated file), stops it with
+/// SIGTERM, then runs it again from that checkpoint until drained: anything the first run
+/// would still send, a late duplicate included, has arrived before the events are counted.
+async fn stop_and_drain(
+    scratch: &Scratch,
+    seq: &seq_standin::Handle,
+    child: Child,
+    count: u64,
+    limit: Duration,
+) {
     wait_for(limit, &format!("{count} records"), || {
         seq.counters().accepted_events >= count
     })
     .await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    child.start_kill().unwrap();
-    let _ = child.wait().await;
+    wait_for(limit, "the checkpoint at the end of the live log", || {
+        caught_up(scratch)
+    })
+    .await;
+    stop(scratch, child).await;
+    ship_until_drained(scratch, shipper(scratch, &seq.logs_url()), limit).await;
+}
+
+/// The checkpoint names the live log (its device and inode) at its current length.
+fn caught_up(scratch: &Scratch) -> bool {
+    use std::os::unix::fs::MetadataExt as _;
+    let (Ok(bytes), Ok(live)) = (
+        std::fs::read(scratch.path("checkpoint.json")),
+        std::fs::metadata(scratch.path("traffic.log")),
+    ) else {
+        return false;
+    };
+    let Ok(cp) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
+        return false;
+    };
+    cp["dev"].as_u64() == Some(live.dev())
+        && cp["ino"].as_u64() == Some(live.ino())
+        && cp["offset"].as_u64() == Some(live.len())
+}
+
+/// SIGTERM, then waits for the shipper to exit 0.
+async fn stop(scratch: &Scratch, mut child: Child) {
+    let pid = child.id().expect("the shipper runs").to_string();
+    let sent = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let status = tokio::time::timeout(Duration::from_secs(20), child.wait())
+        .await
+        .unwrap_or_else(|_| panic!("no exit after SIGTERM:\n{}", shipper_output(scratch)))
+        .unwrap();
+    assert!(
+        status.success(),
+        "{status} after SIGTERM:\n{}",
+        shipper_output(scratch)
+    );
 }
 
 fn assert_all_once(seq: &seq_standin::Handle, tag: u64, count: u64) {
@@ -71,7 +118,7 @@ async fn rename_rotation_mid_run_loses_nothing() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     append_lines(&log, &records(0x4e, 5_000..5_500, &mut rng));
 
-    stop_after(&seq, child, 5_500, Duration::from_secs(90)).await;
+    stop_and_drain(&scratch, &seq, child, 5_500, Duration::from_secs(90)).await;
     assert_all_once(&seq, 0x4e, 5_500);
 }
 
@@ -96,7 +143,7 @@ async fn copytruncate_mid_run_loses_nothing() {
     tokio::time::sleep(Duration::from_millis(700)).await;
     append_lines(&log, &records(0xc7, 2_500..3_000, &mut rng));
 
-    stop_after(&seq, child, 3_000, Duration::from_secs(60)).await;
+    stop_and_drain(&scratch, &seq, child, 3_000, Duration::from_secs(60)).await;
     assert_all_once(&seq, 0xc7, 3_000);
 }
 
@@ -178,7 +225,7 @@ async fn copytruncate_refilled_while_running(name: &str, seed: u64, tag: u64, wr
     let log = scratch.path("traffic.log");
     let mut rng = Rng::new(seed);
     append_lines(&log, &records(tag, 0..1_000, &mut rng));
-    let mut child = spawn_logged(&scratch, &mut shipper(&scratch, &seq.logs_url()));
+    let child = spawn_logged(&scratch, &mut shipper(&scratch, &seq.logs_url()));
     wait_for(Duration::from_secs(60), "the first 1,000 records", || {
         seq.counters().accepted_events >= 1_000
     })
@@ -209,15 +256,25 @@ async fn copytruncate_refilled_while_running(name: &str, seed: u64, tag: u64, wr
         }
     })
     .await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    child.start_kill().unwrap();
-    let _ = child.wait().await;
     assert!(
         arrived.is_ok(),
         "only {} of 4,000 events arrived; shipper output:\n{}",
         seq.counters().accepted_events,
         shipper_output(&scratch)
     );
+    wait_for(
+        Duration::from_secs(60),
+        "the checkpoint at the end of the live log",
+        || caught_up(&scratch),
+    )
+    .await;
+    stop(&scratch, child).await;
+    ship_until_drained(
+        &scratch,
+        shipper(&scratch, &seq.logs_url()),
+        Duration::from_secs(60),
+    )
+    .await;
     assert_all_once(&seq, tag, 1_000);
     assert_all_once(&seq, tag + 1, 3_000);
 }

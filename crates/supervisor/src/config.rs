@@ -58,7 +58,7 @@ pub struct RunArgs {
     )]
     pub upstream_url: String,
     /// The traffic log the proxy writes and the shipper tails.
-    #[arg(long, env = "LOG_FILE", default_value = "/var/log/claude-logger.log")]
+    #[arg(long, env = "LOG_FILE", default_value = traffic_record::DEFAULT_LOG_PATH)]
     pub log_file: PathBuf,
     /// The shipper's configuration (the old container's fluent-bit.conf).
     #[arg(

@@ -21,7 +21,7 @@ const REAP_TICK: Duration = Duration::from_millis(500);
 /// The shipper's own shutdown (finish the batch in flight, save the checkpoint) is quick.
 const SHIPPER_STOP_GRACE: Duration = Duration::from_secs(15);
 /// Exit code with which our children report bad configuration: restarting cannot help.
-const CHILD_CONFIG_ERROR: i32 = 64;
+const CHILD_CONFIG_ERROR: i32 = command_line::EXIT_USAGE as i32;
 /// The viewer only reads: it stops at once.
 const VIEWER_STOP_GRACE: Duration = Duration::from_secs(5);
 

@@ -9,151 +9,24 @@
 //! Peers come from `scripts/test.sh` (`CLAUDE_BIN`, Debian's `chromium`, npm `playwright-core`
 //! under `$CAL_CACHE/npm`); a missing one fails the test naming it.
 
+mod peers;
+
+use peers::*;
 use serde_json::{Value, json};
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_claude-api-logger");
-const PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 const TOKEN: &str = "serve-test-token-0123456789abcdef";
-
-fn required_env(name: &str, what: &str) -> PathBuf {
-    let value = std::env::var_os(name)
-        .unwrap_or_else(|| panic!("{name} not set: run scripts/test.sh, which installs {what}"));
-    let path = PathBuf::from(value);
-    assert!(
-        path.exists(),
-        "{name}={} does not exist: run scripts/test.sh, which installs {what}",
-        path.display()
-    );
-    path
-}
-
-fn temp_dir(test: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("cal-serve-{test}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
+const API_KEY: &str = "sk-ant-test-serve-0000";
 
 /// Where screenshots are kept for a person to look at (`target/serve-test/`).
 fn shots() -> PathBuf {
-    let dir = Path::new(BIN)
-        .parent()
-        .and_then(Path::parent)
-        .expect("target/<profile>/claude-api-logger")
-        .join("serve-test");
+    let dir = target_dir().join("serve-test");
     std::fs::create_dir_all(&dir).unwrap();
     dir
-}
-
-/// A program built next to this one by the workspace build.
-fn sibling(name: &str) -> PathBuf {
-    let bin = Path::new(BIN).with_file_name(name);
-    assert!(
-        bin.exists(),
-        "{} not built: run scripts/test.sh (or `cargo build --workspace`)",
-        bin.display()
-    );
-    bin
-}
-
-/// Runs `future` on a runtime thread of its own for the rest of the test; returns what it
-/// sends back once started.
-fn background<T: Send + 'static>(
-    start: impl FnOnce(std::sync::mpsc::Sender<T>) -> std::pin::Pin<Box<dyn Future<Output = ()>>>
-    + Send
-    + 'static,
-) -> T {
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(start(tx));
-    });
-    rx.recv().unwrap()
-}
-
-fn fake_upstream() -> String {
-    let addr: SocketAddr = background(|tx| {
-        Box::pin(async move {
-            let addr = fake_anthropic::spawn("127.0.0.1:0".parse().unwrap())
-                .await
-                .expect("start fake-anthropic");
-            tx.send(addr).unwrap();
-            std::future::pending::<()>().await;
-        })
-    });
-    format!("http://{addr}")
-}
-
-/// A child program killed (by its own id) when the test ends.
-struct Running {
-    child: Child,
-    /// The address it printed in its `listening on` line.
-    addr: String,
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Starts `program` and waits for its `listening on ` line on stdout (saved to `dir`).
-fn start(mut command: Command, dir: &Path, name: &str) -> Running {
-    let stdout = dir.join(format!("{name}.stdout"));
-    let mut child = command
-        .env("PATH", PATH)
-        .stdout(std::fs::File::create(&stdout).unwrap())
-        .stderr(std::fs::File::create(dir.join(format!("{name}.stderr"))).unwrap())
-        .spawn()
-        .unwrap_or_else(|e| panic!("start {name}: {e}"));
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let text = std::fs::read_to_string(&stdout).unwrap_or_default();
-        if let Some(rest) = text.lines().find_map(|l| l.strip_prefix("listening on ")) {
-            let addr = rest
-                .trim_start_matches("http://")
-                .split(['/', ' '])
-                .next()
-                .unwrap()
-                .to_string();
-            return Running { child, addr };
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{name} printed no `listening on` line"
-        );
-        if let Some(status) = child.try_wait().unwrap() {
-            panic!(
-                "{name} exited ({status}): {}",
-                std::fs::read_to_string(dir.join(format!("{name}.stderr"))).unwrap_or_default()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn proxy(upstream: &str, log: &Path, dir: &Path) -> Running {
-    let mut cmd = Command::new(sibling("claude-api-proxy"));
-    cmd.args([
-        "--listen",
-        "127.0.0.1:0",
-        "--upstream",
-        upstream,
-        "--log-file",
-    ])
-    .arg(log)
-    .env_clear();
-    start(cmd, dir, "proxy")
 }
 
 /// `claude-api-logger serve --log-file LOG ARGS`, with `VIEWER_TOKEN` when `token` is given.
@@ -168,60 +41,6 @@ fn serve(log: &Path, dir: &Path, args: &[&str], token: Option<&str>) -> Running 
         cmd.env("VIEWER_TOKEN", t);
     }
     start(cmd, dir, "serve")
-}
-
-/// `claude ARGS` in print mode through the proxy; its JSON result.
-fn claude(proxy: &Running, dir: &Path, args: &[&str]) -> Value {
-    let claude = required_env("CLAUDE_BIN", "Claude Code");
-    let (home, tmp, work) = (dir.join("home"), dir.join("tmp"), dir.join("work"));
-    for d in [&home, &tmp, &work] {
-        std::fs::create_dir_all(d).unwrap();
-    }
-    let out = Command::new(claude)
-        .args(args)
-        .args(["--model", "claude-sonnet-4-5", "--output-format", "json"])
-        .arg("--dangerously-skip-permissions")
-        .current_dir(&work)
-        .env_clear()
-        .env("PATH", PATH)
-        .env("HOME", &home)
-        .env("TMPDIR", &tmp)
-        .env("ANTHROPIC_API_KEY", "sk-ant-test-serve-0000")
-        .env("ANTHROPIC_BASE_URL", format!("http://{}", proxy.addr))
-        .env("DISABLE_TELEMETRY", "1")
-        .env("DISABLE_ERROR_REPORTING", "1")
-        .env("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
-        .env("DISABLE_AUTOUPDATER", "1")
-        .env("IS_SANDBOX", "1")
-        .stdin(Stdio::null())
-        .output()
-        .expect("run claude");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "claude {args:?}: {}\n{stdout}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let result: Value = serde_json::from_str(stdout.trim()).expect("claude printed JSON");
-    assert_eq!(result["is_error"], false, "{result}");
-    result
-}
-
-/// Waits until the log holds `n` records mentioning `needle`; returns every line.
-fn wait_for_log(log: &Path, needle: &str, n: usize) -> Vec<String> {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let text = std::fs::read_to_string(log).unwrap_or_default();
-        if text.matches(needle).count() >= n && text.ends_with('\n') {
-            return text.lines().map(str::to_string).collect();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no record with {needle:?} in the log"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 /// The request body of a log line exactly as the line holds it (`request.body.json`).
@@ -269,28 +88,6 @@ fn http(addr: &str, method: &str, path: &str, headers: &[(&str, &str)]) -> (u16,
     (status, head.to_string(), body.to_string())
 }
 
-fn node(script: &str) -> Command {
-    let cache = required_env("CAL_CACHE", "the test peers");
-    let modules = cache.join("npm/lib/node_modules");
-    assert!(
-        modules.join("playwright-core").exists(),
-        "{} missing: run scripts/test.sh, which installs playwright-core",
-        modules.join("playwright-core").display()
-    );
-    assert!(
-        Path::new("/usr/bin/chromium").exists(),
-        "/usr/bin/chromium missing: run scripts/test.sh, which installs Debian's chromium"
-    );
-    let mut cmd = Command::new("node");
-    cmd.arg(
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/browser")
-            .join(script),
-    )
-    .env("NODE_PATH", &modules);
-    cmd
-}
-
 /// tests/browser/serve_open.js: opens `url` in the browser; its JSON report.
 fn browse(origin: &str, url: &str, shot: &str, fetch: Option<&str>) -> Value {
     let out = node("serve_open.js")
@@ -328,11 +125,11 @@ fn assert_clean(report: &Value) {
 
 #[test]
 fn a_session_page_shows_a_new_turn_of_real_claude_code_without_a_reload() {
-    let dir = temp_dir("live");
+    let dir = temp_dir("serve", "live");
     let log = dir.join("traffic.log");
     let upstream = fake_upstream();
     let proxy = proxy(&upstream, &log, &dir);
-    let first = claude(&proxy, &dir, &["-p", "First turn [sv-live-1]"]);
+    let first = claude(&proxy, &dir, API_KEY, &["-p", "First turn [sv-live-1]"]);
     let session = first["session_id"].as_str().unwrap().to_string();
     wait_for_log(&log, "sv-live-1", 1);
     let server = serve(&log, &dir, &["--listen", "127.0.0.1:0"], None);
@@ -357,7 +154,12 @@ fn a_session_page_shows_a_new_turn_of_real_claude_code_without_a_reload() {
         panic!("serve_live.js did not get ready: {ready:?}\n{err}");
     }
     // Claude Code continues the session while the page is open.
-    let second = claude(&proxy, &dir, &["-c", "-p", "Second turn [sv-live-2]"]);
+    let second = claude(
+        &proxy,
+        &dir,
+        API_KEY,
+        &["-c", "-p", "Second turn [sv-live-2]"],
+    );
     assert_eq!(second["session_id"], session.as_str());
     let report_line = lines
         .map_while(Result::ok)
@@ -443,13 +245,18 @@ fn a_session_page_shows_a_new_turn_of_real_claude_code_without_a_reload() {
 
 #[test]
 fn a_seq_events_view_url_opens_the_exchange_whose_request_body_is_the_logs_byte_for_byte() {
-    let dir = temp_dir("seq-link");
+    let dir = temp_dir("serve", "seq-link");
     let log = dir.join("traffic.log");
     let upstream = fake_upstream();
     let proxy = proxy(&upstream, &log, &dir);
     // A tool turn: two exchanges with Claude Code's whole system prompt and tools, so Seq gets
     // context events and body parts besides the main events.
-    claude(&proxy, &dir, &["-p", "Run it [[tool:Bash:echo sv-link-7]]"]);
+    claude(
+        &proxy,
+        &dir,
+        API_KEY,
+        &["-p", "Run it [[tool:Bash:echo sv-link-7]]"],
+    );
     let lines = wait_for_log(&log, "Tool result received", 1);
     let server = serve(&log, &dir, &["--listen", "127.0.0.1:0"], Some(TOKEN));
     let base = format!("http://{}/t/{TOKEN}", server.addr);
@@ -621,7 +428,7 @@ fn hostile_record(n: u32, session: &str, prompts: &[&str]) -> Value {
 
 #[test]
 fn hostile_logged_content_is_shown_as_text_and_runs_no_script() {
-    let dir = temp_dir("hostile");
+    let dir = temp_dir("serve", "hostile");
     let log = dir.join("traffic.log");
     let session = "\"><script>window.__pwned=true</script>";
     let prompt =
@@ -712,7 +519,7 @@ fn record(n: u32, session: &str, started: &str) -> String {
 
 #[test]
 fn off_loopback_every_request_needs_the_token_and_bad_requests_are_refused() {
-    let dir = temp_dir("rules");
+    let dir = temp_dir("serve", "rules");
     let log = dir.join("claude-logger.log");
     std::fs::write(&log, record(1, "s-rules", "2026-12-03T10:00:01Z")).unwrap();
 
@@ -839,7 +646,7 @@ fn off_loopback_every_request_needs_the_token_and_bad_requests_are_refused() {
 
 #[test]
 fn without_a_token_only_loopback_host_names_are_answered_and_connections_are_capped() {
-    let dir = temp_dir("limits");
+    let dir = temp_dir("serve", "limits");
     let log = dir.join("traffic.log");
     std::fs::write(&log, record(1, "s-limits", "2026-12-03T10:00:01Z")).unwrap();
     let server = serve(
@@ -879,10 +686,10 @@ fn without_a_token_only_loopback_host_names_are_answered_and_connections_are_cap
     }
     let (status, _, body) = http(&addr, "GET", "/", &[]);
     assert_eq!(status, 503, "{body}");
-    // A connection that sends no request head within 10 s is closed, freeing its place.
-    std::thread::sleep(Duration::from_secs(11));
+    // A connection that sends no request head within 10 s is closed, freeing its place: each
+    // read ends when the server closes it (12 s from now at the latest, as the test waited).
     for mut c in idle {
-        c.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(12))).unwrap();
         let mut buf = [0u8; 64];
         let read = c.read(&mut buf);
         assert!(

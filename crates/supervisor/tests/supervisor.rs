@@ -97,6 +97,18 @@ impl Run {
         }
     }
 
+    fn wait_for_stderr(&self, text: &str) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !self.stderr().contains(text) {
+            assert!(
+                Instant::now() < deadline,
+                "no {text:?} in stderr:\n{}",
+                self.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     fn signal(&self, sig: Signal) {
         kill(Pid::from_raw(self.child.id() as i32), sig).unwrap();
     }
@@ -252,14 +264,15 @@ fn sighup_is_forwarded_to_the_proxy_and_stops_nothing() {
 
 #[test]
 fn crashing_proxy_is_restarted_with_backoff_and_the_reason_is_logged() {
+    let started = Instant::now();
     let mut run = start("crash", &[("SEQ_HOST", "seq"), ("STUB_PROXY", "crash")]);
-    std::thread::sleep(Duration::from_millis(2500));
-    // Backoff 200, 400, 800, 800 ms: starts at ~0, 0.2, 0.6, 1.4, 2.2 s (one fewer or more
-    // on a loaded machine); without backoff there would be hundreds.
-    let starts = run.kinds().iter().filter(|k| *k == "proxy-start").count();
+    // Backoff 200, 400, 800, 800 ms before the 2nd to 5th start: at least 2.2 s for five
+    // starts, however fast or loaded the machine; without backoff they take milliseconds.
+    run.wait_for_event("proxy-start", 5);
+    let five_starts = started.elapsed();
     assert!(
-        (3..=7).contains(&starts),
-        "{starts} starts: {:?}",
+        five_starts >= Duration::from_millis(2200),
+        "5 starts in {five_starts:?}: {:?}",
         run.events()
     );
     assert!(
@@ -312,7 +325,8 @@ fn child_configuration_error_stops_everything_with_64() {
 fn orphaned_grandchildren_are_reaped() {
     let mut run = start("zombies", &[("SEQ_HOST", "seq"), ("STUB_PROXY", "orphan")]);
     run.wait_for_event("proxy-start", 1);
-    std::thread::sleep(Duration::from_millis(1500));
+    // The orphan (`sleep 0.3`) ends and the supervisor says it reaped it.
+    run.wait_for_stderr("reaped an orphaned process");
     let me = run.child.id().to_string();
     let zombies: Vec<String> = std::fs::read_dir("/proc")
         .unwrap()

@@ -6,41 +6,15 @@
 //! Peers come from `scripts/test.sh` (`CLAUDE_BIN`: npm `@anthropic-ai/claude-code`; Debian's
 //! `chromium`; npm `playwright-core` under `$CAL_CACHE/npm`); a missing one fails the test.
 
+mod peers;
+
+use peers::*;
 use serde_json::{Value, json};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
 
-const BIN: &str = env!("CARGO_BIN_EXE_claude-api-logger");
-const PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-
-fn required_env(name: &str, what: &str) -> PathBuf {
-    let value = std::env::var_os(name)
-        .unwrap_or_else(|| panic!("{name} not set: run scripts/test.sh, which installs {what}"));
-    let path = PathBuf::from(value);
-    assert!(
-        path.exists(),
-        "{name}={} does not exist: run scripts/test.sh, which installs {what}",
-        path.display()
-    );
-    path
-}
-
-/// The cargo target directory this binary was built into (`target/`).
-fn target_dir() -> PathBuf {
-    Path::new(BIN)
-        .parent()
-        .and_then(Path::parent)
-        .expect("target/<profile>/claude-api-logger")
-        .to_path_buf()
-}
-
-fn temp_dir(test: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("cal-viewer-{test}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
+const API_KEY: &str = "sk-ant-test-viewer-0000";
 
 /// Runs `claude-api-logger ARGS --log-file LOG`; returns stdout, panics on failure.
 fn viewer(log: &Path, args: &[&str]) -> String {
@@ -84,131 +58,6 @@ fn count(haystack: &str, needle: &str) -> usize {
     haystack.matches(needle).count()
 }
 
-/// fake-anthropic on its own runtime thread; its base URL.
-fn fake_upstream() -> String {
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async {
-            let addr = fake_anthropic::spawn("127.0.0.1:0".parse().unwrap())
-                .await
-                .expect("start fake-anthropic");
-            tx.send(addr).unwrap();
-            std::future::pending::<()>().await;
-        });
-    });
-    format!("http://{}", rx.recv().unwrap())
-}
-
-/// The real proxy binary (built next to this one by the workspace build), logging to `log`.
-struct Proxy {
-    child: Child,
-    url: String,
-}
-
-impl Proxy {
-    fn start(upstream: &str, log: &Path, dir: &Path) -> Proxy {
-        let bin = Path::new(BIN).with_file_name("claude-api-proxy");
-        assert!(
-            bin.exists(),
-            "{} not built: run scripts/test.sh (or `cargo build -p claude-api-proxy`)",
-            bin.display()
-        );
-        let stdout = dir.join("proxy.stdout");
-        let mut child = Command::new(bin)
-            .args([
-                "--listen",
-                "127.0.0.1:0",
-                "--upstream",
-                upstream,
-                "--log-file",
-            ])
-            .arg(log)
-            .env_clear()
-            .env("PATH", PATH)
-            .stdout(std::fs::File::create(&stdout).unwrap())
-            .stderr(std::fs::File::create(dir.join("proxy.stderr")).unwrap())
-            .spawn()
-            .expect("start claude-api-proxy");
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            let text = std::fs::read_to_string(&stdout).unwrap_or_default();
-            if let Some(addr) = text.lines().find_map(|l| l.strip_prefix("listening on ")) {
-                return Proxy {
-                    url: format!("http://{}", addr.trim()),
-                    child,
-                };
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the proxy printed no `listening on` line"
-            );
-            assert!(child.try_wait().unwrap().is_none(), "the proxy exited");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// `claude ARGS --output-format json` in print mode through the proxy; its JSON result.
-fn claude(proxy: &Proxy, dir: &Path, args: &[&str]) -> Value {
-    let claude = required_env("CLAUDE_BIN", "Claude Code");
-    let (home, tmp, work) = (dir.join("home"), dir.join("tmp"), dir.join("work"));
-    for d in [&home, &tmp, &work] {
-        std::fs::create_dir_all(d).unwrap();
-    }
-    let mut child = Command::new(claude)
-        .args(args)
-        .args(["--model", "claude-sonnet-4-5", "--output-format", "json"])
-        .arg("--dangerously-skip-permissions")
-        .current_dir(&work)
-        .env_clear()
-        .env("PATH", PATH)
-        .env("HOME", &home)
-        .env("TMPDIR", &tmp)
-        .env("ANTHROPIC_API_KEY", "sk-ant-test-viewer-0000")
-        .env("ANTHROPIC_BASE_URL", &proxy.url)
-        .env("DISABLE_TELEMETRY", "1")
-        .env("DISABLE_ERROR_REPORTING", "1")
-        .env("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
-        .env("DISABLE_AUTOUPDATER", "1")
-        .env("IS_SANDBOX", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start claude");
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("claude {args:?} did not finish within 120 s");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let out = child.wait_with_output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "claude {args:?}: {}\n{stdout}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let result: Value = serde_json::from_str(stdout.trim()).expect("claude printed JSON");
-    assert_eq!(result["is_error"], false, "{result}");
-    result
-}
-
 /// Every record of the log (the live file), parsed independently of the viewer.
 fn records(log: &Path) -> Vec<Value> {
     std::fs::read_to_string(log)
@@ -218,40 +67,31 @@ fn records(log: &Path) -> Vec<Value> {
         .collect()
 }
 
-/// Waits until the log holds a record whose request mentions `needle` (the proxy writes a
-/// record once its exchange has ended, just after the client got the response).
+/// Waits until the log holds `n` records whose request mentions `needle`; every record.
 fn wait_for(log: &Path, needle: &str, n: usize) -> Vec<Value> {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let text = std::fs::read_to_string(log).unwrap_or_default();
-        if count(&text, needle) >= n && text.ends_with('\n') {
-            return records(log);
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no record with {needle:?} in the log"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_for_log(log, needle, n);
+    records(log)
 }
 
 #[test]
 fn real_claude_code_sessions_are_listed_shown_and_rendered_in_a_browser() {
-    let dir = temp_dir("real");
+    let dir = temp_dir("viewer", "real");
     let log = dir.join("traffic.log");
     let upstream = fake_upstream();
-    let proxy = Proxy::start(&upstream, &log, &dir);
+    let proxy = proxy(&upstream, &log, &dir);
 
     // Session A: a text turn, a tool turn, a sub-agent turn (`-c` continues the session).
-    let a = claude(&proxy, &dir, &["-p", "Say hello [vw-text-1]"]);
+    let a = claude(&proxy, &dir, API_KEY, &["-p", "Say hello [vw-text-1]"]);
     let a2 = claude(
         &proxy,
         &dir,
+        API_KEY,
         &["-c", "-p", "Run it [[tool:Bash:echo vw-marker-7]]"],
     );
     let a3 = claude(
         &proxy,
         &dir,
+        API_KEY,
         &["-c", "-p", "Ask an agent [[tool:Agent:find vw-agent-3]]"],
     );
     let session_a = a["session_id"].as_str().unwrap().to_string();
@@ -263,7 +103,12 @@ fn real_claude_code_sessions_are_listed_shown_and_rendered_in_a_browser() {
     );
     // Session B, newer: one text turn.
     std::thread::sleep(Duration::from_millis(20));
-    let b = claude(&proxy, &dir, &["-p", "Another session [vw-text-b]"]);
+    let b = claude(
+        &proxy,
+        &dir,
+        API_KEY,
+        &["-p", "Another session [vw-text-b]"],
+    );
     let session_b = b["session_id"].as_str().unwrap().to_string();
     assert_ne!(session_a, session_b);
     let all = wait_for(&log, "vw-text-b", 1);
@@ -519,23 +364,9 @@ fn real_claude_code_sessions_are_listed_shown_and_rendered_in_a_browser() {
 
 /// Opens `page` in headless Chromium (tests/browser/check_page.js); its JSON report.
 fn browser_check(page: &Path, shot: &Path) -> Value {
-    let cache = required_env("CAL_CACHE", "the test peers");
-    let modules = cache.join("npm/lib/node_modules");
-    assert!(
-        modules.join("playwright-core").exists(),
-        "{} missing: run scripts/test.sh, which installs playwright-core",
-        modules.join("playwright-core").display()
-    );
-    assert!(
-        Path::new("/usr/bin/chromium").exists(),
-        "/usr/bin/chromium missing: run scripts/test.sh, which installs Debian's chromium"
-    );
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/check_page.js");
-    let out = Command::new("node")
-        .arg(script)
+    let out = node("check_page.js")
         .arg(page)
         .arg(shot)
-        .env("NODE_PATH", &modules)
         .output()
         .expect("run node (scripts/test.sh installs it with Claude Code)");
     assert!(
@@ -577,7 +408,7 @@ fn record(id: u32, session: &str, started: &str, prompts: &[&str]) -> String {
 
 #[test]
 fn cut_invalid_utf8_and_non_record_lines_are_counted_and_skipped() {
-    let dir = temp_dir("broken");
+    let dir = temp_dir("viewer", "broken");
     let log = dir.join("traffic.log");
     let good = record(1, "sess-broken", "2026-12-03T10:00:00Z", &["first prompt"]);
     let mut bytes = Vec::new();
@@ -626,7 +457,7 @@ fn cut_invalid_utf8_and_non_record_lines_are_counted_and_skipped() {
 
 #[test]
 fn a_record_whose_body_is_malformed_inside_is_listed_and_show_says_why_it_has_no_body() {
-    let dir = temp_dir("malformed-body");
+    let dir = temp_dir("viewer", "malformed-body");
     let log = dir.join("traffic.log");
     // Whole structure, but an escape JSON does not have inside a body string: the listing steps
     // over bodies without checking them, `show` parses the line in full.
@@ -649,7 +480,7 @@ fn a_record_whose_body_is_malformed_inside_is_listed_and_show_says_why_it_has_no
 
 #[test]
 fn rotated_segments_are_read_oldest_first_then_the_live_file() {
-    let dir = temp_dir("rotated");
+    let dir = temp_dir("viewer", "rotated");
     let log = dir.join("claude-logger.log");
     let seg = |stamp: &str| dir.join(format!("claude-logger.log.{stamp}"));
     std::fs::write(
@@ -711,7 +542,7 @@ fn rotated_segments_are_read_oldest_first_then_the_live_file() {
 
 #[test]
 fn sessions_since_a_time_lists_only_those_active_after_it() {
-    let dir = temp_dir("since");
+    let dir = temp_dir("viewer", "since");
     let log = dir.join("traffic.log");
     let lines = [
         record(1, "s-morning", "2026-12-03T09:00:00Z", &["early"]),
@@ -750,7 +581,7 @@ fn sessions_since_a_time_lists_only_those_active_after_it() {
 
 #[test]
 fn on_a_terminal_show_is_coloured_and_paged_like_git_log() {
-    let dir = temp_dir("pty");
+    let dir = temp_dir("viewer", "pty");
     let log = dir.join("traffic.log");
     std::fs::write(
         &log,
@@ -801,7 +632,7 @@ fn on_a_terminal_show_is_coloured_and_paged_like_git_log() {
 
 #[test]
 fn failed_exchanges_are_counted_as_errors_and_shown_with_their_cause() {
-    let dir = temp_dir("errors");
+    let dir = temp_dir("viewer", "errors");
     let log = dir.join("traffic.log");
     let ok = record(1, "s-err", "2026-12-03T10:00:01Z", &["fine"]);
     let mut overloaded: Value = serde_json::from_str(&record(
@@ -860,7 +691,7 @@ fn failed_exchanges_are_counted_as_errors_and_shown_with_their_cause() {
 
 #[test]
 fn a_long_session_re_sending_its_history_makes_a_small_page_that_rebuilds_every_request() {
-    let dir = temp_dir("long");
+    let dir = temp_dir("viewer", "long");
     let log = dir.join("traffic.log");
     let mut history = vec![
         json!({"role": "user", "content": format!("read this {}", "big file line\n".repeat(10_000))}),
@@ -901,7 +732,7 @@ fn a_long_session_re_sending_its_history_makes_a_small_page_that_rebuilds_every_
 
 #[test]
 fn a_price_table_given_with_prices_replaces_the_built_in_one_as_for_the_shipper() {
-    let dir = temp_dir("prices");
+    let dir = temp_dir("viewer", "prices");
     let log = dir.join("traffic.log");
     std::fs::write(
         &log,

@@ -9,6 +9,7 @@
 //! which only need the summary fields never build a tree of a multi-megabyte body.
 
 pub mod segments;
+pub mod summary;
 pub mod trace_context;
 
 use serde::{Deserialize, Serialize};
@@ -17,6 +18,10 @@ use std::collections::BTreeMap;
 
 /// Version of the record layout, written as `"v"` in every record.
 pub const SCHEMA_VERSION: u32 = 1;
+
+/// Where the traffic log is unless a setting says otherwise (the proxy writes it, the shipper
+/// follows it, the viewer and the supervisor read it).
+pub const DEFAULT_LOG_PATH: &str = "/var/log/claude-logger.log";
 
 /// Value of the `"kind"` field that marks a line as a traffic record.
 pub const KIND: &str = "claude_api_exchange";

@@ -54,7 +54,9 @@ pub fn parse(live_name: &str, file_name: &str) -> Option<(String, u64)> {
         && stamp.ends_with('Z')
         && stamp[..8].bytes().all(|b| b.is_ascii_digit())
         && stamp[9..15].bytes().all(|b| b.is_ascii_digit());
-    let n = n.parse::<u64>().ok().filter(|_| valid_stamp)?;
+    // Digits only: `u64::from_str` would also take `+1`.
+    let valid_n = !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit());
+    let n = n.parse::<u64>().ok().filter(|_| valid_stamp && valid_n)?;
     Some((stamp.to_string(), n))
 }
 
@@ -125,5 +127,27 @@ mod tests {
         let mut want: Vec<String> = (1..=11).map(|n| format!("20261203T101500Z.{n}")).collect();
         want.push("20261203T101501Z.1".to_string());
         assert_eq!(names, want);
+    }
+
+    #[test]
+    fn a_name_parses_to_its_stamp_and_number() {
+        let key = |file: &str| parse("claude-logger.log", file);
+        assert_eq!(
+            key("claude-logger.log.20261203T101500Z.10"),
+            Some(("20261203T101500Z".into(), 10))
+        );
+        assert!(
+            key("claude-logger.log.20261203T101500Z.1").unwrap()
+                < key("claude-logger.log.20261203T101500Z.10").unwrap()
+        );
+        for not_a_segment in [
+            "claude-logger.log.20261203T1015Z.1",
+            "claude-logger.log.checkpoint",
+            "claude-logger.log.20261203T101500Z.1.gz",
+            "claude-logger.log.20261203T101500Z.+1",
+            "claude-logger.log.20261203T101500Z.",
+        ] {
+            assert_eq!(key(not_a_segment), None, "{not_a_segment}");
+        }
     }
 }

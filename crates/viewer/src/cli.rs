@@ -17,7 +17,7 @@ use crate::term::{self, Style};
 pub struct LogArgs {
     /// The traffic log the proxy writes; its rotated segments (`<file>.<UTC time>.<n>`) are read
     /// first, oldest first.
-    #[arg(long, env = "LOG_FILE", default_value = "/var/log/claude-logger.log")]
+    #[arg(long, env = "LOG_FILE", default_value = traffic_record::DEFAULT_LOG_PATH)]
     pub log_file: PathBuf,
     /// A price table replacing the built-in one, the same file and variable the shipper takes
     /// (crates/pricing/prices.json's shape or LiteLLM's model_prices_and_context_window.json).

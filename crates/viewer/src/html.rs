@@ -9,9 +9,8 @@ use std::fmt::Write as _;
 
 use crate::log::Skipped;
 use crate::session::{Exchange, Role, Session, content_text, is_reminder};
-use crate::term::{
-    duration, short_time, skipped_line, thousands, turn_header, usd, usd_with_unpriced,
-};
+use crate::term::{duration, short_time, skipped_line, turn_header, usd, usd_with_unpriced};
+use traffic_record::summary::thousands;
 
 /// Text longer than this (or than `FOLD_LINES` lines) is folded behind a click.
 const FOLD_CHARS: usize = 1_200;
@@ -271,21 +270,8 @@ fn exchange(page: &mut String, e: &Exchange) {
     if let Some(err) = &h.error {
         let _ = writeln!(page, "<p class=\"err\">{}</p>", escape(err));
     }
-    let mut notes = Vec::new();
-    if let Some(base) = e.base {
-        if e.added.is_empty() {
-            notes.push(format!("same messages as #{} (a retry)", base + 1));
-        }
-        if e.dropped > 0 {
-            notes.push(format!(
-                "{} earlier messages dropped (history rewritten)",
-                e.dropped
-            ));
-        }
-        if !e.changed.is_empty() {
-            notes.push(format!("request changed: {}", e.changed.join(", ")));
-        }
-    } else if e.role != Role::CountTokens {
+    let mut notes = e.change_notes();
+    if e.base.is_none() && e.role != Role::CountTokens {
         if let Some(i) = e.system {
             notes.push(format!(
                 "<a href=\"#system-{n}\">system prompt {n}</a>",

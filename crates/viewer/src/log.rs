@@ -21,32 +21,15 @@ use crate::skim::{self, Skim};
 /// The rotated segments of `log` (`<log>.<UTC YYYYMMDDTHHMMSSZ>.<n>`), oldest first, then the
 /// live file itself when it exists.
 pub fn segments(log: &Path) -> Result<Vec<PathBuf>, Error> {
-    let dir = match log.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let name = log
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
     let read_err = |source| Error::Read {
         path: log.display().to_string(),
         source,
     };
-    let mut rotated: Vec<((String, u64), PathBuf)> = Vec::new();
-    for entry in std::fs::read_dir(&dir).map_err(read_err)? {
-        let entry = entry.map_err(read_err)?;
-        let file = entry.file_name().to_string_lossy().into_owned();
-        if let Some(key) = file
-            .strip_prefix(&name)
-            .and_then(|rest| rest.strip_prefix('.'))
-            .and_then(rotation_key)
-        {
-            rotated.push((key, entry.path()));
-        }
-    }
-    rotated.sort();
-    let mut all: Vec<PathBuf> = rotated.into_iter().map(|(_, p)| p).collect();
+    let mut all: Vec<PathBuf> = traffic_record::segments::list(log)
+        .map_err(read_err)?
+        .into_iter()
+        .map(|segment| segment.path)
+        .collect();
     if log.exists() {
         all.push(log.to_path_buf());
     }
@@ -57,18 +40,6 @@ pub fn segments(log: &Path) -> Result<Vec<PathBuf>, Error> {
         )));
     }
     Ok(all)
-}
-
-/// `20261203T101500Z.1` -> its time and number, so `.10` sorts after `.9`.
-fn rotation_key(suffix: &str) -> Option<(String, u64)> {
-    let (stamp, n) = suffix.split_once('.')?;
-    let b = stamp.as_bytes();
-    let stamp_ok = b.len() == 16
-        && b[8] == b'T'
-        && b[15] == b'Z'
-        && b[..8].iter().chain(&b[9..15]).all(u8::is_ascii_digit);
-    (stamp_ok && !n.is_empty() && n.bytes().all(|c| c.is_ascii_digit()))
-        .then(|| (stamp.to_string(), n.parse().unwrap_or(u64::MAX)))
 }
 
 /// Where a line is: which segment, at which byte, how long (without its newline).
@@ -805,20 +776,5 @@ mod tests {
             let at = |h: &[Head]| h.iter().map(|h| h.location).collect::<Vec<_>>();
             assert_eq!(at(&heads), at(&whole.heads));
         }
-    }
-
-    #[test]
-    fn rotated_segments_sort_by_time_then_number() {
-        assert_eq!(
-            rotation_key("20261203T101500Z.10"),
-            Some(("20261203T101500Z".into(), 10))
-        );
-        assert!(
-            rotation_key("20261203T101500Z.1").unwrap()
-                < rotation_key("20261203T101500Z.10").unwrap()
-        );
-        assert_eq!(rotation_key("20261203T1015Z.1"), None);
-        assert_eq!(rotation_key("checkpoint"), None);
-        assert_eq!(rotation_key("20261203T101500Z.1.gz"), None);
     }
 }

@@ -357,6 +357,30 @@ pub struct Exchange {
     pub cost_usd: Option<f64>,
 }
 
+impl Exchange {
+    /// What changed since the previous request of its conversation, one note each (a retry,
+    /// history rewritten, request fields changed); none for the first request.
+    pub fn change_notes(&self) -> Vec<String> {
+        let Some(base) = self.base else {
+            return Vec::new();
+        };
+        let mut notes = Vec::new();
+        if self.added.is_empty() {
+            notes.push(format!("same messages as #{} (a retry)", base + 1));
+        }
+        if self.dropped > 0 {
+            notes.push(format!(
+                "{} earlier messages dropped (history rewritten)",
+                self.dropped
+            ));
+        }
+        if !self.changed.is_empty() {
+            notes.push(format!("request changed: {}", self.changed.join(", ")));
+        }
+        notes
+    }
+}
+
 /// A session loaded for display.
 #[derive(Debug)]
 pub struct Session {

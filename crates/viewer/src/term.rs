@@ -4,6 +4,7 @@
 
 use serde_json::Value;
 use std::fmt::Write as _;
+use traffic_record::summary::thousands;
 
 use crate::log::Skipped;
 use crate::session::{AgentTotal, Exchange, Role, Session, Summary, content_text, is_reminder};
@@ -51,19 +52,6 @@ impl Style {
     fn cyan(&self, t: &str) -> String {
         self.paint("36", t)
     }
-}
-
-/// `1234567` -> `1,234,567`.
-pub fn thousands(n: u64) -> String {
-    let s = n.to_string();
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
 
 /// `61234.5` ms -> `1m 01s`; `2306` -> `2.31 s`; `412` -> `412 ms`.
@@ -346,20 +334,8 @@ fn exchange(out: &mut String, session: &Session, e: &Exchange, style: Style) {
     if let Some(err) = &h.error {
         let _ = writeln!(out, "   {}", style.red(&format!("error: {err}")));
     }
-    if let Some(base) = e.base {
-        let mut notes = Vec::new();
-        if e.added.is_empty() {
-            notes.push(format!("same messages as #{} (a retry)", base + 1));
-        }
-        if e.dropped > 0 {
-            notes.push(format!(
-                "{} earlier messages dropped (history rewritten)",
-                e.dropped
-            ));
-        }
-        if !e.changed.is_empty() {
-            notes.push(format!("request changed: {}", e.changed.join(", ")));
-        }
+    if e.base.is_some() {
+        let notes = e.change_notes();
         if !notes.is_empty() {
             let _ = writeln!(out, "   {}", style.yellow(&notes.join("; ")));
         }

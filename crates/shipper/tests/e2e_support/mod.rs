@@ -496,19 +496,39 @@ pub fn dead_letters(path: &Path) -> Vec<serde_json::Value> {
     }
 }
 
-/// The real Claude Code CLI (`CLAUDE_BIN`, installed by scripts/test.sh).
-pub fn claude_bin() -> PathBuf {
-    let path = std::env::var_os("CLAUDE_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            panic!("CLAUDE_BIN not set: run scripts/test.sh, which installs the Claude Code CLI")
-        });
+/// [`test_peers::claude_command`] with `api_key` in `ANTHROPIC_API_KEY`, killed when dropped.
+pub fn claude_command(cwd: &Path, home: &Path, tmp: &Path, api_key: &str, proxy: &str) -> Command {
+    let mut cmd = Command::from(test_peers::claude_command(cwd, home, tmp, proxy));
+    cmd.env("ANTHROPIC_API_KEY", api_key).kill_on_drop(true);
+    cmd
+}
+
+/// Runs a `claude` command (`what` names it in failures) within `limit`; asserts that it
+/// exited 0. Its output.
+pub async fn claude_output(mut cmd: Command, what: &str, limit: Duration) -> std::process::Output {
+    let out = tokio::time::timeout(limit, cmd.output())
+        .await
+        .unwrap_or_else(|_| panic!("claude {what} did not finish within {limit:?}"))
+        .expect("run claude");
     assert!(
-        path.exists(),
-        "CLAUDE_BIN={} does not exist: run scripts/test.sh, which installs the Claude Code CLI",
-        path.display()
+        out.status.success(),
+        "claude {what}: {}\n{}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
     );
-    path
+    out
+}
+
+/// [`claude_output`] of a command with `--output-format json`: Claude Code's result, asserted
+/// not to be an error.
+pub async fn claude_result(cmd: Command, what: &str, limit: Duration) -> serde_json::Value {
+    let out = claude_output(cmd, what, limit).await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let result: serde_json::Value =
+        serde_json::from_str(stdout.trim()).expect("claude printed JSON");
+    assert_eq!(result["is_error"], false, "{result}");
+    result
 }
 
 /// The real proxy binary, logging to `log`; returns it and its address.

@@ -94,7 +94,7 @@ pub fn run(args: &ServeArgs) -> Result<(), Error> {
             listener,
             routes::router(app),
             args.max_connections,
-            stop_signal(),
+            command_line::stop_signal(),
         )
         .await;
         Ok(())
@@ -171,20 +171,6 @@ async fn follow_log(app: Arc<routes::App>) {
                 }
             }
             Err(e) => tracing::error!(error = %e, "following the traffic log failed"),
-        }
-    }
-}
-
-/// SIGINT or SIGTERM (the supervisor stops its children with SIGTERM).
-async fn stop_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => tokio::select! {
-            _ = term.recv() => {}
-            _ = tokio::signal::ctrl_c() => {}
-        },
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
         }
     }
 }

@@ -15,7 +15,8 @@ use std::sync::OnceLock;
 use crate::html::{self, escape};
 use crate::log::{Head, Skipped};
 use crate::session::{Session, Summary, content_text, is_reminder};
-use crate::term::{duration, short_time, skipped_line, thousands, usd};
+use crate::term::{duration, short_time, skipped_line, usd};
+use traffic_record::summary::thousands;
 
 /// Styles added to `html::CSS` for the served pages.
 pub const SERVE_CSS: &str = r#"
