@@ -68,7 +68,7 @@ impl Diagnostics {
             .with_writer(stderr)
             .with_ansi(std::io::stderr().is_terminal())
             .with_env_filter(
-                tracing_subscriber::EnvFilter::try_from_default_env()
+                tracing_subscriber::EnvFilter::try_from_env("RUST_LOG")
                     .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter)),
             )
             .init();
