@@ -133,21 +133,6 @@ fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-/// A binary of the same build profile as this test's, built now so its `--help` is current.
-fn built(package: &str, bin: &str) -> PathBuf {
-    let dir = Path::new(LOGGER).parent().unwrap();
-    let mut cargo = Command::new(env!("CARGO"));
-    cargo.args(["build", "-q", "-p", package, "--bin", bin]);
-    if dir.ends_with("release") {
-        cargo.arg("--release");
-    }
-    assert!(
-        cargo.status().unwrap().success(),
-        "cargo build -p {package}"
-    );
-    dir.join(bin)
-}
-
 fn help(bin: &Path, args: &[&str]) -> String {
     let out = Command::new(bin).args(args).arg("--help").output().unwrap();
     assert!(
@@ -160,8 +145,8 @@ fn help(bin: &Path, args: &[&str]) -> String {
 
 /// Every `--help` text: the three binaries and each claude-api-logger subcommand.
 fn helps() -> Vec<(String, String)> {
-    let proxy = built("claude-api-proxy", "claude-api-proxy");
-    let shipper = built("otlp-shipper", "otlp-shipper");
+    let proxy = test_peers::workspace_bin("claude-api-proxy", "claude-api-proxy");
+    let shipper = test_peers::workspace_bin("otlp-shipper", "otlp-shipper");
     let logger = PathBuf::from(LOGGER);
     let top = help(&logger, &[]);
     let commands = top

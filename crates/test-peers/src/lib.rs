@@ -46,3 +46,29 @@ pub fn claude_command(cwd: &Path, home: &Path, tmp: &Path, base_url: &str) -> Co
         .stdin(Stdio::null());
     cmd
 }
+
+/// The binary `bin` of the workspace package `package`, built now in this test's profile (so
+/// a test in one crate runs the current build of another crate's program), once per process.
+pub fn workspace_bin(package: &str, bin: &str) -> PathBuf {
+    static BUILT: std::sync::Mutex<Vec<(String, PathBuf)>> = std::sync::Mutex::new(Vec::new());
+    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, path)) = built.iter().find(|(name, _)| name == bin) {
+        return path.clone();
+    }
+    // target/<profile>/deps/<test> → target/<profile>
+    let exe = std::env::current_exe().expect("the test's own path");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>/deps/<test>");
+    let mut cargo = Command::new(env!("CARGO"));
+    cargo.args(["build", "-q", "-p", package, "--bin", bin]);
+    if dir.ends_with("release") {
+        cargo.arg("--release");
+    }
+    let status = cargo.status().expect("cargo runs");
+    assert!(status.success(), "cargo build -p {package} --bin {bin} failed");
+    let path = dir.join(bin);
+    built.push((bin.to_string(), path.clone()));
+    path
+}

@@ -1,4 +1,4 @@
-//! The real peers of the viewer's tests (tests/viewer.rs, tests/serve.rs): the tools
+//! The real peers of the viewer's tests (tests/cli.rs, tests/serve.rs): the tools
 //! scripts/test.sh installs, fake-anthropic, the real proxy binary and the real Claude Code CLI
 //! in print mode, headless Chromium through playwright-core. A missing one fails the test
 //! naming its install step.
@@ -10,7 +10,11 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 pub use test_peers::{PATH, required_env};
 
-pub const BIN: &str = env!("CARGO_BIN_EXE_claude-api-logger");
+/// The `claude-api-logger` binary, whose subcommands these tests drive.
+pub fn bin() -> PathBuf {
+    test_peers::workspace_bin("claude-api-logger", "claude-api-logger")
+}
+
 /// A fresh directory `cal-<suite>-<test>-<pid>` under the system's temp dir.
 pub fn temp_dir(suite: &str, test: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("cal-{suite}-{test}-{}", std::process::id()));
@@ -21,7 +25,7 @@ pub fn temp_dir(suite: &str, test: &str) -> PathBuf {
 
 /// The cargo target directory this binary was built into (`target/`).
 pub fn target_dir() -> PathBuf {
-    Path::new(BIN)
+    bin()
         .parent()
         .and_then(Path::parent)
         .expect("target/<profile>/claude-api-logger")
@@ -30,7 +34,7 @@ pub fn target_dir() -> PathBuf {
 
 /// A program built next to this one by the workspace build.
 pub fn sibling(name: &str) -> PathBuf {
-    let bin = Path::new(BIN).with_file_name(name);
+    let bin = bin().with_file_name(name);
     assert!(
         bin.exists(),
         "{} not built: run scripts/test.sh (or `cargo build --workspace`)",

@@ -31,7 +31,7 @@ fn shots() -> PathBuf {
 
 /// `claude-api-logger serve --log-file LOG ARGS`, with `VIEWER_TOKEN` when `token` is given.
 fn serve(log: &Path, dir: &Path, args: &[&str], token: Option<&str>) -> Running {
-    let mut cmd = Command::new(BIN);
+    let mut cmd = Command::new(bin());
     cmd.arg("serve")
         .args(args)
         .arg("--log-file")
@@ -524,7 +524,7 @@ fn off_loopback_every_request_needs_the_token_and_bad_requests_are_refused() {
     std::fs::write(&log, record(1, "s-rules", "2026-12-03T10:00:01Z")).unwrap();
 
     // Off loopback without a token: refused at start, naming the setting.
-    let out = Command::new(BIN)
+    let out = Command::new(bin())
         .args(["serve", "--listen", "0.0.0.0:0", "--log-file"])
         .arg(&log)
         .env_clear()

@@ -18,7 +18,7 @@ const API_KEY: &str = "sk-ant-test-viewer-0000";
 
 /// Runs `claude-api-logger ARGS --log-file LOG`; returns stdout, panics on failure.
 fn viewer(log: &Path, args: &[&str]) -> String {
-    let out = Command::new(BIN)
+    let out = Command::new(bin())
         .args(args)
         .arg("--log-file")
         .arg(log)
@@ -530,7 +530,7 @@ fn rotated_segments_are_read_oldest_first_then_the_live_file() {
     std::fs::remove_file(&log).unwrap();
     assert_eq!(sessions_json(&log)["sessions"][0]["exchanges"], 3);
     // No log at all: an error naming the setting.
-    let out = Command::new(BIN)
+    let out = Command::new(bin())
         .args(["sessions", "--log-file"])
         .arg(dir.join("nothing.log"))
         .output()
@@ -566,7 +566,7 @@ fn sessions_since_a_time_lists_only_those_active_after_it() {
     assert_eq!(ids("2026-12-04T00:00:00Z"), Vec::<String>::new());
     assert_eq!(ids("2026-12-03T00:00:00Z").len(), 3);
 
-    let out = Command::new(BIN)
+    let out = Command::new(bin())
         .args(["sessions", "--since", "yesterday", "--log-file"])
         .arg(&log)
         .output()
@@ -595,7 +595,7 @@ fn on_a_terminal_show_is_coloured_and_paged_like_git_log() {
     std::fs::set_permissions(&pager, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     // util-linux `script` gives the command a pseudo-terminal as its stdout.
     let on_terminal = |extra: &str| {
-        let command = format!("{BIN} show s-pty --log-file {} {extra}", log.display());
+        let command = format!("{} show s-pty --log-file {} {extra}", bin().display(), log.display());
         let out = Command::new("script")
             .args(["-qec", &command, "/dev/null"])
             .env_clear()
@@ -767,7 +767,7 @@ fn a_price_table_given_with_prices_replaces_the_built_in_one_as_for_the_shipper(
             "cache_read_input_token_cost": 0}}"#,
     )
     .unwrap();
-    let out = Command::new(BIN)
+    let out = Command::new(bin())
         .args(["sessions", "--json", "--log-file"])
         .arg(&log)
         .arg("--prices")
@@ -794,7 +794,7 @@ fn a_price_table_given_with_prices_replaces_the_built_in_one_as_for_the_shipper(
     );
 
     std::fs::write(&table, "{}").unwrap();
-    let out = Command::new(BIN)
+    let out = Command::new(bin())
         .args(["sessions", "--log-file"])
         .arg(&log)
         .env_clear()
