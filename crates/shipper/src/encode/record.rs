@@ -1,7 +1,8 @@
 //! One line of the traffic log as the encoder reads it: borrowed views of the record (no
-//! body is parsed into a tree; a body's JSON text stays a slice of the line), [`Str`] for
-//! strings borrowed when they have no escapes, and the few peeks into a body the encoder needs.
+//! body is parsed into a tree; a body's JSON text stays a slice of the line), and the few
+//! peeks into a body the encoder needs.
 
+use crate::encode::borrowed::Str;
 use crate::encode::request_body::RequestBody;
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -66,29 +67,6 @@ pub(crate) struct ResponseView<'a> {
     pub(crate) body: &'a RawValue,
     #[serde(borrow, default)]
     pub(crate) sse: Option<&'a RawValue>,
-}
-
-/// A string borrowed from the line when it has no escapes (serde's `Cow<str>` always copies).
-#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub(crate) struct Str<'a>(pub(crate) Cow<'a, str>);
-
-impl<'de: 'a, 'a> Deserialize<'de> for Str<'a> {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V<'a>(std::marker::PhantomData<&'a ()>);
-        impl<'de: 'a, 'a> serde::de::Visitor<'de> for V<'a> {
-            type Value = Str<'a>;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a string")
-            }
-            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Str<'a>, E> {
-                Ok(Str(Cow::Borrowed(v)))
-            }
-            fn visit_str<E>(self, v: &str) -> Result<Str<'a>, E> {
-                Ok(Str(Cow::Owned(v.to_owned())))
-            }
-        }
-        d.deserialize_str(V(std::marker::PhantomData))
-    }
 }
 
 /// What the encoder needs from a captured body, read without scanning all of it: its `size`
