@@ -5,6 +5,9 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+/// Exit code for a configuration error (EX_CONFIG-like, as linkerd uses 64 for bad config).
+pub const EXIT_CONFIG: u8 = 64;
+
 /// PID 1 of the claude-api-logger image: runs claude-api-proxy and otlp-shipper.
 #[derive(Debug, Parser)]
 #[command(name = "claude-api-logger", version, about, args_override_self = true)]

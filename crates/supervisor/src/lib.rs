@@ -15,10 +15,8 @@ use std::process::ExitCode;
 
 use clap::Parser as _;
 
+pub use crate::config::EXIT_CONFIG;
 use crate::config::{Cli, Command, Config};
-
-/// Exit code for a configuration error (EX_CONFIG-like, as linkerd uses 64 for bad config).
-pub const EXIT_CONFIG: u8 = 64;
 
 /// The session viewer's subcommands (they read the log; nothing is supervised).
 fn viewer_command(command: &Option<Command>) -> Option<ExitCode> {
