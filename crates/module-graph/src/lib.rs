@@ -349,7 +349,7 @@ pub fn cycles(graph: &Graph) -> Vec<Cycle> {
         }
         for scc in components(&edges) {
             let cycle = example_cycle(&scc, &edges);
-            let modules: Vec<String> = cycle.iter().map(|m| name(m)).collect();
+            let modules: Vec<String> = cycle.iter().map(name).collect();
             let mut key = modules.clone();
             key.sort();
             if seen.insert(key) {
