@@ -8,34 +8,15 @@
 //! Claude Code's own `cost_usd` applies, which follow Anthropic's pricing page; a model the
 //! table does not name gets no cost, never a guess from a similar name.
 
+pub mod error;
+pub mod file;
 pub mod litellm;
 pub mod rules;
 pub mod table;
 
+pub use error::Error;
 pub use rules::{Cost, Tokens, Unpriced};
-pub use table::{Band, ModelPrices, PriceTable, Rates};
-
-/// The table compiled into the binaries.
-pub const BUILTIN_TABLE: &str = include_str!("../prices.json");
-
-/// A table older than this many days is reported as stale at start-up.
-pub const STALE_AFTER_DAYS: u64 = 90;
-
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error("cannot read the price table {path}: {source}")]
-    Read {
-        path: String,
-        source: std::io::Error,
-    },
-    #[error("the price table {path} is not valid: {source} (see docs/seq-events.md, \"Cost\")")]
-    Parse {
-        path: String,
-        source: serde_json::Error,
-    },
-    #[error("the price table {path} is not valid: {reason} (see docs/seq-events.md, \"Cost\")")]
-    Invalid { path: String, reason: String },
-}
+pub use table::{BUILTIN_TABLE, Band, ModelPrices, PriceTable, Rates, STALE_AFTER_DAYS};
 
 /// The `--prices` help of the shipper and the viewer, naming the built-in table's date.
 pub fn prices_help() -> String {

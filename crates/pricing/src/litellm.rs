@@ -6,7 +6,7 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 use std::time::SystemTime;
 
-use crate::Error;
+use crate::error::Error;
 use crate::table::{Band, ModelPrices, PriceTable, Rates};
 
 /// LiteLLM's file is an object of model entries with `litellm_provider` and

@@ -1,12 +1,17 @@
-//! The price table: model id to rates, dated, each entry with its source. Read from this
-//! crate's JSON format (the built-in `prices.json`) or, through [`crate::litellm`], LiteLLM's.
+//! The price table: model id to rates, dated, each entry with its source, as read from this
+//! crate's JSON format (the built-in `prices.json`); [`crate::file`] reads either format.
 
 use serde::Deserialize;
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::time::SystemTime;
 
-use crate::{Error, STALE_AFTER_DAYS, litellm};
+use crate::error::Error;
+
+/// The table compiled into the binaries.
+pub const BUILTIN_TABLE: &str = include_str!("../prices.json");
+
+/// A table older than this many days is reported as stale at start-up.
+pub const STALE_AFTER_DAYS: u64 = 90;
 
 /// USD per million tokens, by token kind.
 #[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
@@ -106,30 +111,8 @@ struct LongContext {
 
 impl PriceTable {
     pub fn builtin() -> PriceTable {
-        PriceTable::from_json(crate::BUILTIN_TABLE, "built-in prices.json")
+        PriceTable::from_json(BUILTIN_TABLE, "built-in prices.json")
             .expect("the built-in price table parses (tested)")
-    }
-
-    /// A table from a file in this crate's format or LiteLLM's, told apart by their shape.
-    pub fn from_file(path: &Path) -> Result<PriceTable, Error> {
-        let shown = path.display().to_string();
-        let read = |source| Error::Read {
-            path: shown.clone(),
-            source,
-        };
-        let text = std::fs::read_to_string(path).map_err(read)?;
-        let value: serde_json::Value =
-            serde_json::from_str(&text).map_err(|source| Error::Parse {
-                path: shown.clone(),
-                source,
-            })?;
-        if litellm::is_litellm(&value) {
-            let modified = std::fs::metadata(path)
-                .and_then(|m| m.modified())
-                .map_err(read)?;
-            return litellm::table(&value, &shown, modified);
-        }
-        PriceTable::from_json(&text, &shown)
     }
 
     pub(crate) fn from_json(text: &str, path: &str) -> Result<PriceTable, Error> {

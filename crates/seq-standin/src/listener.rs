@@ -6,16 +6,51 @@ use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::server::State;
+/// Whether connections are refused now, and how many were: shared by the listener, its
+/// streams and the control endpoint that sets it.
+#[derive(Debug, Default)]
+pub(crate) struct Refusal {
+    until: Mutex<Option<Instant>>,
+    refused: AtomicU64,
+}
+
+impl Refusal {
+    pub(crate) fn refusing(&self) -> bool {
+        let mut until = self.until.lock().unwrap_or_else(|e| e.into_inner());
+        match *until {
+            Some(t) if Instant::now() < t => true,
+            Some(_) => {
+                *until = None;
+                false
+            }
+            None => false,
+        }
+    }
+
+    /// Refuse from now until `until` (`None`: stop refusing).
+    pub(crate) fn set(&self, until: Option<Instant>) {
+        *self.until.lock().unwrap_or_else(|e| e.into_inner()) = until;
+    }
+
+    pub(crate) fn count_refused(&self) {
+        self.refused.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn refused(&self) -> u64 {
+        self.refused.load(Ordering::Relaxed)
+    }
+}
 
 pub(crate) struct RefusingListener {
     pub(crate) inner: TcpListener,
-    pub(crate) state: Arc<State>,
+    pub(crate) state: Arc<Refusal>,
 }
 
 impl axum::serve::Listener for RefusingListener {
@@ -60,7 +95,7 @@ fn reset(stream: &TcpStream) {
 
 pub(crate) struct RefusableStream {
     inner: TcpStream,
-    state: Arc<State>,
+    state: Arc<Refusal>,
 }
 
 impl AsyncRead for RefusableStream {

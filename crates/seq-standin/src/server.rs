@@ -17,7 +17,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -25,7 +25,7 @@ use crate::control::{Control, Failure};
 use crate::event::{StoredEvent, StoredSpan, attributes};
 use crate::first_run::{ApiKey, AuthState, Authentication};
 use crate::limits::{DEFAULT_EVENT_LIMIT, DEFAULT_REQUEST_LIMIT, event_size, span_size};
-use crate::listener::RefusingListener;
+use crate::listener::{Refusal, RefusingListener};
 
 /// The one path Seq ingests OTLP logs on.
 pub const INGEST_PATH: &str = "/ingest/otlp/v1/logs";
@@ -111,11 +111,10 @@ pub struct Answered {
 
 pub(crate) struct State {
     options: Options,
-    refuse_until: Mutex<Option<Instant>>,
+    refusal: Arc<Refusal>,
     fail_next: Mutex<VecDeque<Failure>>,
     reject_marker: Mutex<Option<String>>,
     counters: Mutex<Counters>,
-    refused: AtomicU64,
     events: Mutex<Vec<StoredEvent>>,
     store: Mutex<Option<std::fs::File>>,
     /// `spans.jsonl` beside `events.jsonl`.
@@ -133,31 +132,15 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl State {
-    pub(crate) fn refusing(&self) -> bool {
-        let mut until = lock(&self.refuse_until);
-        match *until {
-            Some(t) if Instant::now() < t => true,
-            Some(_) => {
-                *until = None;
-                false
-            }
-            None => false,
-        }
-    }
-
-    pub(crate) fn count_refused(&self) {
-        self.refused.fetch_add(1, Ordering::Relaxed);
-    }
-
     fn apply(&self, control: Control) {
         if control.reset {
-            *lock(&self.refuse_until) = None;
+            self.refusal.set(None);
             lock(&self.fail_next).clear();
             *lock(&self.reject_marker) = None;
         }
         if let Some(secs) = control.refuse_connections_for_secs {
-            *lock(&self.refuse_until) =
-                Some(Instant::now() + Duration::from_secs_f64(secs.max(0.0)));
+            let until = Instant::now() + Duration::from_secs_f64(secs.max(0.0));
+            self.refusal.set(Some(until));
         }
         lock(&self.fail_next).extend(control.fail_next);
         if let Some(marker) = control.reject_event_containing {
@@ -167,7 +150,7 @@ impl State {
 
     fn counters(&self) -> Counters {
         let mut c = lock(&self.counters).clone();
-        c.refused_connections = self.refused.load(Ordering::Relaxed);
+        c.refused_connections = self.refusal.refused();
         c
     }
 
@@ -749,11 +732,10 @@ pub async fn spawn(addr: SocketAddr, options: Options) -> io::Result<Handle> {
     let state = Arc::new(State {
         options,
         auth: Mutex::new(auth),
-        refuse_until: Mutex::new(None),
+        refusal: Arc::default(),
         fail_next: Mutex::new(VecDeque::new()),
         reject_marker: Mutex::new(None),
         counters: Mutex::new(Counters::default()),
-        refused: AtomicU64::new(0),
         events: Mutex::new(Vec::new()),
         store: Mutex::new(store),
         span_store: Mutex::new(span_store),
@@ -767,7 +749,7 @@ pub async fn spawn(addr: SocketAddr, options: Options) -> io::Result<Handle> {
     let addr = inner.local_addr()?;
     let listener = RefusingListener {
         inner,
-        state: state.clone(),
+        state: state.refusal.clone(),
     };
     let app = router(state.clone());
     let task = tokio::spawn(async move {

@@ -2,9 +2,9 @@
 //! one core turns into OTLP request bytes. `cargo run --release -p otlp-shipper --example
 //! encode_speed -- FILE`.
 
-use otlp_shipper::batch::Batch;
 use otlp_shipper::encode::Encoder;
-use otlp_shipper::tail::{Start, Tailer};
+use otlp_shipper::sink::batch::Batch;
+use otlp_shipper::source::tail::{Start, Tailer};
 use std::time::{Duration, Instant};
 
 fn main() {

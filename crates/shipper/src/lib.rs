@@ -1,43 +1,37 @@
 //! otlp-shipper: follows the claude-api-logger traffic log and delivers every line to Seq (or
 //! any OTLP/HTTP logs endpoint) as OTLP LogRecords, at least once, with a durable checkpoint.
 //!
-//! Pipeline: a reader thread ([`reader`]: [`tail`] → [`encode`] → [`batch`]) hands batches
-//! through a one-slot channel to the [`sender`] ([`retry`], [`deadletter`]), which moves the
-//! [`checkpoint`] after each acknowledged batch; [`retention`] then deletes the delivered
-//! rotated segments beyond the budget. [`metrics`] counts what happens.
+//! The source tree is the pipeline, in three stages that import only upstream
+//! (docs/architecture.md): [`source`] follows the file, [`encode`] turns each line into OTLP,
+//! [`sink`] delivers. A reader thread ([`reader`]: `tail` → `encode` → `batch`) hands batches
+//! through a one-slot channel to the sender, which moves the checkpoint after each
+//! acknowledged batch; retention then deletes the delivered rotated segments beyond the
+//! budget. [`run`] wires them up; [`config`] is the command line, [`metrics`] counts.
 //!
 //! Dependencies beyond the workspace basics: `notify` (file change events),
 //! `opentelemetry-proto` and `prost` (the OTLP wire format), `reqwest` (HTTP/TLS client),
 //! `axum` (metrics endpoint), `humantime` (RFC 3339 timestamps), `rand` (retry jitter),
-//! `reqwest-middleware` and `async-trait` (the HTTP stack as layers, [`http`]), `tracing-appender`
+//! `reqwest-middleware` and `async-trait` (the HTTP stack as layers, [`sink::http`]), `tracing-appender`
 //! (diagnostics written off-thread), `bytes` (cheap request resends), `memchr` (a line's end
 //! found in the read buffer, so a line longer than `--max-line-bytes` is never held), `sha2`
-//! (stable trace ids and content digests), `blake3` (message digests, [`delta`]), `pricing`
+//! (stable trace ids and content digests), `blake3` (message digests, [`encode::delta`]), `pricing`
 //! (the cost of an exchange); for tests only, `proptest` (property tests of the config parser
 //! and the encoder, `tests/properties.rs`).
 
-pub mod batch;
-pub mod checkpoint;
 pub mod config;
-pub mod deadletter;
-pub mod delta;
 pub mod encode;
-pub mod http;
-pub mod ids;
 pub mod metrics;
-pub mod quota;
 pub mod reader;
-pub mod request_body;
-pub mod retention;
-pub mod retry;
-pub mod sender;
-pub mod tail;
+pub mod sink;
+pub mod source;
 
-use crate::checkpoint::Loaded;
 use crate::config::Config;
 use crate::metrics::Metrics;
-use crate::sender::{Delivery, Sender};
-use crate::tail::Start;
+use crate::sink::batch;
+use crate::sink::sender::{Delivery, Sender};
+use crate::source::checkpoint::{self, Loaded};
+use crate::source::retention;
+use crate::source::tail::{self, Start};
 use anyhow::Context;
 use opentelemetry_proto::tonic::common::v1::{
     AnyValue, InstrumentationScope, KeyValue, any_value::Value,

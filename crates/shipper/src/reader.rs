@@ -2,10 +2,10 @@
 //! enough) batches to the sender. At most one batch is being filled and one waits in the
 //! channel, so memory stays flat however large the backlog: the file is the buffer.
 
-use crate::batch::Batch;
 use crate::encode::{self, Encoder};
 use crate::metrics::Metrics;
-use crate::tail::{Start, Tailer};
+use crate::sink::batch::Batch;
+use crate::source::tail::{Start, Tailer};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
@@ -151,7 +151,7 @@ fn dead_letter_oversized(
     attributes.insert("log.file.path".into(), s.file.display().to_string().into());
     attributes.insert("log.line.offset".into(), offset.into());
     attributes.insert("log.line.length".into(), len.into());
-    let entry = crate::deadletter::DeadLetter {
+    let entry = crate::sink::deadletter::DeadLetter {
         time: humantime::format_rfc3339_nanos(SystemTime::now()).to_string(),
         status: 0,
         reason: &reason,
@@ -159,7 +159,7 @@ fn dead_letter_oversized(
         body: String::from_utf8_lossy(prefix).into_owned(),
         attributes,
     };
-    crate::deadletter::append(&s.dead_letter, &[entry]).map_err(std::io::Error::other)?;
+    crate::sink::deadletter::append(&s.dead_letter, &[entry]).map_err(std::io::Error::other)?;
     metrics.dead_lettered.fetch_add(1, Relaxed);
     tracing::error!(len, offset, max_line_bytes = s.max_line_bytes, file = %s.dead_letter.display(), "line too long to ship: its first bytes were written to the dead-letter file");
     Ok(())

@@ -5,7 +5,7 @@
 
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use opentelemetry_proto::tonic::logs::v1::LogRecord;
-use otlp_shipper::config::{expand_vars, parse_fluent_bit};
+use otlp_shipper::config::fluent_bit::{expand_vars, parse_fluent_bit};
 use otlp_shipper::encode::{Encoder, escaped_len, split_parts};
 use proptest::prelude::*;
 use std::path::Path;

@@ -5,6 +5,10 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+/// Exit code for a configuration error: 64, EX_USAGE of sysexits.h (linkerd also exits 64 for
+/// bad config), the code every binary of the project uses for it.
+pub const EXIT_CONFIG: u8 = command_line::EXIT_USAGE;
+
 /// PID 1 of the claude-api-logger image: runs claude-api-proxy and otlp-shipper.
 #[derive(Debug, Parser)]
 #[command(name = "claude-api-logger", version, about, args_override_self = true)]

@@ -15,11 +15,8 @@ use std::process::ExitCode;
 
 use clap::Parser as _;
 
+pub use crate::config::EXIT_CONFIG;
 use crate::config::{Cli, Command, Config};
-
-/// Exit code for a configuration error: 64, EX_USAGE of sysexits.h (linkerd also exits 64 for
-/// bad config), the code every binary of the project uses for it.
-pub const EXIT_CONFIG: u8 = command_line::EXIT_USAGE;
 
 /// The session viewer's subcommands (they read the log; nothing is supervised).
 fn viewer_command(command: &Option<Command>) -> Option<ExitCode> {

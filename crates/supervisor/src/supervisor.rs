@@ -169,7 +169,7 @@ impl Supervisor {
                     "child reported a configuration error (exit 64); not restarting it, stopping"
                 );
                 self.shutdown(Signal::SIGTERM, &mut sigchld).await;
-                Ok(crate::EXIT_CONFIG)
+                Ok(crate::config::EXIT_CONFIG)
             }
         }
     }

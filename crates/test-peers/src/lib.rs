@@ -67,7 +67,10 @@ pub fn workspace_bin(package: &str, bin: &str) -> PathBuf {
         cargo.arg("--release");
     }
     let status = cargo.status().expect("cargo runs");
-    assert!(status.success(), "cargo build -p {package} --bin {bin} failed");
+    assert!(
+        status.success(),
+        "cargo build -p {package} --bin {bin} failed"
+    );
     let path = dir.join(bin);
     built.push((bin.to_string(), path.clone()));
     path

@@ -595,7 +595,11 @@ fn on_a_terminal_show_is_coloured_and_paged_like_git_log() {
     std::fs::set_permissions(&pager, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     // util-linux `script` gives the command a pseudo-terminal as its stdout.
     let on_terminal = |extra: &str| {
-        let command = format!("{} show s-pty --log-file {} {extra}", bin().display(), log.display());
+        let command = format!(
+            "{} show s-pty --log-file {} {extra}",
+            bin().display(),
+            log.display()
+        );
         let out = Command::new("script")
             .args(["-qec", &command, "/dev/null"])
             .env_clear()

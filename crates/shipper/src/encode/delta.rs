@@ -19,8 +19,8 @@
 //! state lives only in memory: after a restart the first exchange of each session is shipped
 //! whole, and each block once more.
 
-use crate::ids::{Digest16, digest, hex, message_digest};
-use crate::request_body::Parts;
+use crate::encode::ids::{Digest16, digest, hex, message_digest};
+use crate::encode::request_body::Parts;
 use conversation::Route;
 use serde_json::value::RawValue;
 use std::borrow::Cow;
@@ -113,7 +113,7 @@ fn write_key(out: &mut String, key: &str) {
 
 impl Conversations {
     /// Encodes the request body of exchange `id`: `raw` is the record's `request.body` text
-    /// and `parts` its members, as [`crate::request_body`] read them.
+    /// and `parts` its members, as [`crate::encode::request_body`] read them.
     pub fn encode<'a>(
         &mut self,
         session: Option<&str>,
@@ -348,7 +348,7 @@ mod tests {
         path: &str,
         raw: &'a str,
     ) -> Encoded<'a> {
-        match crate::request_body::read(raw) {
+        match crate::encode::request_body::read(raw) {
             (text, Some(parts)) => c.encode(session, id, path, text, parts),
             (text, None) => unchanged(text),
         }

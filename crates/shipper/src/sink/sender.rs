@@ -4,10 +4,10 @@
 //! refuses for good to the dead-letter file. Returns only when every span and event of the
 //! batch is either acknowledged or dead-lettered (or shutdown interrupted a retry wait).
 
-use crate::batch::{Batch, Envelope, Records};
-use crate::deadletter::{self, DeadLetter, DeadLetterError};
 use crate::metrics::Metrics;
-use crate::retry::{Attempt, Decision, RetryReason, decide, parse_retry_after};
+use crate::sink::batch::{Batch, Envelope, Records};
+use crate::sink::deadletter::{self, DeadLetter, DeadLetterError};
+use crate::sink::retry::{Attempt, Decision, RetryReason, decide, parse_retry_after};
 use opentelemetry_proto::tonic::common::v1::{AnyValue, any_value::Value};
 use reqwest::Url;
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
@@ -24,7 +24,7 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 const REASON_MAX: usize = 2_000;
 
 pub struct Sender {
-    client: crate::http::Client,
+    client: crate::sink::http::Client,
     endpoint: Url,
     /// Where spans go; `None`: the batch has none to send.
     traces_endpoint: Option<Url>,
@@ -76,7 +76,7 @@ impl Sender {
             .connect_timeout(Duration::from_secs(10))
             .tls_danger_accept_invalid_certs(!tls_verify)
             .build()?;
-        let client = crate::http::client(client, metrics.clone());
+        let client = crate::sink::http::client(client, metrics.clone());
         let mut map = HeaderMap::new();
         for (n, v) in headers {
             map.append(n, v);

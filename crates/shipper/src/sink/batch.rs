@@ -5,7 +5,7 @@
 //! (`resource_*` 1 → `resource` 1, `scope_*` 2 → `scope` 1, records 2), so one envelope
 //! serves both.
 
-use crate::checkpoint::Position;
+use crate::source::checkpoint::Position;
 use opentelemetry_proto::tonic::common::v1::InstrumentationScope;
 use opentelemetry_proto::tonic::logs::v1::LogRecord;
 use opentelemetry_proto::tonic::resource::v1::Resource;

@@ -8,21 +8,25 @@
 //! Bodies are never parsed into trees: the record is read with borrowed `RawValue`s, so a
 //! body's JSON text goes into the event byte for byte as it is in the line.
 
-use crate::delta::{Context, Conversations};
-use crate::ids;
-use crate::quota;
-use crate::request_body::RequestBody;
-use conversation::{Facts, Route, Sessions};
+use crate::encode::delta::{Context, Conversations, Encoded};
+use crate::encode::event::{Pool, any_string, emit_parts, kv, set_string};
+use crate::encode::ids;
+use crate::encode::parts::{attrs_size, escaped_len, split_parts};
+use crate::encode::quota;
+use crate::encode::record::{
+    BodyPeek, RecordView, SseEventView, SseView, peek_body, top_raw, top_str,
+};
+use crate::encode::time::parse_time_ns;
+use conversation::{Facts, Route, Sender, Sessions};
 use opentelemetry_proto::tonic::common::v1::{AnyValue, ArrayValue, KeyValue, any_value::Value};
 use opentelemetry_proto::tonic::logs::v1::LogRecord;
 use opentelemetry_proto::tonic::trace::v1::{Span, Status, span::SpanKind, status::StatusCode};
 use pricing::PriceTable;
-use serde::Deserialize;
 use serde_json::value::RawValue;
 use std::borrow::Cow;
-use std::collections::BTreeMap;
 use std::sync::Arc;
-use traffic_record::{Usage, summary, trace_context};
+use traffic_record::trace_context::{self, TraceParent};
+use traffic_record::{Usage, summary};
 
 /// OTLP severity numbers (logs data model).
 pub const SEVERITY_INFO: i32 = 9;
@@ -82,169 +86,6 @@ impl Options {
 
 /// Where Claude Code's requests go unless the proxy was pointed elsewhere.
 pub const DEFAULT_SERVER_ADDRESS: &str = "api.anthropic.com";
-
-#[derive(Deserialize)]
-struct RecordView<'a> {
-    #[serde(borrow)]
-    kind: Cow<'a, str>,
-    #[serde(borrow)]
-    id: Cow<'a, str>,
-    #[serde(borrow)]
-    started_at: Cow<'a, str>,
-    #[serde(borrow, default)]
-    ended_at: Option<Cow<'a, str>>,
-    #[serde(default)]
-    duration_ms: Option<f64>,
-    #[serde(default)]
-    ttfb_ms: Option<f64>,
-    #[serde(borrow)]
-    outcome: Cow<'a, str>,
-    #[serde(borrow, default)]
-    error: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    session_id: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    model: Option<Cow<'a, str>>,
-    #[serde(default)]
-    stream: bool,
-    #[serde(borrow, default)]
-    stop_reason: Option<Cow<'a, str>>,
-    #[serde(default)]
-    usage: Option<Usage>,
-    #[serde(borrow)]
-    request: RequestView<'a>,
-    #[serde(borrow, default)]
-    response: Option<ResponseView<'a>>,
-}
-
-#[derive(Deserialize)]
-struct RequestView<'a> {
-    #[serde(borrow)]
-    method: Cow<'a, str>,
-    #[serde(borrow)]
-    path: Cow<'a, str>,
-    #[serde(borrow, default)]
-    query: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    headers: BTreeMap<Str<'a>, Str<'a>>,
-    #[serde(borrow)]
-    body: RequestBody<'a>,
-}
-
-#[derive(Deserialize)]
-struct ResponseView<'a> {
-    status: u16,
-    #[serde(borrow, default)]
-    headers: BTreeMap<Str<'a>, Str<'a>>,
-    #[serde(borrow)]
-    body: &'a RawValue,
-    #[serde(borrow, default)]
-    sse: Option<&'a RawValue>,
-}
-
-/// A string borrowed from the line when it has no escapes (serde's `Cow<str>` always copies).
-#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub(crate) struct Str<'a>(pub(crate) Cow<'a, str>);
-
-impl<'de: 'a, 'a> Deserialize<'de> for Str<'a> {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V<'a>(std::marker::PhantomData<&'a ()>);
-        impl<'de: 'a, 'a> serde::de::Visitor<'de> for V<'a> {
-            type Value = Str<'a>;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a string")
-            }
-            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Str<'a>, E> {
-                Ok(Str(Cow::Borrowed(v)))
-            }
-            fn visit_str<E>(self, v: &str) -> Result<Str<'a>, E> {
-                Ok(Str(Cow::Owned(v.to_owned())))
-            }
-        }
-        d.deserialize_str(V(std::marker::PhantomData))
-    }
-}
-
-/// What the encoder needs from a captured body, read without scanning all of it: its `size`
-/// and, for a JSON request, its `model`. Reading stops as soon as both are known (the proxy
-/// writes `size` first; requests usually start with `model`), so a multi-megabyte body is not
-/// parsed a second time.
-#[derive(Debug, Default, PartialEq)]
-struct BodyPeek {
-    size: Option<u64>,
-    model: Option<String>,
-}
-
-fn peek_body(raw: &str, want_model: bool) -> BodyPeek {
-    use serde::de::{DeserializeSeed, Deserializer, Error, IgnoredAny, MapAccess, Visitor};
-    use std::cell::RefCell;
-    use std::fmt;
-    // Returned as an error to stop reading early; the result is in `out` by then.
-    const STOP: &str = "stop";
-
-    struct BodyV<'p> {
-        out: &'p RefCell<BodyPeek>,
-        want_model: bool,
-    }
-    impl<'de> Visitor<'de> for BodyV<'_> {
-        type Value = ();
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("a body object")
-        }
-        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-            while let Some(key) = map.next_key::<Str<'de>>()? {
-                match key.0.as_ref() {
-                    "size" => {
-                        self.out.borrow_mut().size = Some(map.next_value()?);
-                        if !self.want_model {
-                            return Err(A::Error::custom(STOP));
-                        }
-                    }
-                    "json" if self.want_model => {
-                        map.next_value_seed(ModelSeed(self.out))?;
-                    }
-                    _ => {
-                        map.next_value::<IgnoredAny>()?;
-                    }
-                }
-            }
-            Ok(())
-        }
-    }
-    struct ModelSeed<'p>(&'p RefCell<BodyPeek>);
-    impl<'de> DeserializeSeed<'de> for ModelSeed<'_> {
-        type Value = ();
-        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-            d.deserialize_map(ModelV(self.0))
-        }
-    }
-    struct ModelV<'p>(&'p RefCell<BodyPeek>);
-    impl<'de> Visitor<'de> for ModelV<'_> {
-        type Value = ();
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("a JSON object")
-        }
-        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-            while let Some(key) = map.next_key::<Str<'de>>()? {
-                if key.0 == "model" {
-                    let model: Str<'de> = map.next_value()?;
-                    self.0.borrow_mut().model = Some(model.0.into_owned());
-                    return Err(A::Error::custom(STOP));
-                }
-                map.next_value::<IgnoredAny>()?;
-            }
-            Ok(())
-        }
-    }
-
-    let out = RefCell::new(BodyPeek::default());
-    let mut de = serde_json::Deserializer::from_str(raw);
-    let _ = de.deserialize_map(BodyV {
-        out: &out,
-        want_model,
-    });
-    out.into_inner()
-}
 
 /// Encodes lines; holds the per-event budget and the records it fills.
 ///
@@ -324,19 +165,11 @@ impl Encoder {
         }
         // A huge line that is not a record: parts correlated by a random trace id.
         let trace_id: [u8; 16] = rand::random();
-        let parts = split_parts(&text, budget);
         pool.reset(r, 0, observed_ns, SEVERITY_INFO, "INFO", (&trace_id, &[]));
-        pool.str(&mut r.attributes, &["claude.body.name"], "line");
-        pool.value(&mut r.attributes, &["claude.body.part"], Value::IntValue(0));
-        let count = Value::IntValue(parts.len() as i64);
-        pool.value(&mut r.attributes, &["claude.body.parts"], count);
-        for (i, part) in parts.into_iter().enumerate() {
-            r.attributes[1].value = any(Value::IntValue(i as i64 + 1));
-            set_string(any_string(&mut r.body), part);
-            out(r);
-        }
+        emit_parts(pool, r, "line", &split_parts(&text, budget), |_, _| {}, out);
     }
 
+    /// An exchange: its context events, its span, its main event, then its body parts.
     fn encode_record<'a>(
         &mut self,
         line: &'a str,
@@ -344,61 +177,28 @@ impl Encoder {
         observed_ns: u64,
         out: &mut dyn FnMut(&LogRecord),
     ) {
-        let Encoder {
-            event_max_bytes,
-            options,
-            record: r,
-            pool,
-            conversations,
-            senders,
-            span,
-            has_span,
-            unpriced,
-            unpriced_models,
-        } = self;
-        let event_max_bytes = *event_max_bytes;
-        let time_ns = parse_time_ns(&rec.started_at).unwrap_or(0);
-        let end_ns = rec
-            .ended_at
-            .as_deref()
-            .and_then(parse_time_ns)
-            .unwrap_or(time_ns)
-            .max(time_ns);
-        let session = rec.session_id.as_deref();
-        // Claude Code's own trace when the request carries its `traceparent`: the exchange
-        // span then sits under Claude Code's `claude_code.llm_request` span.
-        let caller = rec
-            .request
-            .headers
-            .iter()
-            .find(|(name, _)| name.0 == "traceparent")
-            .and_then(|(_, value)| trace_context::parse(&value.0));
-        let trace_id_bytes = match caller {
-            Some(c) => Some(c.trace_id),
-            None => ids::trace_id(session, &rec.id),
-        };
-        let trace_id: &[u8] = trace_id_bytes.as_ref().map_or(&[], |b| b.as_slice());
-        let span_id_bytes = ids::exchange_span_id(&rec.id);
-        let span_id: &[u8] = if trace_id.is_empty() {
-            &[]
-        } else {
-            &span_id_bytes
-        };
-        let status = rec.response.as_ref().map(|r| r.status);
-        let complete = rec.outcome == "complete";
-        let (severity, severity_text) = match status {
-            _ if !complete => (SEVERITY_ERROR, "ERROR"),
-            Some(s) if s >= 500 => (SEVERITY_ERROR, "ERROR"),
-            Some(s) if s >= 400 => (SEVERITY_WARN, "WARN"),
-            _ => (SEVERITY_INFO, "INFO"),
-        };
-        let budget = event_max_bytes - PART_OVERHEAD;
-        let view_url = options
-            .view_base_url
-            .as_ref()
-            .map(|base| format!("{base}/exchange/{}", rec.id));
+        let x = Exchange::read(rec, observed_ns, self.options.view_base_url.as_deref());
+        let mut request = self.read_request(line, rec, x.session);
+        self.emit_contexts(&x, &request.encoded.contexts, out);
+        let response = read_response(rec, &mut request.facts);
+        let sender = self.senders.sender(x.session, &request.facts);
+        let common = self.common_attributes(&x, rec, &request, &response, sender.as_ref());
+        if self.options.spans && x.trace_id.is_some() {
+            self.fill_span(&x, rec, &request, &common);
+        }
+        self.emit_exchange(&x, rec, &common, &request, &response, out);
+    }
 
-        let (request_body, parts) = rec.request.body.place(line);
+    /// The request's facts (route, system prompt, tools, first message), its size and model,
+    /// and its body as shipped: whole, or in `delta` the part of the conversation not shipped
+    /// before.
+    fn read_request<'a>(
+        &mut self,
+        line: &'a str,
+        rec: &RecordView<'a>,
+        session: Option<&str>,
+    ) -> RequestRead<'a> {
+        let (body, parts) = rec.request.body.place(line);
         let mut facts = Facts::new(Route::of(&rec.request.path));
         if facts.route == Route::Messages
             && let Some(parts) = &parts
@@ -414,441 +214,608 @@ impl Encoder {
                 facts.first_message_text(first);
             }
         }
-        let req_peek = peek_body(request_body, true);
-        let request_model = req_peek.model;
-        let delta = options.bodies == Bodies::Delta;
+        let peek = peek_body(body, true);
         let encoded = match parts {
-            Some(parts) if delta => {
-                conversations.encode(session, &rec.id, &rec.request.path, request_body, parts)
+            Some(parts) if self.options.bodies == Bodies::Delta => {
+                let path = &rec.request.path;
+                self.conversations
+                    .encode(session, &rec.id, path, body, parts)
             }
-            _ => crate::delta::Encoded {
-                body: Cow::Borrowed(request_body),
+            _ => Encoded {
+                body: Cow::Borrowed(body),
                 ..Default::default()
             },
         };
-        let rewritten = matches!(encoded.body, Cow::Owned(_));
+        RequestRead {
+            facts,
+            peek,
+            encoded,
+        }
+    }
 
-        // System prompt blocks and tool definitions not shipped before go first, so every
-        // reference in the main event points at an event Seq already has.
-        for Context { hash, field, text } in &encoded.contexts {
-            pool.reset(
-                r,
-                time_ns,
-                observed_ns,
-                SEVERITY_INFO,
-                "INFO",
-                (trace_id, span_id),
-            );
+    /// System prompt blocks and tool definitions not shipped before go first, so every
+    /// reference in the main event points at an event Seq already has.
+    fn emit_contexts(
+        &mut self,
+        x: &Exchange<'_>,
+        contexts: &[Context<'_>],
+        out: &mut dyn FnMut(&LogRecord),
+    ) {
+        let budget = self.event_max_bytes - PART_OVERHEAD;
+        let Encoder {
+            record: r, pool, ..
+        } = self;
+        for Context { hash, field, text } in contexts {
+            x.start(pool, r, (SEVERITY_INFO, "INFO"));
             pool.str(&mut r.attributes, &["claude.context.hash"], hash);
             pool.str(&mut r.attributes, &["claude.context.field"], field);
-            session_attrs(pool, &mut r.attributes, session);
+            session_attrs(pool, &mut r.attributes, x.session);
             if escaped_len(text) + 200 <= budget {
-                if let Some(url) = &view_url {
-                    pool.str(&mut r.attributes, &["claude.view.url"], url);
-                }
+                x.view_url_attr(pool, &mut r.attributes);
                 set_string(any_string(&mut r.body), text);
                 out(r);
-                continue;
-            }
-            let parts = split_parts(text, budget);
-            pool.str(&mut r.attributes, &["claude.body.name"], "context");
-            let part_at = r.attributes.len();
-            pool.value(&mut r.attributes, &["claude.body.part"], Value::IntValue(0));
-            let count = Value::IntValue(parts.len() as i64);
-            pool.value(&mut r.attributes, &["claude.body.parts"], count);
-            if let Some(url) = &view_url {
-                pool.str(&mut r.attributes, &["claude.view.url"], url);
-            }
-            for (i, part) in parts.into_iter().enumerate() {
-                r.attributes[part_at].value = any(Value::IntValue(i as i64 + 1));
-                set_string(any_string(&mut r.body), part);
-                out(r);
-            }
-        }
-
-        let sse_view = rec
-            .response
-            .as_ref()
-            .and_then(|r| r.sse)
-            .and_then(|sse| serde_json::from_str::<SseView<'_>>(sse.get()).ok());
-        let sse_message = sse_view.as_ref().and_then(|v| v.message);
-        let (first_token_ms, max_gap_ms) = sse_view
-            .as_ref()
-            .map_or((None, None), |v| stream_timing(&v.events));
-        let response_message = match (sse_message, rec.response.as_ref()) {
-            (Some(m), _) => Some(m.get()),
-            (None, Some(resp)) => top_raw(resp.body.get(), "json"),
-            _ => None,
-        };
-        let response_id = response_message.and_then(|m| top_str(m, "id"));
-        if facts.route == Route::Messages
-            && let Some(m) = response_message
-        {
-            facts.response_message_text(m);
-        }
-        let sender = senders.sender(session, &facts);
-
-        // Properties shared by the main event and the span.
-        let mut common: Vec<KeyValue> = Vec::new();
-        let cs =
-            |c: &mut Vec<KeyValue>, k: &str, v: &str| c.push(kv(k, Value::StringValue(v.into())));
-        let cv = |c: &mut Vec<KeyValue>, k: &str, v: Value| c.push(kv(k, v));
-        cs(&mut common, "gen_ai.provider.name", "anthropic");
-        let chat = facts.route == Route::Messages;
-        if chat {
-            cs(&mut common, "gen_ai.operation.name", "chat");
-        }
-        let req_model = request_model.as_deref().or(rec.model.as_deref());
-        if let Some(m) = req_model {
-            cs(&mut common, "gen_ai.request.model", m);
-        }
-        if rec.response.is_some()
-            && let Some(m) = &rec.model
-        {
-            cs(&mut common, "gen_ai.response.model", m);
-        }
-        if let Some(id) = &response_id {
-            cs(&mut common, "gen_ai.response.id", id);
-        }
-        if let Some(reason) = &rec.stop_reason {
-            let reasons = ArrayValue {
-                values: vec![AnyValue {
-                    value: Some(Value::StringValue(reason.to_string())),
-                }],
-            };
-            cv(
-                &mut common,
-                "gen_ai.response.finish_reasons",
-                Value::ArrayValue(reasons),
-            );
-        }
-        if let Some(u) = &rec.usage {
-            let read = u.cache_read_input_tokens;
-            let written = u.cache_creation_input_tokens;
-            if u.input_tokens.is_some() || read.is_some() || written.is_some() {
-                // The conventions count every input token, cached or not.
-                let all = u.input_tokens.unwrap_or(0) + read.unwrap_or(0) + written.unwrap_or(0);
-                cv(
-                    &mut common,
-                    "gen_ai.usage.input_tokens",
-                    Value::IntValue(all as i64),
+            } else {
+                let parts = split_parts(text, budget);
+                emit_parts(
+                    pool,
+                    r,
+                    "context",
+                    &parts,
+                    |p, a| x.view_url_attr(p, a),
+                    out,
                 );
             }
-            let tokens = [
-                ("gen_ai.usage.output_tokens", u.output_tokens),
-                ("gen_ai.usage.cache_read.input_tokens", read),
-                ("gen_ai.usage.cache_creation.input_tokens", written),
-            ];
-            for (k, v) in tokens {
-                if let Some(v) = v {
-                    cv(&mut common, k, Value::IntValue(v as i64));
-                }
+        }
+    }
+
+    /// The properties the main event and the span share, in the order they are shipped.
+    fn common_attributes(
+        &mut self,
+        x: &Exchange<'_>,
+        rec: &RecordView<'_>,
+        request: &RequestRead<'_>,
+        response: &ResponseRead<'_>,
+        sender: Option<&Sender>,
+    ) -> Vec<KeyValue> {
+        let mut c = Common::default();
+        genai_attrs(&mut c, rec, request, response);
+        if let Some(u) = &rec.usage {
+            usage_attrs(&mut c, u);
+            self.cost_attrs(&mut c, rec, u, request.peek.model.as_deref());
+        }
+        identity_attrs(&mut c, x, rec, sender);
+        outcome_attrs(&mut c, x, rec);
+        timing_attrs(&mut c, rec, response);
+        quota_attrs(&mut c, rec);
+        c.0
+    }
+
+    /// The exchange's cost from the price table, or why it has none (each unknown model is
+    /// warned about once).
+    fn cost_attrs(
+        &mut self,
+        c: &mut Common,
+        rec: &RecordView<'_>,
+        u: &Usage,
+        request_model: Option<&str>,
+    ) {
+        let prices = &self.options.prices;
+        // The response's model is billed (a refusal fallback answers with another one).
+        let model = conversation::pricing_model(rec.model.as_deref(), request_model);
+        match model.map(|m| prices.price(m, u)) {
+            Some(Ok(cost)) => {
+                c.value("claude.cost.usd", Value::DoubleValue(cost.usd));
+                c.value(
+                    "claude.cost.long_context",
+                    Value::BoolValue(cost.long_context),
+                );
+                c.str("claude.cost.prices_date", &prices.date);
             }
-            // The response's model is billed (a refusal fallback answers with another one).
-            let model = conversation::pricing_model(rec.model.as_deref(), request_model.as_deref());
-            match model.map(|m| options.prices.price(m, u)) {
-                Some(Ok(cost)) => {
-                    cv(&mut common, "claude.cost.usd", Value::DoubleValue(cost.usd));
-                    cv(
-                        &mut common,
-                        "claude.cost.long_context",
-                        Value::BoolValue(cost.long_context),
+            priced => {
+                self.unpriced += 1;
+                let why = match &priced {
+                    Some(Err(why)) => why.to_string(),
+                    _ => "no model named".to_string(),
+                };
+                c.value("claude.cost.unpriced", Value::BoolValue(true));
+                c.str("claude.cost.unpriced_reason", &why);
+                c.str("claude.cost.prices_date", &prices.date);
+                let model = model.unwrap_or("(none)");
+                if !self.unpriced_models.contains(model) {
+                    self.unpriced_models.insert(model.to_string());
+                    tracing::warn!(
+                        model,
+                        prices_date = %prices.date,
+                        "no cost for model {model}: {why}; its exchanges carry \
+                         claude.cost.unpriced=true (a newer table: --prices, see \
+                         docs/seq-events.md \"Cost\")"
                     );
-                    cs(&mut common, "claude.cost.prices_date", &options.prices.date);
-                }
-                priced => {
-                    *unpriced += 1;
-                    let why = match &priced {
-                        Some(Err(why)) => why.to_string(),
-                        _ => "no model named".to_string(),
-                    };
-                    cv(&mut common, "claude.cost.unpriced", Value::BoolValue(true));
-                    cs(&mut common, "claude.cost.unpriced_reason", &why);
-                    cs(&mut common, "claude.cost.prices_date", &options.prices.date);
-                    let model = model.unwrap_or("(none)");
-                    if !unpriced_models.contains(model) {
-                        unpriced_models.insert(model.to_string());
-                        tracing::warn!(
-                            model,
-                            prices_date = %options.prices.date,
-                            "no cost for model {model}: {why}; its exchanges carry \
-                             claude.cost.unpriced=true (a newer table: --prices, see \
-                             docs/seq-events.md \"Cost\")"
-                        );
-                    }
                 }
             }
         }
-        if let Some(s) = session {
-            cs(&mut common, "gen_ai.conversation.id", s);
-            cs(&mut common, "session.id", s);
-        }
-        if let Some(sender) = &sender {
-            cs(&mut common, "claude.agent", sender.agent.as_str());
-            if let Some(sub) = sender
-                .subagent
-                .as_ref()
-                .filter(|s| !s.tool_use_id.is_empty())
-            {
-                cs(&mut common, "claude.agent.tool_use_id", &sub.tool_use_id);
-            }
-        }
-        cs(&mut common, "claude.exchange.id", &rec.id);
-        if let Some(url) = &view_url {
-            cs(&mut common, "claude.view.url", url);
-        }
-        cs(&mut common, "claude.outcome", &rec.outcome);
-        if let Some(e) = &rec.error {
-            cs(&mut common, "claude.error", e);
-            cs(&mut common, "error.type", &rec.outcome);
-        } else if let Some(s) = status.filter(|s| *s >= 400) {
-            cs(&mut common, "error.type", &s.to_string());
-        }
-        if let Some(s) = status {
-            cv(
-                &mut common,
-                "http.response.status_code",
-                Value::IntValue(s.into()),
-            );
-        }
-        if let Some(d) = rec.duration_ms {
-            cv(&mut common, "claude.duration_ms", Value::DoubleValue(d));
-        }
-        if let Some(t) = rec.ttfb_ms {
-            cv(&mut common, "claude.ttfb_ms", Value::DoubleValue(t));
-        }
-        if let (true, Some(d), Some(t), Some(o)) = (
-            rec.stream,
-            rec.duration_ms,
-            rec.ttfb_ms,
-            rec.usage.as_ref().and_then(|u| u.output_tokens),
-        ) && d > t
-        {
-            let rate = o as f64 / ((d - t) / 1000.0);
-            cv(
-                &mut common,
-                "claude.output_tokens_per_second",
-                Value::DoubleValue(rate),
-            );
-        }
-        if let Some(t) = first_token_ms {
-            cv(
-                &mut common,
-                "claude.time_to_first_token_ms",
-                Value::DoubleValue(t),
-            );
-        }
-        if let Some(g) = max_gap_ms {
-            cv(
-                &mut common,
-                "claude.stream_max_gap_ms",
-                Value::DoubleValue(g),
-            );
-        }
-        if let Some(resp) = &rec.response {
-            for (name, value) in &resp.headers {
-                if let Some((key, typed)) = quota::property(&name.0, &value.0) {
-                    let v = match typed {
-                        quota::Typed::Int(i) => Value::IntValue(i),
-                        quota::Typed::Double(d) => Value::DoubleValue(d),
-                        quota::Typed::Text(t) => Value::StringValue(t.to_string()),
-                    };
-                    cv(&mut common, &key, v);
-                }
-            }
-        }
+    }
 
-        if options.spans && !trace_id.is_empty() {
-            span.trace_id.clear();
-            span.trace_id.extend_from_slice(trace_id);
-            span.span_id.clear();
-            span.span_id.extend_from_slice(span_id);
-            span.parent_span_id.clear();
-            if let Some(c) = &caller {
-                span.parent_span_id.extend_from_slice(&c.parent_id);
-            }
-            span.name.clear();
-            if chat {
-                span.name.push_str("chat");
-                if let Some(m) = req_model {
-                    span.name.push(' ');
-                    span.name.push_str(m);
-                }
-            } else {
-                span.name.push_str(&rec.request.method);
+    /// The exchange's span: a GenAI client span (`chat {model}`), under Claude Code's span
+    /// when the request carried a `traceparent`.
+    fn fill_span(
+        &mut self,
+        x: &Exchange<'_>,
+        rec: &RecordView<'_>,
+        request: &RequestRead<'_>,
+        common: &[KeyValue],
+    ) {
+        let span = &mut self.span;
+        let (trace_id, span_id) = x.ids();
+        span.trace_id.clear();
+        span.trace_id.extend_from_slice(trace_id);
+        span.span_id.clear();
+        span.span_id.extend_from_slice(span_id);
+        span.parent_span_id.clear();
+        if let Some(c) = &x.caller {
+            span.parent_span_id.extend_from_slice(&c.parent_id);
+        }
+        span.name.clear();
+        if request.facts.route == Route::Messages {
+            span.name.push_str("chat");
+            if let Some(m) = request_model(rec, request) {
                 span.name.push(' ');
-                span.name.push_str(&rec.request.path);
+                span.name.push_str(m);
             }
-            span.kind = SpanKind::Client as i32;
-            span.start_time_unix_nano = time_ns;
-            span.end_time_unix_nano = end_ns;
-            span.attributes.clear();
-            span.attributes.extend(common.iter().cloned());
-            span.attributes.push(kv(
-                "server.address",
-                Value::StringValue(options.server_address.clone()),
-            ));
-            span.attributes.push(kv(
-                "http.request.method",
-                Value::StringValue(rec.request.method.to_string()),
-            ));
-            span.attributes.push(kv(
-                "url.path",
-                Value::StringValue(rec.request.path.to_string()),
-            ));
-            let failed = !complete || status.is_some_and(|s| s >= 400);
-            span.status = Some(if failed {
-                Status {
-                    code: StatusCode::Error as i32,
-                    message: rec.error.as_deref().map(str::to_string).unwrap_or_else(
-                        || match status {
-                            Some(s) if complete => format!("HTTP {s}"),
-                            _ => rec.outcome.to_string(),
-                        },
-                    ),
-                }
-            } else {
-                Status::default()
-            });
-            *has_span = true;
+        } else {
+            span.name.push_str(&rec.request.method);
+            span.name.push(' ');
+            span.name.push_str(&rec.request.path);
         }
-
-        pool.reset(
-            r,
-            time_ns,
-            observed_ns,
-            severity,
-            severity_text,
-            (trace_id, span_id),
-        );
-        let attrs = &mut r.attributes;
-        pool.str(attrs, &["http.request.method"], &rec.request.method);
-        pool.str(attrs, &["url.path"], &rec.request.path);
-        if let Some(q) = &rec.request.query {
-            pool.str(attrs, &["url.query"], q);
-        }
-        for c in &common {
-            if let Some(v) = c.value.as_ref().and_then(|v| v.value.clone()) {
-                pool.value(attrs, &[&c.key], v);
+        span.kind = SpanKind::Client as i32;
+        span.start_time_unix_nano = x.time_ns;
+        span.end_time_unix_nano = x.end_ns;
+        span.attributes.clear();
+        span.attributes.extend(common.iter().cloned());
+        let server = self.options.server_address.clone();
+        span.attributes
+            .push(kv("server.address", Value::StringValue(server)));
+        let method = Value::StringValue(rec.request.method.to_string());
+        span.attributes.push(kv("http.request.method", method));
+        let path = Value::StringValue(rec.request.path.to_string());
+        span.attributes.push(kv("url.path", path));
+        let failed = !x.complete || x.status.is_some_and(|s| s >= 400);
+        span.status = Some(if failed {
+            Status {
+                code: StatusCode::Error as i32,
+                message: rec.error.as_deref().map(str::to_string).unwrap_or_else(|| {
+                    match x.status {
+                        Some(s) if x.complete => format!("HTTP {s}"),
+                        _ => rec.outcome.to_string(),
+                    }
+                }),
             }
-        }
-        if let Some((from, shared)) = &encoded.continues {
-            pool.str(attrs, &["claude.delta.continues"], from);
-            pool.value(
-                attrs,
-                &["claude.delta.shared"],
-                Value::IntValue(*shared as i64),
-            );
-        }
-        if let Some(n) = encoded.new_messages {
-            pool.value(
-                attrs,
-                &["claude.delta.new_messages"],
-                Value::IntValue(n as i64),
-            );
-        }
-        if rewritten {
-            pool.str(attrs, &["claude.request.encoding"], "delta");
-        }
-        pool.value(attrs, &["claude.stream"], Value::BoolValue(rec.stream));
-        if let Some(size) = req_peek.size {
-            pool.value(
-                attrs,
-                &["http.request.body.size"],
-                Value::IntValue(size as i64),
-            );
-        }
-        if let Some(resp) = &rec.response
-            && let Some(size) = peek_body(resp.body.get(), false).size
-        {
-            pool.value(
-                attrs,
-                &["http.response.body.size"],
-                Value::IntValue(size as i64),
-            );
-        }
-        for (name, value) in &rec.request.headers {
-            pool.str(attrs, &["http.request.header.", &name.0], &value.0);
-        }
-        if let Some(resp) = &rec.response {
-            for (name, value) in &resp.headers {
-                pool.str(attrs, &["http.response.header.", &name.0], &value.0);
-            }
-        }
-
-        let message = any_string(&mut r.body);
-        summary(message, rec, status, request_model.as_deref());
-        let response_bodies = rec.response.as_ref().map(|resp| {
-            let sse = match (delta, sse_message, resp.sse) {
-                (true, Some(m), _) => Some(("response.message", m.get())),
-                (_, _, Some(s)) => Some(("response.sse", s.get())),
-                _ => None,
-            };
-            (("response.body", resp.body.get()), sse)
+        } else {
+            Status::default()
         });
-        let bodies: Vec<(&str, &str)> = [
-            Some(("request.body", encoded.body.as_ref())),
-            response_bodies.map(|(b, _)| b),
-            response_bodies.and_then(|(_, s)| s),
-        ]
-        .into_iter()
-        .flatten()
-        .collect();
+        self.has_span = true;
+    }
 
-        // Bodies go inline (as attributes of the main event) while the event stays within
-        // the budget, smallest first, so a small exchange reads in one event and a large one
-        // keeps its small bodies inline; the others go to ordered part events.
-        let mut size = escaped_len(message) + attrs_size(attrs) + PART_OVERHEAD;
-        let mut by_size: Vec<(usize, usize)> = bodies
-            .iter()
-            .enumerate()
-            .map(|(i, (name, text))| (escaped_len(text) + name.len() + 16, i))
-            .collect();
-        by_size.sort_unstable();
-        let mut inline = [false; 3];
-        for (body_size, i) in by_size {
-            if size + body_size <= event_max_bytes {
-                size += body_size;
-                inline[i] = true;
-            }
-        }
+    /// The main event (a one-line summary, the properties, the bodies that fit inline), then
+    /// the parts of the bodies that did not fit.
+    fn emit_exchange(
+        &mut self,
+        x: &Exchange<'_>,
+        rec: &RecordView<'_>,
+        common: &[KeyValue],
+        request: &RequestRead<'_>,
+        response: &ResponseRead<'_>,
+        out: &mut dyn FnMut(&LogRecord),
+    ) {
+        let event_max_bytes = self.event_max_bytes;
+        let budget = event_max_bytes - PART_OVERHEAD;
+        let delta = self.options.bodies == Bodies::Delta;
+        let Encoder {
+            record: r, pool, ..
+        } = self;
+        x.start(pool, r, x.severity);
+        main_attrs(pool, &mut r.attributes, rec, common, request);
+        let message = any_string(&mut r.body);
+        summary(message, rec, x.status, request.peek.model.as_deref());
+        let size = escaped_len(message) + attrs_size(&r.attributes) + PART_OVERHEAD;
+        let bodies = bodies_of(rec, &request.encoded.body, response.sse_message, delta);
+        let inline = inline_bodies(&bodies, size, event_max_bytes);
         let mut split: Vec<(&str, Vec<&str>)> = Vec::new();
-        for (i, (name, text)) in bodies.iter().enumerate() {
-            if inline[i] {
-                pool.str(attrs, &["claude.", name], text);
+        for (&(name, text), inline) in bodies.iter().zip(inline) {
+            if inline {
+                pool.str(&mut r.attributes, &["claude.", name], text);
             } else {
                 let parts = split_parts(text, budget);
                 let count = Value::IntValue(parts.len() as i64);
-                pool.value(attrs, &["claude.", name, ".parts"], count);
+                pool.value(&mut r.attributes, &["claude.", name, ".parts"], count);
                 split.push((name, parts));
             }
         }
         out(r);
         for (name, parts) in split {
-            pool.reset(
-                r,
-                time_ns,
-                observed_ns,
-                severity,
-                severity_text,
-                (trace_id, span_id),
-            );
+            x.start(pool, r, x.severity);
             pool.str(&mut r.attributes, &["claude.exchange.id"], &rec.id);
-            pool.str(&mut r.attributes, &["claude.body.name"], name);
-            pool.value(&mut r.attributes, &["claude.body.part"], Value::IntValue(0));
-            let count = Value::IntValue(parts.len() as i64);
-            pool.value(&mut r.attributes, &["claude.body.parts"], count);
-            session_attrs(pool, &mut r.attributes, session);
-            if let Some(url) = &view_url {
-                pool.str(&mut r.attributes, &["claude.view.url"], url);
-            }
-            for (i, part) in parts.into_iter().enumerate() {
-                r.attributes[2].value = any(Value::IntValue(i as i64 + 1));
-                set_string(any_string(&mut r.body), part);
-                out(r);
-            }
+            let after = |p: &mut Pool, a: &mut Vec<KeyValue>| {
+                session_attrs(p, a, x.session);
+                x.view_url_attr(p, a);
+            };
+            emit_parts(pool, r, name, &parts, after, out);
         }
     }
+}
+
+/// What every event and the span of one exchange share, read once from its record.
+struct Exchange<'r> {
+    time_ns: u64,
+    end_ns: u64,
+    observed_ns: u64,
+    session: Option<&'r str>,
+    /// Claude Code's own trace when the request carries its `traceparent`: the exchange
+    /// span then sits under Claude Code's `claude_code.llm_request` span.
+    caller: Option<TraceParent>,
+    /// `None`: the exchange has no trace (and its events no trace or span id).
+    trace_id: Option<[u8; 16]>,
+    span_id: [u8; 8],
+    status: Option<u16>,
+    complete: bool,
+    severity: (i32, &'static str),
+    view_url: Option<String>,
+}
+
+impl<'r> Exchange<'r> {
+    fn read(rec: &'r RecordView<'_>, observed_ns: u64, view_base_url: Option<&str>) -> Self {
+        let time_ns = parse_time_ns(&rec.started_at).unwrap_or(0);
+        let end_ns = rec
+            .ended_at
+            .as_deref()
+            .and_then(parse_time_ns)
+            .unwrap_or(time_ns)
+            .max(time_ns);
+        let session = rec.session_id.as_deref();
+        let caller = rec
+            .request
+            .headers
+            .iter()
+            .find(|(name, _)| name.0 == "traceparent")
+            .and_then(|(_, value)| trace_context::parse(&value.0));
+        let trace_id = match &caller {
+            Some(c) => Some(c.trace_id),
+            None => ids::trace_id(session, &rec.id),
+        };
+        let status = rec.response.as_ref().map(|r| r.status);
+        let complete = rec.outcome == "complete";
+        let severity = match status {
+            _ if !complete => (SEVERITY_ERROR, "ERROR"),
+            Some(s) if s >= 500 => (SEVERITY_ERROR, "ERROR"),
+            Some(s) if s >= 400 => (SEVERITY_WARN, "WARN"),
+            _ => (SEVERITY_INFO, "INFO"),
+        };
+        Exchange {
+            time_ns,
+            end_ns,
+            observed_ns,
+            session,
+            caller,
+            trace_id,
+            span_id: ids::exchange_span_id(&rec.id),
+            status,
+            complete,
+            severity,
+            view_url: view_base_url.map(|base| format!("{base}/exchange/{}", rec.id)),
+        }
+    }
+
+    /// The trace and span id of the exchange's events: both empty when it has no trace.
+    fn ids(&self) -> (&[u8], &[u8]) {
+        match &self.trace_id {
+            Some(trace_id) => (trace_id, &self.span_id),
+            None => (&[], &[]),
+        }
+    }
+
+    /// Readies `r` for an event of this exchange.
+    fn start(&self, pool: &mut Pool, r: &mut LogRecord, (severity, text): (i32, &str)) {
+        pool.reset(
+            r,
+            self.time_ns,
+            self.observed_ns,
+            severity,
+            text,
+            self.ids(),
+        );
+    }
+
+    fn view_url_attr(&self, pool: &mut Pool, attrs: &mut Vec<KeyValue>) {
+        if let Some(url) = &self.view_url {
+            pool.str(attrs, &["claude.view.url"], url);
+        }
+    }
+}
+
+/// The request as the exchange's events ship it.
+struct RequestRead<'a> {
+    facts: Facts,
+    peek: BodyPeek,
+    encoded: Encoded<'a>,
+}
+
+/// The model asked for: the request body's, else the record's.
+fn request_model<'r>(rec: &'r RecordView<'_>, request: &'r RequestRead<'_>) -> Option<&'r str> {
+    request.peek.model.as_deref().or(rec.model.as_deref())
+}
+
+/// What the encoder reads of the response besides its bodies.
+struct ResponseRead<'a> {
+    /// A stream's reassembled message (`response.sse.message`).
+    sse_message: Option<&'a RawValue>,
+    first_token_ms: Option<f64>,
+    max_gap_ms: Option<f64>,
+    id: Option<String>,
+}
+
+/// Reads the response's message (the stream's, else the JSON body) into `facts`, and the
+/// stream's timing.
+fn read_response<'a>(rec: &RecordView<'a>, facts: &mut Facts) -> ResponseRead<'a> {
+    let sse_view = rec
+        .response
+        .as_ref()
+        .and_then(|r| r.sse)
+        .and_then(|sse| serde_json::from_str::<SseView<'a>>(sse.get()).ok());
+    let sse_message = sse_view.as_ref().and_then(|v| v.message);
+    let (first_token_ms, max_gap_ms) = sse_view
+        .as_ref()
+        .map_or((None, None), |v| stream_timing(&v.events));
+    let message = match (sse_message, rec.response.as_ref()) {
+        (Some(m), _) => Some(m.get()),
+        (None, Some(resp)) => top_raw(resp.body.get(), "json"),
+        _ => None,
+    };
+    if facts.route == Route::Messages
+        && let Some(m) = message
+    {
+        facts.response_message_text(m);
+    }
+    ResponseRead {
+        sse_message,
+        first_token_ms,
+        max_gap_ms,
+        id: message.and_then(|m| top_str(m, "id")),
+    }
+}
+
+/// Attributes in the making, for the main event and the span.
+#[derive(Default)]
+struct Common(Vec<KeyValue>);
+
+impl Common {
+    fn str(&mut self, key: &str, value: &str) {
+        self.0.push(kv(key, Value::StringValue(value.into())));
+    }
+
+    fn value(&mut self, key: &str, value: Value) {
+        self.0.push(kv(key, value));
+    }
+}
+
+/// The GenAI semantic conventions' operation, models, response id and finish reason.
+fn genai_attrs(
+    c: &mut Common,
+    rec: &RecordView<'_>,
+    request: &RequestRead<'_>,
+    response: &ResponseRead<'_>,
+) {
+    c.str("gen_ai.provider.name", "anthropic");
+    if request.facts.route == Route::Messages {
+        c.str("gen_ai.operation.name", "chat");
+    }
+    if let Some(m) = request_model(rec, request) {
+        c.str("gen_ai.request.model", m);
+    }
+    if rec.response.is_some()
+        && let Some(m) = &rec.model
+    {
+        c.str("gen_ai.response.model", m);
+    }
+    if let Some(id) = &response.id {
+        c.str("gen_ai.response.id", id);
+    }
+    if let Some(reason) = &rec.stop_reason {
+        let reasons = ArrayValue {
+            values: vec![AnyValue {
+                value: Some(Value::StringValue(reason.to_string())),
+            }],
+        };
+        c.value("gen_ai.response.finish_reasons", Value::ArrayValue(reasons));
+    }
+}
+
+/// Token counts; the conventions count every input token, cached or not.
+fn usage_attrs(c: &mut Common, u: &Usage) {
+    let read = u.cache_read_input_tokens;
+    let written = u.cache_creation_input_tokens;
+    if u.input_tokens.is_some() || read.is_some() || written.is_some() {
+        let all = u.input_tokens.unwrap_or(0) + read.unwrap_or(0) + written.unwrap_or(0);
+        c.value("gen_ai.usage.input_tokens", Value::IntValue(all as i64));
+    }
+    let tokens = [
+        ("gen_ai.usage.output_tokens", u.output_tokens),
+        ("gen_ai.usage.cache_read.input_tokens", read),
+        ("gen_ai.usage.cache_creation.input_tokens", written),
+    ];
+    for (k, v) in tokens {
+        if let Some(v) = v {
+            c.value(k, Value::IntValue(v as i64));
+        }
+    }
+}
+
+/// Whose exchange this is: session, sending agent, exchange id, its page in the viewer.
+fn identity_attrs(c: &mut Common, x: &Exchange<'_>, rec: &RecordView<'_>, sender: Option<&Sender>) {
+    if let Some(s) = x.session {
+        c.str("gen_ai.conversation.id", s);
+        c.str("session.id", s);
+    }
+    if let Some(sender) = sender {
+        c.str("claude.agent", sender.agent.as_str());
+        if let Some(sub) = sender
+            .subagent
+            .as_ref()
+            .filter(|s| !s.tool_use_id.is_empty())
+        {
+            c.str("claude.agent.tool_use_id", &sub.tool_use_id);
+        }
+    }
+    c.str("claude.exchange.id", &rec.id);
+    if let Some(url) = &x.view_url {
+        c.str("claude.view.url", url);
+    }
+}
+
+/// How the exchange ended: the proxy's outcome, the error, the HTTP status.
+fn outcome_attrs(c: &mut Common, x: &Exchange<'_>, rec: &RecordView<'_>) {
+    c.str("claude.outcome", &rec.outcome);
+    if let Some(e) = &rec.error {
+        c.str("claude.error", e);
+        c.str("error.type", &rec.outcome);
+    } else if let Some(s) = x.status.filter(|s| *s >= 400) {
+        c.str("error.type", &s.to_string());
+    }
+    if let Some(s) = x.status {
+        c.value("http.response.status_code", Value::IntValue(s.into()));
+    }
+}
+
+/// Duration, time to first byte and token, output rate, longest stall of the stream.
+fn timing_attrs(c: &mut Common, rec: &RecordView<'_>, response: &ResponseRead<'_>) {
+    if let Some(d) = rec.duration_ms {
+        c.value("claude.duration_ms", Value::DoubleValue(d));
+    }
+    if let Some(t) = rec.ttfb_ms {
+        c.value("claude.ttfb_ms", Value::DoubleValue(t));
+    }
+    if let (true, Some(d), Some(t), Some(o)) = (
+        rec.stream,
+        rec.duration_ms,
+        rec.ttfb_ms,
+        rec.usage.as_ref().and_then(|u| u.output_tokens),
+    ) && d > t
+    {
+        let rate = o as f64 / ((d - t) / 1000.0);
+        c.value("claude.output_tokens_per_second", Value::DoubleValue(rate));
+    }
+    if let Some(t) = response.first_token_ms {
+        c.value("claude.time_to_first_token_ms", Value::DoubleValue(t));
+    }
+    if let Some(g) = response.max_gap_ms {
+        c.value("claude.stream_max_gap_ms", Value::DoubleValue(g));
+    }
+}
+
+/// The rate-limit headers of the response, typed.
+fn quota_attrs(c: &mut Common, rec: &RecordView<'_>) {
+    let Some(resp) = &rec.response else { return };
+    for (name, value) in &resp.headers {
+        if let Some((key, typed)) = quota::property(&name.0, &value.0) {
+            let v = match typed {
+                quota::Typed::Int(i) => Value::IntValue(i),
+                quota::Typed::Double(d) => Value::DoubleValue(d),
+                quota::Typed::Text(t) => Value::StringValue(t.to_string()),
+            };
+            c.value(&key, v);
+        }
+    }
+}
+
+/// The main event's attributes before its bodies: the request line, the shared properties,
+/// the delta's bookkeeping, the body sizes and the headers.
+fn main_attrs(
+    pool: &mut Pool,
+    attrs: &mut Vec<KeyValue>,
+    rec: &RecordView<'_>,
+    common: &[KeyValue],
+    request: &RequestRead<'_>,
+) {
+    pool.str(attrs, &["http.request.method"], &rec.request.method);
+    pool.str(attrs, &["url.path"], &rec.request.path);
+    if let Some(q) = &rec.request.query {
+        pool.str(attrs, &["url.query"], q);
+    }
+    for c in common {
+        if let Some(v) = c.value.as_ref().and_then(|v| v.value.clone()) {
+            pool.value(attrs, &[&c.key], v);
+        }
+    }
+    let encoded = &request.encoded;
+    if let Some((from, shared)) = &encoded.continues {
+        pool.str(attrs, &["claude.delta.continues"], from);
+        let shared = Value::IntValue(*shared as i64);
+        pool.value(attrs, &["claude.delta.shared"], shared);
+    }
+    if let Some(n) = encoded.new_messages {
+        let n = Value::IntValue(n as i64);
+        pool.value(attrs, &["claude.delta.new_messages"], n);
+    }
+    if matches!(encoded.body, Cow::Owned(_)) {
+        pool.str(attrs, &["claude.request.encoding"], "delta");
+    }
+    pool.value(attrs, &["claude.stream"], Value::BoolValue(rec.stream));
+    if let Some(size) = request.peek.size {
+        let size = Value::IntValue(size as i64);
+        pool.value(attrs, &["http.request.body.size"], size);
+    }
+    if let Some(resp) = &rec.response
+        && let Some(size) = peek_body(resp.body.get(), false).size
+    {
+        let size = Value::IntValue(size as i64);
+        pool.value(attrs, &["http.response.body.size"], size);
+    }
+    for (name, value) in &rec.request.headers {
+        pool.str(attrs, &["http.request.header.", &name.0], &value.0);
+    }
+    if let Some(resp) = &rec.response {
+        for (name, value) in &resp.headers {
+            pool.str(attrs, &["http.response.header.", &name.0], &value.0);
+        }
+    }
+}
+
+/// The bodies the main event carries, by name: the request (whole or its delta), the
+/// response body, and the stream (its reassembled message in `delta`, its events in `full`).
+fn bodies_of<'b>(
+    rec: &'b RecordView<'_>,
+    request_body: &'b str,
+    sse_message: Option<&'b RawValue>,
+    delta: bool,
+) -> Vec<(&'static str, &'b str)> {
+    let mut bodies = vec![("request.body", request_body)];
+    if let Some(resp) = &rec.response {
+        bodies.push(("response.body", resp.body.get()));
+        match (delta, sse_message, resp.sse) {
+            (true, Some(m), _) => bodies.push(("response.message", m.get())),
+            (_, _, Some(s)) => bodies.push(("response.sse", s.get())),
+            _ => {}
+        }
+    }
+    bodies
+}
+
+/// Which bodies go inline (as attributes of the main event, already `size` bytes): while the
+/// event stays within the budget, smallest first, so a small exchange reads in one event and
+/// a large one keeps its small bodies inline; the others go to ordered part events.
+fn inline_bodies(bodies: &[(&str, &str)], mut size: usize, event_max_bytes: usize) -> [bool; 3] {
+    let mut by_size: Vec<(usize, usize)> = bodies
+        .iter()
+        .enumerate()
+        .map(|(i, (name, text))| (escaped_len(text) + name.len() + 16, i))
+        .collect();
+    by_size.sort_unstable();
+    let mut inline = [false; 3];
+    for (body_size, i) in by_size {
+        if size + body_size <= event_max_bytes {
+            size += body_size;
+            inline[i] = true;
+        }
+    }
+    inline
 }
 
 /// The session's id under both names it is queried by, on every event of an exchange.
@@ -857,22 +824,6 @@ fn session_attrs(pool: &mut Pool, attrs: &mut Vec<KeyValue>, session: Option<&st
         pool.str(attrs, &["gen_ai.conversation.id"], s);
         pool.str(attrs, &["session.id"], s);
     }
-}
-
-#[derive(Deserialize)]
-struct SseView<'a> {
-    #[serde(borrow, default)]
-    message: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    events: Vec<SseEventView<'a>>,
-}
-
-#[derive(Deserialize)]
-struct SseEventView<'a> {
-    #[serde(borrow)]
-    event: Str<'a>,
-    #[serde(default)]
-    t_ms: Option<f64>,
 }
 
 /// Time to the first token (the first `content_block_delta`) and the longest wait between two
@@ -888,102 +839,6 @@ fn stream_timing(events: &[SseEventView<'_>]) -> (Option<f64>, Option<f64>) {
         .map(|w| w[1] - w[0])
         .fold(None, |m: Option<f64>, g| Some(m.map_or(g, |m| m.max(g))));
     (first, gap)
-}
-
-/// A top-level member of a JSON object, as its raw text.
-fn top_raw<'a>(raw: &'a str, key: &str) -> Option<&'a str> {
-    let map: BTreeMap<Str<'a>, &'a RawValue> = serde_json::from_str(raw).ok()?;
-    map.into_iter()
-        .find(|(k, _)| k.0 == key)
-        .map(|(_, v)| v.get())
-}
-
-/// A top-level string member of a JSON object.
-fn top_str(raw: &str, key: &str) -> Option<String> {
-    serde_json::from_str::<String>(top_raw(raw, key)?).ok()
-}
-
-fn kv(key: &str, value: Value) -> KeyValue {
-    KeyValue {
-        key: key.to_string(),
-        value: any(value),
-        ..Default::default()
-    }
-}
-
-/// Attributes of earlier events, kept so that their strings' allocations serve the next ones.
-#[derive(Debug, Default)]
-struct Pool {
-    spare: Vec<KeyValue>,
-}
-
-impl Pool {
-    /// Readies `r` for a new event: its attributes go back to the pool, its other fields are
-    /// set (the fields the shipper never sets stay at their defaults).
-    fn reset(
-        &mut self,
-        r: &mut LogRecord,
-        time_ns: u64,
-        observed_ns: u64,
-        severity: i32,
-        severity_text: &str,
-        (trace_id, span_id): (&[u8], &[u8]),
-    ) {
-        // Reversed, so the next event takes them back in the same order and a slot that held
-        // a string value is usually handed a string again.
-        self.spare.extend(r.attributes.drain(..).rev());
-        r.time_unix_nano = time_ns;
-        r.observed_time_unix_nano = observed_ns;
-        r.severity_number = severity;
-        set_string(&mut r.severity_text, severity_text);
-        r.trace_id.clear();
-        r.trace_id.extend_from_slice(trace_id);
-        r.span_id.clear();
-        r.span_id.extend_from_slice(span_id);
-    }
-
-    /// A KeyValue whose key is the concatenation of `key`.
-    fn slot(&mut self, key: &[&str]) -> KeyValue {
-        let mut kv = self.spare.pop().unwrap_or_default();
-        kv.key.clear();
-        for k in key {
-            kv.key.push_str(k);
-        }
-        kv
-    }
-
-    fn str(&mut self, attrs: &mut Vec<KeyValue>, key: &[&str], value: &str) {
-        let mut kv = self.slot(key);
-        set_string(any_string(&mut kv.value), value);
-        attrs.push(kv);
-    }
-
-    fn value(&mut self, attrs: &mut Vec<KeyValue>, key: &[&str], value: Value) {
-        let mut kv = self.slot(key);
-        kv.value = any(value);
-        attrs.push(kv);
-    }
-}
-
-fn any(value: Value) -> Option<AnyValue> {
-    Some(AnyValue { value: Some(value) })
-}
-
-/// The string of a string value, which `v` becomes if it was anything else.
-fn any_string(v: &mut Option<AnyValue>) -> &mut String {
-    let any = v.get_or_insert_with(AnyValue::default);
-    if !matches!(any.value, Some(Value::StringValue(_))) {
-        any.value = Some(Value::StringValue(String::new()));
-    }
-    match &mut any.value {
-        Some(Value::StringValue(s)) => s,
-        _ => unreachable!("set just above"),
-    }
-}
-
-fn set_string(s: &mut String, value: &str) {
-    s.clear();
-    s.push_str(value);
 }
 
 /// The event's message: the exchange's one-line summary in its Seq style, written over `s`.
@@ -1004,140 +859,11 @@ fn summary(s: &mut String, rec: &RecordView<'_>, status: Option<u16>, request_mo
     summary::write(s, &fields, summary::Style::Seq);
 }
 
-/// Upper bound of the JSON-escaped size of attributes (what Seq counts against its limit).
-fn attrs_size(attrs: &[KeyValue]) -> usize {
-    let value_size = |v: Option<&AnyValue>| match v.and_then(|v| v.value.as_ref()) {
-        Some(Value::StringValue(s)) => escaped_len(s),
-        Some(Value::ArrayValue(a)) => a
-            .values
-            .iter()
-            .map(|v| match &v.value {
-                Some(Value::StringValue(s)) => escaped_len(s) + 3,
-                _ => 24,
-            })
-            .sum(),
-        _ => 24,
-    };
-    attrs
-        .iter()
-        .map(|kv| kv.key.len() + value_size(kv.value.as_ref()) + 8)
-        .sum()
-}
-
-/// Bytes one byte of a string may cost once the string is written as JSON by the receiver:
-/// `"` `\\` and the short control escapes 2, other control characters 6 (`\u00XX`), and
-/// every byte of a non-ASCII character 3, the worst case of `\uXXXX` escaping (a 2-byte
-/// character becomes 6 bytes, a 4-byte one a 12-byte surrogate pair). Branch-free and in u16,
-/// so that the sum vectorizes on 16 bytes at a time.
-#[inline]
-fn byte_cost(b: u8) -> u16 {
-    let quote = u16::from(b == b'"') | u16::from(b == b'\\');
-    let ctrl = u16::from(b < 0x20) | u16::from(b == 0x7f);
-    let short = u16::from(b == 8)
-        | u16::from(b == 9)
-        | u16::from(b == 10)
-        | u16::from(b == 12)
-        | u16::from(b == 13);
-    let high = u16::from(b >= 0x80);
-    1 + quote + short + 5 * (ctrl - short) + 2 * high
-}
-
-/// Upper bound of the length of `s` once escaped as a JSON string (without quotes).
-pub fn escaped_len(s: &str) -> usize {
-    // A byte costs at most 6: a chunk of 8,192 sums to at most 49,152, within a u16.
-    s.as_bytes()
-        .chunks(8192)
-        .map(|chunk| {
-            usize::from(
-                chunk
-                    .iter()
-                    .map(|&b| byte_cost(b))
-                    .fold(0, u16::wrapping_add),
-            )
-        })
-        .sum()
-}
-
-/// Splits `s` into consecutive parts whose [`escaped_len`] is at most `budget`, cutting only
-/// on character boundaries. Concatenating the parts gives `s` back exactly.
-pub fn split_parts(s: &str, budget: usize) -> Vec<&str> {
-    assert!(budget >= 12, "a part must hold any one character");
-    if s.len().saturating_mul(6) <= budget {
-        return vec![s];
-    }
-    let bytes = s.as_bytes();
-    let mut parts = Vec::new();
-    let (mut start, mut cost, mut i) = (0, 0, 0);
-    while i < bytes.len() {
-        let b = bytes[i];
-        let len = match b {
-            0..=0x7f => 1,
-            0xf0..=0xff => 4,
-            0xe0..=0xef => 3,
-            _ => 2,
-        };
-        let c = if len == 1 {
-            usize::from(byte_cost(b))
-        } else {
-            3 * len
-        };
-        if cost + c > budget && i > start {
-            parts.push(&s[start..i]);
-            start = i;
-            cost = 0;
-        }
-        cost += c;
-        i += len;
-    }
-    if start < bytes.len() || parts.is_empty() {
-        parts.push(&s[start..]);
-    }
-    parts
-}
-
-/// RFC 3339 → Unix nanoseconds.
-pub fn parse_time_ns(s: &str) -> Option<u64> {
-    let t = humantime::parse_rfc3339_weak(s).ok()?;
-    let d = t.duration_since(std::time::UNIX_EPOCH).ok()?;
-    u64::try_from(d.as_nanos()).ok()
-}
-
-pub use crate::ids::hex16;
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn escaped_len_is_the_sum_of_each_byte_cost_across_chunk_boundaries() {
-        let cost = |b: u8| match b {
-            b'"' | b'\\' | 8 | 9 | 10 | 12 | 13 => 2,
-            0..=0x1f | 0x7f => 6,
-            0x80..=0xff => 3,
-            _ => 1,
-        };
-        let mut rng = 0x9e37_79b9_7f4a_7c15_u64;
-        let mut text = String::new();
-        while text.len() < 50_000 {
-            rng ^= rng << 13;
-            rng ^= rng >> 7;
-            rng ^= rng << 17;
-            let c = match rng % 8 {
-                0 => '"',
-                1 => '\\',
-                2 => char::from((rng >> 8) as u8 % 0x20),
-                3 => '\u{7f}',
-                4 => 'é',
-                5 => '😀',
-                _ => char::from(b'a' + (rng >> 8) as u8 % 26),
-            };
-            text.push(c);
-        }
-        let want: usize = text.bytes().map(cost).sum();
-        assert_eq!(escaped_len(&text), want);
-        // The costliest byte throughout: a chunk's sum must not wrap.
-        assert_eq!(escaped_len(&"\u{1}".repeat(50_000)), 300_000);
-    }
+    use crate::encode::ids::hex16;
+    use serde::Deserialize;
 
     fn kv_size(attrs: &[KeyValue]) -> usize {
         attrs
@@ -1466,26 +1192,6 @@ mod tests {
             attr_str(&out[0], "http.request.header.user-agent"),
             Some("claude \"cli\" é")
         );
-    }
-
-    #[test]
-    fn split_parts_respects_budget_and_char_boundaries() {
-        let s = "aé🦀\"\u{1}".repeat(1000);
-        for budget in [12, 13, 100, 4096] {
-            let parts = split_parts(&s, budget);
-            assert_eq!(parts.concat(), s);
-            assert!(
-                parts
-                    .iter()
-                    .all(|p| escaped_len(p) <= budget && !p.is_empty())
-            );
-        }
-        assert_eq!(split_parts("", 12), vec![""]);
-        assert_eq!(
-            escaped_len("a\"\n\u{1}\u{7f}é🦀"),
-            1 + 2 + 2 + 6 + 6 + 6 + 12
-        );
-        assert_eq!(escaped_len("\\\t\r\u{8}\u{c}"), 10);
     }
 
     fn span_attr<'a>(s: &'a Span, key: &str) -> Option<&'a Value> {

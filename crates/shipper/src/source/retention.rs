@@ -3,7 +3,7 @@
 //! segments kept, newest first, stay within the budget (bytes and age). A segment not yet
 //! delivered is never deleted, whatever the budget.
 
-use crate::checkpoint::Position;
+use crate::source::checkpoint::Position;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};

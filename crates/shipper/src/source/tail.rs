@@ -6,7 +6,7 @@
 //! end, then the live file: none is ever skipped. Blocking I/O: it runs on the shipper's
 //! reader thread.
 
-use crate::checkpoint::Position;
+use crate::source::checkpoint::Position;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Seek, SeekFrom};
 use std::os::unix::fs::MetadataExt;

@@ -28,7 +28,7 @@ pub fn property<'a>(header: &str, value: &'a str) -> Option<(String, Typed<'a>)>
         && d.is_finite()
     {
         Typed::Double(d)
-    } else if let Some(ns) = crate::encode::parse_time_ns(v) {
+    } else if let Some(ns) = crate::encode::time::parse_time_ns(v) {
         Typed::Int((ns / 1_000_000_000) as i64)
     } else {
         Typed::Text(value)

@@ -3,7 +3,7 @@
 //! text found from where those parts lie. `--bodies delta` splits and digests the messages of
 //! every request, so reading a multi-megabyte body a second time would cost as much again.
 
-use crate::encode::Str;
+use crate::encode::borrowed::Str;
 use serde::Deserialize;
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
