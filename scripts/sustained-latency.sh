@@ -34,7 +34,7 @@ via_ours=127.0.0.1:$(free_port)
 
 "$release/fake-anthropic" --listen "$upstream" >/dev/null &
 pids+=($!)
-# The benchmark's nginx (crates/proxy/benches/overhead.rs): streaming both ways, keep-alive.
+# The benchmark's nginx (crates/claude-api-proxy/benches/overhead.rs): streaming both ways, keep-alive.
 mkdir -p "$work/nginx"
 cat >"$work/nginx/nginx.conf" <<EOF
 worker_processes 2;

@@ -87,11 +87,11 @@ pub fn build_logger_image() -> u64 {
 /// [`build_logger_image`] with another tag and extra `podman build` options.
 pub fn build_logger_image_as(tag: &str, options: &[&str]) -> u64 {
     require_podman_env();
-    let out = run(
-        Command::new(repo_root().join("crates/supervisor/tests/podman/build-logger.sh"))
-            .arg(tag)
-            .args(options),
-    );
+    let out = run(Command::new(
+        repo_root().join("crates/claude-api-logger/tests/podman/build-logger.sh"),
+    )
+    .arg(tag)
+    .args(options));
     String::from_utf8_lossy(&out.stdout)
         .trim()
         .parse()
@@ -102,7 +102,7 @@ pub fn build_logger_image_as(tag: &str, options: &[&str]) -> u64 {
 pub fn build_bases() {
     require_podman_env();
     run(&mut Command::new(
-        repo_root().join("crates/supervisor/tests/podman/bases.sh"),
+        repo_root().join("crates/claude-api-logger/tests/podman/bases.sh"),
     ));
 }
 

@@ -35,9 +35,9 @@ fn claude_sandbox_script_is_shellcheck_clean() {
     let root = repo_root();
     run(Command::new("shellcheck")
         .arg(root.join("scripts/claude-sandbox.sh"))
-        .arg(root.join("crates/supervisor/tests/podman/bases.sh"))
-        .arg(root.join("crates/supervisor/tests/podman/build-logger.sh"))
-        .arg(root.join("crates/supervisor/tests/podman/rootless.sh")));
+        .arg(root.join("crates/claude-api-logger/tests/podman/bases.sh"))
+        .arg(root.join("crates/claude-api-logger/tests/podman/build-logger.sh"))
+        .arg(root.join("crates/claude-api-logger/tests/podman/rootless.sh")));
 }
 
 /// Secrets reach containers by name (`-e NAME`, the value taken from the script's environment)
@@ -709,7 +709,7 @@ fn clone_runs_claude_code_in_a_kept_clone_of_the_branch() {
     assert!(scope.containers().is_empty(), "{:?}", scope.containers());
 
     start_fake_upstream(&scope);
-    // The test Claude image holds /srv/fixture.git (crates/supervisor/tests/podman/bases.sh);
+    // The test Claude image holds /srv/fixture.git (crates/claude-api-logger/tests/podman/bases.sh);
     // Claude Code runs a command in its workspace and the fake API echoes the result.
     let clone = |command: &str| {
         let out = run(sandbox(&scope).current_dir(&cwd).args([

@@ -25,11 +25,11 @@ struct Rootless {
 impl Rootless {
     fn setup(images: &[&str]) -> Self {
         require_podman_env();
-        let out = run(
-            Command::new(repo_root().join("crates/supervisor/tests/podman/rootless.sh"))
-                .arg(USER)
-                .args(images),
-        );
+        let out = run(Command::new(
+            repo_root().join("crates/claude-api-logger/tests/podman/rootless.sh"),
+        )
+        .arg(USER)
+        .args(images));
         let env: Vec<(String, String)> = String::from_utf8_lossy(&out.stdout)
             .lines()
             .filter_map(|l| l.split_once('='))
