@@ -364,18 +364,7 @@ fn real_claude_code_sessions_are_listed_shown_and_rendered_in_a_browser() {
 
 /// Opens `page` in headless Chromium (tests/browser/check_page.js); its JSON report.
 fn browser_check(page: &Path, shot: &Path) -> Value {
-    let out = node("check_page.js")
-        .arg(page)
-        .arg(shot)
-        .output()
-        .expect("run node (scripts/test.sh installs it with Claude Code)");
-    assert!(
-        out.status.success(),
-        "check_page.js failed: {}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("check_page.js prints JSON")
+    browser_report("check_page.js", &[page, shot])
 }
 
 /// A minimal traffic record of session `session` (shape of docs/log-format.md) whose request

@@ -90,18 +90,10 @@ fn http(addr: &str, method: &str, path: &str, headers: &[(&str, &str)]) -> (u16,
 
 /// tests/browser/serve_open.js: opens `url` in the browser; its JSON report.
 fn browse(origin: &str, url: &str, shot: &str, fetch: Option<&str>) -> Value {
-    let out = node("serve_open.js")
-        .args([origin, url, shots().join(shot).to_str().unwrap()])
-        .args(fetch)
-        .output()
-        .expect("run node (scripts/test.sh installs it with Claude Code)");
-    assert!(
-        out.status.success(),
-        "serve_open.js failed: {}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("serve_open.js prints JSON")
+    let shot = shots().join(shot);
+    let mut args = vec![origin, url, shot.to_str().unwrap()];
+    args.extend(fetch);
+    browser_report("serve_open.js", &args)
 }
 
 /// Nothing a reader must never see: no dialog, no policy violation, no script of the log's,

@@ -225,3 +225,19 @@ pub fn node(script: &str) -> Command {
     .env("NODE_PATH", &modules);
     cmd
 }
+
+/// Runs `node tests/browser/<script> <args>` (see [`node`]) and returns the JSON report it
+/// prints; a failed run fails the test with its stderr.
+pub fn browser_report<S: AsRef<std::ffi::OsStr>>(script: &str, args: &[S]) -> Value {
+    let out = node(script)
+        .args(args)
+        .output()
+        .expect("run node (scripts/test.sh installs it with Claude Code)");
+    assert!(
+        out.status.success(),
+        "{script} failed: {}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{script} prints JSON"))
+}
